@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: MIT */
+/* Small shared helpers: cleanup attributes, fd and string utilities, time. No logging here. */
+#pragma once
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef uint64_t usec_t;
+
+#define USEC_INFINITY ((usec_t) UINT64_MAX)
+#define USEC_PER_MSEC ((usec_t) 1000ULL)
+#define USEC_PER_SEC ((usec_t) 1000000ULL)
+#define USEC_PER_MINUTE (60ULL * USEC_PER_SEC)
+#define USEC_PER_HOUR (60ULL * USEC_PER_MINUTE)
+#define USEC_PER_DAY (24ULL * USEC_PER_HOUR)
+#define NSEC_PER_USEC ((uint64_t) 1000ULL)
+
+#define _cleanup_(f) __attribute__((cleanup(f)))
+#define _printf_(a, b) __attribute__((format(printf, a, b)))
+#define _sentinel_ __attribute__((sentinel))
+#define _unused_ __attribute__((unused))
+#define _noreturn_ __attribute__((noreturn))
+#define _warn_unused_result_ __attribute__((warn_unused_result))
+
+#define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* Hand over ownership of a pointer or fd held by a _cleanup_ variable. */
+#define TAKE_PTR(p)                                                                                       \
+        ({                                                                                                \
+                typeof(p) _p_ = (p);                                                                      \
+                (p) = NULL;                                                                               \
+                _p_;                                                                                      \
+        })
+#define TAKE_FD(fd)                                                                                       \
+        ({                                                                                                \
+                int _fd_ = (fd);                                                                          \
+                (fd) = -EBADF;                                                                            \
+                _fd_;                                                                                     \
+        })
+
+#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)                                                           \
+        static inline void func##p(type *p) {                                                             \
+                if (*p)                                                                                   \
+                        func(*p);                                                                         \
+        }
+
+static inline void freep(void *p) {
+        free(*(void **) p);
+}
+#define _cleanup_free_ _cleanup_(freep)
+
+/* Close an fd if it is valid, keep errno, and return -EBADF so callers can write fd = safe_close(fd). */
+int safe_close(int fd);
+static inline void closep(int *fd) {
+        safe_close(*fd);
+}
+#define _cleanup_close_ _cleanup_(closep)
+void close_pairp(int (*p)[2]);
+
+static inline bool streq(const char *a, const char *b) {
+        return strcmp(a, b) == 0;
+}
+static inline bool streq_ptr(const char *a, const char *b) {
+        if (!a || !b)
+                return a == b;
+        return streq(a, b);
+}
+static inline bool isempty(const char *s) {
+        return !s || !*s;
+}
+/* Returns a pointer just past prefix in s, or NULL when s does not start with prefix. */
+const char *startswith(const char *s, const char *prefix);
+
+/* NULL-terminated string vectors ("strv"). */
+char **strv_free(char **l);
+DEFINE_TRIVIAL_CLEANUP_FUNC(char **, strv_free);
+#define _cleanup_strv_free_ _cleanup_(strv_freep)
+size_t strv_length(char *const *l);
+char **strv_copy(char *const *l);
+/* Appends a copy of value; returns 0 or -ENOMEM (the vector is unchanged on failure). */
+int strv_extend(char ***l, const char *value);
+/* Appends value itself, which the vector owns on success. */
+int strv_consume(char ***l, char *value);
+
+/* Formats into a newly allocated string; NULL on OOM. */
+char *strdup_printf(const char *format, ...) _printf_(1, 2);
+
+usec_t now_usec(clockid_t clock);
+/* Formats a duration like "1.5s", "250ms", "2min 3s" into buf (at least FORMAT_USEC_MAX bytes). */
+#define FORMAT_USEC_MAX 64
+const char *format_usec(char *buf, size_t size, usec_t u);
+/* Formats a byte count like "512.0M" into buf (at least FORMAT_BYTES_MAX bytes). */
+#define FORMAT_BYTES_MAX 16
+const char *format_bytes(char *buf, size_t size, uint64_t bytes);
+
+/* Signal names without the SIG prefix ("TERM"), NULL for unknown numbers; and the reverse, accepting
+ * "TERM", "SIGTERM" or a number. Returns the signal or -EINVAL. */
+const char *signal_to_string(int sig);
+int signal_from_string(const char *s);
+
+/* Exit codes corral itself uses (sysexits-style where one fits). */
+enum {
+        EXIT_USAGE = 64,
+        EXIT_SOFTWARE = 70,
+        EXIT_OSERR = 71,
+        EXIT_CONFIG = 78,
+};
