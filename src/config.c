@@ -1,0 +1,636 @@
+/* SPDX-License-Identifier: MIT */
+/* The configuration: one key table drives the INI file (through inih), the command-line twins, --help and
+ * the defaults. Loading builds a fresh Config that is never modified afterwards. */
+
+#include <ini.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "config.h"
+#include "parse.h"
+#include "sockets.h"
+
+/* Files larger than this are not configuration files; refuse them instead of reading them into memory. */
+#define CONFIG_FILE_MAX (1024U * 1024U)
+
+typedef struct ConfigKey ConfigKey;
+
+/* Parses value into the field at c + k->offset. value is NULL only for keys without a default, and then
+ * means "reset to none". On failure returns -EINVAL or -ERANGE and writes what was expected into why. */
+typedef int (*ConfigParseFn)(const ConfigKey *k, const char *value, Config *c, char *why, size_t n);
+
+struct ConfigKey {
+        ConfigKeyInfo info;
+        const char *def; /* the default, in the same syntax as the file; NULL: none */
+        ConfigParseFn parse;
+        size_t offset;
+        uint64_t min, max;
+};
+
+static void *config_field(const ConfigKey *k, Config *c) {
+        return (uint8_t *) c + k->offset;
+}
+
+static int config_parse_command(const ConfigKey *k, const char *value, Config *c, char *why, size_t n) {
+        char ***field = config_field(k, c), **argv = NULL;
+        int r;
+
+        if (value) {
+                r = parse_command_line(value, &argv);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0) {
+                        snprintf(why, n,
+                                 "expected a command line with matching quotes and no trailing backslash");
+                        return r;
+                }
+        }
+        strv_free(*field);
+        *field = argv;
+        return 0;
+}
+
+static int config_parse_count(const ConfigKey *k, const char *value, Config *c, char *why, size_t n) {
+        const char *minus;
+        unsigned v;
+        int r;
+
+        if (streq(value, "auto")) {
+                c->count_mode = COUNT_AUTO;
+                c->count_value = 0;
+                return 0;
+        }
+
+        if ((minus = startswith(value, "auto-"))) {
+                r = parse_unsigned(minus, 1, COUNT_MAX - 1, &v);
+                if (r >= 0) {
+                        c->count_mode = COUNT_AUTO;
+                        c->count_value = v;
+                        return 0;
+                }
+        } else {
+                r = parse_unsigned(value, (unsigned) k->min, (unsigned) k->max, &v);
+                if (r >= 0) {
+                        c->count_mode = COUNT_FIXED;
+                        c->count_value = v;
+                        return 0;
+                }
+        }
+
+        if (r == -ERANGE)
+                snprintf(why, n, "expected a number between %u and %u, or 'auto-K' with K between 1 and %u",
+                         (unsigned) k->min, (unsigned) k->max, COUNT_MAX - 1);
+        else
+                snprintf(why, n, "expected a number, 'auto' or 'auto-K'");
+        return r;
+}
+
+static int config_parse_ready_mode(const ConfigKey *k, const char *value, Config *c, char *why, size_t n) {
+        ReadyMode m = ready_mode_from_string(value);
+
+        if (m < 0) {
+                snprintf(why, n, "expected 'notify', 'exec' or 'delay'");
+                return -EINVAL;
+        }
+        *(ReadyMode *) config_field(k, c) = m;
+        return 0;
+}
+
+static int config_parse_duration(const ConfigKey *k, const char *value, Config *c, char *why, size_t n) {
+        char a[FORMAT_USEC_MAX], b[FORMAT_USEC_MAX];
+        usec_t u;
+        int r;
+
+        r = parse_usec(value, &u);
+        if (r >= 0 && (u < k->min || u > k->max))
+                r = -ERANGE;
+        if (r < 0) {
+                snprintf(why, n, "expected a duration between %s and %s, e.g. '500ms', '30s' or '1min 30s'",
+                         format_usec(a, sizeof(a), k->min), format_usec(b, sizeof(b), k->max));
+                return r;
+        }
+        *(usec_t *) config_field(k, c) = u;
+        return 0;
+}
+
+static int config_parse_unsigned(const ConfigKey *k, const char *value, Config *c, char *why, size_t n) {
+        unsigned v;
+        int r;
+
+        r = parse_unsigned(value, (unsigned) k->min, (unsigned) k->max, &v);
+        if (r < 0) {
+                snprintf(why, n, "expected a number between %" PRIu64 " and %" PRIu64, k->min, k->max);
+                return r;
+        }
+        *(unsigned *) config_field(k, c) = v;
+        return 0;
+}
+
+static int config_parse_exit_status(const ConfigKey *k, const char *value, Config *c, char *why, size_t n) {
+        unsigned v;
+        int r;
+
+        if (!value) {
+                *(int *) config_field(k, c) = -1;
+                return 0;
+        }
+        r = parse_unsigned(value, (unsigned) k->min, (unsigned) k->max, &v);
+        if (r < 0) {
+                snprintf(why, n, "expected an exit status between %u and %u", (unsigned) k->min,
+                         (unsigned) k->max);
+                return r;
+        }
+        *(int *) config_field(k, c) = (int) v;
+        return 0;
+}
+
+static int config_parse_signal(const ConfigKey *k, const char *value, Config *c, char *why, size_t n) {
+        int sig = signal_from_string(value);
+
+        if (sig < 0) {
+                snprintf(why, n, "expected a signal name like 'TERM' or 'SIGTERM', or a number");
+                return -EINVAL;
+        }
+        *(int *) config_field(k, c) = sig;
+        return 0;
+}
+
+static int config_parse_listen(const ConfigKey *k, const char *value, Config *c, char *why, size_t n) {
+        char ***field = config_field(k, c);
+        const char *reason = NULL;
+        ListenSpec spec;
+        int r;
+
+        /* An empty assignment clears the list, as in systemd units, so a drop-in or the command line can
+         * replace addresses instead of only adding to them. */
+        if (!value) {
+                *field = strv_free(*field);
+                return 0;
+        }
+
+        /* Checked now, so a typo is reported with its line; bound later by sockets.c. */
+        r = listen_spec_parse(value, &spec, &reason);
+        if (r < 0) {
+                snprintf(why, n, "%s", reason ?: "invalid address");
+                return r;
+        }
+        return strv_extend(field, value);
+}
+
+/* clang-format off */
+/* A row with a default: the same literal is parsed at startup and quoted in --help. */
+#define KEY(sec, name, opt, sopt, meta, d, h, fn, field, mn, mx)                                          \
+        {                                                                                                 \
+                .info = { sec, name, opt, sopt, meta, h " (default: " d ")" }, .def = d, .parse = fn,     \
+                .offset = offsetof(Config, field), .min = mn, .max = mx,                                  \
+        }
+#define KEY_NO_DEFAULT(sec, name, opt, sopt, meta, h, fn, field, mn, mx)                                  \
+        {                                                                                                 \
+                .info = { sec, name, opt, sopt, meta, h }, .def = NULL, .parse = fn,                      \
+                .offset = offsetof(Config, field), .min = mn, .max = mx,                                  \
+        }
+
+static const ConfigKey config_keys[] = {
+        KEY_NO_DEFAULT("Worker", "ExecStart", "exec-start", 0, "COMMAND",
+                       "Command line of the worker program; a command after -- replaces it",
+                       config_parse_command, exec_start, 0, 0),
+        KEY("Worker", "Count", "count", 'n', "N|auto|auto-K", "auto",
+            "Number of workers: a number, one per usable CPU, or that minus K",
+            config_parse_count, count_mode, 1, COUNT_MAX),
+        KEY("Worker", "ReadyMode", "ready-mode", 0, "notify|exec|delay", "notify",
+            "How a worker becomes ready: it sends READY=1, at exec, or after ReadyDelaySec=",
+            config_parse_ready_mode, ready_mode, 0, 0),
+        KEY("Worker", "ReadyDelaySec", "ready-delay", 0, "DURATION", "1s",
+            "With ReadyMode=delay, time from exec until the worker counts as ready",
+            config_parse_duration, ready_delay_usec, 0, USEC_PER_HOUR),
+        KEY("Worker", "ReadyTimeoutSec", "ready-timeout", 0, "DURATION", "30s",
+            "Time a new worker has to become ready, or it is a failed start",
+            config_parse_duration, ready_timeout_usec, USEC_PER_MSEC, USEC_PER_DAY),
+        KEY("Worker", "StopSignal", "stop-signal", 0, "SIGNAL", "SIGTERM",
+            "Signal that asks a worker to exit",
+            config_parse_signal, stop_signal, 0, 0),
+        KEY("Worker", "StopTimeoutSec", "stop-timeout", 0, "DURATION", "30s",
+            "Time a stopping worker gets before SIGKILL",
+            config_parse_duration, stop_timeout_usec, USEC_PER_MSEC, USEC_PER_DAY),
+        KEY_NO_DEFAULT("Socket", "Listen", "listen", 'l', "ADDRESS",
+                       "Socket to bind without socket activation, repeatable: [NAME=][tcp:|udp:]IP:PORT or "
+                       "[NAME=]unix:PATH[:MODE]; an empty value clears the list",
+                       config_parse_listen, listen, 0, 0),
+        KEY("Restart", "MinUptimeSec", "min-uptime", 0, "DURATION", "1s",
+            "A worker that crashes after running this long is restarted at once, one that crashes sooner "
+            "after a backoff",
+            config_parse_duration, min_uptime_usec, 0, USEC_PER_DAY),
+        KEY("Restart", "RestartSec", "restart-delay", 0, "DURATION", "100ms",
+            "First restart backoff delay; it doubles with each quick crash",
+            config_parse_duration, restart_usec, 0, USEC_PER_HOUR),
+        KEY("Restart", "BackoffMaxSec", "backoff-max", 0, "DURATION", "30s",
+            "Cap of the restart backoff delay",
+            config_parse_duration, backoff_max_usec, 0, USEC_PER_DAY),
+        KEY_NO_DEFAULT("Restart", "RestartPreventExitStatus", "restart-prevent-exit-status", 0, "STATUS",
+                       "Exit status that means a permanent failure, the slot is not restarted "
+                       "(default: none)",
+                       config_parse_exit_status, restart_prevent_exit_status, 0, 255),
+        KEY("Reload", "MaxSurge", "max-surge", 0, "N", "1",
+            "Extra workers a rolling restart may run at once",
+            config_parse_unsigned, max_surge, 0, COUNT_MAX),
+        KEY("Reload", "MaxUnavailable", "max-unavailable", 0, "N", "0",
+            "Workers a rolling restart may stop before their replacements are ready",
+            config_parse_unsigned, max_unavailable, 0, COUNT_MAX),
+};
+/* clang-format on */
+
+const ConfigKeyInfo *config_key_table(size_t *ret_n) {
+        /* The public part of each row, laid out contiguously; filled once, on first use. */
+        static ConfigKeyInfo infos[ELEMENTSOF(config_keys)];
+
+        if (!infos[0].key)
+                for (size_t i = 0; i < ELEMENTSOF(config_keys); i++)
+                        infos[i] = config_keys[i].info;
+        if (ret_n)
+                *ret_n = ELEMENTSOF(infos);
+        return infos;
+}
+
+static const char *const ready_mode_table[_READY_MODE_MAX] = {
+        [READY_NOTIFY] = "notify",
+        [READY_EXEC] = "exec",
+        [READY_DELAY] = "delay",
+};
+
+const char *ready_mode_to_string(ReadyMode m) {
+        if (m < 0 || m >= _READY_MODE_MAX)
+                return NULL;
+        return ready_mode_table[m];
+}
+
+ReadyMode ready_mode_from_string(const char *s) {
+        for (ReadyMode m = 0; m < _READY_MODE_MAX; m++)
+                if (streq_ptr(s, ready_mode_table[m]))
+                        return m;
+        return _READY_MODE_INVALID;
+}
+
+static bool config_section_known(const char *section) {
+        for (size_t i = 0; i < ELEMENTSOF(config_keys); i++)
+                if (streq(config_keys[i].info.section, section))
+                        return true;
+        return false;
+}
+
+static const ConfigKey *config_key_find(const char *section, const char *key, const char *option) {
+        for (size_t i = 0; i < ELEMENTSOF(config_keys); i++) {
+                const ConfigKey *k = &config_keys[i];
+
+                if (option ? streq(k->info.option, option) :
+                             streq(k->info.section, section) && streq(k->info.key, key))
+                        return k;
+        }
+        return NULL;
+}
+
+/* Applies one assignment. An empty value restores the default, as systemd does for most settings. */
+static int config_apply(const ConfigKey *k, const char *value, Config *c, char *explain, size_t size) {
+        return k->parse(k, isempty(value) ? k->def : value, c, explain, size);
+}
+
+Config *config_free(Config *c) {
+        if (!c)
+                return NULL;
+        free(c->path);
+        strv_free(c->exec_start);
+        strv_free(c->listen);
+        free(c);
+        return NULL;
+}
+
+static int config_new(Config **ret) {
+        _cleanup_(config_freep) Config *c = NULL;
+        char explain[256];
+        int r;
+
+        c = calloc(1, sizeof(Config));
+        if (!c)
+                return -ENOMEM;
+        c->restart_prevent_exit_status = -1;
+
+        for (size_t i = 0; i < ELEMENTSOF(config_keys); i++) {
+                if (!config_keys[i].def)
+                        continue;
+                r = config_apply(&config_keys[i], config_keys[i].def, c, explain, sizeof(explain));
+                if (r < 0)
+                        return r;
+        }
+
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+/* State shared by the inih reader and handler. inih (at least up to r55) neither passes line numbers to
+ * the handler nor stops at the first error, so the reader hands out the file one line at a time, counts
+ * them, checks what inih would silently accept, and ends the input once an error has been recorded. */
+typedef struct ConfigParser {
+        Config *config;
+        const char *path;
+        const char *data;
+        size_t size, pos;
+        unsigned line;
+        int error;
+        char *message;
+} ConfigParser;
+
+/* Records the first error as "FILE:LINE: <message>"; returns false, which is inih's "failed" too. */
+_printf_(3, 4) static bool config_parser_fail(ConfigParser *p, int error, const char *format, ...) {
+        _cleanup_free_ char *m = NULL;
+        va_list ap;
+        int r;
+
+        va_start(ap, format);
+        r = vasprintf(&m, format, ap);
+        va_end(ap);
+
+        p->message = r < 0 ? NULL : strdup_printf("%s:%u: %s", p->path, p->line, m);
+        p->error = p->message ? error : -ENOMEM;
+        return false;
+}
+
+/* Sections and syntax are checked here, on the raw line, because inih calls the handler only for
+ * key=value pairs and reports other problems as a bare line number. */
+static bool config_check_line(ConfigParser *p, const char *line) {
+        const char *end, *rest;
+        int n;
+
+        if (*line == 0 || *line == '#' || *line == ';')
+                return true;
+
+        if (*line == '[') {
+                end = strchr(line, ']');
+                if (!end)
+                        return config_parser_fail(p, -EINVAL, "Syntax error: missing ']'");
+                rest = end + 1 + strspn(end + 1, " \t");
+                if (*rest != 0 && *rest != '#' && *rest != ';')
+                        return config_parser_fail(p, -EINVAL, "Syntax error: text after ']'");
+                n = (int) (end - line - 1);
+                if (!config_section_known(strndupa(line + 1, n)))
+                        return config_parser_fail(p, -EINVAL, "Unknown section '%.*s'", n, line + 1);
+                return true;
+        }
+
+        /* inih also takes "Key: value" (Python's configparser); systemd's syntax does not. */
+        if (line[strcspn(line, "=:")] != '=')
+                return config_parser_fail(p, -EINVAL,
+                                          "Syntax error: expected '[Section]', 'Key=value' or a comment");
+        return true;
+}
+
+static char *config_reader(char *str, int num, void *stream) {
+        ConfigParser *p = stream;
+        const char *start, *eol;
+        size_t len;
+
+        if (p->error < 0 || p->pos >= p->size || num < 3)
+                return NULL;
+
+        start = p->data + p->pos;
+        eol = memchr(start, '\n', p->size - p->pos);
+        len = eol ? (size_t) (eol - start) : p->size - p->pos;
+        p->pos += len + (eol ? 1 : 0);
+        p->line++;
+
+        if (memchr(start, 0, len)) {
+                config_parser_fail(p, -EINVAL, "Line contains a NUL byte");
+                return NULL;
+        }
+        if (len > 0 && start[len - 1] == '\r')
+                len--;
+        if (p->line == 1 && len >= 3 && memcmp(start, "\xEF\xBB\xBF", 3) == 0) {
+                start += 3;
+                len -= 3;
+        }
+        /* Leading whitespace is dropped: inih would take an indented line as the continuation of the
+         * previous value (Python's multi-line values), which is not what an indented "Key=" means here. */
+        while (len > 0 && (*start == ' ' || *start == '\t')) {
+                start++;
+                len--;
+        }
+
+        /* inih needs room for "\n\0" and silently drops the rest of a longer line. */
+        if (len > (size_t) num - 2) {
+                config_parser_fail(p, -EINVAL, "Line too long (more than %i characters)", num - 2);
+                return NULL;
+        }
+        memcpy(str, start, len);
+        str[len] = 0;
+        if (!config_check_line(p, str))
+                return NULL;
+        str[len] = '\n';
+        str[len + 1] = 0;
+        return str;
+}
+
+static int config_handler(void *user, const char *section, const char *name, const char *value) {
+        ConfigParser *p = user;
+        const ConfigKey *k;
+        char explain[256] = "";
+        int r;
+
+        if (p->error < 0)
+                return 0;
+
+        if (isempty(section))
+                return config_parser_fail(p, -EINVAL, "%s=: Key outside of a section", name);
+
+        k = config_key_find(section, name, NULL);
+        if (!k)
+                return config_parser_fail(p, -EINVAL, "[%s] %s=: unknown key", section, name);
+
+        r = config_apply(k, value, p->config, explain, sizeof(explain));
+        if (r == -ENOMEM) {
+                p->error = r;
+                return 0;
+        }
+        if (r < 0)
+                return config_parser_fail(p, r, "%s=: invalid value '%s': %s", name, value, explain);
+        return 1;
+}
+
+static int read_file(const char *path, char **ret, size_t *ret_size) {
+        _cleanup_free_ char *buf = NULL;
+        FILE *f;
+        size_t n;
+        int r = 0;
+
+        f = fopen(path, "re");
+        if (!f)
+                return -errno;
+
+        /* One byte more than allowed, to tell "exactly at the limit" from "over it". */
+        buf = malloc(CONFIG_FILE_MAX + 1);
+        if (!buf)
+                r = -ENOMEM;
+        else {
+                n = fread(buf, 1, CONFIG_FILE_MAX + 1, f);
+                if (ferror(f))
+                        r = errno > 0 ? -errno : -EIO;
+                else if (n > CONFIG_FILE_MAX)
+                        r = -EFBIG;
+        }
+        fclose(f);
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(buf);
+        *ret_size = n;
+        return 0;
+}
+
+static int config_parse_file(Config *c, const char *path, char **ret_error) {
+        _cleanup_free_ char *data = NULL;
+        ConfigParser p = {
+                .config = c,
+                .path = path,
+        };
+        size_t size;
+        int r;
+
+        r = read_file(path, &data, &size);
+        if (r < 0) {
+                if (ret_error)
+                        *ret_error = strdup_printf("Failed to read configuration file %s: %s", path,
+                                                   strerror(-r));
+                return r;
+        }
+        p.data = data;
+        p.size = size;
+
+        r = ini_parse_stream(config_reader, &p, config_handler, &p);
+        if (p.error < 0) {
+                if (ret_error)
+                        *ret_error = TAKE_PTR(p.message);
+                free(p.message);
+                return p.error;
+        }
+        if (r < 0)
+                return -ENOMEM;
+        if (r > 0) {
+                /* Not reached with the checks in config_reader(), but never ignore what inih reports. */
+                if (ret_error)
+                        *ret_error = strdup_printf("%s:%i: Syntax error", path, r);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+static int config_apply_args(Config *c, const ConfigArg *args, size_t n_args, char **ret_error) {
+        for (size_t i = 0; i < n_args; i++) {
+                const ConfigKey *k = config_key_find(NULL, NULL, args[i].option);
+                char explain[256] = "";
+                int r;
+
+                if (!k) {
+                        if (ret_error)
+                                *ret_error = strdup_printf("--%s: unknown option", args[i].option);
+                        return -EINVAL;
+                }
+
+                r = config_apply(k, args[i].value, c, explain, sizeof(explain));
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0) {
+                        if (ret_error)
+                                *ret_error = strdup_printf("--%s: invalid value '%s': %s", args[i].option,
+                                                           args[i].value, explain);
+                        return r;
+                }
+        }
+        return 0;
+}
+
+/* Checks that need more than one key. Messages name the file when there is one, since a reload that fails
+ * here must point at what to fix. */
+static int config_verify(const Config *c, char **ret_error) {
+        char a[FORMAT_USEC_MAX], b[FORMAT_USEC_MAX];
+        _cleanup_free_ char *m = NULL;
+
+        if (strv_length(c->exec_start) == 0 || isempty(c->exec_start[0]))
+                m = strdup_printf("no command: set ExecStart= in [Worker] or pass one after --");
+        else if (c->backoff_max_usec < c->restart_usec)
+                m = strdup_printf("BackoffMaxSec=%s is less than RestartSec=%s, the first backoff delay",
+                                  format_usec(a, sizeof(a), c->backoff_max_usec),
+                                  format_usec(b, sizeof(b), c->restart_usec));
+        else if (c->ready_mode == READY_DELAY && c->ready_delay_usec >= c->ready_timeout_usec)
+                m = strdup_printf(
+                        "ReadyDelaySec=%s must be less than ReadyTimeoutSec=%s "
+                        "with ReadyMode=delay",
+                        format_usec(a, sizeof(a), c->ready_delay_usec),
+                        format_usec(b, sizeof(b), c->ready_timeout_usec));
+        else if (c->max_surge + c->max_unavailable < 1)
+                m = strdup_printf(
+                        "MaxSurge=0 and MaxUnavailable=0: a rolling restart could never make progress");
+        else
+                return 0;
+
+        if (!m)
+                return -ENOMEM;
+        if (ret_error)
+                *ret_error = c->path ? strdup_printf("%s: %s", c->path, m) : TAKE_PTR(m);
+        return -EINVAL;
+}
+
+int config_load(const char *path, const ConfigArg *args, size_t n_args, char *const *command, Config **ret,
+                char **ret_error) {
+        _cleanup_(config_freep) Config *c = NULL;
+        _cleanup_free_ char *error = NULL;
+        int r;
+
+        r = config_new(&c);
+        if (r < 0)
+                return r;
+
+        if (path) {
+                c->path = strdup(path);
+                if (!c->path)
+                        return -ENOMEM;
+                r = config_parse_file(c, path, &error);
+                if (r < 0)
+                        goto fail;
+        }
+
+        r = config_apply_args(c, args, n_args, &error);
+        if (r < 0)
+                goto fail;
+
+        if (command && command[0]) {
+                char **argv = strv_copy(command);
+
+                if (!argv)
+                        return -ENOMEM;
+                strv_free(c->exec_start);
+                c->exec_start = argv;
+        }
+
+        r = config_verify(c, &error);
+        if (r < 0)
+                goto fail;
+
+        *ret = TAKE_PTR(c);
+        return 0;
+
+fail:
+        if (ret_error)
+                *ret_error = TAKE_PTR(error);
+        return r;
+}
+
+unsigned config_worker_count(const Config *c, unsigned ncpus) {
+        ncpus = MAX(ncpus, 1U);
+
+        switch (c->count_mode) {
+        case COUNT_AUTO:
+                return MIN(ncpus > c->count_value ? ncpus - c->count_value : 1U, COUNT_MAX);
+        case COUNT_FIXED:
+        default:
+                return c->count_value;
+        }
+}

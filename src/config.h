@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: MIT */
+/* The configuration: an INI file (parsed with inih) plus command-line twins of every key, turned into an
+ * immutable Config. One key table drives parsing, bounds, --help and the command line. */
+#pragma once
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "util.h"
+
+typedef enum ReadyMode {
+        READY_NOTIFY, /* the worker sends READY=1 */
+        READY_EXEC,   /* ready as soon as execve() succeeded */
+        READY_DELAY,  /* ready ReadyDelaySec after execve() succeeded */
+        _READY_MODE_MAX,
+        _READY_MODE_INVALID = -EINVAL,
+} ReadyMode;
+
+const char *ready_mode_to_string(ReadyMode m);
+ReadyMode ready_mode_from_string(const char *s);
+
+typedef enum CountMode {
+        COUNT_FIXED, /* exactly count_value workers */
+        COUNT_AUTO,  /* one per usable CPU, minus count_value (auto-K), at least one */
+        _COUNT_MODE_MAX,
+        _COUNT_MODE_INVALID = -EINVAL,
+} CountMode;
+
+#define COUNT_MAX 4096U
+
+typedef struct Config {
+        char *path;        /* the file this came from, NULL when there was none */
+        char **exec_start; /* argv of the worker command, never empty after a successful load */
+
+        CountMode count_mode;
+        unsigned count_value;
+
+        ReadyMode ready_mode;
+        usec_t ready_delay_usec;
+        usec_t ready_timeout_usec;
+        int stop_signal;
+        usec_t stop_timeout_usec;
+
+        char **listen; /* embedded-mode listen specs, in order (see sockets.h) */
+
+        usec_t min_uptime_usec;
+        usec_t restart_usec;     /* first backoff delay */
+        usec_t backoff_max_usec; /* cap of the exponential backoff */
+        int restart_prevent_exit_status; /* exit status meaning "do not respawn", -1 = none */
+
+        unsigned max_surge;
+        unsigned max_unavailable;
+} Config;
+
+/* One key of the table, for --help and building the command line. */
+typedef struct ConfigKeyInfo {
+        const char *section;
+        const char *key;
+        const char *option;  /* long option name, without the dashes */
+        char short_option;   /* 0 when there is none */
+        const char *metavar; /* what the value looks like, e.g. "DURATION" */
+        const char *help;    /* one line, includes the default */
+} ConfigKeyInfo;
+
+/* The table, in --help order; *ret_n receives its length. The memory is static. */
+const ConfigKeyInfo *config_key_table(size_t *ret_n);
+
+/* One setting given on the command line: the long option name of a key and its value. Values are
+ * applied after the file, in order, so the command line wins. Both strings are borrowed. */
+typedef struct ConfigArg {
+        const char *option;
+        const char *value;
+} ConfigArg;
+
+/* Loads the file at path (NULL: none), applies args, then command (argv after "--", NULL or empty:
+ * none; it replaces ExecStart=), then verifies the result. On success returns 0 and a new Config the
+ * caller owns. On failure returns a negative errno (-EINVAL for invalid content, -ENOENT and friends
+ * for an unreadable file) and, when ret_error is non-NULL, a newly allocated one-line message that
+ * names the file and line, or the option, and the key, e.g.
+ *   "/etc/corral/app.conf:12: Count=: invalid value 'many': expected a number, 'auto' or 'auto-K'"
+ *   "--count: invalid value 'many': expected a number, 'auto' or 'auto-K'"
+ * Unknown sections and keys are errors. */
+int config_load(const char *path, const ConfigArg *args, size_t n_args, char *const *command, Config **ret,
+                char **ret_error);
+
+Config *config_free(Config *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Config *, config_free);
+
+/* The number of workers this config asks for on a machine with ncpus usable CPUs (>= 1). */
+unsigned config_worker_count(const Config *c, unsigned ncpus);
