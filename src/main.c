@@ -1,0 +1,217 @@
+/* SPDX-License-Identifier: MIT */
+/* corral's entry point: the command line (built from the config key table), config load, socket intake,
+ * the manager, and the exit code. The only place that exits. */
+#include <arpa/inet.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "manager.h"
+#include "notify.h"
+#include "sockets.h"
+#include "spawn.h"
+
+enum {
+        ARG_VERSION = 0x100,
+        ARG_LOG_LEVEL,
+        ARG_KEY_BASE = 0x200, /* + index into the config key table */
+};
+
+typedef struct Args {
+        const char *config_path;
+        ConfigArg *config_args;
+        size_t n_config_args;
+        char **command;
+        bool exit_now;
+} Args;
+
+static void help(void) {
+        const ConfigKeyInfo *keys;
+        size_t n;
+
+        keys = config_key_table(&n);
+        printf("Usage: corral [OPTIONS] [--config FILE] [-- COMMAND [ARGS...]]\n\n"
+               "Runs COMMAND as a pool of workers sharing the listening sockets corral holds: from systemd\n"
+               "socket activation (LISTEN_FDS), or bound by corral from --listen.\n\n"
+               "  -h --help                  Show this help\n"
+               "     --version               Show the version\n"
+               "  -c --config FILE           Read the configuration from FILE (INI)\n"
+               "     --log-level LEVEL       debug, info, notice, warning or err (default: info)\n\n"
+               "Every configuration key has an option; options override the file:\n");
+        for (size_t i = 0; i < n; i++) {
+                char opt[64];
+
+                snprintf(opt, sizeof opt, "%c%c --%s %s", keys[i].short_option ? '-' : ' ',
+                         keys[i].short_option ? keys[i].short_option : ' ', keys[i].option, keys[i].metavar);
+                printf("  %-40s [%s] %s=\n        %s\n", opt, keys[i].section, keys[i].key, keys[i].help);
+        }
+        printf("\nExit status: 0 stopped cleanly, 1 startup failure, 64 usage error, 78 configuration error.\n");
+}
+
+/* Returns 0 to go on, or an exit code. */
+static int parse_argv(int argc, char *argv[], Args *a) {
+        static const struct option own[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION },
+                { "config", required_argument, NULL, 'c' },
+                { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
+        };
+        const ConfigKeyInfo *keys;
+        _cleanup_free_ struct option *options = NULL;
+        char shortopts[64] = "+hc:";
+        size_t n, k = 0;
+        int c, r;
+
+        keys = config_key_table(&n);
+        options = calloc(ELEMENTSOF(own) + n + 1, sizeof(struct option));
+        a->config_args = calloc((size_t) argc + 1, sizeof(ConfigArg));
+        if (!options || !a->config_args)
+                return log_oom(), EXIT_OSERR;
+        for (size_t i = 0; i < ELEMENTSOF(own); i++)
+                options[k++] = own[i];
+        for (size_t i = 0; i < n; i++) {
+                options[k++] = (struct option) { keys[i].option, required_argument, NULL, ARG_KEY_BASE + (int) i };
+                if (keys[i].short_option && strlen(shortopts) + 3 < sizeof shortopts) {
+                        size_t l = strlen(shortopts);
+                        shortopts[l] = keys[i].short_option;
+                        shortopts[l + 1] = ':';
+                        shortopts[l + 2] = 0;
+                }
+        }
+
+        /* "+": stop at the first non-option, which starts the command (with or without "--"). */
+        while ((c = getopt_long(argc, argv, shortopts, options, NULL)) >= 0) {
+                switch (c) {
+                case 'h':
+                        help();
+                        a->exit_now = true;
+                        return 0;
+                case ARG_VERSION:
+                        printf("corral %s\n", CORRAL_VERSION);
+                        a->exit_now = true;
+                        return 0;
+                case 'c':
+                        a->config_path = optarg;
+                        break;
+                case ARG_LOG_LEVEL:
+                        r = log_level_from_string(optarg);
+                        if (r < 0) {
+                                log_error("--log-level: invalid value '%s'", optarg);
+                                return EXIT_USAGE;
+                        }
+                        log_set_max_level(r);
+                        break;
+                case '?':
+                        /* getopt printed what was wrong. */
+                        return EXIT_USAGE;
+                default:
+                        if (c >= ARG_KEY_BASE && (size_t) (c - ARG_KEY_BASE) < n) {
+                                a->config_args[a->n_config_args++] =
+                                        (ConfigArg) { keys[c - ARG_KEY_BASE].option, optarg };
+                                break;
+                        }
+                        for (size_t i = 0; i < n; i++)
+                                if (keys[i].short_option == c) {
+                                        a->config_args[a->n_config_args++] = (ConfigArg) { keys[i].option, optarg };
+                                        break;
+                                }
+                        break;
+                }
+        }
+
+        if (optind < argc)
+                a->command = argv + optind;
+        return 0;
+}
+
+static void log_socket(const ListenSocket *s) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        char host[INET6_ADDRSTRLEN] = "?";
+        const char *kind = s->type == SOCK_DGRAM ? "udp " : "";
+
+        if (getsockname(s->fd, (struct sockaddr *) &ss, &len) < 0)
+                return;
+        if (ss.ss_family == AF_INET) {
+                struct sockaddr_in *in = (struct sockaddr_in *) &ss;
+                inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+                log_info("listening on %s%s:%u (%s)", kind, host, ntohs(in->sin_port), s->name);
+        } else if (ss.ss_family == AF_INET6) {
+                struct sockaddr_in6 *in6 = (struct sockaddr_in6 *) &ss;
+                inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+                log_info("listening on %s[%s]:%u (%s)", kind, host, ntohs(in6->sin6_port), s->name);
+        } else if (ss.ss_family == AF_UNIX) {
+                struct sockaddr_un *un = (struct sockaddr_un *) &ss;
+                log_info("listening on unix:%s (%s)", un->sun_path[0] ? un->sun_path : "@abstract", s->name);
+        }
+}
+
+static int run(int argc, char *argv[]) {
+        _cleanup_(config_freep) Config *config = NULL;
+        _cleanup_(manager_freep) Manager *m = NULL;
+        _cleanup_free_ char *error = NULL, *path = NULL;
+        _cleanup_free_ ConfigArg *config_args = NULL;
+        SocketSet sockets = {};
+        Args a = {};
+        int r;
+
+        log_open();
+        r = parse_argv(argc, argv, &a);
+        config_args = a.config_args;
+        if (r != 0 || a.exit_now)
+                return r;
+
+        r = config_load(a.config_path, a.config_args, a.n_config_args, a.command, &config, &error);
+        if (r < 0) {
+                log_error("%s", error ?: "Failed to load the configuration");
+                return EXIT_CONFIG;
+        }
+
+        r = find_executable(config->exec_start[0], &path);
+        if (r < 0) {
+                log_error_errno(r, "ExecStart=: cannot run '%s': %m", config->exec_start[0]);
+                return EXIT_CONFIG;
+        }
+
+        r = socket_set_from_systemd(&sockets, &error);
+        if (r < 0) {
+                log_error("%s", error ?: "Failed to take the sockets passed by systemd");
+                return EXIT_FAILURE;
+        }
+        if (r > 0) {
+                if (config->listen && config->listen[0])
+                        log_warning("systemd passed %d socket%s; ignoring Listen=", r, r == 1 ? "" : "s");
+        } else if (!config->listen || !config->listen[0]) {
+                log_error("No sockets: pass --listen ADDRESS, set Listen= in [Socket], or start corral from a .socket unit");
+                return EXIT_FAILURE;
+        } else {
+                r = socket_set_bind(config->listen, &sockets, &error);
+                if (r < 0) {
+                        log_error("%s", error ?: "Failed to bind the sockets");
+                        return EXIT_FAILURE;
+                }
+        }
+        for (size_t i = 0; i < sockets.n; i++)
+                log_socket(&sockets.sockets[i]);
+
+        ManagerParams params = {
+                .config_path = a.config_path,
+                .args = a.config_args,
+                .n_args = a.n_config_args,
+                .command = a.command,
+        };
+        r = manager_new(&params, TAKE_PTR(config), &sockets, &m);
+        if (r < 0) {
+                (void) notify_manager_errno(r);
+                return EXIT_FAILURE;
+        }
+        return manager_run(m);
+}
+
+int main(int argc, char *argv[]) {
+        return run(argc, argv);
+}

@@ -1,0 +1,771 @@
+/* SPDX-License-Identifier: MIT */
+/* Manager: loop, signals, configs per generation, worker events -> pool reports, pool plans -> actions,
+ * status to systemd, reload and shutdown orchestration. */
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include <systemd/sd-event.h>
+
+#include "env.h"
+#include "log.h"
+#include "manager.h"
+#include "message-ids.h"
+#include "notify.h"
+#include "pool.h"
+#include "spawn.h"
+#include "worker.h"
+
+/* Child exits first (they settle what the other events refer to), then signals, worker notifications,
+ * timers. */
+enum {
+        PRIORITY_CHILD = -30,
+        PRIORITY_SIGNAL = -20,
+        PRIORITY_NOTIFY = -10,
+        PRIORITY_TIMER = 0,
+};
+
+/* A config with what spawning under it needs, for one generation. */
+typedef struct Generation {
+        Config *config;
+        char *exec_path;
+        unsigned number;
+} Generation;
+
+struct Manager {
+        sd_event *event;
+        ManagerParams params;
+        pid_t pid;
+        unsigned ncpus;
+
+        Generation target; /* what new workers are started as */
+        Generation stable; /* the last generation every slot reached; may share target's config */
+
+        SocketSet sockets;
+        int *fds;
+        char *fd_names;
+
+        NotifySocket *notify;
+        Pool *pool;
+        Worker *dead; /* exited workers, freed after the current dispatch */
+
+        sd_event_source *plan_timer;
+        sd_event_source *post_source;
+
+        bool ready_sent;
+        bool reloading; /* a reload was requested and is not finished */
+        unsigned term_signals;
+        char *status;
+        usec_t reject_logged_usec;
+};
+
+static Config *generation_config(const Manager *m, unsigned generation) {
+        return generation == m->stable.number ? m->stable.config : m->target.config;
+}
+
+static void generation_done(Generation *g, const Generation *other) {
+        /* The stable and target generations may share one config. */
+        if (!other || other->config != g->config) {
+                config_free(g->config);
+                free(g->exec_path);
+        }
+        *g = (Generation) {};
+}
+
+static int generation_init(Generation *g, Config *config, unsigned number, char **ret_error) {
+        char *path = NULL;
+        int r;
+
+        r = find_executable(config->exec_start[0], &path);
+        if (r < 0) {
+                if (ret_error) {
+                        errno = -r;
+                        *ret_error = strdup_printf("ExecStart=: cannot run '%s': %m", config->exec_start[0]);
+                }
+                return r;
+        }
+        *g = (Generation) { .config = config, .exec_path = path, .number = number };
+        return 0;
+}
+
+static PoolConfig pool_config_from(const Config *c, unsigned ncpus) {
+        return (PoolConfig) {
+                .count = config_worker_count(c, ncpus),
+                .max_surge = c->max_surge,
+                .max_unavailable = c->max_unavailable,
+                .min_uptime_usec = c->min_uptime_usec,
+                .restart_usec = c->restart_usec,
+                .backoff_max_usec = c->backoff_max_usec,
+                .prevent_exit_status = c->restart_prevent_exit_status,
+        };
+}
+
+static unsigned usable_cpus(void) {
+        cpu_set_t set;
+
+        if (sched_getaffinity(0, sizeof set, &set) < 0)
+                return 1;
+        return MAX(CPU_COUNT(&set), 1);
+}
+
+static void format_exit(char *buf, size_t size, const siginfo_t *si) {
+        if (si->si_code == CLD_EXITED)
+                snprintf(buf, size, "exited with status %d", si->si_status);
+        else
+                snprintf(buf, size, "killed by signal %s%s",
+                         signal_to_string(si->si_status) ?: "?", si->si_code == CLD_DUMPED ? " (core dumped)" : "");
+}
+
+static void worker_fields(LogFields *f, const Worker *w, const PoolWorker *pw) {
+        log_fields_add(f, "WORKER_PID=%d", (int) w->pid);
+        log_fields_add(f, "WORKER_SLOT=%u", pw->slot);
+        log_fields_add(f, "WORKER_GENERATION=%u", pw->generation);
+}
+
+/* ---- status ---- */
+
+static void manager_update_status(Manager *m) {
+        _cleanup_free_ char *s = NULL;
+        PoolCounts c;
+
+        pool_counts(m->pool, &c);
+        if (pool_is_stopping(m->pool))
+                s = strdup_printf("stopping: %u worker%s left", c.workers, c.workers == 1 ? "" : "s");
+        else if (pool_is_rolling(m->pool)) {
+                unsigned done, total;
+                pool_roll_progress(m->pool, &done, &total);
+                s = strdup_printf("reloading: %u/%u replaced, generation %u", done, total,
+                                  pool_generation(m->pool));
+        } else if (!m->ready_sent)
+                s = strdup_printf("starting: %u/%u workers ready", c.ready, c.wanted);
+        else if (c.ready < c.wanted)
+                s = strdup_printf("degraded: %u/%u workers ready, generation %u (%u restarting, %u disabled)",
+                                  c.ready, c.wanted, pool_generation(m->pool), c.waiting + c.starting,
+                                  c.disabled);
+        else
+                s = strdup_printf("%u/%u workers ready, generation %u", c.ready, c.wanted,
+                                  pool_generation(m->pool));
+        if (!s || streq_ptr(s, m->status))
+                return;
+
+        free(m->status);
+        m->status = TAKE_PTR(s);
+
+        if (!m->ready_sent && pool_all_ready(m->pool)) {
+                LogFields f = {};
+
+                m->ready_sent = true;
+                log_fields_add(&f, "WORKER_COUNT=%u", c.wanted);
+                log_event(LOG_INFO, MESSAGE_ID_POOL_READY, &f, "all %u workers ready", c.wanted);
+                /* READY=1 carries the status that follows it. */
+                free(m->status);
+                m->status = strdup_printf("%u/%u workers ready, generation %u", c.ready, c.wanted,
+                                          pool_generation(m->pool));
+                (void) notify_manager_ready(m->status ?: "");
+                return;
+        }
+        (void) notify_manager_status(m->status);
+}
+
+/* ---- reload results ---- */
+
+static void manager_reload_finished(Manager *m, bool ok, const char *why) {
+        LogFields f = {};
+
+        if (!m->reloading)
+                return;
+        m->reloading = false;
+        log_fields_add(&f, "WORKER_GENERATION=%u", pool_generation(m->pool));
+        if (ok)
+                log_event(LOG_INFO, MESSAGE_ID_RELOAD_DONE, &f, "reload done: every worker is generation %u",
+                          pool_generation(m->pool));
+        else {
+                log_fields_add(&f, "REASON=%s", why);
+                log_event(LOG_ERR, MESSAGE_ID_RELOAD_FAILED, &f, "reload failed: %s", why);
+        }
+        /* Every way out of a reload tells systemd it is over, success or not. */
+        free(m->status);
+        m->status = NULL;
+        (void) notify_manager_ready(ok ? "reload done" : "reload failed");
+}
+
+static void manager_roll_aborted(Manager *m, const char *why) {
+        /* The pool went back to the stable generation: so do new spawns. */
+        if (m->target.config != m->stable.config)
+                generation_done(&m->target, &m->stable);
+        m->target = m->stable;
+        manager_reload_finished(m, false, why);
+}
+
+/* ---- worker events ---- */
+
+static void manager_worker_ready(Manager *m, Worker *w) {
+        PoolWorker *pw = w->pool_worker;
+        char t[FORMAT_USEC_MAX];
+        LogFields f = {};
+
+        if (!pw || pw->state != WORKER_STARTING)
+                return;
+        pool_worker_ready(m->pool, pw, now_usec(CLOCK_MONOTONIC));
+        worker_ready(w);
+        worker_fields(&f, w, pw);
+        log_event(LOG_INFO, MESSAGE_ID_WORKER_READY, &f, "worker %u (pid %d) ready after %s", pw->slot,
+                  (int) w->pid, format_usec(t, sizeof t, now_usec(CLOCK_MONOTONIC) - w->started_usec));
+}
+
+static void manager_log_verdict(Manager *m, Worker *w, PoolWorker *pw, PoolVerdict v, usec_t delay,
+                                const char *what) {
+        char t[FORMAT_USEC_MAX], why[256];
+        LogFields f = {};
+
+        worker_fields(&f, w, pw);
+        switch (v) {
+        case POOL_VERDICT_THROTTLED:
+                log_fields_add(&f, "RESTART_DELAY_USEC=%llu", (unsigned long long) delay);
+                log_event(LOG_WARNING, MESSAGE_ID_WORKER_THROTTLED, &f, "slot %u: respawning in %s", pw->slot,
+                          format_usec(t, sizeof t, delay));
+                break;
+        case POOL_VERDICT_DISABLED:
+                log_event(LOG_ERR, MESSAGE_ID_WORKER_DISABLED, &f,
+                          "slot %u: exit status %d is RestartPreventExitStatus=, not restarting it", pw->slot,
+                          generation_config(m, pw->generation)->restart_prevent_exit_status);
+                break;
+        case POOL_VERDICT_ROLL_ABORTED:
+                snprintf(why, sizeof why, "worker %u (pid %d) of generation %u %s; keeping generation %u",
+                         pw->slot, (int) w->pid, pw->generation, what, pool_generation(m->pool));
+                manager_roll_aborted(m, why);
+                break;
+        default:
+                break;
+        }
+}
+
+/* pool_worker_exited() frees the record, so verdict logging takes what it needs from a copy made first. */
+static void manager_worker_gone(Manager *m, Worker *w, const siginfo_t *si) {
+        PoolWorker *pw = w->pool_worker, copy;
+        PoolExit e = { .code = si->si_code, .status = si->si_status };
+        char how[96], t[FORMAT_USEC_MAX], what[160];
+        usec_t delay = 0, now = now_usec(CLOCK_MONOTONIC);
+        bool expected, was_ready;
+        PoolVerdict v;
+        LogFields f = {};
+
+        w->next_dead = m->dead;
+        m->dead = w;
+        if (!pw)
+                return;
+        copy = *pw;
+
+        format_exit(how, sizeof how, si);
+        expected = pw->state == WORKER_STOPPING || pool_is_stopping(m->pool);
+        was_ready = pw->state == WORKER_READY;
+        worker_fields(&f, w, pw);
+        log_fields_add(&f, "EXIT_CODE=%s", si->si_code == CLD_EXITED ? "exited" :
+                                           si->si_code == CLD_DUMPED ? "dumped" : "killed");
+        log_fields_add(&f, "EXIT_STATUS=%d", si->si_status);
+        log_fields_add(&f, "UPTIME_USEC=%llu", (unsigned long long) (now - w->started_usec));
+        if (expected)
+                log_event(LOG_INFO, MESSAGE_ID_WORKER_EXITED, &f, "worker %u (pid %d) %s", pw->slot,
+                          (int) w->pid, how);
+        else
+                log_event(LOG_WARNING, MESSAGE_ID_WORKER_CRASHED, &f, "worker %u (pid %d) %s after %s%s", pw->slot,
+                          (int) w->pid, how, format_usec(t, sizeof t, now - w->started_usec),
+                          was_ready ? "" : ", before it was ready");
+
+        v = pool_worker_exited(m->pool, pw, &e, now, &delay);
+        w->pool_worker = NULL;
+        snprintf(what, sizeof what, "%s%s", how, was_ready ? " soon after start" : " before it was ready");
+        manager_log_verdict(m, w, &copy, v, delay, what);
+}
+
+static void manager_worker_timed_out(Manager *m, Worker *w) {
+        PoolWorker *pw = w->pool_worker, copy;
+        char t[FORMAT_USEC_MAX], what[160];
+        usec_t delay = 0;
+        PoolVerdict v;
+        LogFields f = {};
+
+        if (!pw || pw->state != WORKER_STARTING)
+                return;
+        copy = *pw;
+        worker_fields(&f, w, pw);
+        log_fields_add(&f, "REASON=ready-timeout");
+        log_event(LOG_WARNING, MESSAGE_ID_WORKER_START_FAILED, &f, "worker %u (pid %d) not ready after %s, stopping it",
+                  pw->slot, (int) w->pid,
+                  format_usec(t, sizeof t, generation_config(m, pw->generation)->ready_timeout_usec));
+        v = pool_worker_failed(m->pool, pw, now_usec(CLOCK_MONOTONIC), &delay);
+        snprintf(what, sizeof what, "was not ready within ReadyTimeoutSec=%s", t);
+        manager_log_verdict(m, w, &copy, v, delay, what);
+}
+
+static void on_worker_event(Worker *w, const WorkerEvent *ev, void *userdata) {
+        Manager *m = userdata;
+        PoolWorker *pw = w->pool_worker;
+        char t[FORMAT_USEC_MAX];
+        LogFields f = {};
+
+        switch (ev->type) {
+        case WORKER_EVENT_EXEC_OK:
+                if (pw && generation_config(m, pw->generation)->ready_mode == READY_EXEC)
+                        manager_worker_ready(m, w);
+                break;
+        case WORKER_EVENT_EXEC_FAILED:
+                if (!pw)
+                        break;
+                worker_fields(&f, w, pw);
+                log_fields_add(&f, "REASON=spawn-%s", spawn_stage_to_string(ev->error.stage) ?: "unknown");
+                log_fields_add(&f, "ERRNO=%d", ev->error.error);
+                errno = ev->error.error;
+                log_event(LOG_ERR, MESSAGE_ID_WORKER_START_FAILED, &f, "worker %u (pid %d) failed at stage '%s': %m",
+                          pw->slot, (int) w->pid, spawn_stage_to_string(ev->error.stage) ?: "unknown");
+                break;
+        case WORKER_EVENT_EXITED:
+                manager_worker_gone(m, w, ev->siginfo);
+                break;
+        case WORKER_EVENT_READY_TIMEOUT:
+                manager_worker_timed_out(m, w);
+                break;
+        case WORKER_EVENT_READY_DELAY:
+                manager_worker_ready(m, w);
+                break;
+        case WORKER_EVENT_KILLED:
+                if (!pw)
+                        break;
+                worker_fields(&f, w, pw);
+                log_event(LOG_WARNING, MESSAGE_ID_WORKER_KILLED, &f, "worker %u (pid %d) did not stop within %s, killed it",
+                          pw->slot, (int) w->pid,
+                          format_usec(t, sizeof t, generation_config(m, pw->generation)->stop_timeout_usec));
+                break;
+        }
+}
+
+/* ---- notify ---- */
+
+static Worker *manager_find_worker(Manager *m, pid_t pid) {
+        for (PoolWorker *pw = pool_workers(m->pool); pw; pw = pw->next) {
+                Worker *w = pw->userdata;
+                if (w && w->pid == pid)
+                        return w;
+        }
+        return NULL;
+}
+
+/* A datagram from a worker or from any process below it counts for that worker, as NotifyAccess=all
+ * does for a unit: a Node worker can only notify through a child (systemd-notify --ready). */
+static Worker *manager_attribute(Manager *m, pid_t pid) {
+        for (unsigned depth = 0; depth < 16 && pid > 1 && pid != m->pid; depth++) {
+                Worker *w = manager_find_worker(m, pid);
+                if (w)
+                        return w;
+                if (notify_get_ppid(pid, &pid) < 0)
+                        break;
+        }
+        return NULL;
+}
+
+static void on_worker_notify(NotifySocket *n, pid_t pid, const NotifyMessage *msg, void *userdata) {
+        Manager *m = userdata;
+        Worker *w = manager_attribute(m, pid);
+        usec_t now = now_usec(CLOCK_MONOTONIC);
+
+        if (!w || !w->pool_worker) {
+                uint64_t total = notify_socket_reject(n);
+                /* Count every one, log at most one every 10 s: a flood must not flood the journal. */
+                if (now - m->reject_logged_usec >= 10 * USEC_PER_SEC || m->reject_logged_usec == 0) {
+                        LogFields f = {};
+                        m->reject_logged_usec = now;
+                        log_fields_add(&f, "SENDER_PID=%d", (int) pid);
+                        log_fields_add(&f, "REJECTED_TOTAL=%llu", (unsigned long long) total);
+                        log_event(LOG_WARNING, MESSAGE_ID_NOTIFY_REJECTED, &f,
+                                  "dropped a notification from pid %d, which is not a worker (%llu dropped so far)",
+                                  (int) pid, (unsigned long long) total);
+                }
+                return;
+        }
+
+        if (msg->status)
+                log_debug("worker %u (pid %d) status: %s", w->pool_worker->slot, (int) w->pid, msg->status);
+        if (msg->ready)
+                manager_worker_ready(m, w);
+        if (msg->recycle && w->pool_worker->state == WORKER_READY) {
+                log_info("worker %u (pid %d) asked to be recycled", w->pool_worker->slot, (int) w->pid);
+                pool_worker_recycle(m->pool, w->pool_worker);
+        }
+}
+
+/* ---- plan execution ---- */
+
+static int manager_spawn(Manager *m, PoolWorker *pw) {
+        Generation *g = pw->generation == m->stable.number ? &m->stable : &m->target;
+        _cleanup_strv_free_ char **envp = NULL;
+        WorkerEnvParams ep = {
+                .n_fds = (unsigned) m->sockets.n,
+                .fd_names = m->fd_names,
+                .notify_socket = notify_socket_address(m->notify),
+                .index = pw->slot,
+                .generation = pw->generation,
+                .count = pool_config(m->pool)->count,
+                .corral_pid = m->pid,
+        };
+        SpawnParams sp = {
+                .path = g->exec_path,
+                .argv = g->config->exec_start,
+                .fds = m->fds,
+                .n_fds = m->sockets.n,
+                .cgroup_procs_fd = -EBADF,
+        };
+        WorkerStartParams wp = {
+                .spawn = &sp,
+                .ready_timeout_usec = g->config->ready_mode == READY_EXEC ? USEC_INFINITY : g->config->ready_timeout_usec,
+                .ready_delay_usec = g->config->ready_mode == READY_DELAY ? g->config->ready_delay_usec : USEC_INFINITY,
+                .child_priority = PRIORITY_CHILD,
+                .timer_priority = PRIORITY_TIMER,
+                .handler = on_worker_event,
+                .userdata = m,
+        };
+        Worker *w;
+        LogFields f = {};
+        int r;
+
+        r = env_build(environ, &ep, &envp, &sp.listen_pid_index);
+        if (r < 0)
+                return r;
+        sp.envp = envp;
+
+        r = worker_start(m->event, &wp, pw, &w);
+        if (r < 0)
+                return r;
+        pw->userdata = w;
+        worker_fields(&f, w, pw);
+        log_event(LOG_INFO, MESSAGE_ID_WORKER_STARTED, &f, "worker %u (pid %d, generation %u) started", pw->slot,
+                  (int) w->pid, pw->generation);
+        return 0;
+}
+
+static void manager_stop_worker(Manager *m, PoolWorker *pw) {
+        Worker *w = pw->userdata;
+        const Config *c = generation_config(m, pw->generation);
+
+        if (!w)
+                return;
+        log_debug("stopping worker %u (pid %d): %s", pw->slot, (int) w->pid, stop_reason_to_string(pw->stop_reason));
+        if (m->term_signals > 1)
+                worker_kill(w);
+        else if (worker_stop(w, c->stop_signal, c->stop_timeout_usec) < 0)
+                worker_kill(w);
+}
+
+static void manager_handle_roll_event(Manager *m, PoolRollEvent ev) {
+        switch (ev) {
+        case POOL_ROLL_DONE:
+                if (m->stable.config != m->target.config)
+                        generation_done(&m->stable, &m->target);
+                m->stable = m->target;
+                manager_reload_finished(m, true, NULL);
+                break;
+        case POOL_ROLL_ROLLBACK_DONE:
+                log_notice("rolled back: every worker is generation %u again", pool_generation(m->pool));
+                break;
+        case POOL_ROLL_ROLLBACK_FAILED:
+                log_error("rollback to generation %u failed too; keeping the workers that serve",
+                          pool_stable_generation(m->pool));
+                break;
+        case POOL_ROLL_NONE:
+                break;
+        }
+}
+
+/* Asks the pool what to do and does it. A spawn that fails at once is reported back, which may change
+ * the plan, so plan again (bounded: a failed spawn throttles its slot). */
+static void manager_reconcile(Manager *m) {
+        PoolPlan plan = {};
+
+        for (unsigned round = 0; round < 4; round++) {
+                bool again = false;
+                usec_t now = now_usec(CLOCK_MONOTONIC);
+
+                if (pool_plan(m->pool, now, &plan) < 0) {
+                        log_oom();
+                        plan.wakeup_usec = now + USEC_PER_SEC;
+                        break;
+                }
+                manager_handle_roll_event(m, plan.roll_event);
+
+                for (size_t i = 0; i < plan.n_actions; i++) {
+                        PoolWorker *pw = plan.actions[i].worker;
+                        int r;
+
+                        if (plan.actions[i].type == POOL_ACTION_STOP) {
+                                manager_stop_worker(m, pw);
+                                continue;
+                        }
+                        r = manager_spawn(m, pw);
+                        if (r < 0) {
+                                PoolExit e = {};
+                                PoolWorker copy = *pw;
+                                Worker fake = { .pid = 0 };
+                                usec_t delay = 0;
+                                PoolVerdict v;
+
+                                log_error_errno(r, "Failed to start worker %u: %m", pw->slot);
+                                v = pool_worker_exited(m->pool, pw, &e, now_usec(CLOCK_MONOTONIC), &delay);
+                                manager_log_verdict(m, &fake, &copy, v, delay, "could not be started");
+                                again = true;
+                        }
+                }
+                if (!again)
+                        break;
+        }
+
+        if (plan.wakeup_usec != USEC_INFINITY) {
+                (void) sd_event_source_set_time(m->plan_timer, plan.wakeup_usec);
+                (void) sd_event_source_set_enabled(m->plan_timer, SD_EVENT_ONESHOT);
+        } else
+                (void) sd_event_source_set_enabled(m->plan_timer, SD_EVENT_OFF);
+
+        manager_update_status(m);
+}
+
+static int on_post(sd_event_source *s, void *userdata) {
+        Manager *m = userdata;
+
+        while (m->dead) {
+                Worker *w = m->dead;
+                m->dead = w->next_dead;
+                worker_free(w);
+        }
+        manager_reconcile(m);
+
+        if (pool_is_stopping(m->pool) && pool_is_empty(m->pool))
+                return sd_event_exit(m->event, 0);
+        return 0;
+}
+
+static int on_plan_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        /* Nothing to do here: the post source plans after every dispatch. */
+        return 0;
+}
+
+/* ---- signals: stop and reload ---- */
+
+static void manager_start_stop(Manager *m, const char *signame) {
+        PoolCounts c;
+        LogFields f = {};
+
+        m->term_signals++;
+        if (m->term_signals > 1) {
+                log_warning("received %s again, killing every worker now", signame);
+                for (PoolWorker *pw = pool_workers(m->pool); pw; pw = pw->next)
+                        if (pw->userdata)
+                                worker_kill(pw->userdata);
+                return;
+        }
+        pool_counts(m->pool, &c);
+        log_fields_add(&f, "WORKER_COUNT=%u", c.workers);
+        log_event(LOG_INFO, MESSAGE_ID_POOL_STOPPING, &f, "received %s, stopping %u worker%s", signame, c.workers,
+                  c.workers == 1 ? "" : "s");
+        manager_reload_finished(m, false, "corral is stopping");
+        pool_stop(m->pool);
+        free(m->status);
+        m->status = strdup_printf("stopping: %u worker%s left", c.workers, c.workers == 1 ? "" : "s");
+        (void) notify_manager_stopping(m->status ?: "stopping");
+}
+
+static void manager_reload(Manager *m) {
+        _cleanup_(config_freep) Config *config = NULL;
+        _cleanup_free_ char *error = NULL;
+        Generation g = {};
+        PoolConfig pc;
+        LogFields f = {};
+        int r, generation;
+
+        if (pool_is_stopping(m->pool))
+                return;
+
+        (void) notify_manager_reloading("reloading: reading configuration");
+        m->reloading = true;
+
+        r = config_load(m->params.config_path, m->params.args, m->params.n_args, m->params.command, &config, &error);
+        if (r < 0) {
+                log_error("reload: %s", error ?: "failed to load the configuration");
+                manager_reload_finished(m, false, error ?: "configuration error");
+                return;
+        }
+        if (strv_length(config->listen) != strv_length(m->target.config->listen) ||
+            (config->listen && m->target.config->listen &&
+             !streq(config->listen[0], m->target.config->listen[0])))
+                log_warning("reload: Listen= cannot change while corral runs; restart corral to change sockets");
+
+        r = generation_init(&g, config, 0, &error);
+        if (r < 0) {
+                log_error("reload: %s", error);
+                manager_reload_finished(m, false, error);
+                return;
+        }
+        TAKE_PTR(config);
+
+        pc = pool_config_from(g.config, m->ncpus);
+        generation = pool_reload(m->pool, &pc);
+        if (generation < 0) {
+                generation_done(&g, NULL);
+                log_oom();
+                manager_reload_finished(m, false, "out of memory");
+                return;
+        }
+        g.number = (unsigned) generation;
+
+        /* A reload during a roll supersedes the roll's target; the stable generation stays. */
+        if (m->target.config != m->stable.config)
+                generation_done(&m->target, &m->stable);
+        m->target = g;
+
+        log_fields_add(&f, "WORKER_GENERATION=%u", g.number);
+        log_event(LOG_INFO, MESSAGE_ID_RELOAD_STARTED, &f, "reloading: rolling %u workers to generation %u", pc.count,
+                  g.number);
+}
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Manager *m = userdata;
+
+        switch (si->ssi_signo) {
+        case SIGTERM:
+                manager_start_stop(m, "SIGTERM");
+                break;
+        case SIGINT:
+                manager_start_stop(m, "SIGINT");
+                break;
+        case SIGHUP:
+                manager_reload(m);
+                break;
+        }
+        return 0;
+}
+
+/* ---- life cycle ---- */
+
+static const int manager_signals[] = { SIGTERM, SIGINT, SIGHUP };
+
+int manager_new(const ManagerParams *params, Config *config, SocketSet *sockets, Manager **ret) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        _cleanup_(config_freep) Config *c = config;
+        _cleanup_free_ char *error = NULL;
+        PoolConfig pc;
+        sigset_t ss;
+        int r;
+
+        m = calloc(1, sizeof(Manager));
+        if (!m) {
+                socket_set_done(sockets);
+                return log_oom();
+        }
+        m->sockets = *sockets;
+        *sockets = (SocketSet) {};
+        m->params = *params;
+        m->pid = getpid();
+        m->ncpus = usable_cpus();
+
+        r = generation_init(&m->target, c, 1, &error);
+        if (r < 0)
+                return log_error_errno(r, "%s", error);
+        TAKE_PTR(c);
+        m->stable = m->target;
+
+        m->fds = calloc(MAX(m->sockets.n, 1U), sizeof(int));
+        m->fd_names = socket_set_names(&m->sockets);
+        if (!m->fds || !m->fd_names)
+                return log_oom();
+        for (size_t i = 0; i < m->sockets.n; i++)
+                m->fds[i] = m->sockets.sockets[i].fd;
+
+        /* sd-event needs SIGCHLD blocked before child sources exist. */
+        if (sigemptyset(&ss) < 0 || sigaddset(&ss, SIGCHLD) < 0 || sigprocmask(SIG_BLOCK, &ss, NULL) < 0)
+                return log_error_errno(errno, "Failed to block SIGCHLD: %m");
+
+        r = sd_event_default(&m->event);
+        if (r < 0)
+                return log_error_errno(r, "Failed to allocate the event loop: %m");
+        (void) sd_event_set_watchdog(m->event, true);
+
+        for (size_t i = 0; i < ELEMENTSOF(manager_signals); i++) {
+                sd_event_source *s;
+
+                r = sd_event_add_signal(m->event, &s, manager_signals[i] | SD_EVENT_SIGNAL_PROCMASK, on_signal, m);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to watch SIG%s: %m", signal_to_string(manager_signals[i]));
+                (void) sd_event_source_set_priority(s, PRIORITY_SIGNAL);
+                /* Owned by the loop from here on. */
+                (void) sd_event_source_set_floating(s, true);
+                sd_event_source_unref(s);
+        }
+
+        r = notify_socket_new(m->event, PRIORITY_NOTIFY, on_worker_notify, m, &m->notify);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create the worker notify socket: %m");
+
+        pc = pool_config_from(m->target.config, m->ncpus);
+        m->pool = pool_new(&pc);
+        if (!m->pool)
+                return log_oom();
+
+        r = sd_event_add_time(m->event, &m->plan_timer, CLOCK_MONOTONIC, USEC_INFINITY, 0, on_plan_timer, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the plan timer: %m");
+        (void) sd_event_source_set_priority(m->plan_timer, PRIORITY_TIMER);
+        (void) sd_event_source_set_description(m->plan_timer, "plan-timer");
+        (void) sd_event_source_set_enabled(m->plan_timer, SD_EVENT_OFF);
+
+        r = sd_event_add_post(m->event, &m->post_source, on_post, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the post source: %m");
+        (void) sd_event_source_set_description(m->post_source, "reconcile");
+
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+Manager *manager_free(Manager *m) {
+        if (!m)
+                return NULL;
+        /* Freeing a worker's child source kills and reaps a process that is still there. */
+        for (PoolWorker *pw = m->pool ? pool_workers(m->pool) : NULL; pw; pw = pw->next)
+                worker_free(pw->userdata);
+        while (m->dead) {
+                Worker *w = m->dead;
+                m->dead = w->next_dead;
+                worker_free(w);
+        }
+        pool_free(m->pool);
+        notify_socket_free(m->notify);
+        sd_event_source_disable_unref(m->plan_timer);
+        sd_event_source_disable_unref(m->post_source);
+        sd_event_unref(m->event);
+        if (m->target.config != m->stable.config)
+                generation_done(&m->target, NULL);
+        generation_done(&m->stable, NULL);
+        socket_set_done(&m->sockets);
+        free(m->fds);
+        free(m->fd_names);
+        free(m->status);
+        free(m);
+        return NULL;
+}
+
+int manager_run(Manager *m) {
+        int r;
+
+        for (size_t i = 0; i < m->sockets.n; i++)
+                log_debug("socket '%s' on fd %d", m->sockets.sockets[i].name, m->sockets.sockets[i].fd);
+        log_info("starting %u worker%s: %s", pool_config(m->pool)->count, pool_config(m->pool)->count == 1 ? "" : "s",
+                 m->target.exec_path);
+
+        manager_reconcile(m);
+        r = sd_event_loop(m->event);
+        if (r < 0) {
+                log_error_errno(r, "Event loop failed: %m");
+                (void) notify_manager_errno(r);
+                return EXIT_SOFTWARE;
+        }
+        log_info("all workers stopped, exiting");
+        return r;
+}

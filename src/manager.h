@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: MIT */
+/* The manager owns the event loop, the configs, the sockets, the pool, the notify socket and the
+ * workers; it turns events into pool reports and carries out what pool_plan() decides. */
+#pragma once
+
+#include "config.h"
+#include "sockets.h"
+
+typedef struct Manager Manager;
+
+typedef struct ManagerParams {
+        /* How the config was loaded, so a reload can do it again. All borrowed for the manager's life. */
+        const char *config_path;
+        const ConfigArg *args;
+        size_t n_args;
+        char *const *command;
+} ManagerParams;
+
+/* Takes ownership of config and sockets (on success and failure alike). Sets up the loop, signals and
+ * the worker notify socket. Returns 0, or a negative errno after logging why. */
+int manager_new(const ManagerParams *params, Config *config, SocketSet *sockets, Manager **ret);
+Manager *manager_free(Manager *m);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
+
+/* Starts the workers and runs until the pool is stopped. Returns the process exit code. */
+int manager_run(Manager *m);

@@ -1,0 +1,230 @@
+/* SPDX-License-Identifier: MIT */
+/* The worker notify socket and corral's own notifications to systemd. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "notify.h"
+
+struct NotifySocket {
+        int fd;
+        sd_event_source *source;
+        char address[64];
+        notify_handler_t handler;
+        void *userdata;
+        uint64_t rejected;
+};
+
+int notify_message_parse(char *buf, size_t size, NotifyMessage *ret) {
+        NotifyMessage m = {};
+        char *line = buf, *end = buf + size;
+
+        if (memchr(buf, 0, size))
+                return -EBADMSG;
+        buf[size] = 0;
+
+        while (line < end) {
+                char *nl = strchr(line, '\n');
+                const char *v;
+
+                if (nl)
+                        *nl = 0;
+                if (*line) {
+                        if (!strchr(line, '='))
+                                return -EBADMSG;
+                        if ((v = startswith(line, "READY=")))
+                                m.ready = streq(v, "1");
+                        else if ((v = startswith(line, "STOPPING=")))
+                                m.stopping = streq(v, "1");
+                        else if ((v = startswith(line, "WATCHDOG=")))
+                                m.watchdog = streq(v, "1");
+                        else if ((v = startswith(line, "RECYCLE=")))
+                                m.recycle = streq(v, "1");
+                        else if ((v = startswith(line, "RELOADING=")))
+                                m.reloading = streq(v, "1");
+                        else if ((v = startswith(line, "STATUS=")))
+                                m.status = v;
+                }
+                if (!nl)
+                        break;
+                line = nl + 1;
+        }
+        *ret = m;
+        return 0;
+}
+
+int notify_parse_stat_ppid(const char *stat, pid_t *ret) {
+        const char *p;
+        char state;
+        int ppid;
+
+        /* The command name is in parentheses and may itself contain ") ": the last one ends it. */
+        p = strrchr(stat, ')');
+        if (!p || sscanf(p + 1, " %c %d", &state, &ppid) != 2 || ppid < 0)
+                return -EINVAL;
+        *ret = ppid;
+        return 0;
+}
+
+int notify_get_ppid(pid_t pid, pid_t *ret) {
+        char path[64], buf[1024];
+        _cleanup_close_ int fd = -EBADF;
+        ssize_t n;
+
+        snprintf(path, sizeof path, "/proc/%d/stat", (int) pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return errno == ENOENT ? -ESRCH : -errno;
+        n = read(fd, buf, sizeof buf - 1);
+        if (n < 0)
+                return -errno;
+        buf[n] = 0;
+        return notify_parse_stat_ppid(buf, ret);
+}
+
+static void notify_receive_one(NotifySocket *n, char *buf, bool *ret_again) {
+        union {
+                struct cmsghdr hdr;
+                uint8_t buf[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int) * 16)];
+        } control;
+        struct iovec iov = { buf, NOTIFY_BUFFER_MAX };
+        struct msghdr mh = {
+                .msg_iov = &iov,
+                .msg_iovlen = 1,
+                .msg_control = &control,
+                .msg_controllen = sizeof control,
+        };
+        struct ucred *cred = NULL;
+        NotifyMessage m;
+        ssize_t len;
+
+        *ret_again = false;
+        len = recvmsg(n->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC);
+        if (len < 0)
+                return; /* EAGAIN: drained. Anything else is not worth stopping the loop for. */
+        *ret_again = true;
+
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+                if (c->cmsg_level != SOL_SOCKET)
+                        continue;
+                if (c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len == CMSG_LEN(sizeof(struct ucred)))
+                        cred = (struct ucred *) CMSG_DATA(c);
+                else if (c->cmsg_type == SCM_RIGHTS) {
+                        /* Workers may not hand corral fds (no fd store): close them at once. */
+                        int *fds = (int *) CMSG_DATA(c);
+                        size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                        for (size_t i = 0; i < k; i++)
+                                safe_close(fds[i]);
+                }
+        }
+
+        if (!cred || cred->pid <= 0 || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
+            (size_t) len > NOTIFY_BUFFER_MAX || notify_message_parse(buf, (size_t) len, &m) < 0) {
+                notify_socket_reject(n);
+                return;
+        }
+        n->handler(n, cred->pid, &m, n->userdata);
+}
+
+static int on_notify(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        NotifySocket *n = userdata;
+        char buf[NOTIFY_BUFFER_MAX + 1];
+        bool again = true;
+
+        /* Drain a bounded batch, so a flood of datagrams cannot starve child exits and timers. */
+        for (unsigned i = 0; i < 64 && again; i++)
+                notify_receive_one(n, buf, &again);
+        return 0;
+}
+
+int notify_socket_new(sd_event *e, int64_t priority, notify_handler_t handler, void *userdata,
+                      NotifySocket **ret) {
+        _cleanup_(notify_socket_freep) NotifySocket *n = NULL;
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        uint64_t nonce;
+        size_t len;
+        int one = 1, r;
+
+        n = calloc(1, sizeof(NotifySocket));
+        if (!n)
+                return -ENOMEM;
+        n->fd = -EBADF;
+        n->handler = handler;
+        n->userdata = userdata;
+
+        n->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (n->fd < 0)
+                return -errno;
+        if (setsockopt(n->fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0)
+                return -errno;
+
+        /* Abstract namespace: nothing on disk to clean up after a crash. The nonce keeps a restarted corral
+         * with a recycled pid from colliding with a socket a stray worker still holds. */
+        nonce = now_usec(CLOCK_MONOTONIC) ^ ((uint64_t) getpid() << 32);
+        snprintf(n->address, sizeof n->address, "@corral/%d/%016llx", (int) getpid(), (unsigned long long) nonce);
+        len = strlen(n->address);
+        memcpy(sa.sun_path, n->address, len);
+        sa.sun_path[0] = 0;
+        if (bind(n->fd, (struct sockaddr *) &sa, (socklen_t) (offsetof(struct sockaddr_un, sun_path) + len)) < 0)
+                return -errno;
+
+        r = sd_event_add_io(e, &n->source, n->fd, EPOLLIN, on_notify, n);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_priority(n->source, priority);
+        (void) sd_event_source_set_description(n->source, "worker-notify");
+
+        *ret = TAKE_PTR(n);
+        return 0;
+}
+
+NotifySocket *notify_socket_free(NotifySocket *n) {
+        if (!n)
+                return NULL;
+        sd_event_source_disable_unref(n->source);
+        safe_close(n->fd);
+        free(n);
+        return NULL;
+}
+
+const char *notify_socket_address(const NotifySocket *n) {
+        return n->address;
+}
+
+uint64_t notify_socket_reject(NotifySocket *n) {
+        return ++n->rejected;
+}
+
+uint64_t notify_socket_rejected(const NotifySocket *n) {
+        return n->rejected;
+}
+
+int notify_manager_ready(const char *status) {
+        return sd_notifyf(0, "READY=1\nSTATUS=%s", status);
+}
+
+int notify_manager_status(const char *status) {
+        return sd_notifyf(0, "STATUS=%s", status);
+}
+
+int notify_manager_stopping(const char *status) {
+        return sd_notifyf(0, "STOPPING=1\nSTATUS=%s", status);
+}
+
+int notify_manager_reloading(const char *status) {
+        /* systemd >= 253 fails a notify-reload without MONOTONIC_USEC=; always send the pair. */
+        return sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=%s",
+                          (unsigned long long) now_usec(CLOCK_MONOTONIC), status);
+}
+
+int notify_manager_extend_timeout(usec_t usec) {
+        return sd_notifyf(0, "EXTEND_TIMEOUT_USEC=%llu", (unsigned long long) usec);
+}
+
+int notify_manager_errno(int error) {
+        return sd_notifyf(0, "ERRNO=%d", error < 0 ? -error : error);
+}

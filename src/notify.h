@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+/* The sd_notify protocol both ways: the private socket workers send READY=1 & co. to (in), and corral's
+ * own messages to systemd (out). The only module that speaks sd_notify. */
+#pragma once
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include <systemd/sd-event.h>
+
+#include "util.h"
+
+/* Longest datagram accepted, like systemd's own notify socket; longer ones are dropped. */
+#define NOTIFY_BUFFER_MAX 4096
+
+/* One parsed datagram. status points into the buffer that was parsed. */
+typedef struct NotifyMessage {
+        bool ready;
+        bool stopping;
+        bool watchdog;
+        bool recycle;
+        bool reloading;
+        const char *status; /* NULL when absent */
+} NotifyMessage;
+
+/* Parses "KEY=VALUE\n..." in place (newlines become NULs; buf must hold size+1 bytes). Unknown keys are
+ * ignored as systemd does. Returns 0, or -EBADMSG for an embedded NUL or a line without '='. Pure. */
+int notify_message_parse(char *buf, size_t size, NotifyMessage *ret);
+
+/* Parses /proc/PID/stat content and returns the parent pid. Pure. */
+int notify_parse_stat_ppid(const char *stat, pid_t *ret);
+/* The parent of pid from /proc; -ESRCH when it is gone. */
+int notify_get_ppid(pid_t pid, pid_t *ret);
+
+typedef struct NotifySocket NotifySocket;
+
+/* Called for every datagram with credentials; pid is the sender's. Returns nothing: the receiver decides
+ * whether it counts and bumps notify_socket_reject() if not. */
+typedef void (*notify_handler_t)(NotifySocket *n, pid_t pid, const NotifyMessage *m, void *userdata);
+
+/* Creates an abstract AF_UNIX datagram socket with SO_PASSCRED, watched by the loop at priority. */
+int notify_socket_new(sd_event *e, int64_t priority, notify_handler_t handler, void *userdata,
+                      NotifySocket **ret);
+NotifySocket *notify_socket_free(NotifySocket *n);
+DEFINE_TRIVIAL_CLEANUP_FUNC(NotifySocket *, notify_socket_free);
+/* The NOTIFY_SOCKET value for workers ("@corral/..."). */
+const char *notify_socket_address(const NotifySocket *n);
+/* Counts a datagram that was not accepted; returns the total so far. */
+uint64_t notify_socket_reject(NotifySocket *n);
+uint64_t notify_socket_rejected(const NotifySocket *n);
+
+/* Messages to systemd ($NOTIFY_SOCKET of corral itself); no-ops without one. They return what
+ * sd_notify() returns. */
+int notify_manager_ready(const char *status);
+int notify_manager_status(const char *status);
+int notify_manager_stopping(const char *status);
+int notify_manager_reloading(const char *status);
+int notify_manager_extend_timeout(usec_t usec);
+int notify_manager_errno(int error);

@@ -1,0 +1,205 @@
+/* SPDX-License-Identifier: MIT */
+/* fork() + exec() of one worker. The child runs only async-signal-safe calls: the parent may hold locks
+ * (malloc, stdio) at fork time, so anything needing them is prepared before the fork. */
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/pidfd.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <linux/close_range.h>
+
+#include "env.h"
+#include "spawn.h"
+
+static const char *const spawn_stage_table[_SPAWN_STAGE_MAX] = {
+        [SPAWN_STAGE_SIGNALS] = "signals", [SPAWN_STAGE_PDEATHSIG] = "pdeathsig",
+        [SPAWN_STAGE_SETSID] = "setsid",   [SPAWN_STAGE_FDS] = "fds",
+        [SPAWN_STAGE_CGROUP] = "cgroup",   [SPAWN_STAGE_EXEC] = "exec",
+};
+
+const char *spawn_stage_to_string(SpawnStage s) {
+        return s >= 0 && s < _SPAWN_STAGE_MAX ? spawn_stage_table[s] : NULL;
+}
+
+_noreturn_ static void child_fail(int status_fd, SpawnStage stage, int error) {
+        SpawnError e = { .stage = stage, .error = error };
+
+        /* Nothing to do if the parent cannot read it: it sees exit status 127 either way. */
+        (void) !write(status_fd, &e, sizeof e);
+        _exit(127);
+}
+
+static int child_reset_signals(void) {
+        struct sigaction sa = { .sa_handler = SIG_DFL };
+        sigset_t ss;
+
+        /* The master blocks the signals its event loop handles; a worker must start with a clean slate,
+         * or it would never see SIGTERM. Dispositions first, so nothing pending fires a stale handler. */
+        for (int sig = 1; sig < _NSIG; sig++) {
+                if (sig == SIGKILL || sig == SIGSTOP)
+                        continue;
+                (void) sigaction(sig, &sa, NULL);
+        }
+        if (sigemptyset(&ss) < 0 || sigprocmask(SIG_SETMASK, &ss, NULL) < 0)
+                return -errno;
+        return 0;
+}
+
+/* Moves the sockets to 3, 4, ... with close-on-exec cleared. Every fd is first duplicated above the
+ * target range, so a socket that already sits on another one's target is never clobbered, and dup2()
+ * onto a distinct fd is what clears FD_CLOEXEC. */
+static int child_move_fds(const int *fds, size_t n, int status_fd, int *status_fd_moved) {
+        int base = 3 + (int) n, tmp[n > 0 ? n : 1];
+
+        for (size_t i = 0; i < n; i++) {
+                tmp[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, base);
+                if (tmp[i] < 0)
+                        return -errno;
+        }
+        /* The status pipe must survive too: park it above the range as well. */
+        *status_fd_moved = fcntl(status_fd, F_DUPFD_CLOEXEC, base);
+        if (*status_fd_moved < 0)
+                return -errno;
+        for (size_t i = 0; i < n; i++)
+                if (dup2(tmp[i], 3 + (int) i) < 0)
+                        return -errno;
+        /* Everything else above the sockets closes at exec, whatever a library may have leaked. */
+        (void) close_range((unsigned) base, ~0U, CLOSE_RANGE_CLOEXEC);
+        return 0;
+}
+
+_noreturn_ static void child_run(const SpawnParams *p, pid_t parent, int status_fd) {
+        int r;
+
+        r = child_reset_signals();
+        if (r < 0)
+                child_fail(status_fd, SPAWN_STAGE_SIGNALS, -r);
+
+        /* If the master dies, its workers must not keep serving unsupervised on sockets they share. */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+                child_fail(status_fd, SPAWN_STAGE_PDEATHSIG, errno);
+        if (getppid() != parent)
+                _exit(127);
+
+        /* A session of its own: a Ctrl-C on corral's terminal reaches corral only, which stops workers in
+         * order instead of them all dying at once. */
+        if (setsid() < 0)
+                child_fail(status_fd, SPAWN_STAGE_SETSID, errno);
+
+        if (p->cgroup_procs_fd >= 0 && write(p->cgroup_procs_fd, "0", 1) < 0)
+                child_fail(status_fd, SPAWN_STAGE_CGROUP, errno);
+
+        r = child_move_fds(p->fds, p->n_fds, status_fd, &status_fd);
+        if (r < 0)
+                child_fail(status_fd, SPAWN_STAGE_FDS, -r);
+
+        env_write_listen_pid(p->envp[p->listen_pid_index], getpid());
+        execve(p->path, p->argv, p->envp);
+        child_fail(status_fd, SPAWN_STAGE_EXEC, errno);
+}
+
+int spawn_worker(const SpawnParams *p, pid_t *ret_pid, int *ret_pidfd, int *ret_status_fd) {
+        _cleanup_close_ int status_r = -EBADF, status_w = -EBADF, pidfd = -EBADF;
+        int fds[2];
+        pid_t parent = getpid(), pid;
+
+        if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0)
+                return -errno;
+        status_r = fds[0];
+        status_w = fds[1];
+
+        pid = fork();
+        if (pid < 0)
+                return -errno;
+        if (pid == 0) {
+                /* The write end must block: the child writes one small record and exits. */
+                (void) fcntl(status_w, F_SETFL, 0);
+                child_run(p, parent, status_w);
+        }
+
+        /* The child stays a zombie until its child source reaps it, so the pid cannot be reused before
+         * the pidfd is open. */
+        pidfd = pidfd_open(pid, 0);
+        if (pidfd < 0) {
+                int r = -errno;
+                (void) kill(pid, SIGKILL);
+                return r;
+        }
+
+        *ret_pid = pid;
+        *ret_pidfd = TAKE_FD(pidfd);
+        *ret_status_fd = TAKE_FD(status_r);
+        return 0;
+}
+
+int spawn_read_status(int fd, SpawnError *ret) {
+        SpawnError e;
+        ssize_t n;
+
+        n = read(fd, &e, sizeof e);
+        if (n < 0)
+                return -errno;
+        if (n == 0)
+                return 0;
+        if ((size_t) n != sizeof e)
+                return -EIO;
+        *ret = e;
+        return 1;
+}
+
+static int check_executable(const char *path) {
+        struct stat st;
+
+        if (stat(path, &st) < 0)
+                return -errno;
+        if (S_ISDIR(st.st_mode))
+                return -EISDIR;
+        if (!S_ISREG(st.st_mode))
+                return -EACCES;
+        if (access(path, X_OK) < 0)
+                return -errno;
+        return 0;
+}
+
+int find_executable(const char *name, char **ret) {
+        const char *path, *p;
+        int r, last = -ENOENT;
+
+        if (isempty(name))
+                return -EINVAL;
+        if (strchr(name, '/')) {
+                r = check_executable(name);
+                if (r < 0)
+                        return r;
+                *ret = strdup(name);
+                return *ret ? 0 : -ENOMEM;
+        }
+
+        path = getenv("PATH");
+        if (!path)
+                path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+        for (p = path;; p++) {
+                const char *end = strchrnul(p, ':');
+                _cleanup_free_ char *candidate = NULL;
+
+                /* An empty PATH element means the current directory. */
+                if (end == p)
+                        candidate = strdup_printf("./%s", name);
+                else
+                        candidate = strdup_printf("%.*s/%s", (int) (end - p), p, name);
+                if (!candidate)
+                        return -ENOMEM;
+                r = check_executable(candidate);
+                if (r == 0) {
+                        *ret = TAKE_PTR(candidate);
+                        return 0;
+                }
+                if (r != -ENOENT && r != -ENOTDIR)
+                        last = r;
+                if (!*end)
+                        break;
+                p = end;
+        }
+        return last;
+}

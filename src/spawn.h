@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+/* Everything between fork() and exec() of a worker, async-signal-safe only, and how a failure there
+ * reaches the parent: {stage, errno} through a close-on-exec pipe. */
+#pragma once
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "util.h"
+
+typedef enum SpawnStage {
+        SPAWN_STAGE_SIGNALS,
+        SPAWN_STAGE_PDEATHSIG,
+        SPAWN_STAGE_SETSID,
+        SPAWN_STAGE_FDS,
+        SPAWN_STAGE_CGROUP,
+        SPAWN_STAGE_EXEC,
+        _SPAWN_STAGE_MAX,
+        _SPAWN_STAGE_INVALID = -EINVAL,
+} SpawnStage;
+
+const char *spawn_stage_to_string(SpawnStage s);
+
+typedef struct SpawnParams {
+        const char *path;        /* resolved executable (find_executable) */
+        char *const *argv;
+        char **envp;             /* built by env_build() */
+        size_t listen_pid_index; /* entry of envp that receives LISTEN_PID in the child */
+        const int *fds;          /* sockets that become fds 3, 4, ... in the child */
+        size_t n_fds;
+        int cgroup_procs_fd;     /* an open cgroup.procs to join before exec, or -EBADF */
+} SpawnParams;
+
+/* What the child writes to the status pipe when it fails before exec. */
+typedef struct SpawnError {
+        int32_t stage;
+        int32_t error;
+} SpawnError;
+
+/* Forks a worker. On success returns 0 with its pid, a pidfd (owned, close-on-exec) and the read end of
+ * the status pipe (owned, non-blocking, close-on-exec): end-of-file there means exec succeeded, a
+ * SpawnError means it failed and the child exits 127. Fails only if the parent could not fork. */
+int spawn_worker(const SpawnParams *p, pid_t *ret_pid, int *ret_pidfd, int *ret_status_fd);
+
+/* Reads the status pipe. Returns 0 when exec succeeded (EOF), 1 with *ret filled in when the child
+ * failed, -EAGAIN when nothing is there yet, or another negative errno. */
+int spawn_read_status(int fd, SpawnError *ret);
+
+/* Resolves name the way execvp() would (a name with a slash is taken as is) and checks it is an
+ * executable regular file. Returns 0 and an allocated path, or -ENOENT / -EACCES / -ENOEXEC... */
+int find_executable(const char *name, char **ret);
