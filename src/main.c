@@ -9,20 +9,26 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "control.h"
 #include "log.h"
 #include "manager.h"
 #include "notify.h"
+#include "parse.h"
 #include "sockets.h"
 #include "spawn.h"
 
 enum {
         ARG_VERSION = 0x100,
         ARG_LOG_LEVEL,
+        ARG_CONTROL,
+        ARG_WAIT,
+        ARG_JSON,
         ARG_KEY_BASE = 0x200, /* + index into the config key table */
 };
 
 typedef struct Args {
         const char *config_path;
+        const char *control_path;
         ConfigArg *config_args;
         size_t n_config_args;
         char **command;
@@ -34,13 +40,20 @@ static void help(void) {
         size_t n;
 
         keys = config_key_table(&n);
-        printf("Usage: corral [OPTIONS] [--config FILE] [-- COMMAND [ARGS...]]\n\n"
+        printf("Usage: corral [OPTIONS] [--config FILE] [-- COMMAND [ARGS...]]\n"
+               "       corral reload [--wait] [--control PATH]\n"
+               "       corral status [--json] [--control PATH]\n"
+               "       corral recycle SLOT [--control PATH]\n\n"
                "Runs COMMAND as a pool of workers sharing the listening sockets corral holds: from systemd\n"
                "socket activation (LISTEN_FDS), or bound by corral from --listen.\n\n"
                "  -h --help                  Show this help\n"
                "     --version               Show the version\n"
                "  -c --config FILE           Read the configuration from FILE (INI)\n"
+               "     --control PATH          Control socket (default: $RUNTIME_DIRECTORY/control; none\n"
+               "                             when neither is set)\n"
                "     --log-level LEVEL       debug, info, notice, warning or err (default: info)\n\n"
+               "reload rolls every worker to a new generation after re-reading the configuration (like\n"
+               "SIGHUP); with --wait it returns when the roll is over and fails when the roll failed.\n\n"
                "Every configuration key has an option; options override the file:\n");
         for (size_t i = 0; i < n; i++) {
                 char opt[64];
@@ -59,6 +72,7 @@ static int parse_argv(int argc, char *argv[], Args *a) {
                 { "version", no_argument, NULL, ARG_VERSION },
                 { "config", required_argument, NULL, 'c' },
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
+                { "control", required_argument, NULL, ARG_CONTROL },
         };
         const ConfigKeyInfo *keys;
         _cleanup_free_ struct option *options = NULL;
@@ -97,6 +111,9 @@ static int parse_argv(int argc, char *argv[], Args *a) {
                 case 'c':
                         a->config_path = optarg;
                         break;
+                case ARG_CONTROL:
+                        a->control_path = optarg;
+                        break;
                 case ARG_LOG_LEVEL:
                         r = log_level_from_string(optarg);
                         if (r < 0) {
@@ -128,6 +145,69 @@ static int parse_argv(int argc, char *argv[], Args *a) {
         return 0;
 }
 
+/* `corral reload|status|recycle`: a client of the control socket. Returns the exit code. */
+static int run_client(int argc, char *argv[]) {
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "control", required_argument, NULL, ARG_CONTROL },
+                { "wait", no_argument, NULL, ARG_WAIT },
+                { "json", no_argument, NULL, ARG_JSON },
+                {},
+        };
+        const char *verb = argv[1], *control = NULL;
+        _cleanup_free_ char *path = NULL, *request = NULL;
+        bool wait = false, json = false;
+        unsigned slot = 0;
+        int c;
+
+        optind = 2;
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        help();
+                        return 0;
+                case ARG_CONTROL:
+                        control = optarg;
+                        break;
+                case ARG_WAIT:
+                        wait = true;
+                        break;
+                case ARG_JSON:
+                        json = true;
+                        break;
+                default:
+                        return EXIT_USAGE;
+                }
+
+        if (streq(verb, "recycle")) {
+                if (optind != argc - 1 ||
+                    parse_unsigned(argv[optind], 0, COUNT_MAX - 1, &slot) < 0) {
+                        log_error("usage: corral recycle SLOT");
+                        return EXIT_USAGE;
+                }
+                request = strdup_printf("recycle %u", slot);
+        } else if (optind != argc) {
+                log_error("%s: unexpected argument '%s'", verb, argv[optind]);
+                return EXIT_USAGE;
+        } else if ((wait && !streq(verb, "reload")) || (json && !streq(verb, "status"))) {
+                log_error("%s: --wait goes with reload, --json with status", verb);
+                return EXIT_USAGE;
+        } else
+                request = strdup_printf("%s%s%s", verb, wait ? " --wait" : "", json ? " --json" : "");
+        if (!request)
+                return log_oom(), EXIT_OSERR;
+
+        if (!control) {
+                path = control_default_path();
+                if (!path) {
+                        log_error("No control socket: pass --control PATH (RUNTIME_DIRECTORY is not set)");
+                        return EXIT_USAGE;
+                }
+                control = path;
+        }
+        return control_client_run(control, request);
+}
+
 static void log_socket(const ListenSocket *s) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof ss;
@@ -153,13 +233,16 @@ static void log_socket(const ListenSocket *s) {
 static int run(int argc, char *argv[]) {
         _cleanup_(config_freep) Config *config = NULL;
         _cleanup_(manager_freep) Manager *m = NULL;
-        _cleanup_free_ char *error = NULL, *path = NULL;
+        _cleanup_free_ char *error = NULL, *path = NULL, *control = NULL;
         _cleanup_free_ ConfigArg *config_args = NULL;
         SocketSet sockets = {};
         Args a = {};
         int r;
 
         log_open();
+        if (argc > 1 && (streq(argv[1], "reload") || streq(argv[1], "status") || streq(argv[1], "recycle")))
+                return run_client(argc, argv);
+
         r = parse_argv(argc, argv, &a);
         config_args = a.config_args;
         if (r != 0 || a.exit_now)
@@ -198,11 +281,14 @@ static int run(int argc, char *argv[]) {
         for (size_t i = 0; i < sockets.n; i++)
                 log_socket(&sockets.sockets[i]);
 
+        if (!a.control_path)
+                a.control_path = control = control_default_path();
         ManagerParams params = {
                 .config_path = a.config_path,
                 .args = a.config_args,
                 .n_args = a.n_config_args,
                 .command = a.command,
+                .control_path = a.control_path,
         };
         r = manager_new(&params, TAKE_PTR(config), &sockets, &m);
         if (r < 0) {

@@ -8,6 +8,7 @@
 
 #include <systemd/sd-event.h>
 
+#include "control.h"
 #include "env.h"
 #include "log.h"
 #include "manager.h"
@@ -15,6 +16,7 @@
 #include "notify.h"
 #include "pool.h"
 #include "spawn.h"
+#include "status.h"
 #include "worker.h"
 
 /* Child exits first (they settle what the other events refer to), then signals, worker notifications,
@@ -47,6 +49,7 @@ struct Manager {
         char *fd_names;
 
         NotifySocket *notify;
+        ControlServer *control;
         Pool *pool;
         Worker *dead; /* exited workers, freed after the current dispatch */
 
@@ -55,6 +58,9 @@ struct Manager {
 
         bool ready_sent;
         bool reloading; /* a reload was requested and is not finished */
+        unsigned reloads_ok, reloads_failed;
+        unsigned roll_done_reported;
+        usec_t started_usec;
         unsigned term_signals;
         char *status;
         usec_t reject_logged_usec;
@@ -166,6 +172,13 @@ static void manager_update_status(Manager *m) {
                 return;
         }
         (void) notify_manager_status(m->status);
+
+        /* A long roll that still makes progress must not hit systemd's reload timeout: every step buys
+         * the time the next one may take. */
+        if (pool_is_rolling(m->pool)) {
+                const Config *tc = m->target.config;
+                (void) notify_manager_extend_timeout(tc->ready_timeout_usec + tc->stop_timeout_usec + 5 * USEC_PER_SEC);
+        }
 }
 
 /* ---- reload results ---- */
@@ -183,6 +196,15 @@ static void manager_reload_finished(Manager *m, bool ok, const char *why) {
         else {
                 log_fields_add(&f, "REASON=%s", why);
                 log_event(LOG_ERR, MESSAGE_ID_RELOAD_FAILED, &f, "reload failed: %s", why);
+        }
+        if (ok)
+                m->reloads_ok++;
+        else
+                m->reloads_failed++;
+        if (m->control) {
+                _cleanup_free_ char *reply = ok ? strdup_printf("ok: generation %u\n", pool_generation(m->pool)) :
+                                                  strdup_printf("error: reload failed: %s\n", why);
+                control_server_finish_waiters(m->control, reply ?: (ok ? "ok\n" : "error: reload failed\n"));
         }
         /* Every way out of a reload tells systemd it is over, success or not. */
         free(m->status);
@@ -572,7 +594,9 @@ static void manager_start_stop(Manager *m, const char *signame) {
         (void) notify_manager_stopping(m->status ?: "stopping");
 }
 
-static void manager_reload(Manager *m) {
+/* Re-reads the config and starts a roll to a new generation. Returns 0 when the roll started, or a
+ * negative errno when the reload failed at once (it has been reported then). */
+static int manager_reload(Manager *m) {
         _cleanup_(config_freep) Config *config = NULL;
         _cleanup_free_ char *error = NULL;
         Generation g = {};
@@ -581,37 +605,37 @@ static void manager_reload(Manager *m) {
         int r, generation;
 
         if (pool_is_stopping(m->pool))
-                return;
+                return -ESHUTDOWN;
 
         (void) notify_manager_reloading("reloading: reading configuration");
         m->reloading = true;
 
         r = config_load(m->params.config_path, m->params.args, m->params.n_args, m->params.command, &config, &error);
         if (r < 0) {
-                log_error("reload: %s", error ?: "failed to load the configuration");
-                manager_reload_finished(m, false, error ?: "configuration error");
-                return;
+                manager_reload_finished(m, false, error ?: "failed to load the configuration");
+                return r;
         }
-        if (strv_length(config->listen) != strv_length(m->target.config->listen) ||
-            (config->listen && m->target.config->listen &&
-             !streq(config->listen[0], m->target.config->listen[0])))
+        if (!strv_equal(config->listen, m->target.config->listen))
                 log_warning("reload: Listen= cannot change while corral runs; restart corral to change sockets");
 
         r = generation_init(&g, config, 0, &error);
         if (r < 0) {
-                log_error("reload: %s", error);
-                manager_reload_finished(m, false, error);
-                return;
+                manager_reload_finished(m, false, error ?: "cannot run ExecStart=");
+                return r;
         }
         TAKE_PTR(config);
+
+        /* The roll replaces the heaviest workers first: sample them now. */
+        for (PoolWorker *pw = pool_workers(m->pool); pw; pw = pw->next)
+                if (pw->userdata)
+                        (void) worker_read_memory(pw->userdata, &pw->memory_bytes);
 
         pc = pool_config_from(g.config, m->ncpus);
         generation = pool_reload(m->pool, &pc);
         if (generation < 0) {
                 generation_done(&g, NULL);
-                log_oom();
                 manager_reload_finished(m, false, "out of memory");
-                return;
+                return log_oom();
         }
         g.number = (unsigned) generation;
 
@@ -623,6 +647,106 @@ static void manager_reload(Manager *m) {
         log_fields_add(&f, "WORKER_GENERATION=%u", g.number);
         log_event(LOG_INFO, MESSAGE_ID_RELOAD_STARTED, &f, "reloading: rolling %u workers to generation %u", pc.count,
                   g.number);
+        return 0;
+}
+
+static void manager_status_snapshot(Manager *m, StatusPool *ret_pool, StatusWorker **ret_rows, size_t *ret_n) {
+        usec_t now = now_usec(CLOCK_MONOTONIC);
+        StatusWorker *rows;
+        PoolCounts c;
+        size_t n = 0;
+
+        pool_counts(m->pool, &c);
+        *ret_pool = (StatusPool) {
+                .state = pool_is_stopping(m->pool) ? "stopping" :
+                         pool_is_rolling(m->pool)  ? "reloading" :
+                         !m->ready_sent            ? "starting" :
+                         c.ready < c.wanted        ? "degraded" : "running",
+                .generation = pool_generation(m->pool),
+                .ready = c.ready,
+                .wanted = c.wanted,
+                .workers = c.workers,
+                .reloads_ok = m->reloads_ok,
+                .reloads_failed = m->reloads_failed,
+                .uptime_usec = now - m->started_usec,
+                .notify_rejected = notify_socket_rejected(m->notify),
+        };
+        rows = calloc(MAX(c.workers, 1U), sizeof(StatusWorker));
+        for (PoolWorker *pw = pool_workers(m->pool); rows && pw; pw = pw->next) {
+                Worker *w = pw->userdata;
+
+                if (!w)
+                        continue;
+                (void) worker_read_memory(w, &pw->memory_bytes);
+                rows[n++] = (StatusWorker) {
+                        .slot = pw->slot,
+                        .pid = w->pid,
+                        .generation = pw->generation,
+                        .state = worker_state_to_string(pw->state),
+                        .uptime_usec = now - w->started_usec,
+                        .ready_after_usec = pw->ready_usec ? pw->ready_usec - pw->started_usec : 0,
+                        .memory_bytes = pw->memory_bytes,
+                        .restarts = pool_slot_restarts(m->pool, pw->slot),
+                };
+        }
+        *ret_rows = rows;
+        *ret_n = n;
+}
+
+static void on_control(ControlServer *s, ControlConnection *c, ControlCommand cmd, unsigned arg, void *userdata) {
+        Manager *m = userdata;
+        _cleanup_free_ char *text = NULL;
+
+        switch (cmd) {
+        case CONTROL_RELOAD:
+                if (manager_reload(m) < 0) {
+                        control_reply(c, "error: reload failed, see the log\n");
+                        return;
+                }
+                text = strdup_printf("ok: reloading to generation %u\n", pool_generation(m->pool));
+                control_reply(c, text ?: "ok\n");
+                return;
+        case CONTROL_RELOAD_WAIT:
+                if (pool_is_stopping(m->pool)) {
+                        control_reply(c, "error: corral is stopping\n");
+                        return;
+                }
+                /* Held first, so that a reload failing at once answers it too. */
+                control_hold(c);
+                (void) manager_reload(m);
+                return;
+        case CONTROL_STATUS:
+        case CONTROL_STATUS_JSON: {
+                _cleanup_free_ StatusWorker *rows = NULL;
+                StatusPool sp;
+                size_t n;
+
+                manager_status_snapshot(m, &sp, &rows, &n);
+                text = cmd == CONTROL_STATUS_JSON ? status_format_json(&sp, rows, n) : status_format_table(&sp, rows, n);
+                if (!text) {
+                        control_reply(c, "error: out of memory\n");
+                        return;
+                }
+                control_reply(c, text);
+                return;
+        }
+        case CONTROL_RECYCLE:
+                for (PoolWorker *pw = pool_workers(m->pool); pw; pw = pw->next)
+                        if (pw->slot == arg && pw->state == WORKER_READY && pw->userdata) {
+                                pool_worker_recycle(m->pool, pw);
+                                log_info("worker %u (pid %d) is recycled on request", pw->slot,
+                                         (int) ((Worker *) pw->userdata)->pid);
+                                text = strdup_printf("ok: recycling worker %u (pid %d)\n", pw->slot,
+                                                     (int) ((Worker *) pw->userdata)->pid);
+                                control_reply(c, text ?: "ok\n");
+                                return;
+                        }
+                control_reply(c, "error: no ready worker in that slot\n");
+                return;
+        default:
+                control_reply(c, "error: unsupported request\n");
+                return;
+        }
 }
 
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
@@ -636,7 +760,7 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
                 manager_start_stop(m, "SIGINT");
                 break;
         case SIGHUP:
-                manager_reload(m);
+                (void) manager_reload(m);
                 break;
         }
         return 0;
@@ -664,6 +788,7 @@ int manager_new(const ManagerParams *params, Config *config, SocketSet *sockets,
         m->params = *params;
         m->pid = getpid();
         m->ncpus = usable_cpus();
+        m->started_usec = now_usec(CLOCK_MONOTONIC);
 
         r = generation_init(&m->target, c, 1, &error);
         if (r < 0)
@@ -703,6 +828,12 @@ int manager_new(const ManagerParams *params, Config *config, SocketSet *sockets,
         if (r < 0)
                 return log_error_errno(r, "Failed to create the worker notify socket: %m");
 
+        if (params->control_path) {
+                r = control_server_new(m->event, params->control_path, PRIORITY_NOTIFY, on_control, m, &m->control);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to create the control socket '%s': %m", params->control_path);
+        }
+
         pc = pool_config_from(m->target.config, m->ncpus);
         m->pool = pool_new(&pc);
         if (!m->pool)
@@ -736,6 +867,7 @@ Manager *manager_free(Manager *m) {
                 worker_free(w);
         }
         pool_free(m->pool);
+        control_server_free(m->control);
         notify_socket_free(m->notify);
         sd_event_source_disable_unref(m->plan_timer);
         sd_event_source_disable_unref(m->post_source);

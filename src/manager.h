@@ -14,6 +14,7 @@ typedef struct ManagerParams {
         const ConfigArg *args;
         size_t n_args;
         char *const *command;
+        const char *control_path; /* NULL: no control socket */
 } ManagerParams;
 
 /* Takes ownership of config and sockets (on success and failure alike). Sets up the loop, signals and

@@ -263,3 +263,12 @@ int signal_from_string(const char *s) {
 
         return -EINVAL;
 }
+
+bool strv_equal(char *const *a, char *const *b) {
+        size_t i = 0;
+
+        for (; a && a[i] && b && b[i]; i++)
+                if (!streq(a[i], b[i]))
+                        return false;
+        return (!a || !a[i]) && (!b || !b[i]);
+}

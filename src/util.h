@@ -84,9 +84,10 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(char **, strv_free);
 #define _cleanup_strv_free_ _cleanup_(strv_freep)
 size_t strv_length(char *const *l);
 char **strv_copy(char *const *l);
+bool strv_equal(char *const *a, char *const *b);
 /* Appends a copy of value; returns 0 or -ENOMEM (the vector is unchanged on failure). */
 int strv_extend(char ***l, const char *value);
-/* Appends value itself, which the vector owns on success. */
+/* Appends value itself, which the vector owns whatever happens (it is freed on failure). */
 int strv_consume(char ***l, char *value);
 
 /* Formats into a newly allocated string; NULL on OOM. */

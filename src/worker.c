@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Worker process mechanics: pidfd child source, exec status pipe, one timer, stop and kill. */
+#include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -186,6 +188,28 @@ void worker_kill(Worker *w) {
         /* The worker is not reaped before its child source fires, so its process group id is still
          * pinned; see on_child(). */
         (void) kill(-w->pid, SIGKILL);
+}
+
+int worker_read_memory(const Worker *w, uint64_t *ret) {
+        char path[64], buf[256];
+        unsigned long long size, resident;
+        _cleanup_close_ int fd = -EBADF;
+        ssize_t n;
+
+        if (w->exited)
+                return -ESRCH;
+        snprintf(path, sizeof path, "/proc/%d/statm", (int) w->pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        n = read(fd, buf, sizeof buf - 1);
+        if (n < 0)
+                return -errno;
+        buf[n] = 0;
+        if (sscanf(buf, "%llu %llu", &size, &resident) != 2)
+                return -EINVAL;
+        *ret = (uint64_t) resident * (uint64_t) sysconf(_SC_PAGESIZE);
+        return 0;
 }
 
 Worker *worker_free(Worker *w) {

@@ -1,0 +1,316 @@
+/* SPDX-License-Identifier: MIT */
+/* Control socket server (bounded: connection count, request size, request timeout) and its client. */
+#include <poll.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "control.h"
+
+#define CONTROL_CONNECTIONS_MAX 64
+#define CONTROL_REQUEST_TIMEOUT_USEC (5 * USEC_PER_SEC)
+
+struct ControlConnection {
+        ControlServer *server;
+        int fd;
+        sd_event_source *io;
+        sd_event_source *timer;
+        bool held;
+        bool replied;
+        ControlConnection *prev, *next;
+};
+
+struct ControlServer {
+        sd_event *event;
+        int fd;
+        char *path;
+        sd_event_source *io;
+        int64_t priority;
+        control_handler_t handler;
+        void *userdata;
+        ControlConnection *connections;
+        unsigned n_connections;
+};
+
+ControlCommand control_parse_request(const char *s, unsigned *ret_arg) {
+        const char *v;
+        char *end;
+        unsigned long n;
+
+        if (streq(s, "reload"))
+                return CONTROL_RELOAD;
+        if (streq(s, "reload --wait"))
+                return CONTROL_RELOAD_WAIT;
+        if (streq(s, "status"))
+                return CONTROL_STATUS;
+        if (streq(s, "status --json"))
+                return CONTROL_STATUS_JSON;
+        if ((v = startswith(s, "recycle ")) && *v >= '0' && *v <= '9') {
+                errno = 0;
+                n = strtoul(v, &end, 10);
+                if (errno == 0 && !*end && n < 100000) {
+                        *ret_arg = (unsigned) n;
+                        return CONTROL_RECYCLE;
+                }
+        }
+        return _CONTROL_COMMAND_INVALID;
+}
+
+static void connection_free(ControlConnection *c) {
+        ControlServer *s = c->server;
+
+        if (c->prev)
+                c->prev->next = c->next;
+        else
+                s->connections = c->next;
+        if (c->next)
+                c->next->prev = c->prev;
+        s->n_connections--;
+        sd_event_source_disable_unref(c->io);
+        sd_event_source_disable_unref(c->timer);
+        safe_close(c->fd);
+        free(c);
+}
+
+void control_reply(ControlConnection *c, const char *text) {
+        /* Best effort and non-blocking: a client that went away or does not read loses its answer, the
+         * loop never waits for it. */
+        (void) send(c->fd, text, strlen(text), MSG_DONTWAIT | MSG_NOSIGNAL);
+        c->replied = true;
+        connection_free(c);
+}
+
+void control_hold(ControlConnection *c) {
+        c->held = true;
+        (void) sd_event_source_set_enabled(c->timer, SD_EVENT_OFF);
+}
+
+void control_server_finish_waiters(ControlServer *s, const char *text) {
+        ControlConnection *c = s->connections, *next;
+
+        for (; c; c = next) {
+                next = c->next;
+                if (c->held)
+                        control_reply(c, text);
+        }
+}
+
+static int on_connection_timeout(sd_event_source *src, uint64_t usec, void *userdata) {
+        control_reply(userdata, "error: no request received in time\n");
+        return 0;
+}
+
+static int on_connection_io(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        ControlConnection *c = userdata;
+        ControlServer *s = c->server;
+        char buf[CONTROL_REQUEST_MAX + 1];
+        ControlCommand cmd;
+        unsigned arg = 0;
+        ssize_t n;
+
+        if (c->held) {
+                /* A waiter only ever hangs up. */
+                if (revents & (EPOLLHUP | EPOLLERR | EPOLLIN))
+                        connection_free(c);
+                return 0;
+        }
+
+        n = recv(fd, buf, sizeof buf, MSG_DONTWAIT | MSG_TRUNC);
+        if (n < 0) {
+                if (errno == EAGAIN || errno == EINTR)
+                        return 0;
+                connection_free(c);
+                return 0;
+        }
+        if (n == 0) {
+                connection_free(c);
+                return 0;
+        }
+        if ((size_t) n > CONTROL_REQUEST_MAX) {
+                control_reply(c, "error: request too long\n");
+                return 0;
+        }
+        buf[n] = 0;
+        if (n > 0 && buf[n - 1] == '\n')
+                buf[n - 1] = 0;
+
+        cmd = control_parse_request(buf, &arg);
+        if (cmd < 0) {
+                control_reply(c, "error: unknown request; expected reload [--wait], status [--json] or recycle SLOT\n");
+                return 0;
+        }
+
+        s->handler(s, c, cmd, arg, s->userdata);
+        return 0;
+}
+
+static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        ControlServer *s = userdata;
+        _cleanup_close_ int cfd = -EBADF;
+        struct ucred cred;
+        socklen_t len = sizeof cred;
+        ControlConnection *c;
+        int r;
+
+        cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (cfd < 0)
+                return 0;
+
+        /* The socket file is 0600 already; the peer check holds even if someone loosens that. */
+        if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
+            (cred.uid != 0 && cred.uid != geteuid())) {
+                (void) send(cfd, "error: permission denied\n", 25, MSG_DONTWAIT | MSG_NOSIGNAL);
+                return 0;
+        }
+        if (s->n_connections >= CONTROL_CONNECTIONS_MAX) {
+                (void) send(cfd, "error: too many connections\n", 28, MSG_DONTWAIT | MSG_NOSIGNAL);
+                return 0;
+        }
+
+        c = calloc(1, sizeof(ControlConnection));
+        if (!c)
+                return 0;
+        c->server = s;
+        c->fd = TAKE_FD(cfd);
+        c->next = s->connections;
+        if (c->next)
+                c->next->prev = c;
+        s->connections = c;
+        s->n_connections++;
+
+        r = sd_event_add_io(s->event, &c->io, c->fd, EPOLLIN, on_connection_io, c);
+        if (r >= 0)
+                r = sd_event_add_time_relative(s->event, &c->timer, CLOCK_MONOTONIC, CONTROL_REQUEST_TIMEOUT_USEC, 0,
+                                               on_connection_timeout, c);
+        if (r < 0) {
+                connection_free(c);
+                return 0;
+        }
+        (void) sd_event_source_set_priority(c->io, s->priority);
+        (void) sd_event_source_set_description(c->io, "control-connection");
+        return 0;
+}
+
+int control_server_new(sd_event *e, const char *path, int64_t priority, control_handler_t handler,
+                       void *userdata, ControlServer **ret) {
+        _cleanup_(control_server_freep) ControlServer *s = NULL;
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        mode_t old;
+        int r;
+
+        if (strlen(path) >= sizeof sa.sun_path)
+                return -ENAMETOOLONG;
+        s = calloc(1, sizeof(ControlServer));
+        if (!s)
+                return -ENOMEM;
+        s->fd = -EBADF;
+        s->event = sd_event_ref(e);
+        s->priority = priority;
+        s->handler = handler;
+        s->userdata = userdata;
+
+        s->fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (s->fd < 0)
+                return -errno;
+        strcpy(sa.sun_path, path);
+        (void) unlink(path);
+        /* Create it 0600 from the start: no window where another user could connect. */
+        old = umask(0177);
+        r = bind(s->fd, (struct sockaddr *) &sa, sizeof sa);
+        umask(old);
+        if (r < 0)
+                return -errno;
+        s->path = strdup(path);
+        if (!s->path)
+                return -ENOMEM;
+        if (listen(s->fd, 16) < 0)
+                return -errno;
+
+        r = sd_event_add_io(e, &s->io, s->fd, EPOLLIN, on_accept, s);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_priority(s->io, priority);
+        (void) sd_event_source_set_description(s->io, "control");
+
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+ControlServer *control_server_free(ControlServer *s) {
+        if (!s)
+                return NULL;
+        while (s->connections)
+                connection_free(s->connections);
+        sd_event_source_disable_unref(s->io);
+        safe_close(s->fd);
+        if (s->path)
+                (void) unlink(s->path);
+        free(s->path);
+        sd_event_unref(s->event);
+        free(s);
+        return NULL;
+}
+
+char *control_default_path(void) {
+        const char *d = getenv("RUNTIME_DIRECTORY");
+        size_t n;
+
+        if (isempty(d))
+                return NULL;
+        /* systemd separates several RuntimeDirectory= entries with ':'; use the first. */
+        n = strcspn(d, ":");
+        return strdup_printf("%.*s/control", (int) n, d);
+}
+
+int control_client_run(const char *path, const char *request) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_free_ char *buf = NULL;
+        ssize_t n;
+
+        if (strlen(path) >= sizeof sa.sun_path) {
+                fprintf(stderr, "corral: control socket path too long: %s\n", path);
+                return 1;
+        }
+        strcpy(sa.sun_path, path);
+        fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+                fprintf(stderr, "corral: socket: %m\n");
+                return 1;
+        }
+        if (connect(fd, (struct sockaddr *) &sa, sizeof sa) < 0) {
+                fprintf(stderr, "corral: not running (cannot connect to '%s': %m)\n", path);
+                return 3;
+        }
+        if (send(fd, request, strlen(request), MSG_NOSIGNAL) < 0) {
+                fprintf(stderr, "corral: failed to send the request: %m\n");
+                return 1;
+        }
+
+        buf = malloc(CONTROL_REPLY_MAX + 1);
+        if (!buf)
+                return 1;
+        do
+                n = recv(fd, buf, CONTROL_REPLY_MAX, 0);
+        while (n < 0 && errno == EINTR);
+        if (n <= 0) {
+                fprintf(stderr, "corral: no reply (%s)\n", n < 0 ? strerror(errno) : "connection closed");
+                return 1;
+        }
+        buf[n] = 0;
+
+        if (startswith(buf, "error: ")) {
+                fprintf(stderr, "corral: %s", buf + 7);
+                return 1;
+        }
+        /* "ok\n" then the payload, or "ok: message\n". */
+        if (startswith(buf, "ok\n"))
+                fputs(buf + 3, stdout);
+        else if (startswith(buf, "ok: "))
+                fputs(buf + 4, stdout);
+        else
+                fputs(buf, stdout);
+        return startswith(buf, "ok") ? 0 : 1;
+}

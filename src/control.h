@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: MIT */
+/* The control socket (AF_UNIX SOCK_SEQPACKET, mode 0600, peer checked with SO_PEERCRED) and its client,
+ * behind `corral reload [--wait]`, `corral status [--json]`, `corral recycle SLOT`. One request message,
+ * one or more reply messages; a reply starts with "ok" or "error: ". */
+#pragma once
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include <systemd/sd-event.h>
+
+#include "util.h"
+
+typedef enum ControlCommand {
+        CONTROL_RELOAD,      /* start a reload, answer at once */
+        CONTROL_RELOAD_WAIT, /* start a reload, answer when it ended */
+        CONTROL_STATUS,
+        CONTROL_STATUS_JSON,
+        CONTROL_RECYCLE, /* argument: slot */
+        _CONTROL_COMMAND_MAX,
+        _CONTROL_COMMAND_INVALID = -EINVAL,
+} ControlCommand;
+
+/* Longest request and reply message. */
+#define CONTROL_REQUEST_MAX 256
+#define CONTROL_REPLY_MAX 65536
+
+/* Parses a request ("reload", "reload --wait", "status", "status --json", "recycle 3"). Pure. Returns
+ * the command and the numeric argument in *ret_arg, or -EINVAL. */
+ControlCommand control_parse_request(const char *s, unsigned *ret_arg);
+
+typedef struct ControlServer ControlServer;
+typedef struct ControlConnection ControlConnection;
+
+/* Handles a request. Reply with control_reply(); a connection the handler neither replied on nor held
+ * (control_hold) is answered with a generic error. */
+typedef void (*control_handler_t)(ControlServer *s, ControlConnection *c, ControlCommand cmd, unsigned arg,
+                                  void *userdata);
+
+/* Binds path (an existing socket file there is replaced), mode 0600, and serves it from the loop. */
+int control_server_new(sd_event *e, const char *path, int64_t priority, control_handler_t handler,
+                       void *userdata, ControlServer **ret);
+/* Closes every connection and unlinks the socket path. */
+ControlServer *control_server_free(ControlServer *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(ControlServer *, control_server_free);
+
+/* Sends one reply message and closes the connection. */
+void control_reply(ControlConnection *c, const char *text);
+/* Keeps the connection open as a waiter for control_server_finish_waiters(). */
+void control_hold(ControlConnection *c);
+/* Replies text to every held connection and closes them. */
+void control_server_finish_waiters(ControlServer *s, const char *text);
+
+/* Client: sends request to the socket at path and prints the reply on stdout. Returns the exit code:
+ * 0 for an "ok" reply, 1 for "error: ", 3 when corral is not running there. */
+int control_client_run(const char *path, const char *request);
+
+/* Where the control socket lives by default: $RUNTIME_DIRECTORY/control (the first directory when there
+ * are several), or NULL when it is not set. Allocated. */
+char *control_default_path(void);
