@@ -1,0 +1,205 @@
+/* SPDX-License-Identifier: MIT */
+/* Tests for the worker environment (env.c): what is passed on, what corral replaces, and LISTEN_PID
+ * written in place as the child does it. */
+
+#include <criterion/criterion.h>
+#include <limits.h>
+#include <stdio.h>
+
+#include "env.h"
+
+TestSuite(env, .timeout = 10);
+
+static const WorkerEnvParams params_full = {
+        .n_fds = 2,
+        .fd_names = "http:admin",
+        .notify_socket = "@corral/1234/00000000deadbeef",
+        .index = 1,
+        .generation = 7,
+        .count = 4,
+        .corral_pid = 1234,
+};
+
+static char **build(char *const *base, const WorkerEnvParams *params, size_t *ret_index) {
+        char **l = NULL;
+        size_t idx = SIZE_MAX;
+        int r;
+
+        r = env_build(base, params, &l, &idx);
+        cr_assert_eq(r, 0, "env_build() = %d", r);
+        cr_assert_not_null(l);
+        cr_assert_lt(idx, strv_length(l));
+        *ret_index = idx;
+        return l;
+}
+
+static void assert_env(char *const *l, const char *const *expected, size_t n) {
+        cr_assert_eq(strv_length(l), n, "%zu entries, expected %zu", strv_length(l), n);
+        for (size_t i = 0; i < n; i++)
+                cr_assert_str_eq(l[i], expected[i], "entry %zu", i);
+        cr_assert_null(l[n]);
+}
+
+Test(env, owned_variables_are_replaced_and_the_rest_kept_in_order) {
+        char *base[] = {
+                "PATH=/usr/bin:/bin",
+                "LISTEN_FDS=9",
+                "HOME=/var/lib/app",
+                "LISTEN_PID=1",
+                "LISTEN_FDNAMES=old",
+                "NOTIFY_SOCKET=/run/systemd/notify",
+                "LANG=C.UTF-8",
+                "WATCHDOG_USEC=30000000",
+                "WATCHDOG_PID=1",
+                "WORKER_INDEX=9",
+                "WORKER_GENERATION=9",
+                "WORKER_COUNT=9",
+                "CORRAL_PID=9",
+                "EMPTY=",
+                "A=b=c",
+                NULL,
+        };
+        static const char *const expected[] = {
+                "PATH=/usr/bin:/bin",
+                "HOME=/var/lib/app",
+                "LANG=C.UTF-8",
+                "EMPTY=",
+                "A=b=c",
+                "LISTEN_PID=",
+                "LISTEN_FDS=2",
+                "LISTEN_FDNAMES=http:admin",
+                "NOTIFY_SOCKET=@corral/1234/00000000deadbeef",
+                "WORKER_INDEX=1",
+                "WORKER_GENERATION=7",
+                "WORKER_COUNT=4",
+                "CORRAL_PID=1234",
+        };
+        _cleanup_strv_free_ char **l = NULL;
+        size_t idx;
+
+        l = build(base, &params_full, &idx);
+        assert_env(l, expected, ELEMENTSOF(expected));
+        cr_assert_eq(idx, 5);
+        cr_assert_str_eq(l[idx], "LISTEN_PID=");
+
+        /* Copies, not the caller's strings; the base is untouched. */
+        cr_assert_neq(l[0], base[0]);
+        cr_assert_str_eq(base[1], "LISTEN_FDS=9");
+}
+
+Test(env, names_that_only_share_a_prefix_are_kept) {
+        char *base[] = { "NOTIFY_SOCKETS=2", "XLISTEN_FDS=3", "CORRAL_PIDFILE=4", "listen_fds=5", NULL };
+        _cleanup_strv_free_ char **l = NULL;
+        size_t idx;
+
+        l = build(base, &params_full, &idx);
+        cr_assert_eq(idx, 4);
+        for (size_t i = 0; i < 4; i++)
+                cr_assert_str_eq(l[i], base[i]);
+}
+
+Test(env, entries_without_equals_are_dropped) {
+        char *base[] = { "NOEQUALS", "KEEP=1", "", "LISTEN_FDS", "ALSO=2", NULL };
+        static const char *const expected[] = {
+                "KEEP=1",         "ALSO=2",         "LISTEN_PID=",
+                "LISTEN_FDS=0",   "WORKER_INDEX=0", "WORKER_GENERATION=1",
+                "WORKER_COUNT=1", "CORRAL_PID=1",
+        };
+        WorkerEnvParams params = { .n_fds = 0, .index = 0, .generation = 1, .count = 1, .corral_pid = 1 };
+        _cleanup_strv_free_ char **l = NULL;
+        size_t idx;
+
+        l = build(base, &params, &idx);
+        assert_env(l, expected, ELEMENTSOF(expected));
+        cr_assert_eq(idx, 2);
+}
+
+Test(env, null_base_works) {
+        static const char *const expected[] = {
+                "LISTEN_PID=",
+                "LISTEN_FDS=2",
+                "LISTEN_FDNAMES=http:admin",
+                "NOTIFY_SOCKET=@corral/1234/00000000deadbeef",
+                "WORKER_INDEX=1",
+                "WORKER_GENERATION=7",
+                "WORKER_COUNT=4",
+                "CORRAL_PID=1234",
+        };
+        _cleanup_strv_free_ char **l = NULL;
+        size_t idx;
+
+        l = build(NULL, &params_full, &idx);
+        assert_env(l, expected, ELEMENTSOF(expected));
+        cr_assert_eq(idx, 0);
+}
+
+Test(env, empty_base_works) {
+        char *base[] = { NULL };
+        _cleanup_strv_free_ char **l = NULL;
+        size_t idx;
+
+        l = build(base, &params_full, &idx);
+        cr_assert_eq(idx, 0);
+        cr_assert_eq(strv_length(l), 8);
+}
+
+Test(env, missing_fd_names_and_notify_socket_are_omitted) {
+        char *base[] = { "PATH=/bin", "LISTEN_FDNAMES=stale", "NOTIFY_SOCKET=/run/systemd/notify", NULL };
+        static const char *const expected[] = {
+                "PATH=/bin",
+                "LISTEN_PID=",
+                "LISTEN_FDS=3",
+                "WORKER_INDEX=4294967295",
+                "WORKER_GENERATION=4294967295",
+                "WORKER_COUNT=4294967295",
+                "CORRAL_PID=2147483647",
+        };
+        WorkerEnvParams params = {
+                .n_fds = 3,
+                .index = UINT_MAX,
+                .generation = UINT_MAX,
+                .count = UINT_MAX,
+                .corral_pid = INT_MAX,
+        };
+        _cleanup_strv_free_ char **l = NULL;
+        size_t idx;
+
+        l = build(base, &params, &idx);
+        assert_env(l, expected, ELEMENTSOF(expected));
+        cr_assert_eq(idx, 1);
+}
+
+Test(env, write_listen_pid_fills_the_entry_in_place) {
+        static const struct {
+                pid_t pid;
+                const char *expected;
+        } table[] = {
+                { 1, "LISTEN_PID=1" },
+                { 42, "LISTEN_PID=42" },
+                { 4194304, "LISTEN_PID=4194304" },
+                { INT_MAX, "LISTEN_PID=2147483647" },
+                { 10, "LISTEN_PID=10" }, /* shorter after longer: no digits left over */
+                { 9, "LISTEN_PID=9" },
+        };
+        _cleanup_strv_free_ char **l = NULL;
+        size_t idx;
+
+        l = build(NULL, &params_full, &idx);
+        for (size_t i = 0; i < ELEMENTSOF(table); i++) {
+                env_write_listen_pid(l[idx], table[i].pid);
+                cr_assert_str_eq(l[idx], table[i].expected);
+                /* The neighbours are untouched. */
+                cr_assert_str_eq(l[idx + 1], "LISTEN_FDS=2");
+        }
+}
+
+Test(env, write_listen_pid_matches_printf) {
+        char entry[ENV_LISTEN_PID_SIZE], expected[ENV_LISTEN_PID_SIZE];
+
+        for (pid_t pid = 1; pid < 1000000; pid = pid * 7 + 3) {
+                memcpy(entry, "LISTEN_PID=", sizeof("LISTEN_PID="));
+                env_write_listen_pid(entry, pid);
+                snprintf(expected, sizeof expected, "LISTEN_PID=%d", (int) pid);
+                cr_assert_str_eq(entry, expected);
+        }
+}

@@ -1,0 +1,475 @@
+/* SPDX-License-Identifier: MIT */
+/* Tests for notify.c: the datagram and /proc/PID/stat parsers, and real datagrams through the worker
+ * notify socket on an sd-event loop (credentials, passed fds, oversized datagrams). */
+
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <systemd/sd-event.h>
+
+#include "notify.h"
+
+TestSuite(notify, .timeout = 10);
+
+/* Parses a copy of s (with the extra byte the parser needs), so string literals can be used. */
+static int parse(const char *s, size_t size, char **ret_buf, NotifyMessage *ret) {
+        char *buf = malloc(size + 1);
+
+        cr_assert_not_null(buf);
+        memcpy(buf, s, size);
+        *ret_buf = buf;
+        return notify_message_parse(buf, size, ret);
+}
+
+static NotifyMessage parse_ok(const char *s, char **ret_buf) {
+        NotifyMessage m;
+        int r;
+
+        r = parse(s, strlen(s), ret_buf, &m);
+        cr_assert_eq(r, 0, "'%s' rejected: %d", s, r);
+        return m;
+}
+
+Test(notify, ready) {
+        _cleanup_free_ char *buf = NULL;
+        NotifyMessage m = parse_ok("READY=1", &buf);
+
+        cr_assert(m.ready);
+        cr_assert_not(m.stopping);
+        cr_assert_not(m.watchdog);
+        cr_assert_not(m.recycle);
+        cr_assert_not(m.reloading);
+        cr_assert_null(m.status);
+}
+
+Test(notify, status_keeps_spaces_and_equals) {
+        _cleanup_free_ char *buf = NULL;
+        NotifyMessage m = parse_ok("STATUS=Serving 3 requests, load=0.5 a==b ", &buf);
+
+        cr_assert_not(m.ready);
+        cr_assert_not_null(m.status);
+        cr_assert_str_eq(m.status, "Serving 3 requests, load=0.5 a==b ");
+}
+
+Test(notify, empty_status_is_not_absent) {
+        _cleanup_free_ char *buf = NULL;
+        NotifyMessage m = parse_ok("STATUS=", &buf);
+
+        cr_assert_not_null(m.status);
+        cr_assert_str_eq(m.status, "");
+}
+
+Test(notify, several_lines_with_trailing_newline) {
+        _cleanup_free_ char *buf = NULL;
+        NotifyMessage m = parse_ok("READY=1\nSTATUS=up and running\nWATCHDOG=1\n", &buf);
+
+        cr_assert(m.ready);
+        cr_assert(m.watchdog);
+        cr_assert_str_eq(m.status, "up and running");
+        cr_assert_not(m.stopping);
+}
+
+Test(notify, blank_lines_are_skipped) {
+        _cleanup_free_ char *buf = NULL;
+        NotifyMessage m = parse_ok("\n\nREADY=1\n\n\nSTATUS=x\n\n", &buf);
+
+        cr_assert(m.ready);
+        cr_assert_str_eq(m.status, "x");
+}
+
+Test(notify, unknown_keys_are_ignored) {
+        _cleanup_free_ char *buf = NULL;
+        NotifyMessage m = parse_ok("MAINPID=1\nX_CUSTOM=a b c\nFDSTORE=1\nREADY=1\nERRNO=5\nBUSERROR=x.y\n",
+                                   &buf);
+
+        cr_assert(m.ready);
+        cr_assert_null(m.status);
+        cr_assert_not(m.stopping);
+        cr_assert_not(m.watchdog);
+}
+
+Test(notify, ready_other_than_1_is_not_ready) {
+        static const char *const not_ready[] = { "READY=0",  "READY=",   "READY=yes", "READY=11",
+                                                 "READY= 1", "READY=1 ", "ready=1",   "XREADY=1" };
+
+        for (size_t i = 0; i < ELEMENTSOF(not_ready); i++) {
+                _cleanup_free_ char *buf = NULL;
+                NotifyMessage m = parse_ok(not_ready[i], &buf);
+
+                cr_assert_not(m.ready, "'%s' counted as ready", not_ready[i]);
+        }
+}
+
+Test(notify, watchdog_recycle_stopping_reloading) {
+        {
+                _cleanup_free_ char *buf = NULL;
+                NotifyMessage m = parse_ok("WATCHDOG=1", &buf);
+
+                cr_assert(m.watchdog);
+                cr_assert_not(m.ready || m.recycle || m.stopping || m.reloading);
+        }
+        {
+                _cleanup_free_ char *buf = NULL;
+                NotifyMessage m = parse_ok("RECYCLE=1", &buf);
+
+                cr_assert(m.recycle);
+                cr_assert_not(m.ready || m.watchdog || m.stopping || m.reloading);
+        }
+        {
+                _cleanup_free_ char *buf = NULL;
+                NotifyMessage m = parse_ok("STOPPING=1", &buf);
+
+                cr_assert(m.stopping);
+                cr_assert_not(m.ready || m.watchdog || m.recycle || m.reloading);
+        }
+        {
+                _cleanup_free_ char *buf = NULL;
+                NotifyMessage m = parse_ok("RELOADING=1", &buf);
+
+                cr_assert(m.reloading);
+                cr_assert_not(m.ready || m.watchdog || m.recycle || m.stopping);
+        }
+        {
+                _cleanup_free_ char *buf = NULL;
+                NotifyMessage m = parse_ok("WATCHDOG=0\nRECYCLE=0\nSTOPPING=0\nRELOADING=0", &buf);
+
+                cr_assert_not(m.ready || m.watchdog || m.recycle || m.stopping || m.reloading);
+        }
+}
+
+Test(notify, empty_datagram_sets_nothing) {
+        _cleanup_free_ char *buf = NULL;
+        NotifyMessage m = { .ready = true, .status = "sentinel" };
+
+        cr_assert_eq(parse("", 0, &buf, &m), 0);
+        cr_assert_not(m.ready || m.watchdog || m.recycle || m.stopping || m.reloading);
+        cr_assert_null(m.status);
+}
+
+Test(notify, embedded_nul_is_rejected) {
+        static const char msg[] = "READY=1\0STATUS=x";
+        static const char msg_end[] = "READY=1\0";
+        _cleanup_free_ char *buf = NULL, *buf2 = NULL;
+        NotifyMessage m = { .status = "sentinel" };
+
+        cr_assert_eq(parse(msg, sizeof msg - 1, &buf, &m), -EBADMSG);
+        cr_assert_eq(parse(msg_end, sizeof msg_end - 1, &buf2, &m), -EBADMSG);
+        cr_assert_str_eq(m.status, "sentinel", "output written on failure");
+        cr_assert_not(m.ready);
+}
+
+Test(notify, line_without_equals_is_rejected) {
+        static const char *const bad[] = {
+                "READY",
+                "READY=1\nGARBAGE\n",
+                "READY=1\nGARBAGE",
+                "STATUS=a\n \n",
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                _cleanup_free_ char *buf = NULL;
+                NotifyMessage m = { .status = "sentinel" };
+
+                cr_assert_eq(parse(bad[i], strlen(bad[i]), &buf, &m), -EBADMSG, "'%s' accepted", bad[i]);
+                cr_assert_str_eq(m.status, "sentinel");
+        }
+}
+
+Test(notify, buffer_of_exactly_the_maximum_size) {
+        _cleanup_free_ char *buf = malloc(NOTIFY_BUFFER_MAX + 1);
+        size_t prefix = strlen("READY=1\nSTATUS=");
+        NotifyMessage m;
+
+        cr_assert_not_null(buf);
+        memcpy(buf, "READY=1\nSTATUS=", prefix);
+        memset(buf + prefix, 'x', NOTIFY_BUFFER_MAX - prefix);
+        buf[NOTIFY_BUFFER_MAX] = '!'; /* the parser terminates the buffer here */
+        cr_assert_eq(notify_message_parse(buf, NOTIFY_BUFFER_MAX, &m), 0);
+        cr_assert(m.ready);
+        cr_assert_not_null(m.status);
+        cr_assert_eq(strlen(m.status), NOTIFY_BUFFER_MAX - prefix);
+        cr_assert_eq(buf[NOTIFY_BUFFER_MAX], 0);
+}
+
+Test(notify, stat_ppid_of_a_normal_line) {
+        pid_t ppid = -1;
+
+        cr_assert_eq(notify_parse_stat_ppid("1234 (bash) S 77 1234 1234 34816 1234 4194560", &ppid), 0);
+        cr_assert_eq(ppid, 77);
+        cr_assert_eq(notify_parse_stat_ppid("1 (systemd) S 0 1 1 0 -1 4194560", &ppid), 0);
+        cr_assert_eq(ppid, 0);
+        cr_assert_eq(notify_parse_stat_ppid("4194304 (x) R 4194303 1 1\n", &ppid), 0);
+        cr_assert_eq(ppid, 4194303);
+}
+
+Test(notify, stat_ppid_with_parentheses_in_comm) {
+        pid_t ppid = -1;
+
+        cr_assert_eq(notify_parse_stat_ppid("1234 (a) (b) c) S 77 1 2 3", &ppid), 0);
+        cr_assert_eq(ppid, 77);
+        cr_assert_eq(notify_parse_stat_ppid("1234 (a) S 5 (x)) Z 88 1 2 3", &ppid), 0);
+        cr_assert_eq(ppid, 88);
+        cr_assert_eq(notify_parse_stat_ppid("1234 ( spaced out ) D 99 1", &ppid), 0);
+        cr_assert_eq(ppid, 99);
+        cr_assert_eq(notify_parse_stat_ppid("1234 ()) S 12 1", &ppid), 0);
+        cr_assert_eq(ppid, 12);
+}
+
+Test(notify, stat_ppid_rejects_garbage) {
+        static const char *const bad[] = {
+                "",
+                "garbage",
+                "1234 bash S 77",
+                "1234 (bash)",
+                "1234 (bash) S",
+                "1234 (bash) S x",
+                "1234 (bash) S -5 1",
+                "1234 (bash) ",
+                ")",
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                pid_t ppid = 4242;
+
+                cr_assert_eq(notify_parse_stat_ppid(bad[i], &ppid), -EINVAL, "'%s' accepted", bad[i]);
+                cr_assert_eq(ppid, 4242, "output written on failure");
+        }
+}
+
+Test(notify, get_ppid_from_proc) {
+        pid_t ppid = -1, child;
+        int status;
+
+        cr_assert_eq(notify_get_ppid(getpid(), &ppid), 0);
+        cr_assert_eq(ppid, getppid());
+
+        child = fork();
+        cr_assert_geq(child, 0);
+        if (child == 0)
+                _exit(0);
+        cr_assert_eq(waitpid(child, &status, 0), child);
+        cr_assert_eq(notify_get_ppid(child, &ppid), -ESRCH);
+}
+
+/* The real socket. */
+
+typedef struct Received {
+        unsigned calls;
+        pid_t pid;
+        NotifyMessage message;
+        char status[NOTIFY_BUFFER_MAX + 1];
+        size_t status_len;
+} Received;
+
+static void on_message(NotifySocket *n, pid_t pid, const NotifyMessage *m, void *userdata) {
+        Received *r = userdata;
+
+        r->calls++;
+        r->pid = pid;
+        r->message = *m;
+        r->status_len = 0;
+        if (m->status) {
+                /* It points into the receive buffer, which is gone after the callback. */
+                r->status_len = strlen(m->status);
+                memcpy(r->status, m->status, r->status_len + 1);
+        }
+        r->message.status = NULL;
+}
+
+static void send_datagram(const char *address, const void *data, size_t size, int fd_to_pass) {
+        union {
+                struct cmsghdr hdr;
+                uint8_t buf[CMSG_SPACE(sizeof(int))];
+        } control = {};
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        struct iovec iov = { (void *) data, size };
+        struct msghdr mh = {
+                .msg_name = &sa,
+                .msg_iov = &iov,
+                .msg_iovlen = 1,
+        };
+        _cleanup_close_ int fd = -EBADF;
+        size_t len = strlen(address);
+        ssize_t n;
+
+        cr_assert_lt(len, sizeof sa.sun_path);
+        memcpy(sa.sun_path, address, len);
+        if (sa.sun_path[0] == '@')
+                sa.sun_path[0] = 0;
+        mh.msg_namelen = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + len);
+
+        if (fd_to_pass >= 0) {
+                struct cmsghdr *c;
+
+                mh.msg_control = &control;
+                mh.msg_controllen = sizeof control;
+                c = CMSG_FIRSTHDR(&mh);
+                c->cmsg_level = SOL_SOCKET;
+                c->cmsg_type = SCM_RIGHTS;
+                c->cmsg_len = CMSG_LEN(sizeof(int));
+                memcpy(CMSG_DATA(c), &fd_to_pass, sizeof(int));
+        }
+
+        fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        cr_assert_geq(fd, 0);
+        n = sendmsg(fd, &mh, MSG_NOSIGNAL);
+        cr_assert_eq(n, (ssize_t) size, "sendmsg: %m");
+}
+
+static int count_fds(void) {
+        DIR *d = opendir("/proc/self/fd");
+        int n = 0;
+
+        cr_assert_not_null(d);
+        while (readdir(d))
+                n++;
+        closedir(d);
+        return n;
+}
+
+typedef struct Loop {
+        sd_event *event;
+        NotifySocket *socket;
+        Received received;
+} Loop;
+
+static void loop_setup(Loop *l) {
+        int r;
+
+        *l = (Loop){};
+        r = sd_event_new(&l->event);
+        cr_assert_geq(r, 0);
+        r = notify_socket_new(l->event, -10, on_message, &l->received, &l->socket);
+        cr_assert_eq(r, 0, "notify_socket_new() = %d", r);
+        cr_assert_not_null(l->socket);
+        cr_assert_eq(strncmp(notify_socket_address(l->socket), "@corral/", strlen("@corral/")), 0);
+        cr_assert_eq(notify_socket_rejected(l->socket), 0);
+}
+
+static void loop_done(Loop *l) {
+        l->socket = notify_socket_free(l->socket);
+        cr_assert_null(l->socket);
+        l->event = sd_event_unref(l->event);
+}
+
+static void loop_run(Loop *l) {
+        int r = sd_event_run(l->event, USEC_PER_SEC);
+
+        cr_assert_gt(r, 0, "sd_event_run() = %d: nothing dispatched", r);
+}
+
+Test(notify, socket_round_trip_with_credentials) {
+        static const char msg[] = "READY=1\nSTATUS=Listening on 2 sockets";
+        Loop l;
+
+        loop_setup(&l);
+        send_datagram(notify_socket_address(l.socket), msg, strlen(msg), -EBADF);
+        loop_run(&l);
+        cr_assert_eq(l.received.calls, 1);
+        cr_assert_eq(l.received.pid, getpid());
+        cr_assert(l.received.message.ready);
+        cr_assert_str_eq(l.received.status, "Listening on 2 sockets");
+        cr_assert_eq(notify_socket_rejected(l.socket), 0);
+        loop_done(&l);
+}
+
+Test(notify, socket_drains_several_datagrams) {
+        Loop l;
+
+        loop_setup(&l);
+        send_datagram(notify_socket_address(l.socket), "STATUS=1", 8, -EBADF);
+        send_datagram(notify_socket_address(l.socket), "STATUS=2", 8, -EBADF);
+        send_datagram(notify_socket_address(l.socket), "READY=1", 7, -EBADF);
+        loop_run(&l);
+        cr_assert_eq(l.received.calls, 3);
+        cr_assert(l.received.message.ready);
+        loop_done(&l);
+}
+
+Test(notify, socket_closes_passed_fds) {
+        static const char msg[] = "READY=1";
+        int before, fd;
+        Loop l;
+
+        loop_setup(&l);
+        before = count_fds();
+        fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        cr_assert_geq(fd, 0);
+        send_datagram(notify_socket_address(l.socket), msg, strlen(msg), fd);
+        cr_assert_eq(close(fd), 0);
+        /* The fd is in flight now, held only by the datagram. */
+        cr_assert_eq(count_fds(), before);
+
+        loop_run(&l);
+        cr_assert_eq(l.received.calls, 1, "the handler did not run for a datagram with an fd");
+        cr_assert(l.received.message.ready);
+        cr_assert_eq(count_fds(), before, "the passed fd was not closed on the receiving side");
+        loop_done(&l);
+}
+
+Test(notify, socket_closes_fds_of_rejected_datagrams) {
+        int before, fd;
+        Loop l;
+
+        loop_setup(&l);
+        before = count_fds();
+        fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        cr_assert_geq(fd, 0);
+        send_datagram(notify_socket_address(l.socket), "GARBAGE", 7, fd);
+        cr_assert_eq(close(fd), 0);
+
+        loop_run(&l);
+        cr_assert_eq(l.received.calls, 0);
+        cr_assert_eq(notify_socket_rejected(l.socket), 1);
+        cr_assert_eq(count_fds(), before, "the passed fd was not closed on the receiving side");
+        loop_done(&l);
+}
+
+Test(notify, socket_rejects_oversized_datagrams) {
+        _cleanup_free_ char *big = malloc(NOTIFY_BUFFER_MAX + 1);
+        Loop l;
+
+        cr_assert_not_null(big);
+        memcpy(big, "READY=1\nSTATUS=", strlen("READY=1\nSTATUS="));
+        memset(big + strlen("READY=1\nSTATUS="), 'x', NOTIFY_BUFFER_MAX + 1 - strlen("READY=1\nSTATUS="));
+
+        loop_setup(&l);
+        send_datagram(notify_socket_address(l.socket), big, NOTIFY_BUFFER_MAX + 1, -EBADF);
+        loop_run(&l);
+        cr_assert_eq(l.received.calls, 0, "an oversized datagram reached the handler");
+        cr_assert_eq(notify_socket_rejected(l.socket), 1);
+
+        /* The socket still works afterwards, and exactly NOTIFY_BUFFER_MAX bytes are accepted. */
+        send_datagram(notify_socket_address(l.socket), big, NOTIFY_BUFFER_MAX, -EBADF);
+        loop_run(&l);
+        cr_assert_eq(l.received.calls, 1);
+        cr_assert(l.received.message.ready);
+        cr_assert_eq(l.received.status_len, NOTIFY_BUFFER_MAX - strlen("READY=1\nSTATUS="));
+        cr_assert_eq(notify_socket_rejected(l.socket), 1);
+        loop_done(&l);
+}
+
+Test(notify, socket_rejects_malformed_datagrams) {
+        static const char nul[] = "READY=1\0x";
+        Loop l;
+
+        loop_setup(&l);
+        send_datagram(notify_socket_address(l.socket), nul, sizeof nul - 1, -EBADF);
+        send_datagram(notify_socket_address(l.socket), "GARBAGE", 7, -EBADF);
+        loop_run(&l);
+        cr_assert_eq(l.received.calls, 0);
+        cr_assert_eq(notify_socket_rejected(l.socket), 2);
+        cr_assert_eq(notify_socket_reject(l.socket), 3);
+        cr_assert_eq(notify_socket_rejected(l.socket), 3);
+        loop_done(&l);
+}
+
+Test(notify, socket_free_accepts_null) {
+        cr_assert_null(notify_socket_free(NULL));
+}
