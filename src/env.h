@@ -19,8 +19,9 @@ typedef struct WorkerEnvParams {
 /* Room for "LISTEN_PID=" and any pid, written in the child by env_write_listen_pid(). */
 #define ENV_LISTEN_PID_SIZE (sizeof("LISTEN_PID=") + 20)
 
-/* Builds a new envp: base without the variables corral owns (LISTEN_*, NOTIFY_SOCKET, WATCHDOG_*,
- * WORKER_*, CORRAL_PID), followed by corral's. The LISTEN_PID entry has room for the pid and its index
+/* Builds a new envp: base without the variables corral sets (LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES,
+ * NOTIFY_SOCKET, WATCHDOG_USEC, WATCHDOG_PID, WORKER_INDEX, WORKER_GENERATION, WORKER_COUNT, CORRAL_PID;
+ * other names are passed on), followed by corral's. The LISTEN_PID entry has room for the pid and its index
  * is returned in *ret_listen_pid_index. Returns 0 or -ENOMEM; the caller owns *ret (strv_free). */
 int env_build(char *const *base, const WorkerEnvParams *params, char ***ret, size_t *ret_listen_pid_index);
 

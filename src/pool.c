@@ -30,6 +30,7 @@ struct Pool {
         bool stopping;
         bool rolling;
         bool rollback; /* the roll in progress returns to the stable generation */
+        uint64_t roll_first_id; /* workers with this id or higher were started by the current roll */
         PoolRollEvent pending_event;
 
         PoolAction *actions;
@@ -71,7 +72,7 @@ const char *stop_reason_to_string(StopReason r) {
 usec_t pool_backoff_delay(const PoolConfig *c, unsigned n) {
         usec_t d = c->restart_usec;
 
-        for (unsigned i = 1; i < n && d < c->backoff_max_usec; i++)
+        for (unsigned i = 1; i < n && d > 0 && d < c->backoff_max_usec; i++)
                 d = d > USEC_INFINITY / 2 ? USEC_INFINITY : d * 2;
         return MIN(d, c->backoff_max_usec);
 }
@@ -231,6 +232,7 @@ static void abort_roll(Pool *p) {
         p->generation = p->stable_generation;
         p->config = p->stable_config;
         p->rollback = true;
+        p->roll_first_id = p->next_id;
 }
 
 static bool needs_replacement(const Pool *p, const PoolWorker *w) {
@@ -390,9 +392,10 @@ void pool_worker_ready(Pool *p, PoolWorker *w, usec_t now) {
         }
 }
 
-/* A worker of the generation a roll is heading for failed to start or died young: the deploy is bad. */
+/* A worker the current roll started failed to start or died young: the deploy is bad. Workers of the same
+ * generation started before the roll (a rollback's target is an old generation) are ordinary crashes. */
 static bool is_roll_failure(const Pool *p, const PoolWorker *w, bool was_ready, usec_t uptime) {
-        return p->rolling && w->generation == p->generation &&
+        return p->rolling && w->generation == p->generation && w->id >= p->roll_first_id &&
                (!was_ready || uptime < p->config.min_uptime_usec);
 }
 
@@ -406,6 +409,8 @@ PoolVerdict pool_worker_exited(Pool *p, PoolWorker *w, const PoolExit *e, usec_t
                 v = p->stopping ? POOL_VERDICT_SHUTDOWN : POOL_VERDICT_EXPECTED;
         else if (p->stopping)
                 v = POOL_VERDICT_SHUTDOWN;
+        else if (w->slot >= p->config.count && !was_replacement)
+                v = POOL_VERDICT_EXPECTED; /* its slot is being scaled away: nothing to respawn */
         else if (is_roll_failure(p, w, was_ready, uptime)) {
                 worker_stop(p, w, STOP_ABORTED);
                 abort_roll(p);
@@ -488,6 +493,7 @@ int pool_reload(Pool *p, const PoolConfig *c) {
         p->generation = ++p->last_generation;
         p->rolling = true;
         p->rollback = false;
+        p->roll_first_id = p->next_id;
         return (int) p->generation;
 }
 
