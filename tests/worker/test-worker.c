@@ -1,0 +1,591 @@
+/* SPDX-License-Identifier: MIT */
+/* corral-test-worker: a small single-threaded epoll HTTP/1.1 server that takes its sockets with
+ * sd_listen_fds(), says READY=1, and can crash, exit, hang, leak a child or ignore SIGTERM on command,
+ * so the integration tests can drive corral with a worker whose every move they control. */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <dirent.h>
+#include <systemd/sd-daemon.h>
+
+#define IN_MAX 16384
+#define IDLE_LINGER_MS 250
+
+extern char **environ;
+
+typedef enum SourceKind { SOURCE_LISTEN, SOURCE_CONN, SOURCE_SIGNAL, SOURCE_TIMER } SourceKind;
+
+typedef struct Source {
+        SourceKind kind;
+        int fd;
+} Source;
+
+typedef struct Conn {
+        Source source;
+        struct Conn *prev, *next;
+        char in[IN_MAX];
+        size_t n_in;
+        char *out;
+        size_t n_out, out_done;
+        bool close_after; /* close once the pending output is written */
+        int64_t last_active_ms;
+} Conn;
+
+static struct {
+        double ready_delay;
+        int no_ready, crash_at_start, ignore_sigterm, spawn_child, notify_via_child; /* getopt flags */
+        int exit_at_start;
+        long drain_ms;
+        const char *status;
+} arg = { .exit_at_start = -1, .drain_ms = 5000 };
+
+static const char *slot = "-", *generation = "-", *count = "-";
+static char *env_snapshot, *fds_snapshot, *sigmask_snapshot;
+static int epoll_fd = -1;
+static Source listen_sources[64];
+static size_t n_listen;
+static Conn *conns;
+static size_t n_conns;
+static bool draining;
+static int64_t drain_deadline_ms;
+
+static int64_t now_ms(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void die(int code, const char *msg) {
+        fprintf(stderr, "test-worker %s: %s\n", slot, msg);
+        exit(code);
+}
+
+/* Appends to a malloc'ed string; the snapshots are small and taken once, so simplicity wins. */
+static void strbuf_append(char **buf, const char *s) {
+        size_t old = *buf ? strlen(*buf) : 0, add = strlen(s);
+        char *p = realloc(*buf, old + add + 1);
+
+        if (!p)
+                die(1, "out of memory");
+        memcpy(p + old, s, add + 1);
+        *buf = p;
+}
+
+/* Everything the tests inspect is captured before this process changes anything itself: the environment
+ * before sd_listen_fds(1) unsets LISTEN_*, the fds before it opens any, and the signal mask before it
+ * blocks signals for the signalfd. The tests want to see what corral handed over, not what we did. */
+static void take_snapshots(void) {
+        char line[512];
+        DIR *d;
+        FILE *f;
+
+        for (char **e = environ; *e; e++) {
+                strbuf_append(&env_snapshot, *e);
+                strbuf_append(&env_snapshot, "\n");
+        }
+        strbuf_append(&env_snapshot, "");
+        d = opendir("/proc/self/fd");
+        if (!d)
+                die(1, "cannot open /proc/self/fd");
+        for (struct dirent *de; (de = readdir(d));) {
+                char target[256];
+                ssize_t l;
+
+                if (de->d_name[0] == '.' || atoi(de->d_name) == dirfd(d))
+                        continue;
+                l = readlinkat(dirfd(d), de->d_name, target, sizeof(target) - 1);
+                target[l < 0 ? 0 : l] = 0;
+                strbuf_append(&fds_snapshot, de->d_name);
+                strbuf_append(&fds_snapshot, " ");
+                strbuf_append(&fds_snapshot, target);
+                strbuf_append(&fds_snapshot, "\n");
+        }
+        closedir(d);
+
+        f = fopen("/proc/self/status", "re");
+        if (!f)
+                die(1, "cannot open /proc/self/status");
+        while (fgets(line, sizeof(line), f))
+                if (strncmp(line, "SigBlk:", 7) == 0 || strncmp(line, "SigIgn:", 7) == 0)
+                        strbuf_append(&sigmask_snapshot, line);
+        fclose(f);
+}
+
+static void crash_now(void) {
+        struct rlimit rl = {};
+        sigset_t ss;
+
+        (void) setrlimit(RLIMIT_CORE, &rl);
+        signal(SIGSEGV, SIG_DFL);
+        sigemptyset(&ss);
+        sigaddset(&ss, SIGSEGV);
+        sigprocmask(SIG_UNBLOCK, &ss, NULL);
+        raise(SIGSEGV);
+        _exit(139);
+}
+
+static void epoll_set(int op, Source *s, uint32_t events) {
+        struct epoll_event ev = { .events = events, .data.ptr = s };
+
+        if (epoll_ctl(epoll_fd, op, s->fd, &ev) < 0 && op == EPOLL_CTL_ADD)
+                die(1, "epoll_ctl(ADD) failed");
+}
+
+static void send_ready(void) {
+        char msg[512];
+
+        snprintf(msg, sizeof(msg), "READY=1%s%s", arg.status ? "\nSTATUS=" : "", arg.status ?: "");
+        if (arg.notify_via_child) {
+                pid_t pid = fork();
+
+                if (pid < 0)
+                        die(1, "fork failed");
+                if (pid == 0) {
+                        int r = sd_notify(0, msg);
+
+                        if (r <= 0)
+                                fprintf(stderr, "test-worker %s: notify child: sd_notify() returned %d\n",
+                                        slot, r);
+                        /* Linger so the receiver can still resolve our pid to our parent when it reads
+                         * the datagram, as a "systemd-notify --ready" helper would within its lifetime. */
+                        sleep(3);
+                        _exit(0);
+                }
+                fprintf(stderr, "test-worker %s: READY=1 sent by child %d\n", slot, (int) pid);
+                return;
+        }
+        if (sd_notify(0, msg) <= 0)
+                fprintf(stderr, "test-worker %s: sd_notify(READY=1) not delivered\n", slot);
+}
+
+static void spawn_leftover(void) {
+        pid_t pid = fork();
+
+        if (pid < 0)
+                die(1, "fork failed");
+        if (pid == 0) {
+                sigset_t ss;
+
+                /* Deliberately not killed by us; bounded so a failing test never leaks it for good. */
+                for (size_t i = 0; i < n_listen; i++)
+                        close(listen_sources[i].fd);
+                close(epoll_fd);
+                sigemptyset(&ss);
+                sigprocmask(SIG_SETMASK, &ss, NULL);
+                signal(SIGTERM, SIG_DFL);
+                alarm(60);
+                for (;;)
+                        pause();
+        }
+        fprintf(stderr, "test-worker %s: spawned leftover child %d\n", slot, (int) pid);
+}
+
+static void conn_close(Conn *c) {
+        close(c->source.fd);
+        if (c->prev)
+                c->prev->next = c->next;
+        else
+                conns = c->next;
+        if (c->next)
+                c->next->prev = c->prev;
+        n_conns--;
+        free(c->out);
+        free(c);
+}
+
+static void conn_queue(Conn *c, const char *body, bool close_after) {
+        size_t blen = strlen(body), hmax = 512;
+        char *p = realloc(c->out, c->n_out + hmax + blen);
+        int h;
+
+        if (!p)
+                die(1, "out of memory");
+        c->out = p;
+        h = snprintf(c->out + c->n_out, hmax,
+                     "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\nConnection: %s\r\n"
+                     "X-Worker-Slot: %.64s\r\nX-Worker-Pid: %d\r\nX-Worker-Generation: %.64s\r\n\r\n",
+                     blen, close_after ? "close" : "keep-alive", slot, (int) getpid(), generation);
+        memcpy(c->out + c->n_out + h, body, blen);
+        c->n_out += h + blen;
+        if (close_after)
+                c->close_after = true;
+}
+
+/* Writes what is pending. Returns false when the connection was closed. */
+static bool conn_flush(Conn *c) {
+        while (c->out_done < c->n_out) {
+                ssize_t n = send(c->source.fd, c->out + c->out_done, c->n_out - c->out_done, MSG_NOSIGNAL);
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN) {
+                        epoll_set(EPOLL_CTL_MOD, &c->source, EPOLLIN | EPOLLOUT);
+                        return true;
+                }
+                if (n < 0) {
+                        conn_close(c);
+                        return false;
+                }
+                c->out_done += n;
+        }
+        c->n_out = c->out_done = 0;
+        epoll_set(EPOLL_CTL_MOD, &c->source, EPOLLIN);
+        if (c->close_after) {
+                conn_close(c);
+                return false;
+        }
+        return true;
+}
+
+/* Copies the value of header NAME into BUF (empty if absent). */
+static void header_get(const char *headers, const char *name, char *buf, size_t size) {
+        size_t nl = strlen(name);
+
+        buf[0] = 0;
+        for (const char *l = headers; l && *l; l = strstr(l, "\r\n"), l = l ? l + 2 : NULL)
+                if (strncasecmp(l, name, nl) == 0 && l[nl] == ':') {
+                        const char *v = l + nl + 1, *e = strstr(v, "\r\n");
+
+                        snprintf(buf, size, "%.*s", (int) (e ? e - v : (long) strlen(v)), v);
+                        return;
+                }
+}
+
+_Noreturn static void hang(void) {
+        sigset_t ss;
+
+        /* Stop serving but stay killable: nothing blocked, SIGTERM default unless told to ignore it. */
+        fprintf(stderr, "test-worker %s: hanging\n", slot);
+        signal(SIGINT, SIG_DFL);
+        if (!arg.ignore_sigterm)
+                signal(SIGTERM, SIG_DFL);
+        sigemptyset(&ss);
+        sigprocmask(SIG_SETMASK, &ss, NULL);
+        for (;;)
+                pause();
+}
+
+/* Handles every complete request in the input buffer. Returns false when the connection was closed. */
+static bool conn_process(Conn *c) {
+        for (;;) {
+                char *end = memmem(c->in, c->n_in, "\r\n\r\n", 4), method[16], path[256], version[16];
+                char body[256], conn_hdr[128], clen_hdr[32], *headers;
+                const char *resp = body;
+                size_t used;
+                long clen;
+                bool close_after;
+
+                if (!end && c->n_in >= IN_MAX - 1) {
+                        conn_close(c); /* oversized header */
+                        return false;
+                }
+                if (!end)
+                        break;
+                *end = 0;
+                headers = strstr(c->in, "\r\n");
+                headers = headers ? headers + 2 : end;
+                if (sscanf(c->in, "%15s %255s %15s", method, path, version) != 3) {
+                        conn_close(c);
+                        return false;
+                }
+                header_get(headers, "Connection", conn_hdr, sizeof(conn_hdr));
+                header_get(headers, "Content-Length", clen_hdr, sizeof(clen_hdr));
+                clen = strtol(clen_hdr, NULL, 10);
+                used = (size_t) (end + 4 - c->in) + (size_t) clen;
+                if (clen < 0 || used >= IN_MAX - 1) {
+                        conn_close(c);
+                        return false;
+                }
+                if (used > c->n_in) {
+                        *end = '\r';
+                        break; /* wait for the body */
+                }
+                close_after = draining || strcasestr(conn_hdr, "close") ||
+                              (strcmp(version, "HTTP/1.1") != 0 && !strcasestr(conn_hdr, "keep-alive"));
+
+                if (strcmp(path, "/crash") == 0)
+                        crash_now();
+                if (strncmp(path, "/exit/", 6) == 0)
+                        _exit((int) strtol(path + 6, NULL, 10));
+                if (strcmp(path, "/hang") == 0)
+                        hang();
+                if (strcmp(path, "/env") == 0)
+                        resp = env_snapshot;
+                else if (strcmp(path, "/fds") == 0)
+                        resp = fds_snapshot;
+                else if (strcmp(path, "/sigmask") == 0)
+                        resp = sigmask_snapshot;
+                else
+                        snprintf(body, sizeof(body), "slot=%s pid=%d generation=%s count=%s\n", slot,
+                                 (int) getpid(), generation, count);
+                conn_queue(c, resp, close_after);
+
+                memmove(c->in, c->in + used, c->n_in - used);
+                c->n_in -= used;
+                if (close_after)
+                        break;
+        }
+        return conn_flush(c);
+}
+
+static void conn_on_event(Conn *c, uint32_t events) {
+        c->last_active_ms = now_ms();
+        if (events & EPOLLOUT && !conn_flush(c))
+                return;
+        if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)) || c->close_after)
+                return;
+        for (;;) {
+                ssize_t n = recv(c->source.fd, c->in + c->n_in, IN_MAX - 1 - c->n_in, 0);
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN)
+                        break;
+                if (n <= 0) {
+                        conn_close(c);
+                        return;
+                }
+                c->n_in += n;
+                if (!conn_process(c) || c->close_after)
+                        return;
+        }
+}
+
+static void listen_on_event(Source *s) {
+        /* One accept per wakeup: every worker sharing the socket is woken, and taking one connection each
+         * spreads the load instead of letting the first one awake empty the backlog. */
+        int fd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        Conn *c;
+
+        if (fd < 0)
+                return; /* EAGAIN: another worker won; EMFILE etc.: the kernel keeps it queued */
+        c = calloc(1, sizeof(Conn));
+        if (!c)
+                die(1, "out of memory");
+        c->source = (Source) { .kind = SOURCE_CONN, .fd = fd };
+        c->last_active_ms = now_ms();
+        c->next = conns;
+        if (conns)
+                conns->prev = c;
+        conns = c;
+        n_conns++;
+        epoll_set(EPOLL_CTL_ADD, &c->source, EPOLLIN);
+}
+
+static void drain_start(void) {
+        if (draining)
+                return;
+        draining = true;
+        drain_deadline_ms = now_ms() + arg.drain_ms;
+        fprintf(stderr, "test-worker %s: draining %zu connections\n", slot, n_conns);
+        for (size_t i = 0; i < n_listen; i++) {
+                (void) epoll_ctl(epoll_fd, EPOLL_CTL_DEL, listen_sources[i].fd, NULL);
+                close(listen_sources[i].fd);
+        }
+        n_listen = 0;
+        for (Conn *c = conns; c; c = c->next)
+                c->last_active_ms = now_ms();
+}
+
+/* While draining: idle keep-alive connections get a short grace in which a request still gets an answer
+ * (with "Connection: close"), so a client that is about to reuse one does not see it vanish. */
+static int drain_tick(void) {
+        int64_t now = now_ms(), next = drain_deadline_ms;
+
+        for (Conn *c = conns, *n; c; c = n) {
+                n = c->next;
+                if (c->n_in == 0 && c->n_out == 0) {
+                        if (now - c->last_active_ms >= IDLE_LINGER_MS) {
+                                conn_close(c);
+                                continue;
+                        }
+                        if (c->last_active_ms + IDLE_LINGER_MS < next)
+                                next = c->last_active_ms + IDLE_LINGER_MS;
+                }
+        }
+        if (!conns || now >= drain_deadline_ms) {
+                fprintf(stderr, "test-worker %s: drained, %zu connections left, exiting\n", slot, n_conns);
+                exit(0);
+        }
+        return (int) (next > now ? next - now : 1);
+}
+
+static void signal_on_event(Source *s) {
+        struct signalfd_siginfo si;
+
+        while (read(s->fd, &si, sizeof(si)) == sizeof(si)) {
+                switch (si.ssi_signo) {
+                case SIGTERM:
+                case SIGINT:
+                        drain_start();
+                        break;
+                case SIGCHLD:
+                        while (waitpid(-1, NULL, WNOHANG) > 0)
+                                ;
+                        break;
+                default:
+                        fprintf(stderr, "worker %s got SIG%s\n", slot, sigabbrev_np(si.ssi_signo));
+                }
+        }
+}
+
+static void parse_args(int argc, char **argv) {
+        static const struct option options[] = {
+                { "ready-delay", required_argument, NULL, 'r' },
+                { "no-ready", no_argument, &arg.no_ready, 1 },
+                { "exit-at-start", required_argument, NULL, 'x' },
+                { "crash-at-start", no_argument, &arg.crash_at_start, 1 },
+                { "ignore-sigterm", no_argument, &arg.ignore_sigterm, 1 },
+                { "spawn-child", no_argument, &arg.spawn_child, 1 },
+                { "drain-ms", required_argument, NULL, 'd' },
+                { "status", required_argument, NULL, 's' },
+                { "notify-via-child", no_argument, &arg.notify_via_child, 1 },
+                {}
+        };
+        char *e = NULL;
+        int c;
+
+        while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0) {
+                if (c == 'r')
+                        arg.ready_delay = strtod(optarg, &e);
+                else if (c == 'x')
+                        arg.exit_at_start = (int) strtol(optarg, &e, 10);
+                else if (c == 'd')
+                        arg.drain_ms = strtol(optarg, &e, 10);
+                else if (c == 's')
+                        arg.status = optarg;
+                else if (c != 0)
+                        die(64, "unknown option");
+                if (e && *e)
+                        die(64, "bad number in option");
+        }
+        if (optind < argc || !(arg.ready_delay >= 0 && arg.ready_delay < 86400) || arg.exit_at_start > 255 ||
+            arg.drain_ms < 0 || arg.drain_ms > 3600000)
+                die(64, "bad arguments");
+}
+
+int main(int argc, char **argv) {
+        struct rlimit rl;
+        Source sig_source, timer_source = { .kind = SOURCE_TIMER, .fd = -1 };
+        sigset_t mask;
+        int n;
+
+        slot = getenv("WORKER_INDEX") ?: "-";
+        generation = getenv("WORKER_GENERATION") ?: "-";
+        count = getenv("WORKER_COUNT") ?: "-";
+        parse_args(argc, argv);
+
+        if (arg.exit_at_start >= 0)
+                _exit(arg.exit_at_start);
+        if (arg.crash_at_start)
+                crash_now();
+
+        take_snapshots();
+
+        n = sd_listen_fds(1);
+        if (n <= 0)
+                die(2, n < 0 ? "sd_listen_fds() failed" : "no listening sockets passed (LISTEN_FDS/LISTEN_PID)");
+        if ((size_t) n > sizeof(listen_sources) / sizeof(listen_sources[0]))
+                die(2, "too many listening sockets");
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+                rl.rlim_cur = rl.rlim_max;
+                (void) setrlimit(RLIMIT_NOFILE, &rl);
+        }
+
+        epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+        if (epoll_fd < 0)
+                die(1, "epoll_create1 failed");
+        for (int i = 0; i < n; i++) {
+                int fd = SD_LISTEN_FDS_START + i;
+
+                if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0)
+                        die(2, "passed fd is not a listening stream socket");
+                fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+                listen_sources[n_listen] = (Source) { .kind = SOURCE_LISTEN, .fd = fd };
+                epoll_set(EPOLL_CTL_ADD, &listen_sources[n_listen++], EPOLLIN);
+        }
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGCHLD);
+        sigaddset(&mask, SIGUSR1);
+        sigaddset(&mask, SIGUSR2);
+        sigaddset(&mask, SIGWINCH);
+        if (arg.ignore_sigterm)
+                signal(SIGTERM, SIG_IGN);
+        else
+                sigaddset(&mask, SIGTERM);
+        signal(SIGPIPE, SIG_IGN);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        sig_source = (Source) { .kind = SOURCE_SIGNAL, .fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC) };
+        if (sig_source.fd < 0)
+                die(1, "signalfd failed");
+        epoll_set(EPOLL_CTL_ADD, &sig_source, EPOLLIN);
+
+        if (arg.spawn_child)
+                spawn_leftover();
+
+        if (!arg.no_ready && arg.ready_delay <= 0)
+                send_ready();
+        else if (!arg.no_ready) {
+                struct itimerspec its = {};
+
+                its.it_value.tv_sec = (time_t) arg.ready_delay;
+                its.it_value.tv_nsec = (long) ((arg.ready_delay - (double) its.it_value.tv_sec) * 1e9);
+                if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0)
+                        its.it_value.tv_nsec = 1;
+                timer_source.fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+                if (timer_source.fd < 0 || timerfd_settime(timer_source.fd, 0, &its, NULL) < 0)
+                        die(1, "timerfd failed");
+                epoll_set(EPOLL_CTL_ADD, &timer_source, EPOLLIN);
+        }
+        fprintf(stderr, "test-worker %s: pid %d serving %d sockets\n", slot, (int) getpid(), n);
+
+        for (;;) {
+                struct epoll_event events[64];
+                int timeout = draining ? drain_tick() : -1, k;
+
+                k = epoll_wait(epoll_fd, events, 64, timeout);
+                if (k < 0 && errno != EINTR)
+                        die(1, "epoll_wait failed");
+                for (int i = 0; i < k; i++) {
+                        Source *s = events[i].data.ptr;
+
+                        switch (s->kind) {
+                        case SOURCE_LISTEN:
+                                if (!draining)
+                                        listen_on_event(s);
+                                break;
+                        case SOURCE_CONN:
+                                conn_on_event((Conn *) s, events[i].events);
+                                break;
+                        case SOURCE_SIGNAL:
+                                signal_on_event(s);
+                                break;
+                        case SOURCE_TIMER:
+                                send_ready();
+                                (void) epoll_ctl(epoll_fd, EPOLL_CTL_DEL, s->fd, NULL);
+                                close(s->fd);
+                                break;
+                        }
+                }
+        }
+}
