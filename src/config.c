@@ -279,14 +279,17 @@ static bool config_section_known(const char *section) {
         return false;
 }
 
-static const ConfigKey *config_key_find(const char *section, const char *key, const char *option) {
-        for (size_t i = 0; i < ELEMENTSOF(config_keys); i++) {
-                const ConfigKey *k = &config_keys[i];
+static const ConfigKey *config_key_by_name(const char *section, const char *key) {
+        for (size_t i = 0; i < ELEMENTSOF(config_keys); i++)
+                if (streq(config_keys[i].info.section, section) && streq(config_keys[i].info.key, key))
+                        return &config_keys[i];
+        return NULL;
+}
 
-                if (option ? streq(k->info.option, option) :
-                             streq(k->info.section, section) && streq(k->info.key, key))
-                        return k;
-        }
+static const ConfigKey *config_key_by_option(const char *option) {
+        for (size_t i = 0; i < ELEMENTSOF(config_keys); i++)
+                if (streq_ptr(config_keys[i].info.option, option))
+                        return &config_keys[i];
         return NULL;
 }
 
@@ -441,7 +444,7 @@ static int config_handler(void *user, const char *section, const char *name, con
         if (isempty(section))
                 return config_parser_fail(p, -EINVAL, "%s=: Key outside of a section", name);
 
-        k = config_key_find(section, name, NULL);
+        k = config_key_by_name(section, name);
         if (!k)
                 return config_parser_fail(p, -EINVAL, "[%s] %s=: unknown key", section, name);
 
@@ -491,7 +494,7 @@ static int config_parse_file(Config *c, const char *path, char **ret_error) {
                 .config = c,
                 .path = path,
         };
-        size_t size;
+        size_t size = 0;
         int r;
 
         r = read_file(path, &data, &size);
@@ -524,7 +527,7 @@ static int config_parse_file(Config *c, const char *path, char **ret_error) {
 
 static int config_apply_args(Config *c, const ConfigArg *args, size_t n_args, char **ret_error) {
         for (size_t i = 0; i < n_args; i++) {
-                const ConfigKey *k = config_key_find(NULL, NULL, args[i].option);
+                const ConfigKey *k = config_key_by_option(args[i].option);
                 char explain[256] = "";
                 int r;
 

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <getopt.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -248,6 +249,17 @@ static int run(int argc, char *argv[]) {
         if (r != 0 || a.exit_now)
                 return r;
 
+        /* Nothing that could name a command is a usage error; a file without ExecStart= a config error. */
+        if (!a.config_path && !a.command) {
+                bool exec_start = false;
+                for (size_t i = 0; i < a.n_config_args; i++)
+                        exec_start = exec_start || streq(a.config_args[i].option, "exec-start");
+                if (!exec_start) {
+                        log_error("No command: pass one after --, or use --exec-start or --config. See --help.");
+                        return EXIT_USAGE;
+                }
+        }
+
         r = config_load(a.config_path, a.config_args, a.n_config_args, a.command, &config, &error);
         if (r < 0) {
                 log_error("%s", error ?: "Failed to load the configuration");
@@ -299,5 +311,8 @@ static int run(int argc, char *argv[]) {
 }
 
 int main(int argc, char *argv[]) {
+        /* A log line to a stderr pipe whose reader went away must not kill the master. Workers get default
+         * dispositions back in spawn.c. */
+        (void) signal(SIGPIPE, SIG_IGN);
         return run(argc, argv);
 }

@@ -281,7 +281,8 @@ static int unix_remove_stale(const char *path) {
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
                 return -errno;
-        strncpy(sa.sun_path, path, sizeof(sa.sun_path) - 1);
+        /* The spec parser bounded the path; sa is zeroed, so the copy stays NUL-terminated. */
+        memcpy(sa.sun_path, path, MIN(strlen(path), sizeof(sa.sun_path) - 1));
         if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) >= 0 || errno != ECONNREFUSED)
                 return -EADDRINUSE;
 
