@@ -1,0 +1,194 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Installs what corral needs on Debian 12 (only what is missing) and configures and builds it.
+# Idempotent: a second run installs nothing and rebuilds only what changed.
+set -euo pipefail
+
+usage() {
+    cat <<'EOF'
+Usage: scripts/setup.sh [OPTIONS] [-- CMAKE_ARGS...]
+
+Installs the missing build and test dependencies with apt-get (as root, or through sudo), then
+configures and builds corral with CMake.
+
+Options:
+  -B, --build-dir DIR   build directory, relative to the repository root (default: build,
+                        or $CORRAL_BUILD_DIR)
+  -D VAR=VALUE          extra CMake cache entry, e.g. -D CORRAL_SANITIZE=ON (repeatable)
+      --cmake-arg ARG   extra argument for the CMake configure step (repeatable)
+      --deps-only       install dependencies, do not build
+  -n, --dry-run         print what would be installed and run, change nothing
+  -v, --verbose         show the full output of apt-get and the build
+  -h, --help            show this help
+
+Everything after "--" is passed to the CMake configure step too. $CORRAL_CMAKE_ARGS (split on
+whitespace) is added before the command-line arguments.
+
+Examples:
+  scripts/setup.sh
+  scripts/setup.sh --build-dir build-asan -- -DCORRAL_SANITIZE=ON
+EOF
+}
+
+die() {
+    echo "setup.sh: error: $*" >&2
+    exit 1
+}
+
+info() {
+    echo "setup.sh: $*"
+}
+
+# The packages the build, the unit tests and the integration tests need. systemd provides
+# systemd-socket-activate, which the integration tests use.
+PACKAGES=(build-essential cmake pkg-config libsystemd-dev libinih-dev libcriterion-dev python3 curl systemd)
+
+build_dir=${CORRAL_BUILD_DIR:-build}
+cmake_args=()
+if [[ -n ${CORRAL_CMAKE_ARGS:-} ]]; then
+    read -r -a cmake_args <<<"$CORRAL_CMAKE_ARGS"
+fi
+deps_only=0
+dry_run=0
+verbose=0
+
+while (($# > 0)); do
+    case $1 in
+        -B | --build-dir)
+            (($# >= 2)) || die "$1 needs an argument"
+            build_dir=$2
+            shift 2
+            ;;
+        --build-dir=*)
+            build_dir=${1#*=}
+            shift
+            ;;
+        -D)
+            (($# >= 2)) || die "$1 needs an argument"
+            cmake_args+=("-D$2")
+            shift 2
+            ;;
+        -D?*)
+            cmake_args+=("$1")
+            shift
+            ;;
+        --cmake-arg)
+            (($# >= 2)) || die "$1 needs an argument"
+            cmake_args+=("$2")
+            shift 2
+            ;;
+        --cmake-arg=*)
+            cmake_args+=("${1#*=}")
+            shift
+            ;;
+        --deps-only)
+            deps_only=1
+            shift
+            ;;
+        -n | --dry-run)
+            dry_run=1
+            shift
+            ;;
+        -v | --verbose)
+            verbose=1
+            shift
+            ;;
+        -h | --help)
+            usage
+            exit 0
+            ;;
+        --)
+            shift
+            cmake_args+=("$@")
+            break
+            ;;
+        *)
+            echo "setup.sh: error: unknown argument '$1'" >&2
+            usage >&2
+            exit 64
+            ;;
+    esac
+done
+
+[[ -n $build_dir ]] || die "the build directory must not be empty"
+
+repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo_root"
+
+logdir=$(mktemp -d "${TMPDIR:-/tmp}/corral-setup.XXXXXX")
+trap 'rm -rf "$logdir"' EXIT
+
+# Runs a step quietly: its output goes to a log that is printed in full only when the step fails
+# (or always with --verbose). With --dry-run it only prints the command.
+run_step() {
+    local what=$1
+    shift
+    if ((dry_run)); then
+        printf 'setup.sh: would run:'
+        printf ' %q' "$@"
+        printf '\n'
+        return 0
+    fi
+    if ((verbose)); then
+        "$@" || die "$what failed (command: $*)"
+        return 0
+    fi
+    local log
+    log="$logdir/$(echo "$what" | tr -c 'A-Za-z0-9' '-').log"
+    if ! "$@" >"$log" 2>&1; then
+        echo "setup.sh: $what failed; its output:" >&2
+        sed 's/^/    /' "$log" >&2
+        die "$what failed (command: $*)"
+    fi
+    # Compiler warnings must stay visible even when the build succeeds.
+    if grep -q 'warning:' "$log"; then
+        echo "setup.sh: $what produced warnings:" >&2
+        grep -E -A3 'warning:' "$log" | sed 's/^/    /' >&2
+    fi
+}
+
+installed() {
+    local status
+    status=$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) || return 1
+    [[ $status == *" ok installed" ]]
+}
+
+install_dependencies() {
+    command -v dpkg-query >/dev/null || die "dpkg-query not found: this script is for Debian 12"
+    command -v apt-get >/dev/null || die "apt-get not found: this script is for Debian 12"
+
+    local missing=() pkg
+    for pkg in "${PACKAGES[@]}"; do
+        installed "$pkg" || missing+=("$pkg")
+    done
+    if ((${#missing[@]} == 0)); then
+        info "all dependencies are installed"
+        return 0
+    fi
+    info "installing: ${missing[*]}"
+
+    local sudo=()
+    if ((EUID != 0)); then
+        command -v sudo >/dev/null || die "installing packages needs root: run as root or install sudo"
+        sudo=(sudo)
+    fi
+    local apt=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=300)
+    run_step "apt-get update" "${apt[@]}" update
+    run_step "apt-get install" "${apt[@]}" install --no-install-recommends "${missing[@]}"
+
+    if ((!dry_run)); then
+        for pkg in "${missing[@]}"; do
+            installed "$pkg" || die "package '$pkg' is still not installed after apt-get install"
+        done
+    fi
+}
+
+build() {
+    info "configuring and building in '$build_dir'${cmake_args[*]:+ (${cmake_args[*]})}"
+    run_step "cmake configure" cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "${cmake_args[@]}"
+    run_step "cmake build" cmake --build "$build_dir" -j"$(nproc)"
+    ((dry_run)) || info "build in '$build_dir' done"
+}
+
+install_dependencies
+((deps_only)) || build
