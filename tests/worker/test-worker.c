@@ -463,8 +463,16 @@ static void parse_args(int argc, char **argv) {
         int c;
 
         while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0) {
-                if (c == 'r')
+                if (c == 'r') {
+                        /* SECONDS, or MIN:MAX for a delay drawn uniformly per process. */
                         arg.ready_delay = strtod(optarg, &e);
+                        if (e && *e == ':') {
+                                double max = strtod(e + 1, &e);
+                                srandom((unsigned) getpid());
+                                if (max >= arg.ready_delay)
+                                        arg.ready_delay += (max - arg.ready_delay) * ((double) random() / RAND_MAX);
+                        }
+                }
                 else if (c == 'x')
                         arg.exit_at_start = (int) strtol(optarg, &e, 10);
                 else if (c == 'd')
