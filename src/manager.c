@@ -11,7 +11,7 @@
 #include "control.h"
 #include "env.h"
 #include "log.h"
-#include "manager.h"
+#include "manager-internal.h"
 #include "message-ids.h"
 #include "notify.h"
 #include "pool.h"
@@ -19,55 +19,14 @@
 #include "status.h"
 #include "worker.h"
 
-/* Child exits first (they settle what the other events refer to), then signals, worker notifications,
- * timers. */
-enum {
-        PRIORITY_CHILD = -30,
-        PRIORITY_SIGNAL = -20,
-        PRIORITY_NOTIFY = -10,
-        PRIORITY_TIMER = 0,
-};
-
-/* A config with what spawning under it needs, for one generation. */
-typedef struct Generation {
-        Config *config;
-        char *exec_path;
-        unsigned number;
-} Generation;
-
-struct Manager {
-        sd_event *event;
-        ManagerParams params;
-        pid_t pid;
-        unsigned ncpus;
-
-        Generation target; /* what new workers are started as */
-        Generation stable; /* the last generation every slot reached; may share target's config */
-
-        SocketSet sockets;
-        int *fds;
-        char *fd_names;
-
-        NotifySocket *notify;
-        ControlServer *control;
-        Pool *pool;
-        Worker *dead; /* exited workers, freed after the current dispatch */
-
-        sd_event_source *plan_timer;
-        sd_event_source *post_source;
-
-        bool ready_sent;
-        bool reloading; /* a reload was requested and is not finished */
-        unsigned reloads_ok, reloads_failed;
-        unsigned roll_done_reported;
-        usec_t started_usec;
-        unsigned term_signals;
-        char *status;
-        usec_t reject_logged_usec;
-};
-
-static Config *generation_config(const Manager *m, unsigned generation) {
+Config *generation_config(const Manager *m, unsigned generation) {
         return generation == m->stable.number ? m->stable.config : m->target.config;
+}
+
+void worker_fields(LogFields *f, const Worker *w, const PoolWorker *pw) {
+        log_fields_add(f, "WORKER_PID=%d", (int) w->pid);
+        log_fields_add(f, "WORKER_SLOT=%u", pw->slot);
+        log_fields_add(f, "WORKER_GENERATION=%u", pw->generation);
 }
 
 static void generation_done(Generation *g, const Generation *other) {
@@ -113,20 +72,6 @@ static unsigned usable_cpus(void) {
         if (sched_getaffinity(0, sizeof set, &set) < 0)
                 return 1;
         return MAX(CPU_COUNT(&set), 1);
-}
-
-static void format_exit(char *buf, size_t size, const siginfo_t *si) {
-        if (si->si_code == CLD_EXITED)
-                snprintf(buf, size, "exited with status %d", si->si_status);
-        else
-                snprintf(buf, size, "killed by signal %s%s",
-                         signal_to_string(si->si_status) ?: "?", si->si_code == CLD_DUMPED ? " (core dumped)" : "");
-}
-
-static void worker_fields(LogFields *f, const Worker *w, const PoolWorker *pw) {
-        log_fields_add(f, "WORKER_PID=%d", (int) w->pid);
-        log_fields_add(f, "WORKER_SLOT=%u", pw->slot);
-        log_fields_add(f, "WORKER_GENERATION=%u", pw->generation);
 }
 
 /* ---- status ---- */
@@ -183,7 +128,7 @@ static void manager_update_status(Manager *m) {
 
 /* ---- reload results ---- */
 
-static void manager_reload_finished(Manager *m, bool ok, const char *why) {
+void manager_reload_finished(Manager *m, bool ok, const char *why) {
         LogFields f = {};
 
         if (!m->reloading)
@@ -212,208 +157,12 @@ static void manager_reload_finished(Manager *m, bool ok, const char *why) {
         (void) notify_manager_ready(ok ? "reload done" : "reload failed");
 }
 
-static void manager_roll_aborted(Manager *m, const char *why) {
+void manager_roll_aborted(Manager *m, const char *why) {
         /* The pool went back to the stable generation: so do new spawns. */
         if (m->target.config != m->stable.config)
                 generation_done(&m->target, &m->stable);
         m->target = m->stable;
         manager_reload_finished(m, false, why);
-}
-
-/* ---- worker events ---- */
-
-static void manager_worker_ready(Manager *m, Worker *w) {
-        PoolWorker *pw = w->pool_worker;
-        char t[FORMAT_USEC_MAX];
-        LogFields f = {};
-
-        if (!pw || pw->state != WORKER_STARTING)
-                return;
-        pool_worker_ready(m->pool, pw, now_usec(CLOCK_MONOTONIC));
-        worker_ready(w);
-        worker_fields(&f, w, pw);
-        log_event(LOG_INFO, MESSAGE_ID_WORKER_READY, &f, "worker %u (pid %d) ready after %s", pw->slot,
-                  (int) w->pid, format_usec(t, sizeof t, now_usec(CLOCK_MONOTONIC) - w->started_usec));
-}
-
-static void manager_log_verdict(Manager *m, Worker *w, PoolWorker *pw, PoolVerdict v, usec_t delay,
-                                const char *what) {
-        char t[FORMAT_USEC_MAX], why[256];
-        LogFields f = {};
-
-        worker_fields(&f, w, pw);
-        switch (v) {
-        case POOL_VERDICT_THROTTLED:
-                log_fields_add(&f, "RESTART_DELAY_USEC=%llu", (unsigned long long) delay);
-                log_event(LOG_WARNING, MESSAGE_ID_WORKER_THROTTLED, &f, "slot %u: respawning in %s", pw->slot,
-                          format_usec(t, sizeof t, delay));
-                break;
-        case POOL_VERDICT_DISABLED:
-                log_event(LOG_ERR, MESSAGE_ID_WORKER_DISABLED, &f,
-                          "slot %u: exit status %d is RestartPreventExitStatus=, not restarting it", pw->slot,
-                          generation_config(m, pw->generation)->restart_prevent_exit_status);
-                break;
-        case POOL_VERDICT_ROLL_ABORTED:
-                snprintf(why, sizeof why, "worker %u (pid %d) of generation %u %s; keeping generation %u",
-                         pw->slot, (int) w->pid, pw->generation, what, pool_generation(m->pool));
-                manager_roll_aborted(m, why);
-                break;
-        default:
-                break;
-        }
-}
-
-/* pool_worker_exited() frees the record, so verdict logging takes what it needs from a copy made first. */
-static void manager_worker_gone(Manager *m, Worker *w, const siginfo_t *si) {
-        PoolWorker *pw = w->pool_worker, copy;
-        PoolExit e = { .code = si->si_code, .status = si->si_status };
-        char how[96], t[FORMAT_USEC_MAX], what[160];
-        usec_t delay = 0, now = now_usec(CLOCK_MONOTONIC);
-        bool expected, was_ready;
-        PoolVerdict v;
-        LogFields f = {};
-
-        w->next_dead = m->dead;
-        m->dead = w;
-        if (!pw)
-                return;
-        copy = *pw;
-
-        format_exit(how, sizeof how, si);
-        expected = pw->state == WORKER_STOPPING || pool_is_stopping(m->pool);
-        was_ready = pw->state == WORKER_READY;
-        worker_fields(&f, w, pw);
-        log_fields_add(&f, "EXIT_CODE=%s", si->si_code == CLD_EXITED ? "exited" :
-                                           si->si_code == CLD_DUMPED ? "dumped" : "killed");
-        log_fields_add(&f, "EXIT_STATUS=%d", si->si_status);
-        log_fields_add(&f, "UPTIME_USEC=%llu", (unsigned long long) (now - w->started_usec));
-        if (expected)
-                log_event(LOG_INFO, MESSAGE_ID_WORKER_EXITED, &f, "worker %u (pid %d) %s", pw->slot,
-                          (int) w->pid, how);
-        else
-                log_event(LOG_WARNING, MESSAGE_ID_WORKER_CRASHED, &f, "worker %u (pid %d) %s after %s%s", pw->slot,
-                          (int) w->pid, how, format_usec(t, sizeof t, now - w->started_usec),
-                          was_ready ? "" : ", before it was ready");
-
-        v = pool_worker_exited(m->pool, pw, &e, now, &delay);
-        w->pool_worker = NULL;
-        snprintf(what, sizeof what, "%s%s", how, was_ready ? " soon after start" : " before it was ready");
-        manager_log_verdict(m, w, &copy, v, delay, what);
-}
-
-static void manager_worker_timed_out(Manager *m, Worker *w) {
-        PoolWorker *pw = w->pool_worker, copy;
-        char t[FORMAT_USEC_MAX], what[160];
-        usec_t delay = 0;
-        PoolVerdict v;
-        LogFields f = {};
-
-        if (!pw || pw->state != WORKER_STARTING)
-                return;
-        copy = *pw;
-        worker_fields(&f, w, pw);
-        log_fields_add(&f, "REASON=ready-timeout");
-        log_event(LOG_WARNING, MESSAGE_ID_WORKER_START_FAILED, &f, "worker %u (pid %d) not ready after %s, stopping it",
-                  pw->slot, (int) w->pid,
-                  format_usec(t, sizeof t, generation_config(m, pw->generation)->ready_timeout_usec));
-        v = pool_worker_failed(m->pool, pw, now_usec(CLOCK_MONOTONIC), &delay);
-        snprintf(what, sizeof what, "was not ready within ReadyTimeoutSec=%s", t);
-        manager_log_verdict(m, w, &copy, v, delay, what);
-}
-
-static void on_worker_event(Worker *w, const WorkerEvent *ev, void *userdata) {
-        Manager *m = userdata;
-        PoolWorker *pw = w->pool_worker;
-        char t[FORMAT_USEC_MAX];
-        LogFields f = {};
-
-        switch (ev->type) {
-        case WORKER_EVENT_EXEC_OK:
-                if (pw && generation_config(m, pw->generation)->ready_mode == READY_EXEC)
-                        manager_worker_ready(m, w);
-                break;
-        case WORKER_EVENT_EXEC_FAILED:
-                if (!pw)
-                        break;
-                worker_fields(&f, w, pw);
-                log_fields_add(&f, "REASON=spawn-%s", spawn_stage_to_string(ev->error.stage) ?: "unknown");
-                log_fields_add(&f, "ERRNO=%d", ev->error.error);
-                errno = ev->error.error;
-                log_event(LOG_ERR, MESSAGE_ID_WORKER_START_FAILED, &f, "worker %u (pid %d) failed at stage '%s': %m",
-                          pw->slot, (int) w->pid, spawn_stage_to_string(ev->error.stage) ?: "unknown");
-                break;
-        case WORKER_EVENT_EXITED:
-                manager_worker_gone(m, w, ev->siginfo);
-                break;
-        case WORKER_EVENT_READY_TIMEOUT:
-                manager_worker_timed_out(m, w);
-                break;
-        case WORKER_EVENT_READY_DELAY:
-                manager_worker_ready(m, w);
-                break;
-        case WORKER_EVENT_KILLED:
-                if (!pw)
-                        break;
-                worker_fields(&f, w, pw);
-                log_event(LOG_WARNING, MESSAGE_ID_WORKER_KILLED, &f, "worker %u (pid %d) did not stop within %s, killed it",
-                          pw->slot, (int) w->pid,
-                          format_usec(t, sizeof t, generation_config(m, pw->generation)->stop_timeout_usec));
-                break;
-        }
-}
-
-/* ---- notify ---- */
-
-static Worker *manager_find_worker(Manager *m, pid_t pid) {
-        for (PoolWorker *pw = pool_workers(m->pool); pw; pw = pw->next) {
-                Worker *w = pw->userdata;
-                if (w && w->pid == pid)
-                        return w;
-        }
-        return NULL;
-}
-
-/* A datagram from a worker or from any process below it counts for that worker, as NotifyAccess=all
- * does for a unit: a Node worker can only notify through a child (systemd-notify --ready). */
-static Worker *manager_attribute(Manager *m, pid_t pid) {
-        for (unsigned depth = 0; depth < 16 && pid > 1 && pid != m->pid; depth++) {
-                Worker *w = manager_find_worker(m, pid);
-                if (w)
-                        return w;
-                if (notify_get_ppid(pid, &pid) < 0)
-                        break;
-        }
-        return NULL;
-}
-
-static void on_worker_notify(NotifySocket *n, pid_t pid, const NotifyMessage *msg, void *userdata) {
-        Manager *m = userdata;
-        Worker *w = manager_attribute(m, pid);
-        usec_t now = now_usec(CLOCK_MONOTONIC);
-
-        if (!w || !w->pool_worker) {
-                uint64_t total = notify_socket_reject(n);
-                /* Count every one, log at most one every 10 s: a flood must not flood the journal. */
-                if (now - m->reject_logged_usec >= 10 * USEC_PER_SEC || m->reject_logged_usec == 0) {
-                        LogFields f = {};
-                        m->reject_logged_usec = now;
-                        log_fields_add(&f, "SENDER_PID=%d", (int) pid);
-                        log_fields_add(&f, "REJECTED_TOTAL=%llu", (unsigned long long) total);
-                        log_event(LOG_WARNING, MESSAGE_ID_NOTIFY_REJECTED, &f,
-                                  "dropped a notification from pid %d, which is not a worker (%llu dropped so far)",
-                                  (int) pid, (unsigned long long) total);
-                }
-                return;
-        }
-
-        if (msg->status)
-                log_debug("worker %u (pid %d) status: %s", w->pool_worker->slot, (int) w->pid, msg->status);
-        if (msg->ready)
-                manager_worker_ready(m, w);
-        if (msg->recycle && w->pool_worker->state == WORKER_READY) {
-                log_info("worker %u (pid %d) asked to be recycled", w->pool_worker->slot, (int) w->pid);
-                pool_worker_recycle(m->pool, w->pool_worker);
-        }
 }
 
 /* ---- plan execution ---- */
@@ -443,7 +192,7 @@ static int manager_spawn(Manager *m, PoolWorker *pw) {
                 .ready_delay_usec = g->config->ready_mode == READY_DELAY ? g->config->ready_delay_usec : USEC_INFINITY,
                 .child_priority = PRIORITY_CHILD,
                 .timer_priority = PRIORITY_TIMER,
-                .handler = on_worker_event,
+                .handler = manager_on_worker_event,
                 .userdata = m,
         };
         Worker *w;
@@ -596,7 +345,7 @@ static void manager_start_stop(Manager *m, const char *signame) {
 
 /* Re-reads the config and starts a roll to a new generation. Returns 0 when the roll started, or a
  * negative errno when the reload failed at once (it has been reported then). */
-static int manager_reload(Manager *m) {
+int manager_reload(Manager *m) {
         _cleanup_(config_freep) Config *config = NULL;
         _cleanup_free_ char *error = NULL;
         Generation g = {};
@@ -648,105 +397,6 @@ static int manager_reload(Manager *m) {
         log_event(LOG_INFO, MESSAGE_ID_RELOAD_STARTED, &f, "reloading: rolling %u workers to generation %u", pc.count,
                   g.number);
         return 0;
-}
-
-static void manager_status_snapshot(Manager *m, StatusPool *ret_pool, StatusWorker **ret_rows, size_t *ret_n) {
-        usec_t now = now_usec(CLOCK_MONOTONIC);
-        StatusWorker *rows;
-        PoolCounts c;
-        size_t n = 0;
-
-        pool_counts(m->pool, &c);
-        *ret_pool = (StatusPool) {
-                .state = pool_is_stopping(m->pool) ? "stopping" :
-                         pool_is_rolling(m->pool)  ? "reloading" :
-                         !m->ready_sent            ? "starting" :
-                         c.ready < c.wanted        ? "degraded" : "running",
-                .generation = pool_generation(m->pool),
-                .ready = c.ready,
-                .wanted = c.wanted,
-                .workers = c.workers,
-                .reloads_ok = m->reloads_ok,
-                .reloads_failed = m->reloads_failed,
-                .uptime_usec = now - m->started_usec,
-                .notify_rejected = notify_socket_rejected(m->notify),
-        };
-        rows = calloc(MAX(c.workers, 1U), sizeof(StatusWorker));
-        for (PoolWorker *pw = pool_workers(m->pool); rows && pw; pw = pw->next) {
-                Worker *w = pw->userdata;
-
-                if (!w)
-                        continue;
-                (void) worker_read_memory(w, &pw->memory_bytes);
-                rows[n++] = (StatusWorker) {
-                        .slot = pw->slot,
-                        .pid = w->pid,
-                        .generation = pw->generation,
-                        .state = worker_state_to_string(pw->state),
-                        .uptime_usec = now - w->started_usec,
-                        .ready_after_usec = pw->ready_usec ? pw->ready_usec - pw->started_usec : 0,
-                        .memory_bytes = pw->memory_bytes,
-                        .restarts = pool_slot_restarts(m->pool, pw->slot),
-                };
-        }
-        *ret_rows = rows;
-        *ret_n = n;
-}
-
-static void on_control(ControlServer *s, ControlConnection *c, ControlCommand cmd, unsigned arg, void *userdata) {
-        Manager *m = userdata;
-        _cleanup_free_ char *text = NULL;
-
-        switch (cmd) {
-        case CONTROL_RELOAD:
-                if (manager_reload(m) < 0) {
-                        control_reply(c, "error: reload failed, see the log\n");
-                        return;
-                }
-                text = strdup_printf("ok: reloading to generation %u\n", pool_generation(m->pool));
-                control_reply(c, text ?: "ok\n");
-                return;
-        case CONTROL_RELOAD_WAIT:
-                if (pool_is_stopping(m->pool)) {
-                        control_reply(c, "error: corral is stopping\n");
-                        return;
-                }
-                /* Held first, so that a reload failing at once answers it too. */
-                control_hold(c);
-                (void) manager_reload(m);
-                return;
-        case CONTROL_STATUS:
-        case CONTROL_STATUS_JSON: {
-                _cleanup_free_ StatusWorker *rows = NULL;
-                StatusPool sp;
-                size_t n;
-
-                manager_status_snapshot(m, &sp, &rows, &n);
-                text = cmd == CONTROL_STATUS_JSON ? status_format_json(&sp, rows, n) : status_format_table(&sp, rows, n);
-                if (!text) {
-                        control_reply(c, "error: out of memory\n");
-                        return;
-                }
-                control_reply(c, text);
-                return;
-        }
-        case CONTROL_RECYCLE:
-                for (PoolWorker *pw = pool_workers(m->pool); pw; pw = pw->next)
-                        if (pw->slot == arg && pw->state == WORKER_READY && pw->userdata) {
-                                pool_worker_recycle(m->pool, pw);
-                                log_info("worker %u (pid %d) is recycled on request", pw->slot,
-                                         (int) ((Worker *) pw->userdata)->pid);
-                                text = strdup_printf("ok: recycling worker %u (pid %d)\n", pw->slot,
-                                                     (int) ((Worker *) pw->userdata)->pid);
-                                control_reply(c, text ?: "ok\n");
-                                return;
-                        }
-                control_reply(c, "error: no ready worker in that slot\n");
-                return;
-        default:
-                control_reply(c, "error: unsupported request\n");
-                return;
-        }
 }
 
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
@@ -824,12 +474,12 @@ int manager_new(const ManagerParams *params, Config *config, SocketSet *sockets,
                 sd_event_source_unref(s);
         }
 
-        r = notify_socket_new(m->event, PRIORITY_NOTIFY, on_worker_notify, m, &m->notify);
+        r = notify_socket_new(m->event, PRIORITY_NOTIFY, manager_on_worker_notify, m, &m->notify);
         if (r < 0)
                 return log_error_errno(r, "Failed to create the worker notify socket: %m");
 
         if (params->control_path) {
-                r = control_server_new(m->event, params->control_path, PRIORITY_NOTIFY, on_control, m, &m->control);
+                r = control_server_new(m->event, params->control_path, PRIORITY_NOTIFY, manager_on_control, m, &m->control);
                 if (r < 0)
                         return log_error_errno(r, "Failed to create the control socket '%s': %m", params->control_path);
         }

@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: MIT */
+/* Manager: operator requests from the control socket (reload, status, recycle) and the status snapshot. */
+#include <stdio.h>
+
+#include "manager-internal.h"
+#include "status.h"
+
+static void manager_status_snapshot(Manager *m, StatusPool *ret_pool, StatusWorker **ret_rows, size_t *ret_n) {
+        usec_t now = now_usec(CLOCK_MONOTONIC);
+        StatusWorker *rows;
+        PoolCounts c;
+        size_t n = 0;
+
+        pool_counts(m->pool, &c);
+        *ret_pool = (StatusPool) {
+                .state = pool_is_stopping(m->pool) ? "stopping" :
+                         pool_is_rolling(m->pool)  ? "reloading" :
+                         !m->ready_sent            ? "starting" :
+                         c.ready < c.wanted        ? "degraded" : "running",
+                .generation = pool_generation(m->pool),
+                .ready = c.ready,
+                .wanted = c.wanted,
+                .workers = c.workers,
+                .reloads_ok = m->reloads_ok,
+                .reloads_failed = m->reloads_failed,
+                .uptime_usec = now - m->started_usec,
+                .notify_rejected = notify_socket_rejected(m->notify),
+        };
+        rows = calloc(MAX(c.workers, 1U), sizeof(StatusWorker));
+        for (PoolWorker *pw = pool_workers(m->pool); rows && pw; pw = pw->next) {
+                Worker *w = pw->userdata;
+
+                if (!w)
+                        continue;
+                (void) worker_read_memory(w, &pw->memory_bytes);
+                rows[n++] = (StatusWorker) {
+                        .slot = pw->slot,
+                        .pid = w->pid,
+                        .generation = pw->generation,
+                        .state = worker_state_to_string(pw->state),
+                        .uptime_usec = now - w->started_usec,
+                        .ready_after_usec = pw->ready_usec ? pw->ready_usec - pw->started_usec : 0,
+                        .memory_bytes = pw->memory_bytes,
+                        .restarts = pool_slot_restarts(m->pool, pw->slot),
+                };
+        }
+        *ret_rows = rows;
+        *ret_n = n;
+}
+
+void manager_on_control(ControlServer *s, ControlConnection *c, ControlCommand cmd, unsigned arg, void *userdata) {
+        Manager *m = userdata;
+        _cleanup_free_ char *text = NULL;
+
+        switch (cmd) {
+        case CONTROL_RELOAD:
+                if (manager_reload(m) < 0) {
+                        control_reply(c, "error: reload failed, see the log\n");
+                        return;
+                }
+                text = strdup_printf("ok: reloading to generation %u\n", pool_generation(m->pool));
+                control_reply(c, text ?: "ok\n");
+                return;
+        case CONTROL_RELOAD_WAIT:
+                if (pool_is_stopping(m->pool)) {
+                        control_reply(c, "error: corral is stopping\n");
+                        return;
+                }
+                /* Held first, so that a reload failing at once answers it too. */
+                control_hold(c);
+                (void) manager_reload(m);
+                return;
+        case CONTROL_STATUS:
+        case CONTROL_STATUS_JSON: {
+                _cleanup_free_ StatusWorker *rows = NULL;
+                StatusPool sp;
+                size_t n;
+
+                manager_status_snapshot(m, &sp, &rows, &n);
+                text = cmd == CONTROL_STATUS_JSON ? status_format_json(&sp, rows, n) : status_format_table(&sp, rows, n);
+                if (!text) {
+                        control_reply(c, "error: out of memory\n");
+                        return;
+                }
+                control_reply(c, text);
+                return;
+        }
+        case CONTROL_RECYCLE:
+                for (PoolWorker *pw = pool_workers(m->pool); pw; pw = pw->next)
+                        if (pw->slot == arg && pw->state == WORKER_READY && pw->userdata) {
+                                pool_worker_recycle(m->pool, pw);
+                                log_info("worker %u (pid %d) is recycled on request", pw->slot,
+                                         (int) ((Worker *) pw->userdata)->pid);
+                                text = strdup_printf("ok: recycling worker %u (pid %d)\n", pw->slot,
+                                                     (int) ((Worker *) pw->userdata)->pid);
+                                control_reply(c, text ?: "ok\n");
+                                return;
+                        }
+                control_reply(c, "error: no ready worker in that slot\n");
+                return;
+        default:
+                control_reply(c, "error: unsupported request\n");
+                return;
+        }
+}

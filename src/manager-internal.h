@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: MIT */
+/* The Manager object, shared by the files that implement it: manager.c (life cycle, signals, reconcile,
+ * reload), manager-workers.c (worker events and notifications), manager-control.c (operator requests).
+ * Not for use outside them. */
+#pragma once
+
+#include <signal.h>
+
+#include <systemd/sd-event.h>
+
+#include "config.h"
+#include "control.h"
+#include "log.h"
+#include "manager.h"
+#include "notify.h"
+#include "pool.h"
+#include "sockets.h"
+#include "worker.h"
+
+/* Child exits first (they settle what the other events refer to), then signals, worker notifications,
+ * timers. */
+enum {
+        PRIORITY_CHILD = -30,
+        PRIORITY_SIGNAL = -20,
+        PRIORITY_NOTIFY = -10,
+        PRIORITY_TIMER = 0,
+};
+
+/* A config with what spawning under it needs, for one generation. */
+typedef struct Generation {
+        Config *config;
+        char *exec_path;
+        unsigned number;
+} Generation;
+
+struct Manager {
+        sd_event *event;
+        ManagerParams params;
+        pid_t pid;
+        unsigned ncpus;
+
+        Generation target; /* what new workers are started as */
+        Generation stable; /* the last generation every slot reached; may share target's config */
+
+        SocketSet sockets;
+        int *fds;
+        char *fd_names;
+
+        NotifySocket *notify;
+        ControlServer *control;
+        Pool *pool;
+        Worker *dead; /* exited workers, freed after the current dispatch */
+
+        sd_event_source *plan_timer;
+        sd_event_source *post_source;
+
+        bool ready_sent;
+        bool reloading; /* a reload was requested and is not finished */
+        unsigned reloads_ok, reloads_failed;
+        unsigned roll_done_reported;
+        usec_t started_usec;
+        unsigned term_signals;
+        char *status;
+        usec_t reject_logged_usec;
+};
+
+/* The config of a live generation: the target's, or the stable one's. */
+Config *generation_config(const Manager *m, unsigned generation);
+/* WORKER_PID=, WORKER_SLOT=, WORKER_GENERATION= for a journal event. */
+void worker_fields(LogFields *f, const Worker *w, const PoolWorker *pw);
+
+/* manager.c */
+int manager_reload(Manager *m);
+void manager_reload_finished(Manager *m, bool ok, const char *why);
+void manager_roll_aborted(Manager *m, const char *why);
+
+/* manager-workers.c */
+/* Logs what a verdict means (throttled, disabled, roll aborted); pw may be a copy of a freed record. */
+void manager_log_verdict(Manager *m, Worker *w, PoolWorker *pw, PoolVerdict v, usec_t delay, const char *what);
+void manager_on_worker_event(Worker *w, const WorkerEvent *ev, void *userdata);
+void manager_on_worker_notify(NotifySocket *n, pid_t pid, const NotifyMessage *msg, void *userdata);
+
+/* manager-control.c */
+void manager_on_control(ControlServer *s, ControlConnection *c, ControlCommand cmd, unsigned arg, void *userdata);

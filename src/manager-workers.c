@@ -1,0 +1,207 @@
+/* SPDX-License-Identifier: MIT */
+/* Manager: what happens to workers — exec results, readiness, exits and their verdicts, ready timeouts,
+ * stop timeouts — and the notifications they send. */
+#include <stdio.h>
+
+#include "manager-internal.h"
+#include "message-ids.h"
+
+static void format_exit(char *buf, size_t size, const siginfo_t *si) {
+        if (si->si_code == CLD_EXITED)
+                snprintf(buf, size, "exited with status %d", si->si_status);
+        else
+                snprintf(buf, size, "killed by signal %s%s",
+                         signal_to_string(si->si_status) ?: "?", si->si_code == CLD_DUMPED ? " (core dumped)" : "");
+}
+
+static void manager_worker_ready(Manager *m, Worker *w) {
+        PoolWorker *pw = w->pool_worker;
+        char t[FORMAT_USEC_MAX];
+        LogFields f = {};
+
+        if (!pw || pw->state != WORKER_STARTING)
+                return;
+        pool_worker_ready(m->pool, pw, now_usec(CLOCK_MONOTONIC));
+        worker_ready(w);
+        worker_fields(&f, w, pw);
+        log_event(LOG_INFO, MESSAGE_ID_WORKER_READY, &f, "worker %u (pid %d) ready after %s", pw->slot,
+                  (int) w->pid, format_usec(t, sizeof t, now_usec(CLOCK_MONOTONIC) - w->started_usec));
+}
+
+void manager_log_verdict(Manager *m, Worker *w, PoolWorker *pw, PoolVerdict v, usec_t delay,
+                                const char *what) {
+        char t[FORMAT_USEC_MAX], why[256];
+        LogFields f = {};
+
+        worker_fields(&f, w, pw);
+        switch (v) {
+        case POOL_VERDICT_THROTTLED:
+                log_fields_add(&f, "RESTART_DELAY_USEC=%llu", (unsigned long long) delay);
+                log_event(LOG_WARNING, MESSAGE_ID_WORKER_THROTTLED, &f, "slot %u: respawning in %s", pw->slot,
+                          format_usec(t, sizeof t, delay));
+                break;
+        case POOL_VERDICT_DISABLED:
+                log_event(LOG_ERR, MESSAGE_ID_WORKER_DISABLED, &f,
+                          "slot %u: exit status %d is RestartPreventExitStatus=, not restarting it", pw->slot,
+                          generation_config(m, pw->generation)->restart_prevent_exit_status);
+                break;
+        case POOL_VERDICT_ROLL_ABORTED:
+                snprintf(why, sizeof why, "worker %u (pid %d) of generation %u %s; keeping generation %u",
+                         pw->slot, (int) w->pid, pw->generation, what, pool_generation(m->pool));
+                manager_roll_aborted(m, why);
+                break;
+        default:
+                break;
+        }
+}
+
+/* pool_worker_exited() frees the record, so verdict logging takes what it needs from a copy made first. */
+static void manager_worker_gone(Manager *m, Worker *w, const siginfo_t *si) {
+        PoolWorker *pw = w->pool_worker, copy;
+        PoolExit e = { .code = si->si_code, .status = si->si_status };
+        char how[96], t[FORMAT_USEC_MAX], what[160];
+        usec_t delay = 0, now = now_usec(CLOCK_MONOTONIC);
+        bool expected, was_ready;
+        PoolVerdict v;
+        LogFields f = {};
+
+        w->next_dead = m->dead;
+        m->dead = w;
+        if (!pw)
+                return;
+        copy = *pw;
+
+        format_exit(how, sizeof how, si);
+        expected = pw->state == WORKER_STOPPING || pool_is_stopping(m->pool);
+        was_ready = pw->state == WORKER_READY;
+        worker_fields(&f, w, pw);
+        log_fields_add(&f, "EXIT_CODE=%s", si->si_code == CLD_EXITED ? "exited" :
+                                           si->si_code == CLD_DUMPED ? "dumped" : "killed");
+        log_fields_add(&f, "EXIT_STATUS=%d", si->si_status);
+        log_fields_add(&f, "UPTIME_USEC=%llu", (unsigned long long) (now - w->started_usec));
+        if (expected)
+                log_event(LOG_INFO, MESSAGE_ID_WORKER_EXITED, &f, "worker %u (pid %d) %s", pw->slot,
+                          (int) w->pid, how);
+        else
+                log_event(LOG_WARNING, MESSAGE_ID_WORKER_CRASHED, &f, "worker %u (pid %d) %s after %s%s", pw->slot,
+                          (int) w->pid, how, format_usec(t, sizeof t, now - w->started_usec),
+                          was_ready ? "" : ", before it was ready");
+
+        v = pool_worker_exited(m->pool, pw, &e, now, &delay);
+        w->pool_worker = NULL;
+        snprintf(what, sizeof what, "%s%s", how, was_ready ? " soon after start" : " before it was ready");
+        manager_log_verdict(m, w, &copy, v, delay, what);
+}
+
+static void manager_worker_timed_out(Manager *m, Worker *w) {
+        PoolWorker *pw = w->pool_worker, copy;
+        char t[FORMAT_USEC_MAX], what[160];
+        usec_t delay = 0;
+        PoolVerdict v;
+        LogFields f = {};
+
+        if (!pw || pw->state != WORKER_STARTING)
+                return;
+        copy = *pw;
+        worker_fields(&f, w, pw);
+        log_fields_add(&f, "REASON=ready-timeout");
+        log_event(LOG_WARNING, MESSAGE_ID_WORKER_START_FAILED, &f, "worker %u (pid %d) not ready after %s, stopping it",
+                  pw->slot, (int) w->pid,
+                  format_usec(t, sizeof t, generation_config(m, pw->generation)->ready_timeout_usec));
+        v = pool_worker_failed(m->pool, pw, now_usec(CLOCK_MONOTONIC), &delay);
+        snprintf(what, sizeof what, "was not ready within ReadyTimeoutSec=%s", t);
+        manager_log_verdict(m, w, &copy, v, delay, what);
+}
+
+void manager_on_worker_event(Worker *w, const WorkerEvent *ev, void *userdata) {
+        Manager *m = userdata;
+        PoolWorker *pw = w->pool_worker;
+        char t[FORMAT_USEC_MAX];
+        LogFields f = {};
+
+        switch (ev->type) {
+        case WORKER_EVENT_EXEC_OK:
+                if (pw && generation_config(m, pw->generation)->ready_mode == READY_EXEC)
+                        manager_worker_ready(m, w);
+                break;
+        case WORKER_EVENT_EXEC_FAILED:
+                if (!pw)
+                        break;
+                worker_fields(&f, w, pw);
+                log_fields_add(&f, "REASON=spawn-%s", spawn_stage_to_string(ev->error.stage) ?: "unknown");
+                log_fields_add(&f, "ERRNO=%d", ev->error.error);
+                errno = ev->error.error;
+                log_event(LOG_ERR, MESSAGE_ID_WORKER_START_FAILED, &f, "worker %u (pid %d) failed at stage '%s': %m",
+                          pw->slot, (int) w->pid, spawn_stage_to_string(ev->error.stage) ?: "unknown");
+                break;
+        case WORKER_EVENT_EXITED:
+                manager_worker_gone(m, w, ev->siginfo);
+                break;
+        case WORKER_EVENT_READY_TIMEOUT:
+                manager_worker_timed_out(m, w);
+                break;
+        case WORKER_EVENT_READY_DELAY:
+                manager_worker_ready(m, w);
+                break;
+        case WORKER_EVENT_KILLED:
+                if (!pw)
+                        break;
+                worker_fields(&f, w, pw);
+                log_event(LOG_WARNING, MESSAGE_ID_WORKER_KILLED, &f, "worker %u (pid %d) did not stop within %s, killed it",
+                          pw->slot, (int) w->pid,
+                          format_usec(t, sizeof t, generation_config(m, pw->generation)->stop_timeout_usec));
+                break;
+        }
+}
+
+static Worker *manager_find_worker(Manager *m, pid_t pid) {
+        for (PoolWorker *pw = pool_workers(m->pool); pw; pw = pw->next) {
+                Worker *w = pw->userdata;
+                if (w && w->pid == pid)
+                        return w;
+        }
+        return NULL;
+}
+
+/* A datagram from a worker or from any process below it counts for that worker, as NotifyAccess=all
+ * does for a unit: a Node worker can only notify through a child (systemd-notify --ready). */
+static Worker *manager_attribute(Manager *m, pid_t pid) {
+        for (unsigned depth = 0; depth < 16 && pid > 1 && pid != m->pid; depth++) {
+                Worker *w = manager_find_worker(m, pid);
+                if (w)
+                        return w;
+                if (notify_get_ppid(pid, &pid) < 0)
+                        break;
+        }
+        return NULL;
+}
+
+void manager_on_worker_notify(NotifySocket *n, pid_t pid, const NotifyMessage *msg, void *userdata) {
+        Manager *m = userdata;
+        Worker *w = manager_attribute(m, pid);
+        usec_t now = now_usec(CLOCK_MONOTONIC);
+
+        if (!w || !w->pool_worker) {
+                uint64_t total = notify_socket_reject(n);
+                /* Count every one, log at most one every 10 s: a flood must not flood the journal. */
+                if (now - m->reject_logged_usec >= 10 * USEC_PER_SEC || m->reject_logged_usec == 0) {
+                        LogFields f = {};
+                        m->reject_logged_usec = now;
+                        log_fields_add(&f, "SENDER_PID=%d", (int) pid);
+                        log_fields_add(&f, "REJECTED_TOTAL=%llu", (unsigned long long) total);
+                        log_event(LOG_WARNING, MESSAGE_ID_NOTIFY_REJECTED, &f,
+                                  "dropped a notification from pid %d, which is not a worker (%llu dropped so far)",
+                                  (int) pid, (unsigned long long) total);
+                }
+                return;
+        }
+
+        if (msg->status)
+                log_debug("worker %u (pid %d) status: %s", w->pool_worker->slot, (int) w->pid, msg->status);
+        if (msg->ready)
+                manager_worker_ready(m, w);
+        if (msg->recycle && w->pool_worker->state == WORKER_READY) {
+                log_info("worker %u (pid %d) asked to be recycled", w->pool_worker->slot, (int) w->pid);
+                pool_worker_recycle(m->pool, w->pool_worker);
+        }
+}
