@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdint.h>
+#include <signal.h>
 #include <stdio.h>
 
 #include "config.h"
@@ -157,6 +158,53 @@ static int config_parse_signal(const ConfigKey *k, const char *value, Config *c,
         return 0;
 }
 
+/* Signals corral acts on itself (stop, reload, children), cannot catch, or gets only from its own faults:
+ * relaying them would take them away from corral or make no sense. */
+static bool signal_relayable(int sig) {
+        switch (sig) {
+        case SIGHUP: case SIGTERM: case SIGINT: case SIGCHLD: case SIGKILL: case SIGSTOP: case SIGPIPE:
+        case SIGSEGV: case SIGBUS: case SIGFPE: case SIGILL: case SIGABRT: case SIGTRAP: case SIGSYS:
+                return false;
+        default:
+                return sig > 0 && sig <= 64;
+        }
+}
+
+static int config_parse_signal_set(const ConfigKey *k, const char *value, Config *c, char *why, size_t n) {
+        _cleanup_strv_free_ char **words = NULL;
+        uint64_t mask = 0;
+        int r;
+
+        if (streq(value, "none")) {
+                *(uint64_t *) config_field(k, c) = 0;
+                return 0;
+        }
+        r = parse_command_line(value, &words);
+        if (r < 0) {
+                snprintf(why, n, "expected signal names separated by spaces, or 'none'");
+                return -EINVAL;
+        }
+        for (char **w = words; *w; w++) {
+                int sig = signal_from_string(*w);
+
+                if (sig < 0) {
+                        snprintf(why, n, "unknown signal '%s'", *w);
+                        return -EINVAL;
+                }
+                if (!signal_relayable(sig)) {
+                        snprintf(why, n, "SIG%s cannot be relayed: corral owns it", signal_to_string(sig) ?: "?");
+                        return -EINVAL;
+                }
+                mask |= UINT64_C(1) << (sig - 1);
+        }
+        *(uint64_t *) config_field(k, c) = mask;
+        return 0;
+}
+
+bool config_relays_signal(const Config *c, int sig) {
+        return sig > 0 && sig <= 64 && (c->relay_signals & (UINT64_C(1) << (sig - 1)));
+}
+
 static int config_parse_listen(const ConfigKey *k, const char *value, Config *c, char *why, size_t n) {
         char ***field = config_field(k, c);
         const char *reason = NULL;
@@ -214,6 +262,12 @@ static const ConfigKey config_keys[] = {
         KEY("Worker", "StopTimeoutSec", "stop-timeout", 0, "DURATION", "30s",
             "Time a stopping worker gets before SIGKILL",
             config_parse_duration, stop_timeout_usec, USEC_PER_MSEC, USEC_PER_DAY),
+        KEY("Worker", "RelaySignals", "relay-signals", 0, "SIGNALS", "SIGUSR1 SIGUSR2 SIGWINCH",
+            "Signals corral passes on to every worker, or 'none'; never HUP, TERM, INT or CHLD, which corral owns",
+            config_parse_signal_set, relay_signals, 0, 0),
+        KEY("Worker", "WorkerWatchdogSec", "worker-watchdog", 0, "DURATION", "0",
+            "A ready worker that sends no WATCHDOG=1 for this long is replaced and aborted; 0 turns it off",
+            config_parse_duration, worker_watchdog_usec, 0, USEC_PER_HOUR),
         KEY_NO_DEFAULT("Socket", "Listen", "listen", 'l', "ADDRESS",
                        "Socket to bind without socket activation, repeatable: [NAME=][tcp:|udp:]IP:PORT or "
                        "[NAME=]unix:PATH[:MODE]; an empty value clears the list",

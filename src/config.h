@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "util.h"
 
@@ -41,6 +42,9 @@ typedef struct Config {
         usec_t ready_timeout_usec;
         int stop_signal;
         usec_t stop_timeout_usec;
+
+        uint64_t relay_signals;   /* bit (sig - 1) set: relayed to every worker */
+        usec_t worker_watchdog_usec; /* 0: no per-worker watchdog */
 
         char **listen; /* embedded-mode listen specs, in order (see sockets.h) */
 
@@ -86,6 +90,9 @@ int config_load(const char *path, const ConfigArg *args, size_t n_args, char *co
 
 Config *config_free(Config *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Config *, config_free);
+
+/* True when sig is in c->relay_signals. */
+bool config_relays_signal(const Config *c, int sig);
 
 /* The number of workers this config asks for on a machine with ncpus usable CPUs (>= 1). */
 unsigned config_worker_count(const Config *c, unsigned ncpus);

@@ -305,7 +305,12 @@ int control_client_run(const char *path, const char *request) {
                 fprintf(stderr, "corral: %s", buf + 7);
                 return 1;
         }
-        /* "ok\n" then the payload, or "ok: message\n". */
+        /* "ok\n" or "degraded\n" then the payload, or "ok: message\n". A degraded pool is an answer, but
+         * not a healthy one: exit 1, as `systemctl is-active` style scripts expect. */
+        if (startswith(buf, "degraded\n")) {
+                fputs(buf + 9, stdout);
+                return 1;
+        }
         if (startswith(buf, "ok\n"))
                 fputs(buf + 3, stdout);
         else if (startswith(buf, "ok: "))

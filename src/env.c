@@ -16,10 +16,20 @@ static bool env_is_owned(const char *entry) {
         return false;
 }
 
-int env_build(char *const *base, const WorkerEnvParams *params, char ***ret, size_t *ret_listen_pid_index) {
+/* Appends "NAME=" with room for a pid and records its index. */
+static int env_add_pid_entry(char ***l, const char *name, EnvPidEntries *pids) {
+        char *e = calloc(1, ENV_PID_ENTRY_SIZE);
+
+        if (!e)
+                return -ENOMEM;
+        snprintf(e, ENV_PID_ENTRY_SIZE, "%s=", name);
+        pids->index[pids->n++] = strv_length(*l);
+        return strv_consume(l, e);
+}
+
+int env_build(char *const *base, const WorkerEnvParams *params, char ***ret, EnvPidEntries *ret_pids) {
         _cleanup_strv_free_ char **l = NULL;
-        char *e;
-        size_t idx;
+        EnvPidEntries pids = {};
 
         l = calloc(1, sizeof(char *));
         if (!l)
@@ -28,12 +38,7 @@ int env_build(char *const *base, const WorkerEnvParams *params, char ***ret, siz
                 if (!env_is_owned(*p) && strchr(*p, '=') && strv_extend(&l, *p) < 0)
                         return -ENOMEM;
 
-        idx = strv_length(l);
-        e = calloc(1, ENV_LISTEN_PID_SIZE);
-        if (!e)
-                return -ENOMEM;
-        memcpy(e, "LISTEN_PID=", sizeof("LISTEN_PID="));
-        if (strv_consume(&l, e) < 0)
+        if (env_add_pid_entry(&l, "LISTEN_PID", &pids) < 0)
                 return -ENOMEM;
 
 #define ADD(...)                                                                                          \
@@ -51,16 +56,21 @@ int env_build(char *const *base, const WorkerEnvParams *params, char ***ret, siz
         ADD("WORKER_GENERATION=%u", params->generation);
         ADD("WORKER_COUNT=%u", params->count);
         ADD("CORRAL_PID=%d", (int) params->corral_pid);
+        if (params->watchdog_usec > 0) {
+                ADD("WATCHDOG_USEC=%llu", (unsigned long long) params->watchdog_usec);
+                if (env_add_pid_entry(&l, "WATCHDOG_PID", &pids) < 0)
+                        return -ENOMEM;
+        }
 #undef ADD
 
         *ret = TAKE_PTR(l);
-        *ret_listen_pid_index = idx;
+        *ret_pids = pids;
         return 0;
 }
 
-void env_write_listen_pid(char *entry, pid_t pid) {
+void env_write_pid(char *entry, pid_t pid) {
         char digits[24];
-        size_t n = 0, off = sizeof("LISTEN_PID=") - 1;
+        size_t n = 0, off = (size_t) (strchr(entry, '=') - entry) + 1;
         unsigned long v = (unsigned long) pid;
 
         do {

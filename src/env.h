@@ -14,16 +14,25 @@ typedef struct WorkerEnvParams {
         unsigned generation;       /* WORKER_GENERATION */
         unsigned count;            /* WORKER_COUNT */
         pid_t corral_pid;          /* CORRAL_PID */
+        usec_t watchdog_usec;      /* WATCHDOG_USEC and WATCHDOG_PID when not 0 */
 } WorkerEnvParams;
 
-/* Room for "LISTEN_PID=" and any pid, written in the child by env_write_listen_pid(). */
-#define ENV_LISTEN_PID_SIZE (sizeof("LISTEN_PID=") + 20)
+/* Room for "WATCHDOG_PID=" (the longest name) and any pid, written in the child by env_write_pid(). */
+#define ENV_PID_ENTRY_SIZE (sizeof("WATCHDOG_PID=") + 20)
+
+/* The entries of an envp that must receive the worker's own pid in the child: LISTEN_PID first, then
+ * WATCHDOG_PID when there is one. */
+#define ENV_PID_ENTRIES_MAX 2
+typedef struct EnvPidEntries {
+        size_t index[ENV_PID_ENTRIES_MAX];
+        size_t n;
+} EnvPidEntries;
 
 /* Builds a new envp: base without the variables corral sets (LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES,
  * NOTIFY_SOCKET, WATCHDOG_USEC, WATCHDOG_PID, WORKER_INDEX, WORKER_GENERATION, WORKER_COUNT, CORRAL_PID;
- * other names are passed on), followed by corral's. The LISTEN_PID entry has room for the pid and its index
- * is returned in *ret_listen_pid_index. Returns 0 or -ENOMEM; the caller owns *ret (strv_free). */
-int env_build(char *const *base, const WorkerEnvParams *params, char ***ret, size_t *ret_listen_pid_index);
+ * other names are passed on), followed by corral's. The pid entries have room for the pid; their indexes
+ * are returned in *ret_pids. Returns 0 or -ENOMEM; the caller owns *ret (strv_free). */
+int env_build(char *const *base, const WorkerEnvParams *params, char ***ret, EnvPidEntries *ret_pids);
 
-/* Writes "LISTEN_PID=<pid>" into an entry made by env_build(). Async-signal-safe. */
-void env_write_listen_pid(char *entry, pid_t pid);
+/* Writes pid after the '=' of an entry made by env_build(). Async-signal-safe. */
+void env_write_pid(char *entry, pid_t pid);

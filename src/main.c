@@ -2,10 +2,12 @@
 /* corral's entry point: the command line (built from the config key table), config load, socket intake,
  * the manager, and the exit code. The only place that exits. */
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -22,6 +24,7 @@ enum {
         ARG_VERSION = 0x100,
         ARG_LOG_LEVEL,
         ARG_CONTROL,
+        ARG_PID_FILE,
         ARG_WAIT,
         ARG_JSON,
         ARG_KEY_BASE = 0x200, /* + index into the config key table */
@@ -30,6 +33,7 @@ enum {
 typedef struct Args {
         const char *config_path;
         const char *control_path;
+        const char *pid_file;
         ConfigArg *config_args;
         size_t n_config_args;
         char **command;
@@ -52,6 +56,7 @@ static void help(void) {
                "  -c --config FILE           Read the configuration from FILE (INI)\n"
                "     --control PATH          Control socket (default: $RUNTIME_DIRECTORY/control; none\n"
                "                             when neither is set)\n"
+               "     --pid-file PATH         Write corral's pid to PATH (atomically), remove it at exit\n"
                "     --log-level LEVEL       debug, info, notice, warning or err (default: info)\n\n"
                "reload rolls every worker to a new generation after re-reading the configuration (like\n"
                "SIGHUP); with --wait it returns when the roll is over and fails when the roll failed.\n\n"
@@ -74,6 +79,7 @@ static int parse_argv(int argc, char *argv[], Args *a) {
                 { "config", required_argument, NULL, 'c' },
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
                 { "control", required_argument, NULL, ARG_CONTROL },
+                { "pid-file", required_argument, NULL, ARG_PID_FILE },
         };
         const ConfigKeyInfo *keys;
         _cleanup_free_ struct option *options = NULL;
@@ -114,6 +120,9 @@ static int parse_argv(int argc, char *argv[], Args *a) {
                         break;
                 case ARG_CONTROL:
                         a->control_path = optarg;
+                        break;
+                case ARG_PID_FILE:
+                        a->pid_file = optarg;
                         break;
                 case ARG_LOG_LEVEL:
                         r = log_level_from_string(optarg);
@@ -207,6 +216,28 @@ static int run_client(int argc, char *argv[]) {
                 control = path;
         }
         return control_client_run(control, request);
+}
+
+/* Writes "PID\n" to a temporary file beside path and renames it over path, so a reader never sees a
+ * partial file. */
+static int write_pid_file(const char *path) {
+        _cleanup_free_ char *tmp = strdup_printf("%s.XXXXXX", path);
+        _cleanup_close_ int fd = -EBADF;
+        char buf[32];
+        int n;
+
+        if (!tmp)
+                return -ENOMEM;
+        fd = mkostemp(tmp, O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        n = snprintf(buf, sizeof buf, "%d\n", (int) getpid());
+        if (write(fd, buf, (size_t) n) != n || fchmod(fd, 0644) < 0 || rename(tmp, path) < 0) {
+                int r = errno > 0 ? -errno : -EIO;
+                (void) unlink(tmp);
+                return r;
+        }
+        return 0;
 }
 
 static void log_socket(const ListenSocket *s) {
@@ -307,7 +338,17 @@ static int run(int argc, char *argv[]) {
                 (void) notify_manager_errno(r);
                 return EXIT_FAILURE;
         }
-        return manager_run(m);
+        if (a.pid_file) {
+                r = write_pid_file(a.pid_file);
+                if (r < 0) {
+                        log_error_errno(r, "Failed to write the pid file '%s': %m", a.pid_file);
+                        return EXIT_FAILURE;
+                }
+        }
+        r = manager_run(m);
+        if (a.pid_file)
+                (void) unlink(a.pid_file);
+        return r;
 }
 
 int main(int argc, char *argv[]) {

@@ -54,6 +54,7 @@ struct Manager {
         sd_event_source *plan_timer;
         sd_event_source *post_source;
 
+        uint64_t watched_signals; /* bit (sig - 1): a signal source exists */
         bool ready_sent;
         bool reloading; /* a reload was requested and is not finished */
         unsigned reloads_ok, reloads_failed;

@@ -23,6 +23,7 @@ static void manager_worker_ready(Manager *m, Worker *w) {
                 return;
         pool_worker_ready(m->pool, pw, now_usec(CLOCK_MONOTONIC));
         worker_ready(w);
+        (void) worker_watchdog_ping(w, generation_config(m, pw->generation)->worker_watchdog_usec);
         worker_fields(&f, w, pw);
         log_event(LOG_INFO, MESSAGE_ID_WORKER_READY, &f, "worker %u (pid %d) ready after %s", pw->slot,
                   (int) w->pid, format_usec(t, sizeof t, now_usec(CLOCK_MONOTONIC) - w->started_usec));
@@ -143,6 +144,19 @@ void manager_on_worker_event(Worker *w, const WorkerEvent *ev, void *userdata) {
         case WORKER_EVENT_READY_DELAY:
                 manager_worker_ready(m, w);
                 break;
+        case WORKER_EVENT_WATCHDOG:
+                if (!pw || pw->state != WORKER_READY)
+                        break;
+                worker_fields(&f, w, pw);
+                log_fields_add(&f, "REASON=watchdog");
+                log_event(LOG_WARNING, MESSAGE_ID_WORKER_WATCHDOG, &f,
+                          "worker %u (pid %d) sent no WATCHDOG=1 for %s, replacing it and aborting it", pw->slot,
+                          (int) w->pid,
+                          format_usec(t, sizeof t, generation_config(m, pw->generation)->worker_watchdog_usec));
+                /* Start-first like a recycle; SIGABRT once the replacement serves, for a core dump. */
+                w->abort_on_stop = true;
+                pool_worker_recycle(m->pool, pw);
+                break;
         case WORKER_EVENT_KILLED:
                 if (!pw)
                         break;
@@ -200,6 +214,8 @@ void manager_on_worker_notify(NotifySocket *n, pid_t pid, const NotifyMessage *m
                 log_debug("worker %u (pid %d) status: %s", w->pool_worker->slot, (int) w->pid, msg->status);
         if (msg->ready)
                 manager_worker_ready(m, w);
+        if (msg->watchdog && w->pool_worker->state == WORKER_READY && !w->abort_on_stop)
+                (void) worker_watchdog_ping(w, generation_config(m, w->pool_worker->generation)->worker_watchdog_usec);
         if (msg->recycle && w->pool_worker->state == WORKER_READY) {
                 log_info("worker %u (pid %d) asked to be recycled", w->pool_worker->slot, (int) w->pid);
                 pool_worker_recycle(m->pool, w->pool_worker);

@@ -19,6 +19,9 @@
 #include "status.h"
 #include "worker.h"
 
+static int manager_watch_relay_signals(Manager *m, const Config *c);
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata);
+
 Config *generation_config(const Manager *m, unsigned generation) {
         return generation == m->stable.number ? m->stable.config : m->target.config;
 }
@@ -178,6 +181,7 @@ static int manager_spawn(Manager *m, PoolWorker *pw) {
                 .generation = pw->generation,
                 .count = pool_config(m->pool)->count,
                 .corral_pid = m->pid,
+                .watchdog_usec = g->config->worker_watchdog_usec,
         };
         SpawnParams sp = {
                 .path = g->exec_path,
@@ -199,7 +203,7 @@ static int manager_spawn(Manager *m, PoolWorker *pw) {
         LogFields f = {};
         int r;
 
-        r = env_build(environ, &ep, &envp, &sp.listen_pid_index);
+        r = env_build(environ, &ep, &envp, &sp.pid_entries);
         if (r < 0)
                 return r;
         sp.envp = envp;
@@ -223,7 +227,7 @@ static void manager_stop_worker(Manager *m, PoolWorker *pw) {
         log_debug("stopping worker %u (pid %d): %s", pw->slot, (int) w->pid, stop_reason_to_string(pw->stop_reason));
         if (m->term_signals > 1)
                 worker_kill(w);
-        else if (worker_stop(w, c->stop_signal, c->stop_timeout_usec) < 0)
+        else if (worker_stop(w, w->abort_on_stop ? SIGABRT : c->stop_signal, c->stop_timeout_usec) < 0)
                 worker_kill(w);
 }
 
@@ -373,6 +377,7 @@ int manager_reload(Manager *m) {
                 return r;
         }
         TAKE_PTR(config);
+        (void) manager_watch_relay_signals(m, g.config);
 
         /* The roll replaces the heaviest workers first: sample them now. */
         for (PoolWorker *pw = pool_workers(m->pool); pw; pw = pw->next)
@@ -399,6 +404,56 @@ int manager_reload(Manager *m) {
         return 0;
 }
 
+/* Passes sig on to every worker that is not being stopped, through its pidfd. */
+static void manager_relay_signal(Manager *m, int sig) {
+        unsigned n = 0;
+        LogFields f = {};
+
+        if (!config_relays_signal(m->target.config, sig)) {
+                log_notice("ignoring SIG%s: not in RelaySignals=", signal_to_string(sig) ?: "?");
+                return;
+        }
+        for (PoolWorker *pw = pool_workers(m->pool); pw; pw = pw->next)
+                if (pw->state != WORKER_STOPPING && pw->userdata && worker_signal(pw->userdata, sig) >= 0)
+                        n++;
+        log_fields_add(&f, "SIGNAL=SIG%s", signal_to_string(sig) ?: "?");
+        log_fields_add(&f, "WORKER_COUNT=%u", n);
+        log_event(LOG_INFO, MESSAGE_ID_SIGNAL_RELAYED, &f, "relayed SIG%s to %u worker%s", signal_to_string(sig) ?: "?",
+                  n, n == 1 ? "" : "s");
+}
+
+
+static int manager_watch_signal(Manager *m, int sig) {
+        sd_event_source *s;
+        int r;
+
+        if (m->watched_signals & (UINT64_C(1) << (sig - 1)))
+                return 0;
+        r = sd_event_add_signal(m->event, &s, sig | SD_EVENT_SIGNAL_PROCMASK, on_signal, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch SIG%s: %m", signal_to_string(sig) ?: "?");
+        (void) sd_event_source_set_priority(s, PRIORITY_SIGNAL);
+        /* Owned by the loop from here on. */
+        (void) sd_event_source_set_floating(s, true);
+        sd_event_source_unref(s);
+        m->watched_signals |= UINT64_C(1) << (sig - 1);
+        return 0;
+}
+
+/* The relayed signals of a config, and always USR1, USR2 and WINCH: without a source their default
+ * action would kill corral whenever RelaySignals= leaves them out. */
+static int manager_watch_relay_signals(Manager *m, const Config *c) {
+        int r;
+
+        for (int sig = 1; sig <= 64; sig++)
+                if (config_relays_signal(c, sig) || sig == SIGUSR1 || sig == SIGUSR2 || sig == SIGWINCH) {
+                        r = manager_watch_signal(m, sig);
+                        if (r < 0)
+                                return r;
+                }
+        return 0;
+}
+
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         Manager *m = userdata;
 
@@ -411,6 +466,9 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
                 break;
         case SIGHUP:
                 (void) manager_reload(m);
+                break;
+        default:
+                manager_relay_signal(m, (int) si->ssi_signo);
                 break;
         }
         return 0;
@@ -463,16 +521,13 @@ int manager_new(const ManagerParams *params, Config *config, SocketSet *sockets,
         (void) sd_event_set_watchdog(m->event, true);
 
         for (size_t i = 0; i < ELEMENTSOF(manager_signals); i++) {
-                sd_event_source *s;
-
-                r = sd_event_add_signal(m->event, &s, manager_signals[i] | SD_EVENT_SIGNAL_PROCMASK, on_signal, m);
+                r = manager_watch_signal(m, manager_signals[i]);
                 if (r < 0)
-                        return log_error_errno(r, "Failed to watch SIG%s: %m", signal_to_string(manager_signals[i]));
-                (void) sd_event_source_set_priority(s, PRIORITY_SIGNAL);
-                /* Owned by the loop from here on. */
-                (void) sd_event_source_set_floating(s, true);
-                sd_event_source_unref(s);
+                        return r;
         }
+        r = manager_watch_relay_signals(m, m->target.config);
+        if (r < 0)
+                return r;
 
         r = notify_socket_new(m->event, PRIORITY_NOTIFY, manager_on_worker_notify, m, &m->notify);
         if (r < 0)

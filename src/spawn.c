@@ -94,7 +94,8 @@ _noreturn_ static void child_run(const SpawnParams *p, pid_t parent, int status_
         if (r < 0)
                 child_fail(status_fd, SPAWN_STAGE_FDS, -r);
 
-        env_write_listen_pid(p->envp[p->listen_pid_index], getpid());
+        for (size_t i = 0; i < p->pid_entries.n; i++)
+                env_write_pid(p->envp[p->pid_entries.index[i]], getpid());
         execve(p->path, p->argv, p->envp);
         child_fail(status_fd, SPAWN_STAGE_EXEC, errno);
 }

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "env.h"
 #include "util.h"
 
 typedef enum SpawnStage {
@@ -25,7 +26,7 @@ typedef struct SpawnParams {
         const char *path;        /* resolved executable (find_executable) */
         char *const *argv;
         char **envp;             /* built by env_build() */
-        size_t listen_pid_index; /* entry of envp that receives LISTEN_PID in the child */
+        EnvPidEntries pid_entries; /* entries of envp that receive the worker's pid in the child */
         const int *fds;          /* sockets that become fds 3, 4, ... in the child */
         size_t n_fds;
         int cgroup_procs_fd;     /* an open cgroup.procs to join before exec, or -EBADF */

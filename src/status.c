@@ -11,6 +11,12 @@ typedef struct Buf {
         size_t size;
 } Buf;
 
+/* The first line of a status reply: "ok" for a pool that serves at full strength (running, or rolling
+ * without losing capacity), "degraded" otherwise; the client turns it into its exit status. */
+static const char *status_verdict(const StatusPool *p) {
+        return streq(p->state, "running") || streq(p->state, "reloading") ? "ok" : "degraded";
+}
+
 char *status_format_table(const StatusPool *p, const StatusWorker *rows, size_t n) {
         char up[FORMAT_USEC_MAX], rdy[FORMAT_USEC_MAX], mem[FORMAT_BYTES_MAX];
         Buf b = {};
@@ -18,8 +24,8 @@ char *status_format_table(const StatusPool *p, const StatusWorker *rows, size_t 
         b.f = open_memstream(&b.data, &b.size);
         if (!b.f)
                 return NULL;
-        fprintf(b.f, "ok\ncorral: %s, generation %u, %u/%u workers ready, reloads %u ok / %u failed, up %s\n",
-                p->state, p->generation, p->ready, p->wanted, p->reloads_ok, p->reloads_failed,
+        fprintf(b.f, "%s\ncorral: %s, generation %u, %u/%u workers ready, reloads %u ok / %u failed, up %s\n",
+                status_verdict(p), p->state, p->generation, p->ready, p->wanted, p->reloads_ok, p->reloads_failed,
                 format_usec(up, sizeof up, p->uptime_usec));
         fprintf(b.f, "%-5s %-8s %-4s %-9s %-12s %-10s %-9s %s\n", "SLOT", "PID", "GEN", "STATE", "UPTIME", "READY-IN",
                 "MEMORY", "RESTARTS");
@@ -44,9 +50,10 @@ char *status_format_json(const StatusPool *p, const StatusWorker *rows, size_t n
                 return NULL;
         /* Every string printed here is one of ours (states), never user input: no escaping needed. */
         fprintf(b.f,
-                "ok\n{\"state\":\"%s\",\"generation\":%u,\"ready\":%u,\"wanted\":%u,\"workers\":%u,"
+                "%s\n{\"state\":\"%s\",\"generation\":%u,\"ready\":%u,\"wanted\":%u,\"workers\":%u,"
                 "\"reloads_ok\":%u,\"reloads_failed\":%u,\"uptime_usec\":%llu,\"notify_rejected\":%llu,\"slots\":[",
-                p->state, p->generation, p->ready, p->wanted, p->workers, p->reloads_ok, p->reloads_failed,
+                status_verdict(p), p->state, p->generation, p->ready, p->wanted, p->workers, p->reloads_ok,
+                p->reloads_failed,
                 (unsigned long long) p->uptime_usec, (unsigned long long) p->notify_rejected);
         for (size_t i = 0; i < n; i++)
                 fprintf(b.f,

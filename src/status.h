@@ -29,6 +29,7 @@ typedef struct StatusWorker {
         unsigned restarts;
 } StatusWorker;
 
-/* Both return an allocated reply for the control socket ("ok\n" + text), or NULL on OOM. */
+/* Both return an allocated reply for the control socket, or NULL on OOM: a first line "ok" (running or
+ * reloading) or "degraded" (anything else), then the text. */
 char *status_format_table(const StatusPool *p, const StatusWorker *rows, size_t n);
 char *status_format_json(const StatusPool *p, const StatusWorker *rows, size_t n);

@@ -37,6 +37,36 @@ static void worker_disarm_timer(Worker *w) {
         (void) sd_event_source_set_enabled(w->timer_source, SD_EVENT_OFF);
 }
 
+static int on_watchdog(sd_event_source *s, uint64_t usec, void *userdata) {
+        Worker *w = userdata;
+        WorkerEvent ev = { .type = WORKER_EVENT_WATCHDOG };
+
+        worker_emit(w, &ev);
+        return 0;
+}
+
+int worker_watchdog_ping(Worker *w, usec_t usec) {
+        int r;
+
+        if (w->exited || usec == 0)
+                return 0;
+        if (!w->watchdog_source) {
+                r = sd_event_add_time_relative(sd_event_source_get_event(w->timer_source), &w->watchdog_source,
+                                               CLOCK_MONOTONIC, usec, 0, on_watchdog, w);
+                if (r < 0)
+                        return r;
+                int64_t prio = 0;
+                (void) sd_event_source_get_priority(w->timer_source, &prio);
+                (void) sd_event_source_set_priority(w->watchdog_source, prio);
+                (void) sd_event_source_set_description(w->watchdog_source, "worker-watchdog");
+                return 0;
+        }
+        r = sd_event_source_set_time_relative(w->watchdog_source, usec);
+        if (r < 0)
+                return r;
+        return sd_event_source_set_enabled(w->watchdog_source, SD_EVENT_ONESHOT);
+}
+
 /* Returns true when the status pipe was settled by this call. */
 static bool worker_check_status(Worker *w) {
         WorkerEvent ev = {};
@@ -87,6 +117,7 @@ static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata) {
 
         w->exited = true;
         worker_disarm_timer(w);
+        (void) sd_event_source_set_enabled(w->watchdog_source, SD_EVENT_OFF);
         worker_emit(w, &ev);
         return 0;
 }
@@ -216,6 +247,7 @@ Worker *worker_free(Worker *w) {
         if (!w)
                 return NULL;
         sd_event_source_disable_unref(w->timer_source);
+        sd_event_source_disable_unref(w->watchdog_source);
         sd_event_source_disable_unref(w->status_source);
         sd_event_source_disable_unref(w->child_source);
         free(w);

@@ -22,6 +22,7 @@ typedef enum WorkerEventType {
         WORKER_EVENT_READY_TIMEOUT, /* not ready within the ready timeout */
         WORKER_EVENT_READY_DELAY,   /* ReadyMode=delay: the delay passed */
         WORKER_EVENT_KILLED,        /* the stop timeout passed and SIGKILL was sent */
+        WORKER_EVENT_WATCHDOG,      /* no WATCHDOG=1 within the watchdog interval */
 } WorkerEventType;
 
 typedef struct WorkerEvent {
@@ -43,6 +44,9 @@ struct Worker {
         sd_event_source *status_source;
         sd_event_source *timer_source;
         WorkerEventType timer_event;
+        sd_event_source *watchdog_source;
+        usec_t watchdog_usec;
+        bool abort_on_stop; /* stop it with SIGABRT, for a core dump (a hung worker) */
         usec_t ready_delay_usec;
 
         worker_handler_t handler;
@@ -66,6 +70,10 @@ int worker_start(sd_event *e, const WorkerStartParams *p, PoolWorker *pw, Worker
 
 /* Disarms the ready timeout once the worker is ready. */
 void worker_ready(Worker *w);
+
+/* Arms the per-worker watchdog (usec > 0), or re-arms it: called when the worker is ready and for every
+ * WATCHDOG=1 it sends. */
+int worker_watchdog_ping(Worker *w, usec_t usec);
 
 /* Sends sig (the StopSignal) and arms the stop timeout, after which SIGKILL follows. Harmless for a
  * worker that already exited. */

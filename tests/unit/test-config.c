@@ -117,6 +117,43 @@ Test(config, defaults_without_a_file, .fini = remove_config) {
         cr_assert_eq(c->restart_prevent_exit_status, -1);
         cr_assert_eq(c->max_surge, 1);
         cr_assert_eq(c->max_unavailable, 0);
+        cr_assert(config_relays_signal(c, SIGUSR1));
+        cr_assert(config_relays_signal(c, SIGUSR2));
+        cr_assert(config_relays_signal(c, SIGWINCH));
+        cr_assert_not(config_relays_signal(c, SIGTSTP));
+        cr_assert_eq(c->worker_watchdog_usec, 0);
+}
+
+Test(config, relay_signals_take_names_numbers_or_none, .fini = remove_config) {
+        Config *c = load_ok("[Worker]\nRelaySignals=SIGTSTP CONT 10\nWorkerWatchdogSec=5s\n", NULL, 0);
+
+        cr_assert(config_relays_signal(c, SIGTSTP));
+        cr_assert(config_relays_signal(c, SIGCONT));
+        cr_assert(config_relays_signal(c, SIGUSR1));
+        cr_assert_not(config_relays_signal(c, SIGUSR2));
+        cr_assert_not(config_relays_signal(c, 0));
+        cr_assert_not(config_relays_signal(c, 65));
+        cr_assert_eq(c->worker_watchdog_usec, 5 * USEC_PER_SEC);
+        config_free(c);
+
+        c = load_ok("[Worker]\nRelaySignals=none\n", NULL, 0);
+        for (int sig = 1; sig <= 64; sig++)
+                cr_assert_not(config_relays_signal(c, sig));
+        config_free(c);
+}
+
+Test(config, relay_signals_refuse_what_corral_owns, .fini = remove_config) {
+        static const char *const owned[] = { "HUP", "TERM", "INT", "CHLD", "KILL", "STOP", "PIPE", "SEGV", "ABRT" };
+
+        for (size_t i = 0; i < ELEMENTSOF(owned); i++) {
+                _cleanup_free_ char *content = strdup_printf("[Worker]\nRelaySignals=USR1 %s\n", owned[i]);
+                _cleanup_free_ char *want = strdup_printf(
+                        "%%s:2: RelaySignals=: invalid value 'USR1 %s': SIG%s cannot be relayed: corral owns it",
+                        owned[i], owned[i]);
+                assert_error(content, NULL, 0, want);
+        }
+        assert_error("[Worker]\nRelaySignals=USR1 NOPE\n", NULL, 0,
+                     "%s:2: RelaySignals=: invalid value 'USR1 NOPE': unknown signal 'NOPE'");
 }
 
 Test(config, file_sets_every_key, .fini = remove_config) {
@@ -567,7 +604,7 @@ Test(config, key_table_is_complete_and_consistent) {
         size_t n;
         const ConfigKeyInfo *keys = config_key_table(&n);
 
-        cr_assert_eq(n, 14);
+        cr_assert_eq(n, 16);
         for (size_t i = 0; i < n; i++) {
                 cr_assert_not_null(keys[i].section);
                 cr_assert_not_null(keys[i].key);

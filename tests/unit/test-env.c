@@ -22,14 +22,15 @@ static const WorkerEnvParams params_full = {
 
 static char **build(char *const *base, const WorkerEnvParams *params, size_t *ret_index) {
         char **l = NULL;
-        size_t idx = SIZE_MAX;
+        EnvPidEntries pids = {};
         int r;
 
-        r = env_build(base, params, &l, &idx);
+        r = env_build(base, params, &l, &pids);
         cr_assert_eq(r, 0, "env_build() = %d", r);
         cr_assert_not_null(l);
-        cr_assert_lt(idx, strv_length(l));
-        *ret_index = idx;
+        cr_assert_eq(pids.n, params->watchdog_usec ? 2 : 1);
+        cr_assert_lt(pids.index[0], strv_length(l));
+        *ret_index = pids.index[0];
         return l;
 }
 
@@ -186,7 +187,7 @@ Test(env, write_listen_pid_fills_the_entry_in_place) {
 
         l = build(NULL, &params_full, &idx);
         for (size_t i = 0; i < ELEMENTSOF(table); i++) {
-                env_write_listen_pid(l[idx], table[i].pid);
+                env_write_pid(l[idx], table[i].pid);
                 cr_assert_str_eq(l[idx], table[i].expected);
                 /* The neighbours are untouched. */
                 cr_assert_str_eq(l[idx + 1], "LISTEN_FDS=2");
@@ -194,12 +195,27 @@ Test(env, write_listen_pid_fills_the_entry_in_place) {
 }
 
 Test(env, write_listen_pid_matches_printf) {
-        char entry[ENV_LISTEN_PID_SIZE], expected[ENV_LISTEN_PID_SIZE];
+        char entry[ENV_PID_ENTRY_SIZE], expected[ENV_PID_ENTRY_SIZE];
 
         for (pid_t pid = 1; pid < 1000000; pid = pid * 7 + 3) {
                 memcpy(entry, "LISTEN_PID=", sizeof("LISTEN_PID="));
-                env_write_listen_pid(entry, pid);
+                env_write_pid(entry, pid);
                 snprintf(expected, sizeof expected, "LISTEN_PID=%d", (int) pid);
                 cr_assert_str_eq(entry, expected);
         }
+}
+
+Test(env, watchdog_gets_usec_and_a_pid_entry) {
+        WorkerEnvParams p = params_full;
+        _cleanup_strv_free_ char **l = NULL;
+        EnvPidEntries pids = {};
+
+        p.watchdog_usec = 5 * USEC_PER_SEC;
+        cr_assert_eq(env_build(NULL, &p, &l, &pids), 0);
+        cr_assert_eq(pids.n, 2);
+        cr_assert_str_eq(l[pids.index[0]], "LISTEN_PID=");
+        cr_assert_str_eq(l[pids.index[1]], "WATCHDOG_PID=");
+        cr_assert_str_eq(l[pids.index[1] - 1], "WATCHDOG_USEC=5000000");
+        env_write_pid(l[pids.index[1]], 4194304);
+        cr_assert_str_eq(l[pids.index[1]], "WATCHDOG_PID=4194304");
 }

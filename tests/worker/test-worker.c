@@ -49,7 +49,7 @@ typedef struct Conn {
 
 static struct {
         double ready_delay;
-        int no_ready, crash_at_start, ignore_sigterm, spawn_child, notify_via_child; /* getopt flags */
+        int no_ready, crash_at_start, ignore_sigterm, spawn_child, notify_via_child, watchdog; /* getopt flags */
         int exit_at_start;
         long drain_ms;
         const char *status;
@@ -326,6 +326,8 @@ static bool conn_process(Conn *c) {
                         _exit((int) strtol(path + 6, NULL, 10));
                 if (strcmp(path, "/hang") == 0)
                         hang();
+                if (strcmp(path, "/recycle") == 0)
+                        (void) sd_notify(0, "RECYCLE=1"); /* answered like any request, from this pid */
                 if (strcmp(path, "/env") == 0)
                         resp = env_snapshot;
                 else if (strcmp(path, "/fds") == 0)
@@ -457,6 +459,7 @@ static void parse_args(int argc, char **argv) {
                 { "drain-ms", required_argument, NULL, 'd' },
                 { "status", required_argument, NULL, 's' },
                 { "notify-via-child", no_argument, &arg.notify_via_child, 1 },
+                { "watchdog", no_argument, &arg.watchdog, 1 },
                 {}
         };
         char *e = NULL;
@@ -567,9 +570,25 @@ int main(int argc, char **argv) {
         }
         fprintf(stderr, "test-worker %s: pid %d serving %d sockets\n", slot, (int) getpid(), n);
 
+        /* --watchdog: WATCHDOG=1 three times per WATCHDOG_USEC from this loop, so a hung loop (GET /hang)
+         * stops pinging like a real hung server would. */
+        int64_t watchdog_interval_ms = 0, watchdog_next_ms = 0;
+        if (arg.watchdog && getenv("WATCHDOG_USEC"))
+                watchdog_interval_ms = strtoll(getenv("WATCHDOG_USEC"), NULL, 10) / 3000;
+
         for (;;) {
                 struct epoll_event events[64];
                 int timeout = draining ? drain_tick() : -1, k;
+
+                if (watchdog_interval_ms > 0) {
+                        int64_t now = now_ms();
+                        if (now >= watchdog_next_ms) {
+                                (void) sd_notify(0, "WATCHDOG=1");
+                                watchdog_next_ms = now + watchdog_interval_ms;
+                        }
+                        if (timeout < 0 || watchdog_next_ms - now < timeout)
+                                timeout = (int) (watchdog_next_ms - now);
+                }
 
                 k = epoll_wait(epoll_fd, events, 64, timeout);
                 if (k < 0 && errno != EINTR)

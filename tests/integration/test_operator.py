@@ -1,0 +1,147 @@
+# SPDX-License-Identifier: MIT
+"""What an operator reaches for: signal relay, the per-worker watchdog, corral status and its exit codes,
+recycle on request and from the worker (RECYCLE=1), and the pid file."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+import unittest
+
+import corral_harness as h
+
+
+class Operator(h.CorralTestCase):
+    def start(self, count, *extra, worker_args=()):
+        self.port = h.free_port()
+        self.control = os.path.join(self.tmp, "control")
+        c = self.start_corral(["--listen", f"127.0.0.1:{self.port}", "--count", count, "--control", self.control,
+                               *extra, "--", h.worker_bin(), *worker_args])
+        c.wait_for_line(rf"all {count} workers? ready", timeout=20)
+        return c
+
+    def ctl(self, *args):
+        p = subprocess.run([h.corral_bin(), *args, "--control", self.control], capture_output=True, text=True,
+                           timeout=h.scaled(30), env=h.clean_env())
+        return p.returncode, p.stdout, p.stderr
+
+    def status(self):
+        rc, out, err = self.ctl("status", "--json")
+        return rc, json.loads(out)
+
+    def test_relayed_signals_reach_every_worker_and_others_are_ignored(self):
+        c = self.start(3, "--relay-signals", "SIGUSR2 SIGWINCH")
+        c.send_signal(signal.SIGUSR2)
+        for slot in range(3):
+            c.wait_for_line(rf"worker {slot} got SIGUSR2", timeout=10)
+        c.wait_for_line(r"relayed SIGUSR2 to 3 workers", timeout=5)
+        # USR1 is not relayed here: corral must neither die of it nor pass it on.
+        c.send_signal(signal.SIGUSR1)
+        c.wait_for_line(r"ignoring SIGUSR1", timeout=5)
+        self.assertTrue(c.running())
+        self.assertEqual(c.output().count("got SIGUSR1"), 0)
+        self.assertEqual(h.http_get(self.port).status, 200)
+
+    def test_relay_signals_refuses_what_corral_owns(self):
+        p = subprocess.run([h.corral_bin(), "--listen", "127.0.0.1:0", "--relay-signals", "SIGUSR1 SIGTERM", "--",
+                            h.worker_bin()], capture_output=True, text=True, timeout=h.scaled(10), env=h.clean_env())
+        self.assertEqual(p.returncode, 78)
+        self.assertIn("SIGTERM cannot be relayed", p.stderr)
+
+    def test_hung_worker_is_replaced_start_first_and_aborted(self):
+        c = self.start(2, "--worker-watchdog", "1s", worker_args=["--watchdog"])
+        before = {w["pid"] for w in self.status()[1]["slots"]}
+        env = h.http_get(self.port, "/env").env()
+        self.assertEqual(env["WATCHDOG_USEC"], "1000000")
+        self.assertEqual(env["WATCHDOG_PID"], env["LISTEN_PID"])
+        time.sleep(2.5)  # healthy workers keep pinging: nothing is replaced
+        self.assertEqual({w["pid"] for w in self.status()[1]["slots"]}, before)
+        self.assertNotIn("WATCHDOG=1 for", c.output())
+
+        load = h.LoadGenerator(self.port, concurrency=4, duration=h.scaled(30), keepalive=False, timeout=10).start()
+        try:
+            time.sleep(0.5)
+            hang_at = time.monotonic()
+            try:
+                h.http_get(self.port, "/hang", timeout=0.5)
+            except Exception:
+                pass  # the hung worker never answers
+            match = c.wait_for_line(r"worker \d \(pid (\d+)\) sent no WATCHDOG=1", timeout=10)
+            hung = int(match.group(1))
+            self.assertIn(hung, before)
+            c.wait_for_line(rf"\(pid {hung}\) killed by signal ABRT", timeout=15)
+            time.sleep(0.5)
+        finally:
+            load.stop()
+        # What the hung worker held when it hung is lost with it; every request started after that was
+        # served by the others, and the replacement was ready before the hung one was stopped.
+        late = [r for r in load.records() if r.start > hang_at + 0.05]
+        self.assertTrue(late)
+        self.assertEqual([r for r in late if not r.ok], [])
+        out = c.output()
+        self.assertLess(out.index("sent no WATCHDOG=1"), out.index(f"(pid {hung}) killed by signal ABRT"))
+        rc, st = self.status()
+        self.assertEqual(rc, 0)
+        self.assertNotIn(hung, {w["pid"] for w in st["slots"]})
+        self.assertEqual(len(st["slots"]), 2)
+
+    def test_status_table_json_and_exit_codes(self):
+        self.start(2)
+        rc, out, err = self.ctl("status")
+        self.assertEqual(rc, 0, err)
+        self.assertRegex(out, r"corral: running, generation 1, 2/2 workers ready")
+        self.assertRegex(out, r"SLOT\s+PID\s+GEN\s+STATE")
+        self.assertEqual(len([l for l in out.splitlines() if l.split()[:1] in (["0"], ["1"])]), 2)
+        rc, st = self.status()
+        self.assertEqual((rc, st["state"], st["ready"], st["wanted"]), (0, "running", 2, 2))
+        # Not running: exit 3.
+        p = subprocess.run([h.corral_bin(), "status", "--control", os.path.join(self.tmp, "nope")],
+                           capture_output=True, text=True, timeout=h.scaled(10))
+        self.assertEqual(p.returncode, 3)
+        self.assertIn("not running", p.stderr)
+
+    def test_status_degraded_exits_1(self):
+        port = h.free_port()
+        self.control = os.path.join(self.tmp, "control")
+        cmd, _ = h.spawn_counter_command(self.tmp, {"1": ["--exit-at-start", "3"], None: []})
+        c = self.start_corral(["--listen", f"127.0.0.1:{port}", "--count", 2, "--control", self.control,
+                               "--restart-prevent-exit-status", "3", "--", *cmd])
+        c.wait_for_line(r"slot 1: exit status 3 is RestartPreventExitStatus=", timeout=20)
+        h.wait_until(lambda: self.status()[1]["ready"] == 1, 10, message="slot 0 never ready")
+        rc, st = self.status()
+        self.assertEqual((rc, st["state"]), (1, "starting"))
+
+    def test_recycle_on_request_and_from_the_worker(self):
+        c = self.start(2)
+        rc, st = self.status()
+        by_slot = {w["slot"]: w["pid"] for w in st["slots"]}
+        rc, out, err = self.ctl("recycle", "1")
+        self.assertEqual(rc, 0, err)
+        c.wait_for_line(rf"\(pid {by_slot[1]}\) exited", timeout=15)
+        rc, st = self.status()
+        now = {w["slot"]: w["pid"] for w in st["slots"]}
+        self.assertEqual(now[0], by_slot[0])
+        self.assertNotEqual(now[1], by_slot[1])
+        self.assertEqual({w["generation"] for w in st["slots"]}, {1})
+        # A worker asking for it: RECYCLE=1 from the worker's own pid (GET /recycle makes it send one).
+        victim = h.http_get(self.port, "/recycle")
+        pid = int(victim.headers["X-Worker-Pid"])
+        c.wait_for_line(rf"\(pid {pid}\) asked to be recycled", timeout=10)
+        c.wait_for_line(rf"\(pid {pid}\) exited", timeout=15)
+        rc, st = self.status()
+        self.assertEqual(len(st["slots"]), 2)
+        self.assertNotIn(pid, {w["pid"] for w in st["slots"]})
+        self.assertEqual(st["state"], "running")
+
+    def test_pid_file_is_written_and_removed(self):
+        pid_file = os.path.join(self.tmp, "corral.pid")
+        c = self.start(1, "--pid-file", pid_file)
+        with open(pid_file) as f:
+            self.assertEqual(f.read(), f"{c.pid}\n")
+        self.assertEqual(c.stop(), 0)
+        self.assertFalse(os.path.exists(pid_file))
+
+
+if __name__ == "__main__":
+    unittest.main()
