@@ -129,6 +129,21 @@ static int config_parse_unsigned(const ConfigKey *k, const char *value, Config *
         return 0;
 }
 
+static int config_parse_size(const ConfigKey *k, const char *value, Config *c, char *why, size_t n) {
+        uint64_t v;
+
+        if (parse_size(value, &v) < 0) {
+                snprintf(why, n, "expected a size like '512M', '1G' or a number of bytes");
+                return -EINVAL;
+        }
+        if (v < k->min || v > k->max) {
+                snprintf(why, n, "must be between %" PRIu64 " and %" PRIu64 " bytes", k->min, k->max);
+                return -ERANGE;
+        }
+        *(uint64_t *) config_field(k, c) = v;
+        return 0;
+}
+
 static int config_parse_exit_status(const ConfigKey *k, const char *value, Config *c, char *why, size_t n) {
         unsigned v;
         int r;
@@ -292,6 +307,24 @@ static const ConfigKey config_keys[] = {
         KEY("Reload", "MaxUnavailable", "max-unavailable", 0, "N", "0",
             "Workers a rolling restart may stop before their replacements are ready",
             config_parse_unsigned, max_unavailable, 0, COUNT_MAX),
+        KEY("Recycle", "MemoryMax", "recycle-memory-max", 0, "SIZE", "0",
+            "Replace a worker whose memory stays above this for Samples= checks; 0 turns it off",
+            config_parse_size, recycle_memory_max, 0, UINT64_C(1) << 50),
+        KEY("Recycle", "CPUMaxPercent", "recycle-cpu-max", 0, "PERCENT", "0",
+            "Replace a worker using more than this percent of one core for Samples= checks; 0 turns it off",
+            config_parse_unsigned, recycle_cpu_max_percent, 0, 100000),
+        KEY("Recycle", "Samples", "recycle-samples", 0, "N", "3",
+            "Consecutive checks over a limit before a worker is replaced",
+            config_parse_unsigned, recycle_samples, 1, 1000),
+        KEY("Recycle", "CheckIntervalSec", "check-interval", 0, "DURATION", "1s",
+            "How often worker memory and CPU are sampled",
+            config_parse_duration, check_interval_usec, 10 * USEC_PER_MSEC, USEC_PER_HOUR),
+        KEY("Recycle", "MaxAgeSec", "max-age", 0, "DURATION", "0",
+            "Replace a worker older than this (plus its jitter); 0 turns it off",
+            config_parse_duration, max_age_usec, 0, 365 * USEC_PER_DAY),
+        KEY("Recycle", "MaxAgeJitterSec", "max-age-jitter", 0, "DURATION", "0",
+            "Random extra age per worker, so workers started together are not recycled together",
+            config_parse_duration, max_age_jitter_usec, 0, 365 * USEC_PER_DAY),
 };
 /* clang-format on */
 

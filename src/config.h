@@ -55,6 +55,13 @@ typedef struct Config {
 
         unsigned max_surge;
         unsigned max_unavailable;
+
+        uint64_t recycle_memory_max;   /* bytes, 0: off */
+        unsigned recycle_cpu_max_percent; /* 0: off */
+        unsigned recycle_samples;
+        usec_t check_interval_usec;
+        usec_t max_age_usec;           /* 0: off */
+        usec_t max_age_jitter_usec;
 } Config;
 
 /* One key of the table, for --help and building the command line. */

@@ -122,6 +122,27 @@ Test(config, defaults_without_a_file, .fini = remove_config) {
         cr_assert(config_relays_signal(c, SIGWINCH));
         cr_assert_not(config_relays_signal(c, SIGTSTP));
         cr_assert_eq(c->worker_watchdog_usec, 0);
+        cr_assert_eq(c->recycle_memory_max, 0);
+        cr_assert_eq(c->recycle_cpu_max_percent, 0);
+        cr_assert_eq(c->recycle_samples, 3);
+        cr_assert_eq(c->check_interval_usec, USEC_PER_SEC);
+        cr_assert_eq(c->max_age_usec, 0);
+        cr_assert_eq(c->max_age_jitter_usec, 0);
+}
+
+Test(config, recycle_section, .fini = remove_config) {
+        _cleanup_(config_freep) Config *c = load_ok("[Recycle]\nMemoryMax=512M\nCPUMaxPercent=95\nSamples=5\n"
+                                                    "CheckIntervalSec=250ms\nMaxAgeSec=24h\nMaxAgeJitterSec=1h\n",
+                                                    NULL, 0);
+
+        cr_assert_eq(c->recycle_memory_max, UINT64_C(512) << 20);
+        cr_assert_eq(c->recycle_cpu_max_percent, 95);
+        cr_assert_eq(c->recycle_samples, 5);
+        cr_assert_eq(c->check_interval_usec, 250 * USEC_PER_MSEC);
+        cr_assert_eq(c->max_age_usec, 24 * USEC_PER_HOUR);
+        cr_assert_eq(c->max_age_jitter_usec, USEC_PER_HOUR);
+        assert_error("[Recycle]\nMemoryMax=lots\n", NULL, 0,
+                     "%s:2: MemoryMax=: invalid value 'lots': expected a size like '512M', '1G' or a number of bytes");
 }
 
 Test(config, relay_signals_take_names_numbers_or_none, .fini = remove_config) {
@@ -333,7 +354,7 @@ Test(config, bad_value_names_file_line_and_key, .fini = remove_config) {
 
 Test(config, unknown_section_is_reported_at_its_header, .fini = remove_config) {
         assert_error("[Worker]\nCount=2\n[Workers]\nCount=3\n", NULL, 0, "%s:3: Unknown section 'Workers'");
-        assert_error("[Recycle]\n", NULL, 0, "%s:1: Unknown section 'Recycle'");
+        assert_error("[Recyle]\n", NULL, 0, "%s:1: Unknown section 'Recyle'");
         assert_error("[worker]\n", NULL, 0, "%s:1: Unknown section 'worker'");
 }
 
@@ -604,7 +625,7 @@ Test(config, key_table_is_complete_and_consistent) {
         size_t n;
         const ConfigKeyInfo *keys = config_key_table(&n);
 
-        cr_assert_eq(n, 16);
+        cr_assert_eq(n, 22);
         for (size_t i = 0; i < n; i++) {
                 cr_assert_not_null(keys[i].section);
                 cr_assert_not_null(keys[i].key);
