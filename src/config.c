@@ -220,6 +220,33 @@ bool config_relays_signal(const Config *c, int sig) {
         return sig > 0 && sig <= 64 && (c->relay_signals & (UINT64_C(1) << (sig - 1)));
 }
 
+static int config_parse_status_listen(const ConfigKey *k, const char *value, Config *c, char *why, size_t n) {
+        char **field = config_field(k, c);
+        const char *reason = NULL;
+        ListenSpec spec;
+        char *copy;
+
+        if (!value) {
+                free(*field);
+                *field = NULL;
+                return 0;
+        }
+        if (listen_spec_parse(value, &spec, &reason) < 0) {
+                snprintf(why, n, "%s", reason ?: "invalid address");
+                return -EINVAL;
+        }
+        if (spec.kind == LISTEN_UDP) {
+                snprintf(why, n, "the health endpoint speaks HTTP: use a TCP or unix: address");
+                return -EINVAL;
+        }
+        copy = strdup(value);
+        if (!copy)
+                return -ENOMEM;
+        free(*field);
+        *field = copy;
+        return 0;
+}
+
 static int config_parse_listen(const ConfigKey *k, const char *value, Config *c, char *why, size_t n) {
         char ***field = config_field(k, c);
         const char *reason = NULL;
@@ -307,6 +334,13 @@ static const ConfigKey config_keys[] = {
         KEY("Reload", "MaxUnavailable", "max-unavailable", 0, "N", "0",
             "Workers a rolling restart may stop before their replacements are ready",
             config_parse_unsigned, max_unavailable, 0, COUNT_MAX),
+        KEY_NO_DEFAULT("Health", "Listen", "status-listen", 0, "ADDRESS",
+                       "Serve GET /health and GET /metrics here (embedded mode; under systemd pass a socket named "
+                       "corral-status instead)",
+                       config_parse_status_listen, status_listen, 0, 0),
+        KEY("Health", "MinReady", "min-ready", 0, "N", "0",
+            "Ready workers needed for /health to answer 200; 0 means all of them",
+            config_parse_unsigned, min_ready, 0, COUNT_MAX),
         KEY("Recycle", "MemoryMax", "recycle-memory-max", 0, "SIZE", "0",
             "Replace a worker whose memory stays above this for Samples= checks; 0 turns it off",
             config_parse_size, recycle_memory_max, 0, UINT64_C(1) << 50),
@@ -391,6 +425,7 @@ Config *config_free(Config *c) {
         free(c->path);
         strv_free(c->exec_start);
         strv_free(c->listen);
+        free(c->status_listen);
         free(c);
         return NULL;
 }

@@ -56,6 +56,9 @@ typedef struct Config {
         unsigned max_surge;
         unsigned max_unavailable;
 
+        char *status_listen;  /* [Health] Listen=: embedded-mode health/metrics endpoint, NULL: none */
+        unsigned min_ready;   /* ready workers for /health to say 200; 0: all of them */
+
         uint64_t recycle_memory_max;   /* bytes, 0: off */
         unsigned recycle_cpu_max_percent; /* 0: off */
         unsigned recycle_samples;

@@ -47,6 +47,10 @@ ControlCommand control_parse_request(const char *s, unsigned *ret_arg) {
                 return CONTROL_STATUS;
         if (streq(s, "status --json"))
                 return CONTROL_STATUS_JSON;
+        if (streq(s, "drain"))
+                return CONTROL_DRAIN;
+        if (streq(s, "undrain"))
+                return CONTROL_UNDRAIN;
         if ((v = startswith(s, "recycle ")) && *v >= '0' && *v <= '9') {
                 errno = 0;
                 n = strtoul(v, &end, 10);
@@ -138,7 +142,7 @@ static int on_connection_io(sd_event_source *src, int fd, uint32_t revents, void
 
         cmd = control_parse_request(buf, &arg);
         if (cmd < 0) {
-                control_reply(c, "error: unknown request; expected reload [--wait], status [--json] or recycle SLOT\n");
+                control_reply(c, "error: unknown request; expected reload [--wait], status [--json], recycle SLOT, drain or undrain\n");
                 return 0;
         }
 

@@ -17,6 +17,8 @@ typedef enum ControlCommand {
         CONTROL_STATUS,
         CONTROL_STATUS_JSON,
         CONTROL_RECYCLE, /* argument: slot */
+        CONTROL_DRAIN,   /* /health answers 503 from now on; workers untouched */
+        CONTROL_UNDRAIN,
         _CONTROL_COMMAND_MAX,
         _CONTROL_COMMAND_INVALID = -EINVAL,
 } ControlCommand;
@@ -25,7 +27,8 @@ typedef enum ControlCommand {
 #define CONTROL_REQUEST_MAX 256
 #define CONTROL_REPLY_MAX 65536
 
-/* Parses a request ("reload", "reload --wait", "status", "status --json", "recycle 3"). Pure. Returns
+/* Parses a request ("reload", "reload --wait", "status", "status --json", "recycle 3", "drain",
+ * "undrain"). Pure. Returns
  * the command and the numeric argument in *ret_arg, or -EINVAL. */
 ControlCommand control_parse_request(const char *s, unsigned *ret_arg);
 

@@ -48,7 +48,8 @@ static void help(void) {
         printf("Usage: corral [OPTIONS] [--config FILE] [-- COMMAND [ARGS...]]\n"
                "       corral reload [--wait] [--control PATH]\n"
                "       corral status [--json] [--control PATH]\n"
-               "       corral recycle SLOT [--control PATH]\n\n"
+               "       corral recycle SLOT [--control PATH]\n"
+               "       corral drain|undrain [--control PATH]\n\n"
                "Runs COMMAND as a pool of workers sharing the listening sockets corral holds: from systemd\n"
                "socket activation (LISTEN_FDS), or bound by corral from --listen.\n\n"
                "  -h --help                  Show this help\n"
@@ -59,7 +60,8 @@ static void help(void) {
                "     --pid-file PATH         Write corral's pid to PATH (atomically), remove it at exit\n"
                "     --log-level LEVEL       debug, info, notice, warning or err (default: info)\n\n"
                "reload rolls every worker to a new generation after re-reading the configuration (like\n"
-               "SIGHUP); with --wait it returns when the roll is over and fails when the roll failed.\n\n"
+               "SIGHUP); with --wait it returns when the roll is over and fails when the roll failed.\n"
+               "drain makes GET /health answer 503 (workers keep serving) until undrain.\n\n"
                "Every configuration key has an option; options override the file:\n");
         for (size_t i = 0; i < n; i++) {
                 char opt[64];
@@ -267,12 +269,13 @@ static int run(int argc, char *argv[]) {
         _cleanup_(manager_freep) Manager *m = NULL;
         _cleanup_free_ char *error = NULL, *path = NULL, *control = NULL;
         _cleanup_free_ ConfigArg *config_args = NULL;
-        SocketSet sockets = {};
+        _cleanup_(socket_set_done) SocketSet sockets = {}, status = {};
         Args a = {};
         int r;
 
         log_open();
-        if (argc > 1 && (streq(argv[1], "reload") || streq(argv[1], "status") || streq(argv[1], "recycle")))
+        if (argc > 1 && (streq(argv[1], "reload") || streq(argv[1], "status") || streq(argv[1], "recycle") ||
+                         streq(argv[1], "drain") || streq(argv[1], "undrain")))
                 return run_client(argc, argv);
 
         r = parse_argv(argc, argv, &a);
@@ -309,20 +312,37 @@ static int run(int argc, char *argv[]) {
                 return EXIT_FAILURE;
         }
         if (r > 0) {
+                /* The health endpoint's socket is corral's own: never handed to the workers. */
+                r = socket_set_take(&sockets, "corral-status", &status);
+                if (r < 0)
+                        return log_oom(), EXIT_OSERR;
                 if (config->listen && config->listen[0])
-                        log_warning("systemd passed %d socket%s; ignoring Listen=", r, r == 1 ? "" : "s");
-        } else if (!config->listen || !config->listen[0]) {
-                log_error("No sockets: pass --listen ADDRESS, set Listen= in [Socket], or start corral from a .socket unit");
-                return EXIT_FAILURE;
-        } else {
+                        log_warning("systemd passed the sockets; ignoring Listen=");
+        }
+        if (sockets.n == 0) {
+                if (!config->listen || !config->listen[0]) {
+                        log_error("No sockets: pass --listen ADDRESS, set Listen= in [Socket], or start corral from "
+                                  "a .socket unit");
+                        return EXIT_FAILURE;
+                }
                 r = socket_set_bind(config->listen, &sockets, &error);
                 if (r < 0) {
                         log_error("%s", error ?: "Failed to bind the sockets");
                         return EXIT_FAILURE;
                 }
         }
+        if (status.n == 0 && config->status_listen) {
+                char *const specs[] = { config->status_listen, NULL };
+                r = socket_set_bind(specs, &status, &error);
+                if (r < 0) {
+                        log_error("%s", error ?: "Failed to bind the health endpoint");
+                        return EXIT_FAILURE;
+                }
+        }
         for (size_t i = 0; i < sockets.n; i++)
                 log_socket(&sockets.sockets[i]);
+        for (size_t i = 0; i < status.n; i++)
+                log_socket(&status.sockets[i]);
 
         if (!a.control_path)
                 a.control_path = control = control_default_path();
@@ -332,6 +352,7 @@ static int run(int argc, char *argv[]) {
                 .n_args = a.n_config_args,
                 .command = a.command,
                 .control_path = a.control_path,
+                .status_socket = &status,
         };
         r = manager_new(&params, TAKE_PTR(config), &sockets, &m);
         if (r < 0) {

@@ -13,6 +13,11 @@ static void manager_status_snapshot(Manager *m, StatusPool *ret_pool, StatusWork
 
         pool_counts(m->pool, &c);
         *ret_pool = (StatusPool) {
+                .starting = c.starting,
+                .stopping = c.stopping,
+                .min_ready = m->target.config->min_ready,
+                .drained = m->drained,
+                .counters = &m->counters,
                 .state = pool_is_stopping(m->pool) ? "stopping" :
                          pool_is_rolling(m->pool)  ? "reloading" :
                          !m->ready_sent            ? "starting" :
@@ -33,6 +38,7 @@ static void manager_status_snapshot(Manager *m, StatusPool *ret_pool, StatusWork
                 if (!w)
                         continue;
                 (void) worker_read_memory(w, &pw->memory_bytes);
+                (void) worker_read_cpu(w, &pw->cpu_usec);
                 rows[n++] = (StatusWorker) {
                         .slot = pw->slot,
                         .pid = w->pid,
@@ -41,6 +47,7 @@ static void manager_status_snapshot(Manager *m, StatusPool *ret_pool, StatusWork
                         .uptime_usec = now - w->started_usec,
                         .ready_after_usec = pw->ready_usec ? pw->ready_usec - pw->started_usec : 0,
                         .memory_bytes = pw->memory_bytes,
+                        .cpu_usec = pw->cpu_usec,
                         .restarts = pool_slot_restarts(m->pool, pw->slot),
                 };
         }
@@ -85,10 +92,17 @@ void manager_on_control(ControlServer *s, ControlConnection *c, ControlCommand c
                 control_reply(c, text);
                 return;
         }
+        case CONTROL_DRAIN:
+        case CONTROL_UNDRAIN:
+                m->drained = cmd == CONTROL_DRAIN;
+                log_notice("%s: /health answers %s", m->drained ? "drained" : "undrained", m->drained ? "503" : "by readiness again");
+                control_reply(c, m->drained ? "ok: drained\n" : "ok: undrained\n");
+                return;
         case CONTROL_RECYCLE:
                 for (PoolWorker *pw = pool_workers(m->pool); pw; pw = pw->next)
                         if (pw->slot == arg && pw->state == WORKER_READY && pw->userdata) {
                                 pool_worker_recycle(m->pool, pw);
+                                m->counters.recycles[RECYCLE_REQUEST]++;
                                 log_info("worker %u (pid %d) is recycled on request", pw->slot,
                                          (int) ((Worker *) pw->userdata)->pid);
                                 text = strdup_printf("ok: recycling worker %u (pid %d)\n", pw->slot,
@@ -102,4 +116,26 @@ void manager_on_control(ControlServer *s, ControlConnection *c, ControlCommand c
                 control_reply(c, "error: unsupported request\n");
                 return;
         }
+}
+
+void manager_on_http(Httpd *h, const HttpRequest *req, HttpdResponse *resp, void *userdata) {
+        Manager *m = userdata;
+        _cleanup_free_ StatusWorker *rows = NULL;
+        _cleanup_free_ char *body = NULL;
+        StatusPool sp;
+        size_t n;
+        int code;
+
+        if (!streq(req->path, "/health") && !streq(req->path, "/metrics")) {
+                (void) httpd_respond(resp, 404, NULL, "not found: try /health or /metrics\n");
+                return;
+        }
+        manager_status_snapshot(m, &sp, &rows, &n);
+        if (streq(req->path, "/health")) {
+                code = status_format_health(&sp, &body);
+                (void) httpd_respond(resp, body ? code : 500, "application/json", body ?: "{}\n");
+                return;
+        }
+        body = status_format_metrics(&sp, rows, n);
+        (void) httpd_respond(resp, body ? 200 : 500, "text/plain; version=0.0.4; charset=utf-8", body ?: "");
 }

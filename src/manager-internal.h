@@ -13,8 +13,10 @@
 #include "log.h"
 #include "manager.h"
 #include "notify.h"
+#include "httpd.h"
 #include "pool.h"
 #include "sockets.h"
+#include "status.h"
 #include "worker.h"
 
 /* Child exits first (they settle what the other events refer to), then signals, worker notifications,
@@ -48,6 +50,11 @@ struct Manager {
 
         NotifySocket *notify;
         ControlServer *control;
+        SocketSet status_sockets;
+        Httpd *httpd;
+        bool drained;
+        StatusCounters counters;
+        usec_t reload_started_usec;
         Pool *pool;
         Worker *dead; /* exited workers, freed after the current dispatch */
 
@@ -82,4 +89,5 @@ void manager_on_worker_event(Worker *w, const WorkerEvent *ev, void *userdata);
 void manager_on_worker_notify(NotifySocket *n, pid_t pid, const NotifyMessage *msg, void *userdata);
 
 /* manager-control.c */
+void manager_on_http(Httpd *h, const HttpRequest *req, HttpdResponse *resp, void *userdata);
 void manager_on_control(ControlServer *s, ControlConnection *c, ControlCommand cmd, unsigned arg, void *userdata);

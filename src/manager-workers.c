@@ -88,6 +88,12 @@ static void manager_worker_gone(Manager *m, Worker *w, const siginfo_t *si) {
                           (int) w->pid, how, format_usec(t, sizeof t, now - w->started_usec),
                           was_ready ? "" : ", before it was ready");
 
+        if (!expected) {
+                if (was_ready)
+                        m->counters.crashes++;
+                else
+                        m->counters.failed_starts++;
+        }
         v = pool_worker_exited(m->pool, pw, &e, now, &delay);
         w->pool_worker = NULL;
         snprintf(what, sizeof what, "%s%s", how, was_ready ? " soon after start" : " before it was ready");
@@ -109,6 +115,7 @@ static void manager_worker_timed_out(Manager *m, Worker *w) {
         log_event(LOG_WARNING, MESSAGE_ID_WORKER_START_FAILED, &f, "worker %u (pid %d) not ready after %s, stopping it",
                   pw->slot, (int) w->pid,
                   format_usec(t, sizeof t, generation_config(m, pw->generation)->ready_timeout_usec));
+        m->counters.failed_starts++;
         v = pool_worker_failed(m->pool, pw, now_usec(CLOCK_MONOTONIC), &delay);
         snprintf(what, sizeof what, "was not ready within ReadyTimeoutSec=%s", t);
         manager_log_verdict(m, w, &copy, v, delay, what);
@@ -155,6 +162,7 @@ void manager_on_worker_event(Worker *w, const WorkerEvent *ev, void *userdata) {
                           format_usec(t, sizeof t, generation_config(m, pw->generation)->worker_watchdog_usec));
                 /* Start-first like a recycle; SIGABRT once the replacement serves, for a core dump. */
                 w->abort_on_stop = true;
+                m->counters.recycles[RECYCLE_WATCHDOG]++;
                 pool_worker_recycle(m->pool, pw);
                 break;
         case WORKER_EVENT_KILLED:
@@ -218,6 +226,7 @@ void manager_on_worker_notify(NotifySocket *n, pid_t pid, const NotifyMessage *m
                 (void) worker_watchdog_ping(w, generation_config(m, w->pool_worker->generation)->worker_watchdog_usec);
         if (msg->recycle && w->pool_worker->state == WORKER_READY) {
                 log_info("worker %u (pid %d) asked to be recycled", w->pool_worker->slot, (int) w->pid);
+                m->counters.recycles[RECYCLE_REQUEST]++;
                 pool_worker_recycle(m->pool, w->pool_worker);
         }
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Manager: loop, signals, configs per generation, worker events -> pool reports, pool plans -> actions,
  * status to systemd, reload and shutdown orchestration. */
+#include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -111,7 +112,8 @@ static void manager_update_status(Manager *m) {
 
                 m->ready_sent = true;
                 log_fields_add(&f, "WORKER_COUNT=%u", c.wanted);
-                log_event(LOG_INFO, MESSAGE_ID_POOL_READY, &f, "all %u workers ready", c.wanted);
+                log_event(LOG_INFO, MESSAGE_ID_POOL_READY, &f, "all %u worker%s ready", c.wanted,
+                          c.wanted == 1 ? "" : "s");
                 /* READY=1 carries the status that follows it. */
                 free(m->status);
                 m->status = strdup_printf("%u/%u workers ready, generation %u", c.ready, c.wanted,
@@ -149,6 +151,7 @@ void manager_reload_finished(Manager *m, bool ok, const char *why) {
                 m->reloads_ok++;
         else
                 m->reloads_failed++;
+        status_count_reload(&m->counters, now_usec(CLOCK_MONOTONIC) - m->reload_started_usec);
         if (m->control) {
                 _cleanup_free_ char *reply = ok ? strdup_printf("ok: generation %u\n", pool_generation(m->pool)) :
                                                   strdup_printf("error: reload failed: %s\n", why);
@@ -361,6 +364,8 @@ int manager_reload(Manager *m) {
                 return -ESHUTDOWN;
 
         (void) notify_manager_reloading("reloading: reading configuration");
+        if (!m->reloading)
+                m->reload_started_usec = now_usec(CLOCK_MONOTONIC);
         m->reloading = true;
 
         r = config_load(m->params.config_path, m->params.args, m->params.n_args, m->params.command, &config, &error);
@@ -416,6 +421,7 @@ static void manager_relay_signal(Manager *m, int sig) {
         for (PoolWorker *pw = pool_workers(m->pool); pw; pw = pw->next)
                 if (pw->state != WORKER_STOPPING && pw->userdata && worker_signal(pw->userdata, sig) >= 0)
                         n++;
+        m->counters.relayed_signals++;
         log_fields_add(&f, "SIGNAL=SIG%s", signal_to_string(sig) ?: "?");
         log_fields_add(&f, "WORKER_COUNT=%u", n);
         log_event(LOG_INFO, MESSAGE_ID_SIGNAL_RELAYED, &f, "relayed SIG%s to %u worker%s", signal_to_string(sig) ?: "?",
@@ -533,6 +539,20 @@ int manager_new(const ManagerParams *params, Config *config, SocketSet *sockets,
         if (r < 0)
                 return log_error_errno(r, "Failed to create the worker notify socket: %m");
 
+        if (params->status_socket) {
+                m->status_sockets = *params->status_socket;
+                *params->status_socket = (SocketSet) {};
+        }
+        if (m->status_sockets.n > 0) {
+                /* httpd owns the fd it is given; the set keeps its own, to unlink a UNIX path at exit. */
+                int fd = fcntl(m->status_sockets.sockets[0].fd, F_DUPFD_CLOEXEC, 3);
+                if (fd < 0)
+                        return log_error_errno(errno, "Failed to duplicate the status socket: %m");
+                r = httpd_new(m->event, fd, PRIORITY_NOTIFY, manager_on_http, m, &m->httpd);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to serve the health endpoint: %m");
+        }
+
         if (params->control_path) {
                 r = control_server_new(m->event, params->control_path, PRIORITY_NOTIFY, manager_on_control, m, &m->control);
                 if (r < 0)
@@ -573,6 +593,8 @@ Manager *manager_free(Manager *m) {
         }
         pool_free(m->pool);
         control_server_free(m->control);
+        httpd_free(m->httpd);
+        socket_set_done(&m->status_sockets);
         notify_socket_free(m->notify);
         sd_event_source_disable_unref(m->plan_timer);
         sd_event_source_disable_unref(m->post_source);

@@ -15,6 +15,7 @@ typedef struct ManagerParams {
         size_t n_args;
         char *const *command;
         const char *control_path; /* NULL: no control socket */
+        SocketSet *status_socket; /* the health/metrics socket(s); taken over by manager_new(), may be empty */
 } ManagerParams;
 
 /* Takes ownership of config and sockets (on success and failure alike). Sets up the loop, signals and

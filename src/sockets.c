@@ -472,6 +472,33 @@ int socket_set_from_systemd(SocketSet *ret, char **ret_error) {
         return n;
 }
 
+int socket_set_take(SocketSet *s, const char *name, SocketSet *ret) {
+        SocketSet taken = {};
+        size_t k = 0;
+        int r;
+
+        for (size_t i = 0; i < s->n; i++) {
+                if (!streq(s->sockets[i].name, name)) {
+                        s->sockets[k++] = s->sockets[i];
+                        continue;
+                }
+                r = socket_set_add(&taken, &s->sockets[i]);
+                if (r < 0) {
+                        /* Put back what was not moved yet, so nothing leaks and the set stays whole. */
+                        for (size_t j = i; j < s->n; j++)
+                                s->sockets[k++] = s->sockets[j];
+                        s->n = k;
+                        for (size_t j = 0; j < taken.n; j++)
+                                (void) socket_set_add(s, &taken.sockets[j]);
+                        free(taken.sockets);
+                        return r;
+                }
+        }
+        s->n = k;
+        *ret = taken;
+        return (int) taken.n;
+}
+
 char *socket_set_names(const SocketSet *s) {
         size_t len = 1;
         char *names, *p;

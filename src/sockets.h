@@ -61,5 +61,9 @@ int socket_set_bind(char *const *specs, SocketSet *ret, char **ret_error);
 /* Closes every socket and unlinks the UNIX socket paths this process bound. */
 void socket_set_done(SocketSet *s);
 
+/* Moves the sockets named name out of s into *ret (a new set, possibly empty). Returns how many moved, or
+ * -ENOMEM with s unchanged. */
+int socket_set_take(SocketSet *s, const char *name, SocketSet *ret);
+
 /* "name1:name2:..." for LISTEN_FDNAMES; NULL on OOM. */
 char *socket_set_names(const SocketSet *s);

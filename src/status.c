@@ -69,3 +69,107 @@ char *status_format_json(const StatusPool *p, const StatusWorker *rows, size_t n
         }
         return b.data;
 }
+
+static bool status_healthy(const StatusPool *p) {
+        unsigned need = p->min_ready > 0 ? MIN(p->min_ready, p->wanted) : p->wanted;
+
+        return !p->drained && !streq(p->state, "stopping") && p->wanted > 0 && p->ready >= need;
+}
+
+int status_format_health(const StatusPool *p, char **ret_body) {
+        bool ok = status_healthy(p);
+
+        *ret_body = strdup_printf("{\"status\":\"%s\",\"state\":\"%s\",\"ready\":%u,\"wanted\":%u,\"min_ready\":%u,"
+                                  "\"generation\":%u,\"drained\":%s}\n",
+                                  ok ? "ok" : "unavailable", p->state, p->ready, p->wanted,
+                                  p->min_ready > 0 ? MIN(p->min_ready, p->wanted) : p->wanted, p->generation,
+                                  p->drained ? "true" : "false");
+        return ok ? 200 : 503;
+}
+
+void status_count_reload(StatusCounters *c, usec_t duration) {
+        static const unsigned bounds[STATUS_RELOAD_BUCKETS_N] = STATUS_RELOAD_BUCKETS;
+        size_t i = 0;
+
+        while (i < STATUS_RELOAD_BUCKETS_N && duration > bounds[i] * USEC_PER_SEC)
+                i++;
+        c->reload_buckets[i]++;
+        c->reload_seconds_sum += (double) duration / (double) USEC_PER_SEC;
+}
+
+char *status_format_metrics(const StatusPool *p, const StatusWorker *rows, size_t n) {
+        static const unsigned bounds[STATUS_RELOAD_BUCKETS_N] = STATUS_RELOAD_BUCKETS;
+        const StatusCounters *c = p->counters;
+        uint64_t cumulative = 0;
+        Buf b = {};
+
+        b.f = open_memstream(&b.data, &b.size);
+        if (!b.f)
+                return NULL;
+
+        fputs("# HELP corral_workers Worker processes by state.\n# TYPE corral_workers gauge\n", b.f);
+        fprintf(b.f, "corral_workers{state=\"starting\"} %u\ncorral_workers{state=\"ready\"} %u\n"
+                     "corral_workers{state=\"stopping\"} %u\n",
+                p->starting, p->workers - p->starting - p->stopping, p->stopping);
+        fprintf(b.f, "# HELP corral_workers_wanted Slots the pool keeps.\n# TYPE corral_workers_wanted gauge\n"
+                     "corral_workers_wanted %u\n", p->wanted);
+        fprintf(b.f, "# HELP corral_slots_ready Slots with a ready worker.\n# TYPE corral_slots_ready gauge\n"
+                     "corral_slots_ready %u\n", p->ready);
+        fprintf(b.f, "# HELP corral_generation Generation new workers start as.\n# TYPE corral_generation gauge\n"
+                     "corral_generation %u\n", p->generation);
+        fprintf(b.f, "# HELP corral_drained 1 while /health is drained.\n# TYPE corral_drained gauge\n"
+                     "corral_drained %d\n", p->drained ? 1 : 0);
+        fprintf(b.f, "# HELP corral_uptime_seconds Time since corral started.\n# TYPE corral_uptime_seconds gauge\n"
+                     "corral_uptime_seconds %.3f\n", (double) p->uptime_usec / (double) USEC_PER_SEC);
+
+        fputs("# HELP corral_worker_restarts_total Workers replaced because they ended unexpectedly.\n"
+              "# TYPE corral_worker_restarts_total counter\n", b.f);
+        fprintf(b.f, "corral_worker_restarts_total{reason=\"crash\"} %llu\n"
+                     "corral_worker_restarts_total{reason=\"failed-start\"} %llu\n",
+                (unsigned long long) c->crashes, (unsigned long long) c->failed_starts);
+        fputs("# HELP corral_worker_recycles_total Workers replaced start-first, by reason.\n"
+              "# TYPE corral_worker_recycles_total counter\n", b.f);
+        for (RecycleReason r = RECYCLE_MEMORY; r < _RECYCLE_REASON_MAX; r++)
+                fprintf(b.f, "corral_worker_recycles_total{reason=\"%s\"} %llu\n", recycle_reason_to_string(r),
+                        (unsigned long long) c->recycles[r]);
+
+        fprintf(b.f, "# HELP corral_reloads_total Rolling reloads by result.\n# TYPE corral_reloads_total counter\n"
+                     "corral_reloads_total{result=\"ok\"} %u\ncorral_reloads_total{result=\"failed\"} %u\n",
+                p->reloads_ok, p->reloads_failed);
+        fputs("# HELP corral_reload_duration_seconds Time from a reload request to its end.\n"
+              "# TYPE corral_reload_duration_seconds histogram\n", b.f);
+        for (size_t i = 0; i < STATUS_RELOAD_BUCKETS_N; i++) {
+                cumulative += c->reload_buckets[i];
+                fprintf(b.f, "corral_reload_duration_seconds_bucket{le=\"%u\"} %llu\n", bounds[i],
+                        (unsigned long long) cumulative);
+        }
+        cumulative += c->reload_buckets[STATUS_RELOAD_BUCKETS_N];
+        fprintf(b.f, "corral_reload_duration_seconds_bucket{le=\"+Inf\"} %llu\n"
+                     "corral_reload_duration_seconds_sum %.6f\ncorral_reload_duration_seconds_count %llu\n",
+                (unsigned long long) cumulative, c->reload_seconds_sum, (unsigned long long) cumulative);
+
+        fprintf(b.f, "# HELP corral_notify_rejected_total Notifications dropped: not from a worker, or malformed.\n"
+                     "# TYPE corral_notify_rejected_total counter\ncorral_notify_rejected_total %llu\n",
+                (unsigned long long) p->notify_rejected);
+        fprintf(b.f, "# HELP corral_signals_relayed_total Signals passed on to the workers.\n"
+                     "# TYPE corral_signals_relayed_total counter\ncorral_signals_relayed_total %llu\n",
+                (unsigned long long) c->relayed_signals);
+
+        fputs("# HELP corral_worker_memory_bytes Memory of each worker.\n# TYPE corral_worker_memory_bytes gauge\n",
+              b.f);
+        for (size_t i = 0; i < n; i++)
+                fprintf(b.f, "corral_worker_memory_bytes{slot=\"%u\",pid=\"%d\",generation=\"%u\"} %llu\n",
+                        rows[i].slot, (int) rows[i].pid, rows[i].generation, (unsigned long long) rows[i].memory_bytes);
+        fputs("# HELP corral_worker_cpu_seconds_total CPU time of each worker.\n"
+              "# TYPE corral_worker_cpu_seconds_total counter\n", b.f);
+        for (size_t i = 0; i < n; i++)
+                fprintf(b.f, "corral_worker_cpu_seconds_total{slot=\"%u\",pid=\"%d\",generation=\"%u\"} %.6f\n",
+                        rows[i].slot, (int) rows[i].pid, rows[i].generation,
+                        (double) rows[i].cpu_usec / (double) USEC_PER_SEC);
+
+        if (fclose(b.f) != 0) {
+                free(b.data);
+                return NULL;
+        }
+        return b.data;
+}

@@ -1,0 +1,168 @@
+# SPDX-License-Identifier: MIT
+"""The health and metrics endpoint: /health follows readiness, MinReady= and drain; /metrics is valid
+Prometheus text (checked by the real prometheus_client parser) whose counters move; a socket named
+corral-status from systemd is kept by corral and never reaches the workers; bad HTTP gets 4xx."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import unittest
+
+import corral_harness as h
+
+PROMETHEUS_PARSER = """
+import sys
+from prometheus_client.parser import text_string_to_metric_families
+out = {}
+for family in text_string_to_metric_families(sys.stdin.read()):
+    for s in family.samples:
+        labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
+        out[s.name + ("{" + labels + "}" if labels else "")] = s.value
+import json
+print(json.dumps(out))
+"""
+
+
+def parse_metrics(text):
+    """Parses with Debian's python3-prometheus-client (installed by scripts/setup.sh) under /usr/bin/python3,
+    which may differ from the interpreter running the tests."""
+    p = subprocess.run(["/usr/bin/python3", "-c", PROMETHEUS_PARSER], input=text, capture_output=True, text=True,
+                       timeout=30)
+    if p.returncode != 0:
+        raise AssertionError(f"prometheus_client rejected /metrics:\n{p.stderr}\n{text}")
+    return json.loads(p.stdout)
+
+
+def raw_request(port, data, timeout=10, half_close=True):
+    s = socket.create_connection(("127.0.0.1", port), timeout=h.scaled(timeout))
+    try:
+        if data:
+            s.sendall(data)
+        if half_close and data:
+            s.shutdown(socket.SHUT_WR)
+        chunks = []
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            chunks.append(b)
+        return b"".join(chunks)
+    finally:
+        s.close()
+
+
+class Health(h.CorralTestCase):
+    def start(self, count=2, *extra, cmd=None):
+        self.port, self.status_port = h.free_port(), h.free_port()
+        self.control = os.path.join(self.tmp, "control")
+        c = self.start_corral(["--listen", f"127.0.0.1:{self.port}", "--status-listen", f"127.0.0.1:{self.status_port}",
+                               "--count", count, "--control", self.control, *extra, "--",
+                               *(cmd or [h.worker_bin()])])
+        return c
+
+    def get(self, path):
+        return h.http_get(self.status_port, path)
+
+    def ctl(self, *args):
+        return subprocess.run([h.corral_bin(), *args, "--control", self.control], capture_output=True, text=True,
+                              timeout=h.scaled(60), env=h.clean_env())
+
+    def test_health_follows_readiness_and_drain(self):
+        c = self.start(2)
+        c.wait_for_line(r"all 2 workers ready", timeout=20)
+        a = self.get("/health")
+        self.assertEqual(a.status, 200)
+        body = json.loads(a.text)
+        self.assertEqual((body["status"], body["ready"], body["wanted"], body["drained"]), ("ok", 2, 2, False))
+        self.assertEqual(self.ctl("drain").returncode, 0)
+        a = self.get("/health")
+        self.assertEqual(a.status, 503)
+        self.assertTrue(json.loads(a.text)["drained"])
+        # Draining touches no worker.
+        self.assertEqual(h.http_get(self.port).status, 200)
+        self.assertEqual(self.ctl("undrain").returncode, 0)
+        self.assertEqual(self.get("/health").status, 200)
+        self.assertEqual(self.get("/nope").status, 404)
+
+    def test_min_ready(self):
+        cmd, _ = h.spawn_counter_command(self.tmp, {"1": ["--exit-at-start", "3"], None: []})
+        c = self.start(2, "--restart-prevent-exit-status", "3", "--min-ready", "1", cmd=cmd)
+        c.wait_for_line(r"slot 1: exit status 3", timeout=20)
+        h.wait_until(lambda: self.get("/health").status == 200, 10, message="/health never 200 with 1 of 2 ready")
+        body = json.loads(self.get("/health").text)
+        self.assertEqual((body["ready"], body["wanted"], body["min_ready"]), (1, 2, 1))
+
+    def test_health_503_until_all_ready_by_default(self):
+        self.start(2, "--ready-timeout", "30s", cmd=[h.worker_bin(), "--no-ready"])
+        h.wait_until(lambda: self.get("/health").status == 503, 10, message="no answer")
+        self.assertEqual(json.loads(self.get("/health").text)["ready"], 0)
+
+    def test_metrics_parse_and_counters_move(self):
+        c = self.start(2, "--ready-timeout", "10s")
+        c.wait_for_line(r"all 2 workers ready", timeout=20)
+        m = parse_metrics(self.get("/metrics").text)
+        self.assertEqual(m["corral_workers{state=ready}"], 2)
+        self.assertEqual(m["corral_workers_wanted"], 2)
+        self.assertEqual(m["corral_worker_restarts_total{reason=crash}"], 0)
+        self.assertEqual(m["corral_reloads_total{result=ok}"], 0)
+        pids = [int(k.split("pid=")[1].split(",")[0]) for k in m if k.startswith("corral_worker_memory_bytes{")]
+        self.assertEqual(len(pids), 2)
+        self.assertTrue(all(m[k] > 0 for k in m if k.startswith("corral_worker_memory_bytes{")))
+
+        os.kill(pids[0], signal.SIGKILL)
+        c.wait_for_line(rf"\(pid {pids[0]}\) killed by signal KILL", timeout=10)
+        self.assertEqual(self.ctl("reload", "--wait").returncode, 0)
+        h.send_datagram(h.http_get(self.port, "/env").env()["NOTIFY_SOCKET"], b"READY=1")  # not a worker
+        c.send_signal(signal.SIGUSR2)
+        c.wait_for_line(r"relayed SIGUSR2", timeout=10)
+        m = parse_metrics(self.get("/metrics").text)
+        self.assertEqual(m["corral_worker_restarts_total{reason=crash}"], 1)
+        self.assertEqual(m["corral_reloads_total{result=ok}"], 1)
+        self.assertEqual(m["corral_reload_duration_seconds_count"], 1)
+        self.assertEqual(m["corral_reload_duration_seconds_bucket{le=+Inf}"], 1)
+        self.assertGreater(m["corral_reload_duration_seconds_sum"], 0)
+        self.assertEqual(m["corral_generation"], 2)
+        self.assertGreaterEqual(m["corral_notify_rejected_total"], 1)
+        self.assertEqual(m["corral_signals_relayed_total"], 1)
+
+    def test_bad_http_gets_4xx_and_the_pool_keeps_serving(self):
+        c = self.start(1)
+        c.wait_for_line(r"all 1 worker ready", timeout=20)
+        cases = [
+            (b"garbage\r\n\r\n", b"HTTP/1.1 400"),
+            (b"GET /health HTTP/1.1\r\n\r\n", b"HTTP/1.1 400"),  # HTTP/1.1 without Host
+            (b"POST /health HTTP/1.1\r\nHost: x\r\n\r\n", b"HTTP/1.1 405"),
+            (b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"X-Big: " + b"a" * 20000 + b"\r\n\r\n", b"HTTP/1.1 431"),
+            (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", b"HTTP/1.1 414"),
+            (b"GET /health HTTP/2.0\r\nHost: x\r\n\r\n", b"HTTP/1.1 505"),
+            (b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello", b"HTTP/1.1 413"),
+            (b"\x00\xff\xfe\r\n\r\n", b"HTTP/1.1 400"),
+        ]
+        for request, expected in cases:
+            reply = raw_request(self.status_port, request)
+            self.assertTrue(reply.startswith(expected), (request[:40], reply[:80]))
+        # A client that sends nothing is answered 408 and dropped, never left to hold a slot.
+        reply = raw_request(self.status_port, b"", timeout=15, half_close=False)
+        self.assertTrue(reply.startswith(b"HTTP/1.1 408"), reply[:80])
+        self.assertEqual(self.get("/health").status, 200)
+        self.assertTrue(c.running())
+
+    def test_systemd_status_socket_is_kept_from_the_workers(self):
+        http_sock = h.bind_tcp()
+        status_sock = h.bind_tcp()
+        self.addCleanup(http_sock.close)
+        self.addCleanup(status_sock.close)
+        port, status_port = http_sock.getsockname()[1], status_sock.getsockname()[1]
+        c = self.start_corral(["--count", 2, "--", h.worker_bin()], mode="fds",
+                              sockets=[(http_sock, "http"), (status_sock, "corral-status")])
+        c.wait_for_line(r"all 2 workers ready", timeout=20)
+        env = h.http_get(port, "/env").env()
+        self.assertEqual(env["LISTEN_FDS"], "1")
+        self.assertEqual(env["LISTEN_FDNAMES"], "http")
+        self.assertEqual(h.http_get(status_port, "/health").status, 200)
+
+
+if __name__ == "__main__":
+    unittest.main()
