@@ -5,6 +5,14 @@
 #include "manager-internal.h"
 #include "status.h"
 
+static int compare_rows(const void *a, const void *b) {
+        const StatusWorker *x = a, *y = b;
+
+        if (x->slot != y->slot)
+                return x->slot < y->slot ? -1 : 1;
+        return x->generation < y->generation ? -1 : x->generation > y->generation;
+}
+
 static void manager_status_snapshot(Manager *m, StatusPool *ret_pool, StatusWorker **ret_rows, size_t *ret_n) {
         usec_t now = now_usec(CLOCK_MONOTONIC);
         StatusWorker *rows;
@@ -34,9 +42,12 @@ static void manager_status_snapshot(Manager *m, StatusPool *ret_pool, StatusWork
         rows = calloc(MAX(c.workers, 1U), sizeof(StatusWorker));
         for (PoolWorker *pw = pool_workers(m->pool); rows && pw; pw = pw->next) {
                 Worker *w = pw->userdata;
+                PoolExit last = {};
+                usec_t when = 0;
 
                 if (!w)
                         continue;
+                (void) pool_slot_last_exit(m->pool, pw->slot, &last, &when);
                 (void) worker_read_memory(w, &pw->memory_bytes);
                 (void) worker_read_cpu(w, &pw->cpu_usec);
                 rows[n++] = (StatusWorker) {
@@ -49,8 +60,14 @@ static void manager_status_snapshot(Manager *m, StatusPool *ret_pool, StatusWork
                         .memory_bytes = pw->memory_bytes,
                         .cpu_usec = pw->cpu_usec,
                         .restarts = pool_slot_restarts(m->pool, pw->slot),
+                        .last_exit_code = last.code,
+                        .last_exit_status = last.status,
+                        .last_exit_ago_usec = when ? now - when : 0,
                 };
         }
+        /* By slot, then generation: a slot being replaced shows its old worker above its new one. */
+        if (rows)
+                qsort(rows, n, sizeof(StatusWorker), compare_rows);
         *ret_rows = rows;
         *ret_n = n;
 }

@@ -11,6 +11,8 @@ typedef struct PoolSlot {
         usec_t restart_at;       /* backoff: nothing is started in the slot before this; 0 = none */
         bool disabled;           /* RestartPreventExitStatus= hit: no respawn until the next reload */
         unsigned restarts;
+        PoolExit last_exit;      /* the last unexpected exit, for status */
+        usec_t last_exit_usec;   /* 0: none yet */
 } PoolSlot;
 
 struct Pool {
@@ -423,6 +425,8 @@ PoolVerdict pool_worker_exited(Pool *p, PoolWorker *w, const PoolExit *e, usec_t
                 v = POOL_VERDICT_THROTTLED;
         } else {
                 s->restarts++;
+                s->last_exit = *e;
+                s->last_exit_usec = now;
                 if (e->code == CLD_EXITED && e->status == p->config.prevent_exit_status) {
                         s->disabled = true;
                         v = POOL_VERDICT_DISABLED;
@@ -569,6 +573,14 @@ void pool_roll_progress(const Pool *p, unsigned *ret_done, unsigned *ret_total) 
         }
         *ret_done = done;
         *ret_total = p->config.count;
+}
+
+bool pool_slot_last_exit(const Pool *p, unsigned slot, PoolExit *ret, usec_t *ret_when) {
+        if (slot >= p->n_slots || p->slots[slot].last_exit_usec == 0)
+                return false;
+        *ret = p->slots[slot].last_exit;
+        *ret_when = p->slots[slot].last_exit_usec;
+        return true;
 }
 
 unsigned pool_slot_restarts(const Pool *p, unsigned slot) {

@@ -166,6 +166,8 @@ unsigned pool_generation(const Pool *p);
 unsigned pool_stable_generation(const Pool *p);
 /* Roll progress: slots replaced so far and slots to replace. */
 void pool_roll_progress(const Pool *p, unsigned *ret_done, unsigned *ret_total);
+/* The last unexpected exit of a slot and when it happened; false when there was none. */
+bool pool_slot_last_exit(const Pool *p, unsigned slot, PoolExit *ret, usec_t *ret_when);
 /* Restarts of a slot so far (unexpected exits). */
 unsigned pool_slot_restarts(const Pool *p, unsigned slot);
 const PoolConfig *pool_config(const Pool *p);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Formatting of `corral status`: a table readable at 80 columns and the same facts as JSON. */
+#include <signal.h>
 #include <stdio.h>
 
 #include "status.h"
@@ -17,24 +18,64 @@ static const char *status_verdict(const StatusPool *p) {
         return streq(p->state, "running") || streq(p->state, "reloading") ? "ok" : "degraded";
 }
 
+/* A duration in at most 7 columns: "850ms", "12.3s", "5m07s", "3h12m", "41d02h". */
+static const char *format_short(char *buf, size_t size, usec_t u) {
+        if (u < USEC_PER_SEC)
+                snprintf(buf, size, "%llums", (unsigned long long) (u / USEC_PER_MSEC));
+        else if (u < USEC_PER_MINUTE)
+                snprintf(buf, size, "%.1fs", (double) u / (double) USEC_PER_SEC);
+        else if (u < USEC_PER_HOUR)
+                snprintf(buf, size, "%llum%02llus", (unsigned long long) (u / USEC_PER_MINUTE),
+                         (unsigned long long) (u % USEC_PER_MINUTE / USEC_PER_SEC));
+        else if (u < USEC_PER_DAY)
+                snprintf(buf, size, "%lluh%02llum", (unsigned long long) (u / USEC_PER_HOUR),
+                         (unsigned long long) (u % USEC_PER_HOUR / USEC_PER_MINUTE));
+        else
+                snprintf(buf, size, "%llud%02lluh", (unsigned long long) (u / USEC_PER_DAY),
+                         (unsigned long long) (u % USEC_PER_DAY / USEC_PER_HOUR));
+        return buf;
+}
+
+/* "status 3 5m07s ago", "SEGV+core 2s ago", or "-". */
+static const char *format_last_exit(char *buf, size_t size, const StatusWorker *w) {
+        char ago[16];
+
+        if (w->last_exit_code == 0)
+                return "-";
+        format_short(ago, sizeof ago, w->last_exit_ago_usec);
+        if (w->last_exit_code == CLD_EXITED)
+                snprintf(buf, size, "status %d %s ago", w->last_exit_status, ago);
+        else
+                snprintf(buf, size, "%s%s %s ago", signal_to_string(w->last_exit_status) ?: "signal",
+                         w->last_exit_code == CLD_DUMPED ? "+core" : "", ago);
+        return buf;
+}
+
+/* CPU use over the worker's life, in percent of one core. */
+static double cpu_percent(const StatusWorker *w) {
+        return w->uptime_usec > 0 ? 100.0 * (double) w->cpu_usec / (double) w->uptime_usec : 0;
+}
+
 char *status_format_table(const StatusPool *p, const StatusWorker *rows, size_t n) {
-        char up[FORMAT_USEC_MAX], rdy[FORMAT_USEC_MAX], mem[FORMAT_BYTES_MAX];
+        char up[FORMAT_USEC_MAX], rdy[16], mem[FORMAT_BYTES_MAX], last[48];
         Buf b = {};
 
         b.f = open_memstream(&b.data, &b.size);
         if (!b.f)
                 return NULL;
-        fprintf(b.f, "%s\ncorral: %s, generation %u, %u/%u workers ready, reloads %u ok / %u failed, up %s\n",
-                status_verdict(p), p->state, p->generation, p->ready, p->wanted, p->reloads_ok, p->reloads_failed,
-                format_usec(up, sizeof up, p->uptime_usec));
-        fprintf(b.f, "%-5s %-8s %-4s %-9s %-12s %-10s %-9s %s\n", "SLOT", "PID", "GEN", "STATE", "UPTIME", "READY-IN",
-                "MEMORY", "RESTARTS");
+        fprintf(b.f, "%s\ncorral: %s, generation %u, %u/%u workers ready, up %s\nreloads: %u ok, %u failed%s\n",
+                status_verdict(p), p->state, p->generation, p->ready, p->wanted,
+                format_short(up, sizeof up, p->uptime_usec), p->reloads_ok, p->reloads_failed,
+                p->drained ? "; /health drained" : "");
+        /* 80 columns: 5+8+4+9+7+7+7+6+5 plus spaces, and the last exit. */
+        fprintf(b.f, "%-4s %-7s %-3s %-8s %-6s %-6s %-6s %-5s %-4s %s\n", "SLOT", "PID", "GEN", "STATE", "UPTIME",
+                "READY", "MEM", "CPU%", "RST", "LAST EXIT");
         for (size_t i = 0; i < n; i++)
-                fprintf(b.f, "%-5u %-8d %-4u %-9s %-12s %-10s %-9s %u\n", rows[i].slot, (int) rows[i].pid,
-                        rows[i].generation, rows[i].state, format_usec(up, sizeof up, rows[i].uptime_usec),
-                        rows[i].ready_after_usec ? format_usec(rdy, sizeof rdy, rows[i].ready_after_usec) : "-",
+                fprintf(b.f, "%-4u %-7d %-3u %-8s %-6s %-6s %-6s %-5.1f %-4u %s\n", rows[i].slot, (int) rows[i].pid,
+                        rows[i].generation, rows[i].state, format_short(up, sizeof up, rows[i].uptime_usec),
+                        rows[i].ready_after_usec ? format_short(rdy, sizeof rdy, rows[i].ready_after_usec) : "-",
                         rows[i].memory_bytes ? format_bytes(mem, sizeof mem, rows[i].memory_bytes) : "-",
-                        rows[i].restarts);
+                        cpu_percent(&rows[i]), rows[i].restarts, format_last_exit(last, sizeof last, &rows[i]));
         if (fclose(b.f) != 0) {
                 free(b.data);
                 return NULL;
@@ -43,6 +84,7 @@ char *status_format_table(const StatusPool *p, const StatusWorker *rows, size_t 
 }
 
 char *status_format_json(const StatusPool *p, const StatusWorker *rows, size_t n) {
+        char last[48];
         Buf b = {};
 
         b.f = open_memstream(&b.data, &b.size);
@@ -51,17 +93,23 @@ char *status_format_json(const StatusPool *p, const StatusWorker *rows, size_t n
         /* Every string printed here is one of ours (states), never user input: no escaping needed. */
         fprintf(b.f,
                 "%s\n{\"state\":\"%s\",\"generation\":%u,\"ready\":%u,\"wanted\":%u,\"workers\":%u,"
-                "\"reloads_ok\":%u,\"reloads_failed\":%u,\"uptime_usec\":%llu,\"notify_rejected\":%llu,\"slots\":[",
+                "\"reloads_ok\":%u,\"reloads_failed\":%u,\"uptime_usec\":%llu,\"notify_rejected\":%llu,"
+                "\"drained\":%s,\"slots\":[",
                 status_verdict(p), p->state, p->generation, p->ready, p->wanted, p->workers, p->reloads_ok,
                 p->reloads_failed,
-                (unsigned long long) p->uptime_usec, (unsigned long long) p->notify_rejected);
+                (unsigned long long) p->uptime_usec, (unsigned long long) p->notify_rejected,
+                p->drained ? "true" : "false");
         for (size_t i = 0; i < n; i++)
                 fprintf(b.f,
                         "%s{\"slot\":%u,\"pid\":%d,\"generation\":%u,\"state\":\"%s\",\"uptime_usec\":%llu,"
-                        "\"ready_after_usec\":%llu,\"memory_bytes\":%llu,\"restarts\":%u}",
+                        "\"ready_after_usec\":%llu,\"memory_bytes\":%llu,\"cpu_usec\":%llu,\"restarts\":%u,"
+                        "\"last_exit\":%s%s%s}",
                         i ? "," : "", rows[i].slot, (int) rows[i].pid, rows[i].generation, rows[i].state,
                         (unsigned long long) rows[i].uptime_usec, (unsigned long long) rows[i].ready_after_usec,
-                        (unsigned long long) rows[i].memory_bytes, rows[i].restarts);
+                        (unsigned long long) rows[i].memory_bytes, (unsigned long long) rows[i].cpu_usec,
+                        rows[i].restarts, rows[i].last_exit_code ? "\"" : "null",
+                        rows[i].last_exit_code ? format_last_exit(last, sizeof last, &rows[i]) : "",
+                        rows[i].last_exit_code ? "\"" : "");
         fputs("]}\n", b.f);
         if (fclose(b.f) != 0) {
                 free(b.data);

@@ -47,6 +47,9 @@ typedef struct StatusWorker {
         uint64_t memory_bytes;
         usec_t cpu_usec;
         unsigned restarts;
+        int last_exit_code;        /* CLD_EXITED/KILLED/DUMPED of the slot's last unexpected exit, 0: none */
+        int last_exit_status;      /* exit status or signal */
+        usec_t last_exit_ago_usec; /* how long ago */
 } StatusWorker;
 
 /* Both return an allocated reply for the control socket, or NULL on OOM: a first line "ok" (running or

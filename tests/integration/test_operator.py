@@ -91,8 +91,19 @@ class Operator(h.CorralTestCase):
         rc, out, err = self.ctl("status")
         self.assertEqual(rc, 0, err)
         self.assertRegex(out, r"corral: running, generation 1, 2/2 workers ready")
-        self.assertRegex(out, r"SLOT\s+PID\s+GEN\s+STATE")
-        self.assertEqual(len([l for l in out.splitlines() if l.split()[:1] in (["0"], ["1"])]), 2)
+        self.assertRegex(out, r"SLOT\s+PID\s+GEN\s+STATE\s+UPTIME\s+READY\s+MEM\s+CPU%\s+RST\s+LAST EXIT")
+        self.assertRegex(out.splitlines()[1], r"^reloads: 0 ok, 0 failed$")
+        rows = [l.split() for l in out.splitlines()[3:]]
+        self.assertEqual([r[0] for r in rows], ["0", "1"], out)
+        self.assertTrue(all(len(l) <= 80 for l in out.splitlines()), out)
+        # After a crash, the slot's row says how it ended.
+        victim = int(rows[1][1])
+        os.kill(victim, signal.SIGKILL)
+        h.wait_until(lambda: self.status()[1]["ready"] == 2 and victim not in
+                     {w["pid"] for w in self.status()[1]["slots"]}, 10, message="not replaced")
+        rc, out, err = self.ctl("status")
+        self.assertRegex(out.splitlines()[4], r"^1 .* 1\s+KILL \S+ ago$")
+        self.assertRegex(self.status()[1]["slots"][1]["last_exit"], r"^KILL \S+ ago$")
         rc, st = self.status()
         self.assertEqual((rc, st["state"], st["ready"], st["wanted"]), (0, "running", 2, 2))
         # Not running: exit 3.
