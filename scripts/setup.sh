@@ -41,7 +41,7 @@ info() {
 
 # The packages the build, the unit tests and the integration tests need. systemd provides
 # systemd-socket-activate, which the integration tests use.
-PACKAGES=(build-essential cmake pkg-config libsystemd-dev libinih-dev libcriterion-dev python3 python3-prometheus-client curl systemd)
+PACKAGES=(build-essential cmake pkg-config scdoc libsystemd-dev libinih-dev libcriterion-dev python3 python3-prometheus-client python3-gunicorn nodejs curl systemd)
 
 build_dir=${CORRAL_BUILD_DIR:-build}
 cmake_args=()
