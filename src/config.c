@@ -305,7 +305,8 @@ static const ConfigKey config_keys[] = {
             "Time a stopping worker gets before SIGKILL",
             config_parse_duration, stop_timeout_usec, USEC_PER_MSEC, USEC_PER_DAY),
         KEY("Worker", "RelaySignals", "relay-signals", 0, "SIGNALS", "SIGUSR1 SIGUSR2 SIGWINCH",
-            "Signals corral passes on to every worker, or 'none'; never HUP, TERM, INT or CHLD, which corral owns",
+            "Signals corral passes on to every worker, or 'none'; not HUP, TERM, INT, CHLD (corral's own), KILL, "
+            "STOP, PIPE or fault signals",
             config_parse_signal_set, relay_signals, 0, 0),
         KEY("Worker", "WorkerWatchdogSec", "worker-watchdog", 0, "DURATION", "0",
             "A ready worker that sends no WATCHDOG=1 for this long is replaced and aborted; 0 turns it off",

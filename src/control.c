@@ -219,6 +219,13 @@ int control_server_new(sd_event *e, const char *path, int64_t priority, control_
         if (s->fd < 0)
                 return -errno;
         strcpy(sa.sun_path, path);
+        /* A socket someone answers on belongs to a running corral: refuse rather than steal it. A stale
+         * one (connection refused) is replaced. */
+        {
+                _cleanup_close_ int probe = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+                if (probe >= 0 && connect(probe, (struct sockaddr *) &sa, sizeof sa) >= 0)
+                        return -EADDRINUSE;
+        }
         (void) unlink(path);
         /* Create it 0600 from the start: no window where another user could connect. */
         old = umask(0177);

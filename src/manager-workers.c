@@ -44,7 +44,7 @@ void manager_log_verdict(Manager *m, Worker *w, PoolWorker *pw, PoolVerdict v, u
         case POOL_VERDICT_DISABLED:
                 log_event(LOG_ERR, MESSAGE_ID_WORKER_DISABLED, &f,
                           "slot %u: exit status %d is RestartPreventExitStatus=, not restarting it", pw->slot,
-                          generation_config(m, pw->generation)->restart_prevent_exit_status);
+                          pool_config(m->pool)->prevent_exit_status);
                 break;
         case POOL_VERDICT_ROLL_ABORTED:
                 snprintf(why, sizeof why, "worker %u (pid %d) of generation %u %s; keeping generation %u",
@@ -200,20 +200,23 @@ static Worker *manager_attribute(Manager *m, pid_t pid) {
 
 void manager_on_worker_notify(NotifySocket *n, pid_t pid, const NotifyMessage *msg, void *userdata) {
         Manager *m = userdata;
-        Worker *w = manager_attribute(m, pid);
+        Worker *w = msg ? manager_attribute(m, pid) : NULL;
         usec_t now = now_usec(CLOCK_MONOTONIC);
 
-        if (!w || !w->pool_worker) {
-                uint64_t total = notify_socket_reject(n);
-                /* Count every one, log at most one every 10 s: a flood must not flood the journal. */
+        if (!msg || !w || !w->pool_worker) {
+                /* notify.c counted a malformed one already; one from a stranger is counted here. */
+                uint64_t total = msg ? notify_socket_reject(n) : notify_socket_rejected(n);
+
+                /* Log at most one every 10 s: a flood must not flood the journal. */
                 if (now - m->reject_logged_usec >= 10 * USEC_PER_SEC || m->reject_logged_usec == 0) {
                         LogFields f = {};
                         m->reject_logged_usec = now;
                         log_fields_add(&f, "SENDER_PID=%d", (int) pid);
                         log_fields_add(&f, "REJECTED_TOTAL=%llu", (unsigned long long) total);
                         log_event(LOG_WARNING, MESSAGE_ID_NOTIFY_REJECTED, &f,
-                                  "dropped a notification from pid %d, which is not a worker (%llu dropped so far)",
-                                  (int) pid, (unsigned long long) total);
+                                  "dropped a notification from pid %d: %s (%llu dropped so far)", (int) pid,
+                                  msg ? "not a worker" : "malformed, too long or without credentials",
+                                  (unsigned long long) total);
                 }
                 return;
         }

@@ -136,8 +136,8 @@ static void manager_update_status(Manager *m) {
 void manager_reload_finished(Manager *m, bool ok, const char *why) {
         LogFields f = {};
 
-        if (!m->reloading)
-                return;
+        /* Reported even when no reload is pending: a roll that outlived a later reload which failed at once
+         * (an invalid file) still ends, and systemd and the counters hear of it. */
         m->reloading = false;
         log_fields_add(&f, "WORKER_GENERATION=%u", pool_generation(m->pool));
         if (ok)
@@ -343,7 +343,8 @@ static void manager_start_stop(Manager *m, const char *signame) {
         log_fields_add(&f, "WORKER_COUNT=%u", c.workers);
         log_event(LOG_INFO, MESSAGE_ID_POOL_STOPPING, &f, "received %s, stopping %u worker%s", signame, c.workers,
                   c.workers == 1 ? "" : "s");
-        manager_reload_finished(m, false, "corral is stopping");
+        if (m->reloading)
+                manager_reload_finished(m, false, "corral is stopping");
         pool_stop(m->pool);
         free(m->status);
         m->status = strdup_printf("stopping: %u worker%s left", c.workers, c.workers == 1 ? "" : "s");
@@ -374,7 +375,9 @@ int manager_reload(Manager *m) {
                 return r;
         }
         if (!strv_equal(config->listen, m->target.config->listen))
-                log_warning("reload: Listen= cannot change while corral runs; restart corral to change sockets");
+                log_warning("reload: [Socket] Listen= cannot change while corral runs; restart corral to change sockets");
+        if (!streq_ptr(config->status_listen, m->target.config->status_listen))
+                log_warning("reload: [Health] Listen= cannot change while corral runs; restart corral to change it");
 
         r = generation_init(&g, config, 0, &error);
         if (r < 0) {

@@ -34,8 +34,9 @@ int notify_get_ppid(pid_t pid, pid_t *ret);
 
 typedef struct NotifySocket NotifySocket;
 
-/* Called for every datagram with credentials; pid is the sender's. Returns nothing: the receiver decides
- * whether it counts and bumps notify_socket_reject() if not. */
+/* Called for every datagram; pid is the sender's (0 when unknown). m is NULL for a datagram that was
+ * malformed, too long or without credentials: already counted as rejected. Otherwise the receiver decides
+ * whether it counts and calls notify_socket_reject() if not. */
 typedef void (*notify_handler_t)(NotifySocket *n, pid_t pid, const NotifyMessage *m, void *userdata);
 
 /* Creates an abstract AF_UNIX datagram socket with SO_PASSCRED, watched by the loop at priority. */

@@ -99,10 +99,12 @@ class Operator(h.CorralTestCase):
         # After a crash, the slot's row says how it ended.
         victim = int(rows[1][1])
         os.kill(victim, signal.SIGKILL)
-        h.wait_until(lambda: self.status()[1]["ready"] == 2 and victim not in
-                     {w["pid"] for w in self.status()[1]["slots"]}, 10, message="not replaced")
+        def replaced():
+            st = self.status()[1]  # one snapshot for both conditions
+            return st["ready"] == 2 and victim not in {w["pid"] for w in st["slots"]}
+        h.wait_until(replaced, 10, message="not replaced")
         rc, out, err = self.ctl("status")
-        self.assertRegex(out.splitlines()[4], r"^1 .* 1\s+KILL \S+ ago$")
+        self.assertRegex(out.splitlines()[4], r"^1 .* 1\s+KILL \S+ ago$", out)
         self.assertRegex(self.status()[1]["slots"][1]["last_exit"], r"^KILL \S+ ago$")
         rc, st = self.status()
         self.assertEqual((rc, st["state"], st["ready"], st["wanted"]), (0, "running", 2, 2))

@@ -260,7 +260,9 @@ Test(notify, get_ppid_from_proc) {
 /* The real socket. */
 
 typedef struct Received {
-        unsigned calls;
+        unsigned calls;     /* accepted datagrams */
+        unsigned rejected;  /* calls with no message: malformed, too long, no credentials */
+        pid_t rejected_pid;
         pid_t pid;
         NotifyMessage message;
         char status[NOTIFY_BUFFER_MAX + 1];
@@ -270,6 +272,11 @@ typedef struct Received {
 static void on_message(NotifySocket *n, pid_t pid, const NotifyMessage *m, void *userdata) {
         Received *r = userdata;
 
+        if (!m) {
+                r->rejected++;
+                r->rejected_pid = pid;
+                return;
+        }
         r->calls++;
         r->pid = pid;
         r->message = *m;
@@ -426,6 +433,8 @@ Test(notify, socket_closes_fds_of_rejected_datagrams) {
 
         loop_run(&l);
         cr_assert_eq(l.received.calls, 0);
+        cr_assert_eq(l.received.rejected, 1);
+        cr_assert_eq(l.received.rejected_pid, getpid());
         cr_assert_eq(notify_socket_rejected(l.socket), 1);
         cr_assert_eq(count_fds(), before, "the passed fd was not closed on the receiving side");
         loop_done(&l);
@@ -442,7 +451,8 @@ Test(notify, socket_rejects_oversized_datagrams) {
         loop_setup(&l);
         send_datagram(notify_socket_address(l.socket), big, NOTIFY_BUFFER_MAX + 1, -EBADF);
         loop_run(&l);
-        cr_assert_eq(l.received.calls, 0, "an oversized datagram reached the handler");
+        cr_assert_eq(l.received.calls, 0, "an oversized datagram reached the handler as a message");
+        cr_assert_eq(l.received.rejected, 1);
         cr_assert_eq(notify_socket_rejected(l.socket), 1);
 
         /* The socket still works afterwards, and exactly NOTIFY_BUFFER_MAX bytes are accepted. */
@@ -464,6 +474,7 @@ Test(notify, socket_rejects_malformed_datagrams) {
         send_datagram(notify_socket_address(l.socket), "GARBAGE", 7, -EBADF);
         loop_run(&l);
         cr_assert_eq(l.received.calls, 0);
+        cr_assert_eq(l.received.rejected, 2);
         cr_assert_eq(notify_socket_rejected(l.socket), 2);
         cr_assert_eq(notify_socket_reject(l.socket), 3);
         cr_assert_eq(notify_socket_rejected(l.socket), 3);
