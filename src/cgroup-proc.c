@@ -1,0 +1,206 @@
+/* SPDX-License-Identifier: MIT */
+/* The proc backend's half: a worker's process tree from /proc/PID/task/TID/children, its PSS and CPU time,
+ * and stop-then-kill of the whole tree. Everything relative to the /proc directory fd. No logging. */
+
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "cgroup-io.h"
+#include "cgroup-parse.h"
+#include "cgroup-proc.h"
+
+#define KILL_ROUNDS_MAX 16U
+
+static int proc_read_stat(int proc_fd, pid_t pid, ProcStat *ret) {
+        _cleanup_free_ char *s = NULL;
+        char path[64];
+        int r;
+
+        (void) snprintf(path, sizeof(path), "%d/stat", (int) pid);
+        r = dir_read_file(proc_fd, path, &s);
+        if (r < 0)
+                return r;
+        return proc_parse_stat(s, ret);
+}
+
+static bool proc_state_dead(char state) {
+        return state == 'Z' || state == 'X' || state == 'x';
+}
+
+/* Appends the children of every thread of pid, as /proc/PID/task/TID/children lists them. */
+static int proc_append_children(int proc_fd, pid_t pid, pid_t **pids, size_t *n) {
+        _cleanup_(closedirp) DIR *d = NULL;
+        char path[64];
+        int fd, r;
+
+        (void) snprintf(path, sizeof(path), "%d/task", (int) pid);
+        fd = openat(proc_fd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        d = fdopendir(fd);
+        if (!d) {
+                safe_close(fd);
+                return -errno;
+        }
+        for (struct dirent *de; (de = readdir(d));) {
+                _cleanup_free_ pid_t *children = NULL;
+                char file[NAME_MAX + 16];
+
+                if (de->d_name[0] == '.')
+                        continue;
+                (void) snprintf(file, sizeof(file), "%s/children", de->d_name);
+                r = dir_read_pids(dirfd(d), file, &children);
+                if (errno_is_gone(r))
+                        continue; /* the thread exited meanwhile */
+                if (r < 0)
+                        return r;
+                for (int i = 0; i < r; i++) {
+                        if (pid_set_contains(*pids, *n, children[i]))
+                                continue;
+                        int k = pid_set_add(pids, n, children[i]);
+                        if (k < 0)
+                                return k;
+                }
+        }
+        return 0;
+}
+
+int proc_tree_collect(int proc_fd, pid_t root, pid_t **ret) {
+        _cleanup_free_ pid_t *pids = NULL;
+        ProcStat st;
+        size_t n = 0;
+        int r;
+
+        r = proc_read_stat(proc_fd, root, &st);
+        if (errno_is_gone(r) || (r >= 0 && proc_state_dead(st.state))) {
+                *ret = NULL;
+                return 0;
+        }
+        if (r < 0)
+                return r;
+        r = pid_set_add(&pids, &n, root);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                r = proc_append_children(proc_fd, pids[i], &pids, &n);
+                if (errno_is_gone(r))
+                        continue;
+                if (r < 0)
+                        return r;
+        }
+        *ret = TAKE_PTR(pids);
+        return (int) n;
+}
+
+int proc_tree_sum(int proc_fd, uint64_t hz, const pid_t *pids, size_t n, bool want_cpu, CgroupSample *s) {
+        ProcSmapsRollup total = { .has_pss_anon = true, .has_pss_file = true };
+        uint64_t ticks = 0;
+        int r;
+
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *c = NULL;
+                ProcSmapsRollup one;
+                char path[64];
+
+                (void) snprintf(path, sizeof(path), "%d/smaps_rollup", (int) pids[i]);
+                r = dir_read_file(proc_fd, path, &c);
+                if (r >= 0)
+                        r = proc_parse_smaps_rollup(c, &one);
+                /* A zombie or kernel thread has an empty smaps_rollup (-ENOENT from the parser); a
+                 * descendant that changed credentials may refuse us (-EACCES): both own no memory we
+                 * could charge to the worker. The worker's own pid must be readable. */
+                if (r < 0 && !errno_is_gone(r) && (r != -EACCES || i == 0))
+                        return r;
+                if (r >= 0) {
+                        total.pss += one.pss;
+                        total.pss_anon += one.pss_anon;
+                        total.pss_file += one.pss_file;
+                        total.has_pss_anon = total.has_pss_anon && one.has_pss_anon;
+                        total.has_pss_file = total.has_pss_file && one.has_pss_file;
+                }
+
+                if (want_cpu) {
+                        ProcStat st;
+
+                        /* cutime/cstime hold the time of children this process has reaped: a worker
+                         * that forks short-lived helpers is charged for them. */
+                        r = proc_read_stat(proc_fd, pids[i], &st);
+                        if (r < 0 && !errno_is_gone(r))
+                                return r;
+                        if (r >= 0)
+                                ticks += st.utime + st.stime + st.cutime + st.cstime;
+                }
+        }
+
+        s->memory_current = total.pss;
+        s->flags |= CGROUP_SAMPLE_MEMORY_CURRENT;
+        if (total.has_pss_anon) {
+                s->memory_anon = total.pss_anon;
+                s->flags |= CGROUP_SAMPLE_MEMORY_ANON;
+        }
+        if (total.has_pss_file) {
+                s->memory_file = total.pss_file;
+                s->flags |= CGROUP_SAMPLE_MEMORY_FILE;
+        }
+        if (want_cpu) {
+                s->cpu_usage_usec = proc_ticks_to_usec(ticks, hz);
+                s->flags |= CGROUP_SAMPLE_CPU_USAGE;
+        }
+        return 0;
+}
+
+int proc_tree_kill(int proc_fd, pid_t root) {
+        _cleanup_free_ pid_t *stopped = NULL;
+        size_t n_stopped = 0;
+        int killed = 0, error = 0, r;
+
+        if (root <= 0)
+                return 0;
+        /* Whatever fails on the way, everything stopped gets killed: never leave a tree stopped. */
+        for (unsigned round = 0; round < KILL_ROUNDS_MAX && error == 0; round++) {
+                _cleanup_free_ pid_t *pids = NULL;
+                bool fresh = false;
+
+                r = proc_tree_collect(proc_fd, root, &pids);
+                if (r < 0) {
+                        error = r;
+                        break;
+                }
+                for (int i = 0; i < r; i++) {
+                        if (pid_set_contains(stopped, n_stopped, pids[i]))
+                                continue;
+                        r = pid_set_add(&stopped, &n_stopped, pids[i]);
+                        if (r < 0) {
+                                error = r;
+                                break;
+                        }
+                        fresh = true;
+                        if (kill(pids[i], SIGSTOP) < 0 && errno != ESRCH)
+                                error = -errno;
+                }
+                if (!fresh)
+                        break;
+        }
+        for (size_t i = 0; i < n_stopped; i++) {
+                if (kill(stopped[i], SIGKILL) >= 0)
+                        killed++;
+                else if (errno != ESRCH && error == 0)
+                        error = -errno;
+        }
+        return error < 0 ? error : killed;
+}
+
+int proc_pid_running(int proc_fd, pid_t pid) {
+        ProcStat st;
+        int r;
+
+        if (pid <= 0)
+                return 0;
+        r = proc_read_stat(proc_fd, pid, &st);
+        if (errno_is_gone(r))
+                return 0;
+        return r < 0 ? r : !proc_state_dead(st.state);
+}
