@@ -25,6 +25,7 @@ enum {
         ARG_LOG_LEVEL,
         ARG_CONTROL,
         ARG_PID_FILE,
+        ARG_CGROUP_ROOT,
         ARG_WAIT,
         ARG_JSON,
         ARG_KEY_BASE = 0x200, /* + index into the config key table */
@@ -34,6 +35,7 @@ typedef struct Args {
         const char *config_path;
         const char *control_path;
         const char *pid_file;
+        const char *cgroup_root;
         ConfigArg *config_args;
         size_t n_config_args;
         char **command;
@@ -58,6 +60,8 @@ static void help(void) {
                "     --control PATH          Control socket (default: $RUNTIME_DIRECTORY/control; none\n"
                "                             when neither is set)\n"
                "     --pid-file PATH         Write corral's pid to PATH (atomically), remove it at exit\n"
+               "     --cgroup-root PATH      cgroupfs for per-worker accounting (default: /sys/fs/cgroup);\n"
+               "                             'none' accounts from /proc only\n"
                "     --log-level LEVEL       debug, info, notice, warning or err (default: info)\n\n"
                "reload rolls every worker to a new generation after re-reading the configuration (like\n"
                "SIGHUP); with --wait it returns when the roll is over and fails when the roll failed.\n"
@@ -83,6 +87,7 @@ static int parse_argv(int argc, char *argv[], Args *a) {
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
                 { "control", required_argument, NULL, ARG_CONTROL },
                 { "pid-file", required_argument, NULL, ARG_PID_FILE },
+                { "cgroup-root", required_argument, NULL, ARG_CGROUP_ROOT },
         };
         const ConfigKeyInfo *keys;
         _cleanup_free_ struct option *options = NULL;
@@ -126,6 +131,9 @@ static int parse_argv(int argc, char *argv[], Args *a) {
                         break;
                 case ARG_PID_FILE:
                         a->pid_file = optarg;
+                        break;
+                case ARG_CGROUP_ROOT:
+                        a->cgroup_root = optarg;
                         break;
                 case ARG_LOG_LEVEL:
                         r = log_level_from_string(optarg);
@@ -354,6 +362,7 @@ static int run(int argc, char *argv[]) {
                 .command = a.command,
                 .control_path = a.control_path,
                 .status_socket = &status,
+                .cgroup_root = !a.cgroup_root ? "/sys/fs/cgroup" : streq(a.cgroup_root, "none") ? NULL : a.cgroup_root,
         };
         r = manager_new(&params, TAKE_PTR(config), &sockets, &m);
         if (r < 0) {

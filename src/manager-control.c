@@ -48,8 +48,20 @@ static void manager_status_snapshot(Manager *m, StatusPool *ret_pool, StatusWork
                 if (!w)
                         continue;
                 (void) pool_slot_last_exit(m->pool, pw->slot, &last, &when);
-                (void) worker_read_memory(w, &pw->memory_bytes);
-                (void) worker_read_cpu(w, &pw->cpu_usec);
+                /* Fresh figures from its cgroup (or process tree); no recycling decision is taken here, that
+                 * is the sampling timer's. Without accounting, the process alone. */
+                if (w->cgroup) {
+                        CgroupSample cs;
+                        if (cgroup_worker_sample(w->cgroup, &cs) > 0) {
+                                if (cs.flags & CGROUP_SAMPLE_MEMORY_CURRENT)
+                                        pw->memory_bytes = cs.memory_current;
+                                if (cs.flags & CGROUP_SAMPLE_CPU_USAGE)
+                                        pw->cpu_usec = cs.cpu_usage_usec;
+                        }
+                } else {
+                        (void) worker_read_memory(w, &pw->memory_bytes);
+                        (void) worker_read_cpu(w, &pw->cpu_usec);
+                }
                 rows[n++] = (StatusWorker) {
                         .slot = pw->slot,
                         .pid = w->pid,

@@ -8,6 +8,7 @@
 
 #include <systemd/sd-event.h>
 
+#include "cgroup.h"
 #include "config.h"
 #include "control.h"
 #include "log.h"
@@ -26,6 +27,7 @@ enum {
         PRIORITY_SIGNAL = -20,
         PRIORITY_NOTIFY = -10,
         PRIORITY_TIMER = 0,
+        PRIORITY_SAMPLE = 10,
 };
 
 /* A config with what spawning under it needs, for one generation. */
@@ -50,6 +52,8 @@ struct Manager {
 
         NotifySocket *notify;
         ControlServer *control;
+        CgroupManager *cgroups;
+        sd_event_source *sample_timer;
         SocketSet status_sockets;
         Httpd *httpd;
         bool drained;
@@ -72,6 +76,14 @@ struct Manager {
         usec_t reject_logged_usec;
 };
 
+/* The recycling policy of a config. */
+#define RECYCLE_POLICY(c)                                                                                 \
+        {                                                                                                 \
+                .memory_max = (c)->recycle_memory_max, .cpu_max_percent = (c)->recycle_cpu_max_percent,   \
+                .samples = (c)->recycle_samples, .max_age_usec = (c)->max_age_usec,                       \
+                .max_age_jitter_usec = (c)->max_age_jitter_usec,                                          \
+        }
+
 /* The config of a live generation: the target's, or the stable one's. */
 Config *generation_config(const Manager *m, unsigned generation);
 /* WORKER_PID=, WORKER_SLOT=, WORKER_GENERATION= for a journal event. */
@@ -83,6 +95,8 @@ void manager_reload_finished(Manager *m, bool ok, const char *why);
 void manager_roll_aborted(Manager *m, const char *why);
 
 /* manager-workers.c */
+/* Samples every worker's accounting, feeds the pool's ranking and the recycling policy. */
+void manager_sample(Manager *m);
 /* Logs what a verdict means (throttled, disabled, roll aborted); pw may be a copy of a freed record. */
 void manager_log_verdict(Manager *m, Worker *w, PoolWorker *pw, PoolVerdict v, usec_t delay, const char *what);
 void manager_on_worker_event(Worker *w, const WorkerEvent *ev, void *userdata);

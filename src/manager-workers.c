@@ -68,6 +68,9 @@ static void manager_worker_gone(Manager *m, Worker *w, const siginfo_t *si) {
 
         w->next_dead = m->dead;
         m->dead = w;
+        /* Whatever the worker left in its cgroup goes with it (its session is killed in worker.c). */
+        if (w->cgroup)
+                (void) cgroup_worker_kill(w->cgroup);
         if (!pw)
                 return;
         copy = *pw;
@@ -166,6 +169,8 @@ void manager_on_worker_event(Worker *w, const WorkerEvent *ev, void *userdata) {
                 pool_worker_recycle(m->pool, pw);
                 break;
         case WORKER_EVENT_KILLED:
+                if (w->cgroup)
+                        (void) cgroup_worker_kill(w->cgroup);
                 if (!pw)
                         break;
                 worker_fields(&f, w, pw);
@@ -232,4 +237,77 @@ void manager_on_worker_notify(NotifySocket *n, pid_t pid, const NotifyMessage *m
                 m->counters.recycles[RECYCLE_REQUEST]++;
                 pool_worker_recycle(m->pool, w->pool_worker);
         }
+}
+
+/* "512.0M", "97%", "1d 2h", "1" for the recycle event's value and limit. */
+static const char *format_recycle_value(char *buf, size_t size, RecycleReason r, uint64_t v) {
+        switch (r) {
+        case RECYCLE_MEMORY:
+                return format_bytes(buf, size, v);
+        case RECYCLE_CPU:
+                snprintf(buf, size, "%llu%%", (unsigned long long) v);
+                return buf;
+        case RECYCLE_AGE:
+                return format_usec(buf, size, v);
+        default:
+                snprintf(buf, size, "%llu", (unsigned long long) v);
+                return buf;
+        }
+}
+
+void manager_sample(Manager *m) {
+        const Config *c = m->target.config;
+        RecyclePolicy policy = RECYCLE_POLICY(c);
+        usec_t now = now_usec(CLOCK_MONOTONIC);
+
+        for (PoolWorker *pw = pool_workers(m->pool); pw; pw = pw->next) {
+                Worker *w = pw->userdata;
+                RecycleSample rs = { .at = now };
+                char a[FORMAT_USEC_MAX], b[FORMAT_USEC_MAX];
+                uint64_t value = 0, limit = 0;
+                RecycleReason reason;
+                CgroupSample cs;
+                LogFields f = {};
+                int r;
+
+                if (!w || !w->cgroup || w->exited)
+                        continue;
+                r = cgroup_worker_sample(w->cgroup, &cs);
+                if (r < 0)
+                        log_debug_errno(r, "Failed to sample worker %u (pid %d): %m", pw->slot, (int) w->pid);
+                if (r <= 0)
+                        continue; /* gone between the exit and its event, or unreadable for now */
+
+                if (cs.flags & CGROUP_SAMPLE_MEMORY_CURRENT) {
+                        pw->memory_bytes = rs.memory = cs.memory_current;
+                        rs.memory_valid = true;
+                }
+                if (cs.flags & CGROUP_SAMPLE_CPU_USAGE) {
+                        pw->cpu_usec = rs.cpu_usec = cs.cpu_usage_usec;
+                        rs.cpu_valid = true;
+                }
+                if (cs.flags & CGROUP_SAMPLE_EVENTS_OOM_KILL) {
+                        rs.oom_kills = cs.events_oom_kill;
+                        rs.oom_valid = true;
+                }
+
+                reason = recycle_check(&w->recycle, &policy, &rs, &value, &limit);
+                /* Asked once is enough; a starting worker is judged once it serves. */
+                if (reason == RECYCLE_NONE || pw->state != WORKER_READY || pw->recycle || w->abort_on_stop)
+                        continue;
+
+                worker_fields(&f, w, pw);
+                log_fields_add(&f, "REASON=%s", recycle_reason_to_string(reason));
+                log_fields_add(&f, "VALUE=%llu", (unsigned long long) value);
+                log_fields_add(&f, "LIMIT=%llu", (unsigned long long) limit);
+                log_fields_add(&f, "MEMORY_CURRENT=%llu", (unsigned long long) pw->memory_bytes);
+                log_fields_add(&f, "CPU_USAGE_USEC=%llu", (unsigned long long) pw->cpu_usec);
+                log_event(LOG_NOTICE, MESSAGE_ID_WORKER_RECYCLED, &f,
+                          "worker %u (pid %d) is recycled: %s %s, limit %s", pw->slot, (int) w->pid,
+                          recycle_reason_to_string(reason), format_recycle_value(a, sizeof a, reason, value),
+                          format_recycle_value(b, sizeof b, reason, limit));
+                m->counters.recycles[reason]++;
+                pool_worker_recycle(m->pool, pw);
+        }
+        (void) cgroup_manager_gc(m->cgroups);
 }

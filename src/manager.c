@@ -191,8 +191,8 @@ static int manager_spawn(Manager *m, PoolWorker *pw) {
                 .argv = g->config->exec_start,
                 .fds = m->fds,
                 .n_fds = m->sockets.n,
-                .cgroup_procs_fd = -EBADF,
         };
+        CgroupWorker *cw = NULL;
         WorkerStartParams wp = {
                 .spawn = &sp,
                 .ready_timeout_usec = g->config->ready_mode == READY_EXEC ? USEC_INFINITY : g->config->ready_timeout_usec,
@@ -211,10 +211,30 @@ static int manager_spawn(Manager *m, PoolWorker *pw) {
                 return r;
         sp.envp = envp;
 
+        /* Accounting is worth having, not worth refusing a worker for: without its leaf the worker runs
+         * uncounted (logged), never not at all. */
+        if (m->cgroups) {
+                r = cgroup_worker_new(m->cgroups, pw->slot, pw->id, &cw);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to create the cgroup of worker %u, running it without: %m",
+                                          pw->slot);
+                else
+                        sp.n_cgroup_procs_fds = cgroup_worker_procs_fds(cw, sp.cgroup_procs_fds);
+        }
+
         r = worker_start(m->event, &wp, pw, &w);
-        if (r < 0)
+        if (cw)
+                cgroup_worker_close_procs_fds(cw);
+        if (r < 0) {
+                cgroup_worker_free(cw);
                 return r;
+        }
         pw->userdata = w;
+        w->cgroup = cw;
+        if (cw)
+                (void) cgroup_worker_attach_pid(cw, w->pid);
+        recycle_state_init(&w->recycle, &(RecyclePolicy) RECYCLE_POLICY(g->config), w->started_usec,
+                           (double) random() / ((double) RAND_MAX + 1.0));
         worker_fields(&f, w, pw);
         log_event(LOG_INFO, MESSAGE_ID_WORKER_STARTED, &f, "worker %u (pid %d, generation %u) started", pw->slot,
                   (int) w->pid, pw->generation);
@@ -311,12 +331,22 @@ static int on_post(sd_event_source *s, void *userdata) {
         while (m->dead) {
                 Worker *w = m->dead;
                 m->dead = w->next_dead;
+                cgroup_worker_free(w->cgroup);
                 worker_free(w);
         }
         manager_reconcile(m);
 
         if (pool_is_stopping(m->pool) && pool_is_empty(m->pool))
                 return sd_event_exit(m->event, 0);
+        return 0;
+}
+
+static int on_sample_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+
+        manager_sample(m);
+        /* The interval of the target generation, so a reload can change it. */
+        (void) sd_event_source_set_time_relative(s, m->target.config->check_interval_usec);
         return 0;
 }
 
@@ -388,8 +418,9 @@ int manager_reload(Manager *m) {
         (void) manager_watch_relay_signals(m, g.config);
 
         /* The roll replaces the heaviest workers first: sample them now. */
+        manager_sample(m);
         for (PoolWorker *pw = pool_workers(m->pool); pw; pw = pw->next)
-                if (pw->userdata)
+                if (pw->userdata && !((Worker *) pw->userdata)->cgroup)
                         (void) worker_read_memory(pw->userdata, &pw->memory_bytes);
 
         pc = pool_config_from(g.config, m->ncpus);
@@ -556,6 +587,31 @@ int manager_new(const ManagerParams *params, Config *config, SocketSet *sockets,
                         return log_error_errno(r, "Failed to serve the health endpoint: %m");
         }
 
+        if (params->cgroup_root) {
+                _cleanup_free_ char *reason = NULL;
+                r = cgroup_manager_new(params->cgroup_root, "/proc", 0, &m->cgroups, &reason);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to set up worker accounting, using /proc: %m");
+                else
+                        log_info("accounting: %s", reason);
+        }
+        if (!m->cgroups) {
+                _cleanup_free_ char *reason = NULL;
+                r = cgroup_manager_new(NULL, "/proc", 0, &m->cgroups, &reason);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to set up /proc accounting, running without: %m");
+                else if (!params->cgroup_root)
+                        log_info("accounting: %s", reason);
+        }
+        srandom((unsigned) (getpid() ^ now_usec(CLOCK_MONOTONIC)));
+        r = sd_event_add_time_relative(m->event, &m->sample_timer, CLOCK_MONOTONIC,
+                                       m->target.config->check_interval_usec, 0, on_sample_timer, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the sampling timer: %m");
+        (void) sd_event_source_set_priority(m->sample_timer, PRIORITY_SAMPLE);
+        (void) sd_event_source_set_description(m->sample_timer, "sample");
+        (void) sd_event_source_set_enabled(m->sample_timer, SD_EVENT_ON);
+
         if (params->control_path) {
                 r = control_server_new(m->event, params->control_path, PRIORITY_NOTIFY, manager_on_control, m, &m->control);
                 if (r < 0)
@@ -588,12 +644,20 @@ Manager *manager_free(Manager *m) {
                 return NULL;
         /* Freeing a worker's child source kills and reaps a process that is still there. */
         for (PoolWorker *pw = m->pool ? pool_workers(m->pool) : NULL; pw; pw = pw->next)
-                worker_free(pw->userdata);
+                if (pw->userdata) {
+                        Worker *w = pw->userdata;
+                        cgroup_worker_kill(w->cgroup);
+                        cgroup_worker_free(w->cgroup);
+                        worker_free(w);
+                }
         while (m->dead) {
                 Worker *w = m->dead;
                 m->dead = w->next_dead;
+                cgroup_worker_free(w->cgroup);
                 worker_free(w);
         }
+        cgroup_manager_free(m->cgroups);
+        sd_event_source_disable_unref(m->sample_timer);
         pool_free(m->pool);
         control_server_free(m->control);
         httpd_free(m->httpd);

@@ -16,6 +16,7 @@ typedef struct ManagerParams {
         char *const *command;
         const char *control_path; /* NULL: no control socket */
         SocketSet *status_socket; /* the health/metrics socket(s); taken over by manager_new(), may be empty */
+        const char *cgroup_root;  /* cgroupfs to account workers in, NULL: /proc accounting only */
 } ManagerParams;
 
 /* Takes ownership of config and sockets (on success and failure alike). Sets up the loop, signals and

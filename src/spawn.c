@@ -87,8 +87,11 @@ _noreturn_ static void child_run(const SpawnParams *p, pid_t parent, int status_
         if (setsid() < 0)
                 child_fail(status_fd, SPAWN_STAGE_SETSID, errno);
 
-        if (p->cgroup_procs_fd >= 0 && write(p->cgroup_procs_fd, "0", 1) < 0)
-                child_fail(status_fd, SPAWN_STAGE_CGROUP, errno);
+        /* Before anything else runs in the worker: memory is charged where a process was when it
+         * allocated, so a later move would leave its start-up allocations behind. */
+        for (size_t i = 0; i < p->n_cgroup_procs_fds; i++)
+                if (write(p->cgroup_procs_fds[i], "0", 1) < 0)
+                        child_fail(status_fd, SPAWN_STAGE_CGROUP, errno);
 
         r = child_move_fds(p->fds, p->n_fds, status_fd, &status_fd);
         if (r < 0)

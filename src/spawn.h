@@ -29,7 +29,8 @@ typedef struct SpawnParams {
         EnvPidEntries pid_entries; /* entries of envp that receive the worker's pid in the child */
         const int *fds;          /* sockets that become fds 3, 4, ... in the child */
         size_t n_fds;
-        int cgroup_procs_fd;     /* an open cgroup.procs to join before exec, or -EBADF */
+        int cgroup_procs_fds[2]; /* open cgroup.procs files to join before exec (v2 and v1 memory) */
+        size_t n_cgroup_procs_fds;
 } SpawnParams;
 
 /* What the child writes to the status pipe when it fails before exec. */

@@ -10,10 +10,12 @@
 #include <systemd/sd-event.h>
 
 #include "pool.h"
+#include "recycle.h"
 #include "spawn.h"
 #include "util.h"
 
 typedef struct Worker Worker;
+struct CgroupWorker;
 
 typedef enum WorkerEventType {
         WORKER_EVENT_EXEC_OK,       /* execve() succeeded */
@@ -47,6 +49,8 @@ struct Worker {
         sd_event_source *watchdog_source;
         usec_t watchdog_usec;
         bool abort_on_stop; /* stop it with SIGABRT, for a core dump (a hung worker) */
+        struct CgroupWorker *cgroup; /* its leaf, owned by the manager; NULL without accounting */
+        RecycleState recycle;        /* the recycling policy's view of it */
         usec_t ready_delay_usec;
 
         worker_handler_t handler;

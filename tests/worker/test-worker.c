@@ -326,6 +326,21 @@ static bool conn_process(Conn *c) {
                         _exit((int) strtol(path + 6, NULL, 10));
                 if (strcmp(path, "/hang") == 0)
                         hang();
+                if (strncmp(path, "/leak/", 6) == 0) {
+                        /* Allocated, touched and kept: the worker's memory grows by that much. */
+                        size_t mib = (size_t) strtoul(path + 6, NULL, 10), bytes = mib << 20;
+                        volatile char *leak = bytes > 0 && mib <= 4096 ? malloc(bytes) : NULL;
+                        for (size_t k = 0; leak && k < bytes; k += 4096)
+                                leak[k] = 1;
+                }
+                if (strcmp(path, "/spin") == 0 && fork() == 0) {
+                        /* A runaway child in the worker's cgroup; the worker itself keeps serving. It ends
+                         * by itself after 60 s so a failed test never leaves it spinning. */
+                        time_t stop_at = time(NULL) + 60;
+                        for (volatile unsigned long i = 0; time(NULL) < stop_at; i++)
+                                ;
+                        _exit(0);
+                }
                 if (strcmp(path, "/recycle") == 0)
                         (void) sd_notify(0, "RECYCLE=1"); /* answered like any request, from this pid */
                 if (strcmp(path, "/env") == 0)

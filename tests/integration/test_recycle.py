@@ -1,0 +1,84 @@
+# SPDX-License-Identifier: MIT
+"""Recycling by accounting, for real on this host's cgroups (hybrid: cgroup2 leaves plus the v1 memory
+controller) and with /proc accounting: a leaking worker is replaced start-first on memory, a runaway one
+on CPU (its spinning child removed with it), old ones on age with jitter; zero failed requests."""
+
+import os
+import re
+import time
+import unittest
+
+import corral_harness as h
+
+
+class Recycle(h.CorralTestCase):
+    def start(self, *extra, count=2, accounting=()):
+        self.port = h.free_port()
+        c = self.start_corral(["--listen", f"127.0.0.1:{self.port}", "--count", count, "--check-interval", "200ms",
+                               *accounting, *extra, "--", h.worker_bin()])
+        c.wait_for_line(rf"all {count} workers? ready", timeout=20)
+        return c
+
+    def recycled(self, c, reason, timeout=20):
+        m = c.wait_for_line(rf"worker (\d+) \(pid (\d+)\) is recycled: {reason} (\S+), limit (\S+)", timeout=timeout)
+        return int(m.group(2)), m.group(3), m.group(4)
+
+    def leak_and_check(self, accounting):
+        c = self.start("--recycle-memory-max", "48M", "--recycle-samples", "2", accounting=accounting)
+        load = h.LoadGenerator(self.port, concurrency=4, duration=h.scaled(30), keepalive=False, timeout=10).start()
+        try:
+            victim = h.http_get(self.port, "/leak/80").pid
+            pid, value, limit = self.recycled(c, "memory")
+            self.assertEqual(pid, victim)
+            self.assertEqual(limit, "48.0M")
+            c.wait_for_line(rf"\(pid {victim}\) exited with status 0", timeout=20)
+            time.sleep(0.3)
+        finally:
+            load.stop()
+        s = load.summary()
+        self.assertEqual(s["failed"], 0, s["failure_reasons"])
+        out = c.output()
+        # Start-first: the replacement was ready before the leaking worker was stopped.
+        ready = re.search(rf"worker \d+ \(pid (\d+)\) ready after", out[out.index(f"(pid {victim}) is recycled"):])
+        self.assertIsNotNone(ready)
+        self.assertLess(out.index(f"(pid {ready.group(1)}) ready after"), out.index(f"(pid {victim}) exited"))
+        return c
+
+    def test_leaking_worker_recycled_on_memory_with_cgroups(self):
+        c = self.leak_and_check(())
+        self.assertRegex(c.output(), r"accounting: (hybrid cgroups|cgroup v2)")
+
+    def test_leaking_worker_recycled_on_memory_with_proc_accounting(self):
+        c = self.leak_and_check(("--cgroup-root", "none"))
+        self.assertRegex(c.output(), r"accounting: .*(/proc|process tree|PSS)")
+
+    def test_runaway_worker_recycled_on_cpu_with_its_child(self):
+        c = self.start("--recycle-cpu-max", "50", "--recycle-samples", "3", count=1)
+        victim = h.http_get(self.port, "/spin").pid
+        h.wait_until(lambda: [p for p in h.child_pids(victim)], 5, message="no spinning child")
+        spinner = h.child_pids(victim)[0]
+        pid, value, limit = self.recycled(c, "cpu")
+        self.assertEqual(pid, victim)
+        self.assertEqual(limit, "50%")
+        self.assertGreater(int(value.rstrip("%")), 50)
+        c.wait_for_line(rf"\(pid {victim}\) exited", timeout=20)
+        self.assertAllGone([victim, spinner], timeout=5)
+        self.assertEqual(h.http_get(self.port).status, 200)
+
+    def test_max_age_with_jitter(self):
+        c = self.start("--max-age", "2s", "--max-age-jitter", "2s", count=3)
+        seen = set()
+        deadline = time.monotonic() + h.scaled(20)
+        while len(seen) < 3 and time.monotonic() < deadline:
+            for m in re.finditer(r"worker (\d+) \(pid \d+\) is recycled: age (\S+), limit (\S+)", c.output()):
+                seen.add((m.group(1), m.group(3)))
+            time.sleep(0.2)
+        slots = {s for s, _ in seen}
+        self.assertEqual(slots, {"0", "1", "2"}, c.output())
+        limits = {l for _, l in seen}
+        self.assertGreater(len(limits), 1, f"no jitter: every worker got the same age limit {limits}")
+        self.assertEqual(h.http_get(self.port).status, 200)
+
+
+if __name__ == "__main__":
+    unittest.main()
