@@ -144,6 +144,15 @@ static int config_parse_size(const ConfigKey *k, const char *value, Config *c, c
         return 0;
 }
 
+/* A size or "infinity", for limits that are off unless set. */
+static int config_parse_limit(const ConfigKey *k, const char *value, Config *c, char *why, size_t n) {
+        if (streq(value, "infinity")) {
+                *(uint64_t *) config_field(k, c) = UINT64_MAX;
+                return 0;
+        }
+        return config_parse_size(k, value, c, why, n);
+}
+
 static int config_parse_exit_status(const ConfigKey *k, const char *value, Config *c, char *why, size_t n) {
         unsigned v;
         int r;
@@ -311,6 +320,14 @@ static const ConfigKey config_keys[] = {
         KEY("Worker", "WorkerWatchdogSec", "worker-watchdog", 0, "DURATION", "0",
             "A ready worker that sends no WATCHDOG=1 for this long is replaced and aborted; 0 turns it off",
             config_parse_duration, worker_watchdog_usec, 0, USEC_PER_HOUR),
+        KEY("Worker", "MemoryHigh", "memory-high", 0, "SIZE", "infinity",
+            "memory.high of each worker's cgroup: the kernel throttles it above this, and corral checks it at "
+            "once (cgroup v2)",
+            config_parse_limit, cgroup_memory_high, 4096, UINT64_C(1) << 50),
+        KEY("Worker", "MemoryLimit", "memory-limit", 0, "SIZE", "infinity",
+            "memory.max of each worker's cgroup (memory.limit_in_bytes on cgroup v1): the kernel OOM-kills "
+            "above this",
+            config_parse_limit, cgroup_memory_max, 4096, UINT64_C(1) << 50),
         KEY_NO_DEFAULT("Socket", "Listen", "listen", 'l', "ADDRESS",
                        "Socket to bind without socket activation, repeatable: [NAME=][tcp:|udp:]IP:PORT or "
                        "[NAME=]unix:PATH[:MODE]; an empty value clears the list",

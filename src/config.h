@@ -44,6 +44,8 @@ typedef struct Config {
         usec_t stop_timeout_usec;
 
         uint64_t relay_signals;   /* bit (sig - 1) set: relayed to every worker */
+        uint64_t cgroup_memory_high; /* per-worker memory.high, UINT64_MAX: none */
+        uint64_t cgroup_memory_max;  /* per-worker memory.max, UINT64_MAX: none */
         usec_t worker_watchdog_usec; /* 0: no per-worker watchdog */
 
         char **listen; /* embedded-mode listen specs, in order (see sockets.h) */

@@ -173,6 +173,16 @@ void manager_roll_aborted(Manager *m, const char *why) {
 
 /* ---- plan execution ---- */
 
+static int on_memory_events(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        char buf[512];
+
+        /* kernfs keeps POLLPRI raised until the file is read again through this fd. */
+        if (lseek(fd, 0, SEEK_SET) >= 0)
+                (void) !read(fd, buf, sizeof buf);
+        manager_sample(userdata);
+        return 0;
+}
+
 static int manager_spawn(Manager *m, PoolWorker *pw) {
         Generation *g = pw->generation == m->stable.number ? &m->stable : &m->target;
         _cleanup_strv_free_ char **envp = NULL;
@@ -222,6 +232,17 @@ static int manager_spawn(Manager *m, PoolWorker *pw) {
                         sp.n_cgroup_procs_fds = cgroup_worker_procs_fds(cw, sp.cgroup_procs_fds);
         }
 
+        if (cw && (g->config->cgroup_memory_high != UINT64_MAX || g->config->cgroup_memory_max != UINT64_MAX)) {
+                r = cgroup_worker_set_memory_limits(cw, g->config->cgroup_memory_high, g->config->cgroup_memory_max);
+                if (r != 0 && !m->memory_limits_warned) {
+                        m->memory_limits_warned = true;
+                        if (r == 1)
+                                log_warning("MemoryHigh= needs cgroup v2; only MemoryLimit= applies here");
+                        else
+                                log_warning_errno(r, "MemoryHigh=/MemoryLimit= not applied: %m");
+                }
+        }
+
         r = worker_start(m->event, &wp, pw, &w);
         if (cw)
                 cgroup_worker_close_procs_fds(cw);
@@ -231,8 +252,15 @@ static int manager_spawn(Manager *m, PoolWorker *pw) {
         }
         pw->userdata = w;
         w->cgroup = cw;
-        if (cw)
+        if (cw) {
                 (void) cgroup_worker_attach_pid(cw, w->pid);
+                /* memory.high breaches and OOM kills are seen at once, not at the next sample. */
+                int efd = cgroup_worker_events_fd(cw);
+                if (efd >= 0 && sd_event_add_io(m->event, &w->events_source, efd, EPOLLPRI, on_memory_events, m) >= 0) {
+                        (void) sd_event_source_set_priority(w->events_source, PRIORITY_TIMER);
+                        (void) sd_event_source_set_description(w->events_source, "worker-memory-events");
+                }
+        }
         recycle_state_init(&w->recycle, &(RecyclePolicy) RECYCLE_POLICY(g->config), w->started_usec,
                            (double) random() / ((double) RAND_MAX + 1.0));
         worker_fields(&f, w, pw);

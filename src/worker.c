@@ -277,6 +277,7 @@ Worker *worker_free(Worker *w) {
                 return NULL;
         sd_event_source_disable_unref(w->timer_source);
         sd_event_source_disable_unref(w->watchdog_source);
+        sd_event_source_disable_unref(w->events_source);
         sd_event_source_disable_unref(w->status_source);
         sd_event_source_disable_unref(w->child_source);
         free(w);

@@ -50,6 +50,7 @@ struct Worker {
         usec_t watchdog_usec;
         bool abort_on_stop; /* stop it with SIGABRT, for a core dump (a hung worker) */
         struct CgroupWorker *cgroup; /* its leaf, owned by the manager; NULL without accounting */
+        sd_event_source *events_source; /* on its memory.events (cgroup v2), or NULL */
         RecycleState recycle;        /* the recycling policy's view of it */
         usec_t ready_delay_usec;
 

@@ -79,6 +79,18 @@ class Recycle(h.CorralTestCase):
         self.assertGreater(len(limits), 1, f"no jitter: every worker got the same age limit {limits}")
         self.assertEqual(h.http_get(self.port).status, 200)
 
+    def test_memory_limit_lands_in_the_worker_cgroup(self):
+        c = self.start("--memory-limit", "256M", "--memory-high", "200M", count=1)
+        if not re.search(r"accounting: hybrid cgroups", c.output()):
+            self.skipTest("needs the hybrid cgroup layout of these machines (v1 memory controller)")
+        pid = h.http_get(self.port).pid
+        with open(f"/proc/{pid}/cgroup") as f:
+            memory = [l.split(":", 2)[2].strip() for l in f if l.split(":")[1] == "memory"][0]
+        self.assertRegex(memory, rf"/corral-{c.pid}/worker-0-\d+$")
+        with open(f"/sys/fs/cgroup/memory{memory}/memory.limit_in_bytes") as f:
+            self.assertEqual(int(f.read()), 256 << 20)
+        c.wait_for_line(r"MemoryHigh= needs cgroup v2", timeout=5)
+
 
 if __name__ == "__main__":
     unittest.main()
