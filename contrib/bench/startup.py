@@ -1,0 +1,302 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Start-up, idle cost and crash recovery of corral with the test worker (ReadyMode=notify, --ready-delay 0).
+
+For each N in --counts (default 1,4,64,1024), corral is started --starts times; each time:
+  - start-to-all-ready: from just before corral is exec'd to its log line "all N workers ready";
+  - spawn-to-ready: every "worker X (pid P) ready after T" line (corral's own measurement, from fork to
+    READY=1, so fork + exec + the worker's init);
+and on the first start of each N, once everything is ready and after a 1 s settle:
+  - the master's VmRSS and Pss (/proc/<corral pid>/smaps_rollup), its open fds, the workers' total Pss;
+  - the master's CPU time (utime+stime from /proc/<pid>/stat, in clock ticks, and the ns run time from
+    /proc/<pid>/schedstat) over --idle seconds (default 10) of idling.
+Then crash-to-respawn on pools of --respawn-workers (default 1 and 4): --samples times (default 20), SIGKILL one
+worker by pid (a pidfd) and measure until (a) corral logs "worker S (pid Q, generation G) started" for its
+slot and (b) the new worker of that slot answers HTTP (probed with a burst of fresh connections, so that it
+gets one of them as soon as it accepts; with N=1 the queued probe is answered by the new worker itself, so
+that figure is exact, with N=4 it may lag by a probe burst, ~2 ms). Waits --min-uptime + 0.3 s between kills so that each crash counts
+as "ran long enough" and is respawned at once (no backoff).
+
+Only 127.0.0.1 is used; every process started is stopped by pid (pidfd) at the end; every wait is bounded.
+The soft RLIMIT_NOFILE is raised (within the hard limit) for N=1024; the run aborts if it cannot cope.
+
+    contrib/bench/startup.py [--counts 1,4,64,1024] [--starts 3] [--idle 10] [--samples 20] [--json]
+"""
+
+import argparse
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib as B  # noqa: E402
+
+
+def smaps_rollup(pid):
+    out = {}
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 3 and parts[0].endswith(":") and parts[2] == "kB":
+                    out[parts[0][:-1]] = int(parts[1])
+    except OSError:
+        pass
+    return out
+
+
+def vm_rss_kb(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def mem_available_mb():
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) // 1024
+    return None
+
+
+def schedstat_ns(pid):
+    """Nanoseconds PID's threads ran on a cpu (first field of /proc/PID/schedstat); None if unavailable."""
+    try:
+        with open(f"/proc/{pid}/schedstat") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def ready_after_values(lines):
+    out = []
+    for line in lines:
+        m = re.search(r"worker \d+ \(pid \d+\) ready after (.+)$", line)
+        if m:
+            out.append(B.parse_span(m.group(1)))
+    return out
+
+
+def start_pool(h, n, tmp, extra=(), control=None):
+    port = h.free_port()
+    args = ["--count", str(n), "--ready-mode", "notify", "--ready-timeout", "120s", "--stop-timeout", "10s",
+            "--listen", f"127.0.0.1:{port}", *extra]
+    if control:
+        args += ["--control", control]
+    args += ["--", h.worker_bin(), "--ready-delay", "0"]
+    return h.Corral(args, workdir=tmp, name=f"corral-{n}"), port
+
+
+def measure_count(h, n, args):
+    """Starts a pool of N --starts times. Returns the per-N result dict."""
+    res = {"workers": n, "start_to_all_ready": [], "spawn_to_ready": [], "errors": []}
+    for i in range(args.starts):
+        tmp = tempfile.mkdtemp(prefix=f"corral-bench-start-{n}-")
+        c, port = start_pool(h, n, tmp)
+        try:
+            c.start()
+            try:
+                c.wait_for_line(rf"all {n} workers? ready", timeout=max(30, n * 0.1))
+            except AssertionError as e:
+                res["errors"].append(str(e)[-2000:])
+                B.log(f"N={n}: start {i + 1} did not reach 'all ready': {str(e)[-500:]}")
+                break
+            t_ready = time.monotonic() - c.started_at
+            spawn = ready_after_values(c.log.lines())
+            res["start_to_all_ready"].append(t_ready)
+            res["spawn_to_ready"].extend(spawn)
+            B.log(f"N={n} start {i + 1}/{args.starts}: all ready after {t_ready * 1000:.1f} ms; spawn-to-ready "
+                  f"median {B.ms(B.median(spawn), 2)} ms, max {B.ms(max(spawn), 2)} ms")
+            if i == 0:
+                h.wait_serving(port, timeout=10)
+                time.sleep(1.0)
+                roll = smaps_rollup(c.pid)
+                workers = c.worker_pids()
+                res["master_vmrss_kb"] = vm_rss_kb(c.pid)
+                res["master_rss_kb"] = roll.get("Rss")
+                res["master_pss_kb"] = roll.get("Pss")
+                res["master_fds"] = h.fd_count(c.pid)
+                res["worker_pids"] = len(workers)
+                res["workers_pss_total_kb"] = sum(smaps_rollup(p).get("Pss", 0) for p in workers)
+                res["mem_available_mb"] = mem_available_mb()
+                cpu0, ns0, t0 = B.proc_cpu_seconds(c.pid, children=False), schedstat_ns(c.pid), time.monotonic()
+                time.sleep(args.idle)
+                cpu1, ns1, t1 = B.proc_cpu_seconds(c.pid, children=False), schedstat_ns(c.pid), time.monotonic()
+                # utime+stime come in clock ticks (10 ms at CLK_TCK=100); schedstat has ns resolution.
+                res["master_idle_schedstat_ns"] = ns1 - ns0 if ns0 is not None and ns1 is not None else None
+                res["idle_seconds"] = t1 - t0
+                res["master_idle_cpu_seconds"] = cpu1 - cpu0
+                res["master_vmrss_kb_after_idle"] = vm_rss_kb(c.pid)
+                res["clk_tck"] = os.sysconf("SC_CLK_TCK")
+                B.log(f"N={n}: master VmRSS {res['master_vmrss_kb']} kB, Pss {res['master_pss_kb']} kB, "
+                      f"{res['master_fds']} fds; workers' Pss total {res['workers_pss_total_kb'] / 1024:.1f} MB; "
+                      f"master CPU {cpu1 - cpu0:.3f} s (utime+stime), {res['master_idle_schedstat_ns']} ns (schedstat) "
+                      f"over {t1 - t0:.1f} s idle")
+        finally:
+            t_stop = time.monotonic()
+            c.close()
+            res.setdefault("stop_seconds", []).append(time.monotonic() - t_stop)
+            shutil.rmtree(tmp, ignore_errors=True)
+    st = B.stats(res["start_to_all_ready"])
+    res["start_to_all_ready_stats"] = st
+    res["spawn_to_ready_stats"] = B.stats(res["spawn_to_ready"])
+    del res["spawn_to_ready"]  # 1000s of values: keep the statistics only
+    return res
+
+
+def probe_slot(port, slot, old_pid, burst, deadline):
+    """Bursts of BURST fresh connections until one is answered by a worker of SLOT that is not OLD_PID.
+    Returns (monotonic time of that answer, new pid) or (None, None) at DEADLINE."""
+    while time.monotonic() < deadline:
+        conns = []
+        for _ in range(burst):
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            try:
+                c.connect()
+                c.request("GET", "/", headers={"Connection": "close"})
+                conns.append(c)
+            except OSError:
+                c.close()
+        for c in conns:
+            try:
+                r = c.getresponse()
+                r.read()
+                pid = r.getheader("X-Worker-Pid")
+                if r.status == 200 and r.getheader("X-Worker-Slot") == str(slot) and pid and int(pid) != old_pid:
+                    t = time.monotonic()
+                    for other in conns:
+                        other.close()
+                    return t, int(pid)
+            except (OSError, http.client.HTTPException):
+                pass
+            finally:
+                c.close()
+    return None, None
+
+
+def measure_respawn(h, args, n):
+    tmp = tempfile.mkdtemp(prefix="corral-bench-respawn-")
+    control = os.path.join(tmp, "control")
+    c, port = start_pool(h, n, tmp, extra=["--min-uptime", f"{args.min_uptime}s"], control=control)
+    samples = []
+    try:
+        c.start()
+        c.wait_for_line(rf"all {n} workers? ready", timeout=30)
+        h.wait_serving(port, timeout=10)
+        time.sleep(args.min_uptime + 0.3)
+        for i in range(args.samples):
+            slot = i % n
+            st = json.loads(subprocess.run([h.corral_bin(), "status", "--json", "--control", control],
+                                           capture_output=True, text=True, timeout=10, env=h.clean_env()).stdout)
+            old = next(w["pid"] for w in st["slots"] if w["slot"] == slot)
+            c.tracker.track(old)
+            mark = len(c.log.lines())
+            logged = {}
+            pat = rf"worker {slot} \(pid (\d+), generation \d+\) started"
+
+            def watch():
+                try:
+                    m = c.log.wait_for_line(pat, timeout=10, start=mark)
+                    logged["t"] = time.monotonic()
+                    logged["pid"] = int(m.group(1))
+                except AssertionError:
+                    pass
+            th = threading.Thread(target=watch, daemon=True)
+            th.start()
+            fd = os.pidfd_open(old)
+            try:
+                t0 = time.monotonic()
+                signal.pidfd_send_signal(fd, signal.SIGKILL)
+            finally:
+                os.close(fd)
+            t_http, new = probe_slot(port, slot, old, burst=2 * n, deadline=t0 + 10)
+            th.join(11)
+            if t_http is None or "t" not in logged:
+                raise RuntimeError(f"sample {i + 1}: slot {slot} did not come back (http={t_http}, log={logged})")
+            c.tracker.track(new)
+            s = {"slot": slot, "old_pid": old, "new_pid": new, "to_started_log": logged["t"] - t0,
+                 "to_http": t_http - t0}
+            samples.append(s)
+            B.log(f"respawn {i + 1}/{args.samples}: slot {slot} pid {old} -> {new}: 'started' logged after "
+                  f"{s['to_started_log'] * 1000:.2f} ms, answering after {s['to_http'] * 1000:.2f} ms")
+            time.sleep(args.min_uptime + 0.3)
+        crashes = c.log.count(r"worker \d+ \(pid \d+\) .*signal")
+    finally:
+        c.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {"workers": n, "min_uptime": args.min_uptime, "samples": samples, "crash_lines": crashes,
+            "to_started_log": B.stats([s["to_started_log"] for s in samples]),
+            "to_http": B.stats([s["to_http"] for s in samples])}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--counts", default="1,4,64,1024", help="comma-separated worker counts")
+    ap.add_argument("--starts", type=int, default=3, help="starts per count (start-to-ready samples)")
+    ap.add_argument("--idle", type=float, default=10.0, help="seconds of idle CPU measurement")
+    ap.add_argument("--samples", type=int, default=20, help="crash-to-respawn samples (0: skip)")
+    ap.add_argument("--respawn-workers", default="1,4",
+                    help="comma-separated pool sizes for the respawn measurement (default 1,4)")
+    ap.add_argument("--min-uptime", type=float, default=1.0, help="corral --min-uptime for the respawn pool")
+    ap.add_argument("--build-dir", default=B.default_build_dir())
+    ap.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
+    args = ap.parse_args()
+    counts = [int(x) for x in args.counts.split(",") if x]
+    respawn_counts = [int(x) for x in args.respawn_workers.split(",") if x]
+    if not counts or min(counts) < 1 or args.starts < 1 or args.samples < 0 or min(respawn_counts or [0]) < 1:
+        ap.error("bad arguments")
+    h = B.setup(args.build_dir)
+    nofile = B.raise_nofile(max(4096, 8 * max(counts) + 1024))
+    out = {"benchmark": "startup", "machine": B.machine(), "corral": B.corral_version(h.corral_bin()),
+           "command": " ".join([os.path.relpath(sys.argv[0], B.ROOT)] + sys.argv[1:]), "rlimit_nofile": nofile,
+           "counts": []}
+    fc = B.ForeignCpu()
+    for n in counts:
+        out["counts"].append(measure_count(h, n, args))
+    if args.samples:
+        out["respawn"] = [measure_respawn(h, args, n) for n in respawn_counts]
+    out["machine_use"] = fc.stop(0.0)
+    out["busy"] = out["machine_use"]["busy"]
+
+    B.log("\n== startup (ReadyMode=notify, test worker --ready-delay 0)")
+    B.log(f"{'N':>5} {'start->all ready ms (median/max)':>34} {'spawn->ready ms (median/p90/max)':>34} "
+          f"{'VmRSS kB':>9} {'Pss kB':>7} {'fds':>5} {'CPU s/10s idle':>15}")
+    for r in out["counts"]:
+        a, s = r["start_to_all_ready_stats"], r["spawn_to_ready_stats"]
+        if not a["n"]:
+            B.log(f"{r['workers']:>5} failed: {r['errors']}")
+            continue
+        cpu = r.get("master_idle_cpu_seconds")
+        B.log(f"{r['workers']:>5} {B.ms(a['median']):>22} / {B.ms(a['max']):>9} "
+              f"{B.ms(s['median'], 2):>16} / {B.ms(s['p90'], 2)} / {B.ms(s['max'], 2):>8} "
+              f"{r.get('master_vmrss_kb', '-'):>9} {r.get('master_pss_kb', '-'):>7} {r.get('master_fds', '-'):>5} "
+              f"{'-' if cpu is None else f'{cpu:.3f}':>15}")
+    if args.samples:
+        for rs in out["respawn"]:
+            for k, label in (("to_started_log", "kill -> 'started' logged"), ("to_http", "kill -> new worker answers")):
+                s = rs[k]
+                B.log(f"respawn (N={rs['workers']}, {s['n']} samples) {label}: median {B.ms(s['median'], 2)} ms, "
+                      f"p90 {B.ms(s['p90'], 2)} ms, max {B.ms(s['max'], 2)} ms")
+    mu = out["machine_use"]
+    B.log(f"machine: others kept {mu['background_cores_before']:.2f} cores busy before the run; load average "
+          f"{mu['loadavg_before']}" + (f"  ** {out['busy']}" if out["busy"] else ""))
+    B.emit(out, args.json)
+    return 0 if all(r["start_to_all_ready_stats"]["n"] for r in out["counts"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
