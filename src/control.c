@@ -19,6 +19,7 @@ struct ControlConnection {
         sd_event_source *timer;
         bool held;
         bool replied;
+        bool refused; /* the peer may not use us: its request is read, then refused */
         ControlConnection *prev, *next;
 };
 
@@ -136,6 +137,10 @@ static int on_connection_io(sd_event_source *src, int fd, uint32_t revents, void
                 control_reply(c, "error: request too long\n");
                 return 0;
         }
+        if (c->refused) {
+                control_reply(c, "error: permission denied\n");
+                return 0;
+        }
         buf[n] = 0;
         if (n > 0 && buf[n - 1] == '\n')
                 buf[n - 1] = 0;
@@ -162,12 +167,6 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userd
         if (cfd < 0)
                 return 0;
 
-        /* The socket file is 0600 already; the peer check holds even if someone loosens that. */
-        if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
-            (cred.uid != 0 && cred.uid != geteuid())) {
-                (void) send(cfd, "error: permission denied\n", 25, MSG_DONTWAIT | MSG_NOSIGNAL);
-                return 0;
-        }
         if (s->n_connections >= CONTROL_CONNECTIONS_MAX) {
                 (void) send(cfd, "error: too many connections\n", 28, MSG_DONTWAIT | MSG_NOSIGNAL);
                 return 0;
@@ -177,6 +176,11 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userd
         if (!c)
                 return 0;
         c->server = s;
+        /* The socket file is 0600 already; the peer check holds even if someone loosens that. The refusal
+         * comes after the request is read: closing with it unread would reset the connection and lose the
+         * answer. */
+        c->refused = getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
+                     (cred.uid != 0 && cred.uid != geteuid());
         c->fd = TAKE_FD(cfd);
         c->next = s->connections;
         if (c->next)
@@ -279,7 +283,8 @@ int control_client_run(const char *path, const char *request) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         _cleanup_close_ int fd = -EBADF;
         _cleanup_free_ char *buf = NULL;
-        ssize_t n;
+        ssize_t n, sent;
+        int send_errno;
 
         if (strlen(path) >= sizeof sa.sun_path) {
                 fprintf(stderr, "corral: control socket path too long: %s\n", path);
@@ -292,29 +297,37 @@ int control_client_run(const char *path, const char *request) {
                 return 1;
         }
         if (connect(fd, (struct sockaddr *) &sa, sizeof sa) < 0) {
+                if (errno == EACCES || errno == EPERM) {
+                        fprintf(stderr, "corral: permission denied: '%s' is for root and corral's own user\n", path);
+                        return 4;
+                }
                 fprintf(stderr, "corral: not running (cannot connect to '%s': %m)\n", path);
                 return 3;
         }
-        if (send(fd, request, strlen(request), MSG_NOSIGNAL) < 0) {
-                fprintf(stderr, "corral: failed to send the request: %m\n");
-                return 1;
-        }
+        /* corral may answer and close before reading anything (a refused peer): then sending fails, but
+         * its answer is waiting, so read it either way. */
+        sent = send(fd, request, strlen(request), MSG_NOSIGNAL);
+        send_errno = errno;
 
         buf = malloc(CONTROL_REPLY_MAX + 1);
         if (!buf)
                 return 1;
         do
-                n = recv(fd, buf, CONTROL_REPLY_MAX, 0);
+                n = recv(fd, buf, CONTROL_REPLY_MAX, sent < 0 ? MSG_DONTWAIT : 0);
         while (n < 0 && errno == EINTR);
         if (n <= 0) {
-                fprintf(stderr, "corral: no reply (%s)\n", n < 0 ? strerror(errno) : "connection closed");
+                if (sent < 0)
+                        fprintf(stderr, "corral: failed to send the request: %s\n", strerror(send_errno));
+                else
+                        fprintf(stderr, "corral: no reply (%s)\n", n < 0 ? strerror(errno) : "connection closed");
                 return 1;
         }
         buf[n] = 0;
 
         if (startswith(buf, "error: ")) {
                 fprintf(stderr, "corral: %s", buf + 7);
-                return 1;
+                /* corral checked our credentials (SO_PEERCRED) and refused them. */
+                return startswith(buf, "error: permission denied") ? 4 : 1;
         }
         /* "ok\n" or "degraded\n" then the payload, or "ok: message\n". A degraded pool is an answer, but
          * not a healthy one: exit 1, as `systemctl is-active` style scripts expect. */

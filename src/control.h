@@ -56,7 +56,7 @@ void control_server_finish_waiters(ControlServer *s, const char *text);
 
 /* Client: sends request to the socket at path and prints the reply on stdout. Returns the exit code:
  * 0 for an "ok" reply, 1 for "degraded" (status of an unhealthy pool) or "error: ", 3 when corral is not
- * running there. */
+ * running there, 4 when the caller may not use it. */
 int control_client_run(const char *path, const char *request);
 
 /* Where the control socket lives by default: $RUNTIME_DIRECTORY/control (the first directory when there

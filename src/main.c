@@ -75,7 +75,7 @@ static void help(void) {
                 printf("  %-40s [%s] %s=\n        %s\n", opt, keys[i].section, keys[i].key, keys[i].help);
         }
         printf("\nExit status: 0 stopped cleanly, 1 startup failure, 64 usage error, 70 internal error, 71 system "
-               "error,\n78 configuration error. Clients: 0 ok, 1 failed or degraded, 3 corral not running.\n");
+               "error,\n78 configuration error. Clients: 0 ok, 1 failed or degraded, 3 corral not running,\n4 permission denied.\n");
 }
 
 /* Returns 0 to go on, or an exit code. */

@@ -82,9 +82,17 @@ static unsigned usable_cpus(void) {
 
 static void manager_update_status(Manager *m) {
         _cleanup_free_ char *s = NULL;
+        uint64_t memory = 0;
+        char totals[48] = "";
         PoolCounts c;
 
         pool_counts(m->pool, &c);
+        /* Totals from the last samples, in whole MiB so STATUS= changes only when they really move. */
+        for (PoolWorker *pw = pool_workers(m->pool); pw; pw = pw->next)
+                if (pw->state != WORKER_STOPPING)
+                        memory += pw->memory_bytes;
+        if (memory > 0)
+                snprintf(totals, sizeof totals, ", %lluM memory", (unsigned long long) (memory >> 20));
         if (pool_is_stopping(m->pool))
                 s = strdup_printf("stopping: %u worker%s left", c.workers, c.workers == 1 ? "" : "s");
         else if (pool_is_rolling(m->pool)) {
@@ -95,12 +103,12 @@ static void manager_update_status(Manager *m) {
         } else if (!m->ready_sent)
                 s = strdup_printf("starting: %u/%u workers ready", c.ready, c.wanted);
         else if (c.ready < c.wanted)
-                s = strdup_printf("degraded: %u/%u workers ready, generation %u (%u restarting, %u disabled)",
+                s = strdup_printf("degraded: %u/%u workers ready, generation %u (%u restarting, %u disabled)%s",
                                   c.ready, c.wanted, pool_generation(m->pool), c.waiting + c.starting,
-                                  c.disabled);
+                                  c.disabled, totals);
         else
-                s = strdup_printf("%u/%u workers ready, generation %u", c.ready, c.wanted,
-                                  pool_generation(m->pool));
+                s = strdup_printf("%u/%u workers ready, generation %u%s", c.ready, c.wanted,
+                                  pool_generation(m->pool), totals);
         if (!s || streq_ptr(s, m->status))
                 return;
 

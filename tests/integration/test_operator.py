@@ -4,6 +4,7 @@ recycle on request and from the worker (RECYCLE=1), and the pid file."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -113,6 +114,24 @@ class Operator(h.CorralTestCase):
                            capture_output=True, text=True, timeout=h.scaled(10))
         self.assertEqual(p.returncode, 3)
         self.assertIn("not running", p.stderr)
+
+    def test_other_users_are_refused(self):
+        if os.geteuid() != 0 or not shutil.which("setpriv"):
+            self.skipTest("needs root and setpriv to act as another user")
+        self.start(1)
+        self.assertEqual(os.stat(self.control).st_mode & 0o777, 0o600)
+        as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", h.corral_bin(), "status",
+                     "--control", self.control]
+        p = subprocess.run(as_nobody, capture_output=True, text=True, timeout=h.scaled(10))
+        self.assertEqual(p.returncode, 4, p.stderr)
+        self.assertIn("permission denied: ", p.stderr)  # the kernel refused the connect
+        # Even with the file and its directory opened up, corral itself checks who asks (SO_PEERCRED).
+        os.chmod(self.tmp, 0o755)
+        os.chmod(self.control, 0o666)
+        p = subprocess.run(as_nobody, capture_output=True, text=True, timeout=h.scaled(10))
+        self.assertEqual(p.returncode, 4, p.stderr)
+        self.assertEqual(p.stderr, "corral: permission denied\n")  # corral's own refusal
+        self.assertEqual(self.ctl("status")[0], 0)
 
     def test_status_degraded_exits_1(self):
         port = h.free_port()
