@@ -49,7 +49,7 @@ static void manager_status_snapshot(Manager *m, StatusPool *ret_pool, StatusWork
                         continue;
                 (void) pool_slot_last_exit(m->pool, pw->slot, &last, &when);
                 /* Fresh figures from its cgroup (or process tree); no recycling decision is taken here, that
-                 * is the sampling timer's. Without accounting, the process alone. */
+                 * is the sampling timer's. */
                 if (w->cgroup) {
                         CgroupSample cs;
                         if (cgroup_worker_sample(w->cgroup, &cs) > 0) {
@@ -58,9 +58,6 @@ static void manager_status_snapshot(Manager *m, StatusPool *ret_pool, StatusWork
                                 if (cs.flags & CGROUP_SAMPLE_CPU_USAGE)
                                         pw->cpu_usec = cs.cpu_usage_usec;
                         }
-                } else {
-                        (void) worker_read_memory(w, &pw->memory_bytes);
-                        (void) worker_read_cpu(w, &pw->cpu_usec);
                 }
                 rows[n++] = (StatusWorker) {
                         .slot = pw->slot,

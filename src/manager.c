@@ -455,9 +455,6 @@ int manager_reload(Manager *m) {
 
         /* The roll replaces the heaviest workers first: sample them now. */
         manager_sample(m);
-        for (PoolWorker *pw = pool_workers(m->pool); pw; pw = pw->next)
-                if (pw->userdata && !((Worker *) pw->userdata)->cgroup)
-                        (void) worker_read_memory(pw->userdata, &pw->memory_bytes);
 
         pc = pool_config_from(g.config, m->ncpus);
         generation = pool_reload(m->pool, &pc);

@@ -8,6 +8,7 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "cgroup-parse.h"
 #include "notify.h"
 
 struct NotifySocket {
@@ -57,23 +58,12 @@ int notify_message_parse(char *buf, size_t size, NotifyMessage *ret) {
         return 0;
 }
 
-int notify_parse_stat_ppid(const char *stat, pid_t *ret) {
-        const char *p;
-        char state;
-        int ppid;
-
-        /* The command name is in parentheses and may itself contain ") ": the last one ends it. */
-        p = strrchr(stat, ')');
-        if (!p || sscanf(p + 1, " %c %d", &state, &ppid) != 2 || ppid < 0)
-                return -EINVAL;
-        *ret = ppid;
-        return 0;
-}
-
 int notify_get_ppid(pid_t pid, pid_t *ret) {
         char path[64], buf[1024];
         _cleanup_close_ int fd = -EBADF;
+        ProcStat st;
         ssize_t n;
+        int r;
 
         snprintf(path, sizeof path, "/proc/%d/stat", (int) pid);
         fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -83,7 +73,11 @@ int notify_get_ppid(pid_t pid, pid_t *ret) {
         if (n < 0)
                 return -errno;
         buf[n] = 0;
-        return notify_parse_stat_ppid(buf, ret);
+        r = proc_parse_stat(buf, &st);
+        if (r < 0)
+                return r;
+        *ret = st.ppid;
+        return 0;
 }
 
 static void notify_receive_one(NotifySocket *n, char *buf, bool *ret_again) {

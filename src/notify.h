@@ -27,8 +27,6 @@ typedef struct NotifyMessage {
  * ignored as systemd does. Returns 0, or -EBADMSG for an embedded NUL or a line without '='. Pure. */
 int notify_message_parse(char *buf, size_t size, NotifyMessage *ret);
 
-/* Parses /proc/PID/stat content and returns the parent pid. Pure. */
-int notify_parse_stat_ppid(const char *stat, pid_t *ret);
 /* The parent of pid from /proc; -ESRCH when it is gone. */
 int notify_get_ppid(pid_t pid, pid_t *ret);
 

@@ -221,57 +221,6 @@ void worker_kill(Worker *w) {
         (void) kill(-w->pid, SIGKILL);
 }
 
-int worker_read_memory(const Worker *w, uint64_t *ret) {
-        char path[64], buf[256];
-        unsigned long long size, resident;
-        _cleanup_close_ int fd = -EBADF;
-        ssize_t n;
-
-        if (w->exited)
-                return -ESRCH;
-        snprintf(path, sizeof path, "/proc/%d/statm", (int) w->pid);
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        n = read(fd, buf, sizeof buf - 1);
-        if (n < 0)
-                return -errno;
-        buf[n] = 0;
-        if (sscanf(buf, "%llu %llu", &size, &resident) != 2)
-                return -EINVAL;
-        *ret = (uint64_t) resident * (uint64_t) sysconf(_SC_PAGESIZE);
-        return 0;
-}
-
-int worker_read_cpu(const Worker *w, usec_t *ret) {
-        char path[64], buf[1024];
-        unsigned long long utime, stime;
-        _cleanup_close_ int fd = -EBADF;
-        const char *p;
-        ssize_t n;
-        long ticks;
-
-        if (w->exited)
-                return -ESRCH;
-        snprintf(path, sizeof path, "/proc/%d/stat", (int) w->pid);
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        n = read(fd, buf, sizeof buf - 1);
-        if (n < 0)
-                return -errno;
-        buf[n] = 0;
-        /* Fields 14 and 15, counted after the command name, which may contain spaces and ')'. */
-        p = strrchr(buf, ')');
-        if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) != 2)
-                return -EINVAL;
-        ticks = sysconf(_SC_CLK_TCK);
-        if (ticks <= 0)
-                return -EINVAL;
-        *ret = (usec_t) (utime + stime) * USEC_PER_SEC / (usec_t) ticks;
-        return 0;
-}
-
 Worker *worker_free(Worker *w) {
         if (!w)
                 return NULL;

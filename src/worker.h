@@ -90,9 +90,5 @@ void worker_kill(Worker *w);
 /* Any signal through the pidfd; a worker already gone is not an error (returns 0). */
 int worker_signal(Worker *w, int sig);
 
-/* Resident memory and CPU time (utime + stime) of the worker process from /proc. */
-int worker_read_memory(const Worker *w, uint64_t *ret);
-int worker_read_cpu(const Worker *w, usec_t *ret);
-
 /* Frees the sources (a still-running process is killed and reaped). Returns NULL. */
 Worker *worker_free(Worker *w);

@@ -197,50 +197,7 @@ Test(notify, buffer_of_exactly_the_maximum_size) {
         cr_assert_eq(buf[NOTIFY_BUFFER_MAX], 0);
 }
 
-Test(notify, stat_ppid_of_a_normal_line) {
-        pid_t ppid = -1;
-
-        cr_assert_eq(notify_parse_stat_ppid("1234 (bash) S 77 1234 1234 34816 1234 4194560", &ppid), 0);
-        cr_assert_eq(ppid, 77);
-        cr_assert_eq(notify_parse_stat_ppid("1 (systemd) S 0 1 1 0 -1 4194560", &ppid), 0);
-        cr_assert_eq(ppid, 0);
-        cr_assert_eq(notify_parse_stat_ppid("4194304 (x) R 4194303 1 1\n", &ppid), 0);
-        cr_assert_eq(ppid, 4194303);
-}
-
-Test(notify, stat_ppid_with_parentheses_in_comm) {
-        pid_t ppid = -1;
-
-        cr_assert_eq(notify_parse_stat_ppid("1234 (a) (b) c) S 77 1 2 3", &ppid), 0);
-        cr_assert_eq(ppid, 77);
-        cr_assert_eq(notify_parse_stat_ppid("1234 (a) S 5 (x)) Z 88 1 2 3", &ppid), 0);
-        cr_assert_eq(ppid, 88);
-        cr_assert_eq(notify_parse_stat_ppid("1234 ( spaced out ) D 99 1", &ppid), 0);
-        cr_assert_eq(ppid, 99);
-        cr_assert_eq(notify_parse_stat_ppid("1234 ()) S 12 1", &ppid), 0);
-        cr_assert_eq(ppid, 12);
-}
-
-Test(notify, stat_ppid_rejects_garbage) {
-        static const char *const bad[] = {
-                "",
-                "garbage",
-                "1234 bash S 77",
-                "1234 (bash)",
-                "1234 (bash) S",
-                "1234 (bash) S x",
-                "1234 (bash) S -5 1",
-                "1234 (bash) ",
-                ")",
-        };
-
-        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
-                pid_t ppid = 4242;
-
-                cr_assert_eq(notify_parse_stat_ppid(bad[i], &ppid), -EINVAL, "'%s' accepted", bad[i]);
-                cr_assert_eq(ppid, 4242, "output written on failure");
-        }
-}
+/* The /proc/PID/stat parser itself is proc_parse_stat(), tested in test-cgroup-parse.c. */
 
 Test(notify, get_ppid_from_proc) {
         pid_t ppid = -1, child;
