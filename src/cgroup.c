@@ -253,9 +253,11 @@ static int probe_hybrid(CgroupManager *m, int unified_fd, int memory_mount_fd, c
         m->v1_fd = TAKE_FD(iv1);
         m->v2_parent_fd = TAKE_FD(v2);
         m->v1_parent_fd = TAKE_FD(v1);
+        /* Paths as /proc/self/cgroup gives them; the root is "/", which must not double the slash. */
         *ret_reason = strdup_printf("hybrid cgroups: worker leaves in cgroup2 '%s/%s' (cpu.stat, cgroup.kill) and "
                                     "in v1 memory '%s/%s' (memory.usage_in_bytes)",
-                                    unified_path, m->instance, memory_path, m->instance);
+                                    streq(unified_path, "/") ? "" : unified_path, m->instance,
+                                    streq(memory_path, "/") ? "" : memory_path, m->instance);
         return 0;
 }
 
