@@ -24,13 +24,14 @@ class Recycle(h.CorralTestCase):
         return int(m.group(2)), m.group(3), m.group(4)
 
     def leak_and_check(self, accounting):
-        c = self.start("--recycle-memory-max", "48M", "--recycle-samples", "2", accounting=accounting)
+        # The limit sits well above any worker's baseline (an ASan build's is ~60 MB), the leak well above it.
+        c = self.start("--recycle-memory-max", "200M", "--recycle-samples", "2", accounting=accounting)
         load = h.LoadGenerator(self.port, concurrency=4, duration=h.scaled(30), keepalive=False, timeout=10).start()
         try:
-            victim = h.http_get(self.port, "/leak/80").pid
+            victim = h.http_get(self.port, "/leak/300").pid
             pid, value, limit = self.recycled(c, "memory")
             self.assertEqual(pid, victim)
-            self.assertEqual(limit, "48.0M")
+            self.assertEqual(limit, "200.0M")
             c.wait_for_line(rf"\(pid {victim}\) exited with status 0", timeout=20)
             time.sleep(0.3)
         finally:
