@@ -346,6 +346,10 @@ static const ConfigKey config_keys[] = {
                        "Exit status that means a permanent failure, the slot is not restarted "
                        "(default: none)",
                        config_parse_exit_status, restart_prevent_exit_status, 0, 255),
+        KEY("Restart", "GiveUpAfterFailures", "give-up-after", 0, "N", "0",
+            "Exit with status 1 once every slot failed this many times in a row and none is ready, so "
+            "systemd's Restart= takes over; 0 never gives up",
+            config_parse_unsigned, give_up_failures, 0, 1000000),
         KEY("Reload", "MaxSurge", "max-surge", 0, "N", "1",
             "Extra workers a rolling restart may run at once",
             config_parse_unsigned, max_surge, 0, COUNT_MAX),

@@ -54,6 +54,7 @@ typedef struct Config {
         usec_t restart_usec;     /* first backoff delay */
         usec_t backoff_max_usec; /* cap of the exponential backoff */
         int restart_prevent_exit_status; /* exit status meaning "do not respawn", -1 = none */
+        unsigned give_up_failures;       /* 0: never give up */
 
         unsigned max_surge;
         unsigned max_unavailable;

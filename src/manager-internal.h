@@ -67,6 +67,7 @@ struct Manager {
 
         uint64_t watched_signals; /* bit (sig - 1): a signal source exists */
         bool ready_sent;
+        int exit_code; /* what corral exits with once the pool is empty */
         bool memory_limits_warned;
         bool reloading; /* a reload was requested and is not finished */
         unsigned reloads_ok, reloads_failed;

@@ -21,6 +21,7 @@
 #include "worker.h"
 
 static int manager_watch_relay_signals(Manager *m, const Config *c);
+static void manager_start_stop(Manager *m, const char *signame);
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata);
 
 Config *generation_config(const Manager *m, unsigned generation) {
@@ -67,6 +68,7 @@ static PoolConfig pool_config_from(const Config *c, unsigned ncpus) {
                 .restart_usec = c->restart_usec,
                 .backoff_max_usec = c->backoff_max_usec,
                 .prevent_exit_status = c->restart_prevent_exit_status,
+                .give_up_failures = c->give_up_failures,
         };
 }
 
@@ -325,6 +327,14 @@ static void manager_reconcile(Manager *m) {
                         break;
                 }
                 manager_handle_roll_event(m, plan.roll_event);
+                if (plan.give_up) {
+                        log_error("every worker slot failed %u times in a row and none is ready: giving up, so "
+                                  "that systemd's Restart= can take over", pool_config(m->pool)->give_up_failures);
+                        m->exit_code = EXIT_FAILURE;
+                        (void) notify_manager_errno(EIO);
+                        manager_start_stop(m, NULL);
+                        continue;
+                }
 
                 for (size_t i = 0; i < plan.n_actions; i++) {
                         PoolWorker *pw = plan.actions[i].worker;
@@ -373,7 +383,7 @@ static int on_post(sd_event_source *s, void *userdata) {
         manager_reconcile(m);
 
         if (pool_is_stopping(m->pool) && pool_is_empty(m->pool))
-                return sd_event_exit(m->event, 0);
+                return sd_event_exit(m->event, m->exit_code);
         return 0;
 }
 
@@ -397,7 +407,9 @@ static void manager_start_stop(Manager *m, const char *signame) {
         PoolCounts c;
         LogFields f = {};
 
-        m->term_signals++;
+        /* signame NULL: corral gives up by itself; only signals count towards "the second one kills". */
+        if (signame)
+                m->term_signals++;
         if (m->term_signals > 1) {
                 log_warning("received %s again, killing every worker now", signame);
                 for (PoolWorker *pw = pool_workers(m->pool); pw; pw = pw->next)
@@ -405,10 +417,12 @@ static void manager_start_stop(Manager *m, const char *signame) {
                                 worker_kill(pw->userdata);
                 return;
         }
+        if (pool_is_stopping(m->pool))
+                return;
         pool_counts(m->pool, &c);
         log_fields_add(&f, "WORKER_COUNT=%u", c.workers);
-        log_event(LOG_INFO, MESSAGE_ID_POOL_STOPPING, &f, "received %s, stopping %u worker%s", signame, c.workers,
-                  c.workers == 1 ? "" : "s");
+        log_event(LOG_INFO, MESSAGE_ID_POOL_STOPPING, &f, "%s%s, stopping %u worker%s", signame ? "received " : "",
+                  signame ?: "giving up", c.workers, c.workers == 1 ? "" : "s");
         if (m->reloading)
                 manager_reload_finished(m, false, "corral is stopping");
         pool_stop(m->pool);

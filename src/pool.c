@@ -312,6 +312,22 @@ static bool roll_converged(const Pool *p) {
         return true;
 }
 
+/* Every wanted slot has failed give_up_failures times in a row (a disabled slot counts as failed) and none
+ * has a ready worker: the command cannot run here, backing off further helps nobody. */
+static bool pool_all_failing(const Pool *p) {
+        if (p->config.give_up_failures == 0 || p->config.count == 0)
+                return false;
+        for (unsigned i = 0; i < p->config.count; i++) {
+                const PoolSlot *s = &p->slots[i];
+
+                if (s->current && s->current->state == WORKER_READY)
+                        return false;
+                if (!s->disabled && s->failures < p->config.give_up_failures)
+                        return false;
+        }
+        return true;
+}
+
 int pool_plan(Pool *p, usec_t now, PoolPlan *ret) {
         usec_t wakeup = USEC_INFINITY;
         int r;
@@ -371,6 +387,7 @@ int pool_plan(Pool *p, usec_t now, PoolPlan *ret) {
                 .n_actions = p->n_actions,
                 .wakeup_usec = wakeup,
                 .roll_event = p->pending_event,
+                .give_up = !p->stopping && pool_all_failing(p),
         };
         p->pending_event = POOL_ROLL_NONE;
         return 0;

@@ -66,6 +66,7 @@ typedef struct PoolConfig {
         usec_t restart_usec;
         usec_t backoff_max_usec;
         int prevent_exit_status; /* -1: none */
+        unsigned give_up_failures; /* every slot failed this often in a row, none ready: give up. 0: never */
 } PoolConfig;
 
 typedef struct Pool Pool;
@@ -97,6 +98,7 @@ typedef struct PoolPlan {
         size_t n_actions;
         usec_t wakeup_usec; /* plan again at this time at the latest; USEC_INFINITY: no need */
         PoolRollEvent roll_event;
+        bool give_up; /* every slot keeps failing: time to exit and let systemd's Restart= take over */
 } PoolPlan;
 
 /* Decides what to do now. Creates the records of workers to spawn and moves workers to stop into

@@ -84,6 +84,19 @@ class Crash(h.CorralTestCase):
             h.http_get(port, timeout=0.5)
         self.assertEqual(c.stop(), 0)
 
+    def test_gives_up_so_systemd_can_restart(self):
+        port = h.free_port()
+        notify = self.notify_receiver()
+        c = self.start_corral(["--listen", f"127.0.0.1:{port}", "--count", 2, "--restart-delay", "10ms",
+                               "--backoff-max", "50ms", "--give-up-after", 3, "--", h.worker_bin(), "--crash-at-start"],
+                              notify_socket=notify.path)
+        rc = c.wait(h.scaled(20))
+        self.assertEqual(rc, 1, c.output())
+        self.assertIn("giving up", c.output())
+        self.assertEqual(c.output().count(") started"), 6, "each of the 2 slots started exactly 3 times")
+        notify.wait_for("ERRNO", timeout=5)
+        self.assertFalse([d for d in notify.datagrams() if d.get("READY") == "1"])
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -1404,3 +1404,53 @@ Test(pool, rollback_ignores_a_crash_of_a_worker_it_did_not_start) {
         cr_assert_eq(n_generation(p, 1, false), 3);
         cr_assert(pool_all_ready(p));
 }
+
+Test(pool, gives_up_when_every_slot_keeps_failing) {
+        PoolConfig c = config_make(2, 1, 0);
+        usec_t now = T0;
+        _cleanup_pool_ Pool *p = NULL;
+
+        c.give_up_failures = 3;
+        p = pool_new(&c);
+        cr_assert_not_null(p);
+        for (unsigned round = 1; round <= 3; round++) {
+                Step s = plan(p, now);
+
+                cr_assert_not(s.plan.give_up, "gave up after %u rounds", round - 1);
+                cr_assert_eq(s.n_spawned, 2);
+                for (size_t i = 0; i < s.n_spawned; i++)
+                        cr_assert_eq(crash(p, s.spawned[i], now + 1, NULL), POOL_VERDICT_THROTTLED);
+                now += 2 * BACKOFF_MAX;
+        }
+        cr_assert(plan(p, now).plan.give_up);
+}
+
+Test(pool, does_not_give_up_while_one_slot_serves) {
+        PoolConfig c = config_make(2, 1, 0);
+        usec_t now = T0;
+        _cleanup_pool_ Pool *p = NULL;
+        Step s;
+
+        c.give_up_failures = 2;
+        p = pool_new(&c);
+        s = plan(p, now);
+        ready(p, s.spawned[0], now);
+        cr_assert_eq(crash(p, s.spawned[1], now + 1, NULL), POOL_VERDICT_THROTTLED);
+        for (unsigned round = 0; round < 5; round++) {
+                now += 2 * BACKOFF_MAX;
+                s = plan(p, now);
+                cr_assert_not(s.plan.give_up);
+                cr_assert_eq(s.n_spawned, 1);
+                cr_assert_eq(crash(p, s.spawned[0], now + 1, NULL), POOL_VERDICT_THROTTLED);
+        }
+        /* Off by default. */
+        c = config_make(1, 1, 0);
+        pool_free(p);
+        p = pool_new(&c);
+        for (unsigned round = 0; round < 10; round++) {
+                s = plan(p, now);
+                cr_assert_not(s.plan.give_up);
+                crash(p, s.spawned[0], now + 1, NULL);
+                now += 2 * BACKOFF_MAX;
+        }
+}
