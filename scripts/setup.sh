@@ -17,6 +17,10 @@ Options:
   -D VAR=VALUE          extra CMake cache entry, e.g. -D CORRAL_SANITIZE=ON (repeatable)
       --cmake-arg ARG   extra argument for the CMake configure step (repeatable)
       --deps-only       install dependencies, do not build
+      --e2e             also install what the end-to-end tier needs (mmdebstrap,
+                        systemd-container: tests/e2e/run.sh)
+      --vm              also install what the VM tier needs (qemu-system-x86, qemu-utils,
+                        mmdebstrap: tests/vm/run.sh)
   -n, --dry-run         print what would be installed and run, change nothing
   -v, --verbose         show the full output of apt-get and the build
   -h, --help            show this help
@@ -42,6 +46,12 @@ info() {
 # The packages the build, the unit tests and the integration tests need. systemd provides
 # systemd-socket-activate, which the integration tests use.
 PACKAGES=(build-essential cmake pkg-config scdoc libsystemd-dev libinih-dev libcriterion-dev python3 python3-prometheus-client python3-gunicorn nodejs curl systemd)
+# The end-to-end tier (tests/e2e/run.sh, only with --e2e): mmdebstrap builds the container's rootfs,
+# systemd-container provides systemd-nspawn.
+E2E_PACKAGES=(mmdebstrap systemd-container)
+# The VM tier (tests/vm/run.sh, only with --vm): QEMU boots a Debian image that mmdebstrap builds and
+# mkfs.ext4 (e2fsprogs) packs.
+VM_PACKAGES=(qemu-system-x86 qemu-utils mmdebstrap e2fsprogs)
 
 build_dir=${CORRAL_BUILD_DIR:-build}
 cmake_args=()
@@ -83,6 +93,14 @@ while (($# > 0)); do
             ;;
         --deps-only)
             deps_only=1
+            shift
+            ;;
+        --e2e)
+            PACKAGES+=("${E2E_PACKAGES[@]}")
+            shift
+            ;;
+        --vm)
+            PACKAGES+=("${VM_PACKAGES[@]}")
             shift
             ;;
         -n | --dry-run)

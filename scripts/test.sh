@@ -7,26 +7,34 @@ set -euo pipefail
 
 usage() {
     cat <<'EOF_USAGE'
-Usage: scripts/test.sh [--no-asan] [-- CTEST_ARGS...]
+Usage: scripts/test.sh [--no-asan] [--no-e2e] [-- CTEST_ARGS...]
 
 Installs missing dependencies (scripts/setup.sh), builds, and runs:
   1. unit + integration tests          in build/       (ctest)
   2. unit + integration under ASan/UBSan in build-asan/ (ctest, -DCORRAL_SANITIZE=ON)
-  3. end to end under real systemd     (not implemented yet)
+  3. end to end under a real systemd   tests/e2e/run.sh build (systemd-nspawn containers booted
+                                       from a Debian rootfs cached in $CORRAL_E2E_CACHE, default
+                                       /var/cache/corral-e2e; needs root or sudo)
 
 Options:
   --no-asan   skip the ASan/UBSan tier (reported as skipped)
+  --no-e2e    skip the end-to-end tier (reported as skipped)
   -h, --help  show this help
 Arguments after "--" go to every ctest run, e.g. -- -R pool  or  -- -L unit
 EOF_USAGE
 }
 
 run_asan=1
+run_e2e=1
 ctest_args=()
 while (($# > 0)); do
     case $1 in
         --no-asan)
             run_asan=0
+            shift
+            ;;
+        --no-e2e)
+            run_e2e=0
             shift
             ;;
         -h | --help)
@@ -101,12 +109,84 @@ tier_asan() {
         build_and_test asan build-asan -DCORRAL_SANITIZE=ON
 }
 
-# ---- END-TO-END TIER (placeholder) ----------------------------------------------------------------
-# A later issue puts the end-to-end tier here: boot a real systemd in systemd-nspawn, install the
-# unit pair, start the socket, `systemctl reload` under load, read journalctl. It must call
-# `record e2e ok` or `record e2e FAILED`. Until then it runs nothing and says so.
+# ---- END-TO-END TIER ------------------------------------------------------------------------------
+# corral under a real systemd: tests/e2e/run.sh boots systemd 252 (and 254 from bookworm-backports) as
+# PID 1 in systemd-nspawn containers, installs this build's binary and the unit pair, and drives
+# socket activation, reload under load, a bad deploy, a crash, restart and stop through systemctl.
+# Exit codes of run.sh: 0 every scenario passed, 2 none failed but some could not run (e.g.
+# bookworm-backports unreachable: no systemd 254), anything else failed.
 tier_e2e() {
-    record e2e not-implemented
+    if ((!run_e2e)); then
+        record e2e skipped
+        return 0
+    fi
+    section "e2e: end to end under a real systemd (build)"
+    if [[ " ${summary[*]} " != *" default-build=ok "* ]]; then
+        echo "test.sh: e2e: FAIL (not run: the default build failed)"
+        record e2e FAILED
+        return 0
+    fi
+    if ! scripts/setup.sh --deps-only --e2e; then
+        echo "test.sh: e2e: FAIL (could not install mmdebstrap/systemd-container)"
+        record e2e FAILED
+        return 0
+    fi
+    local sudo=() rc=0 t0=$SECONDS
+    ((EUID == 0)) || sudo=(sudo)
+    # Bounded: on the deadline the whole run gets SIGTERM (its trap tears the containers down), and
+    # SIGKILL a minute later if that hangs too.
+    "${sudo[@]}" timeout --kill-after=60 900 env CORRAL_E2E_CACHE="${CORRAL_E2E_CACHE:-/var/cache/corral-e2e}" \
+        ${CORRAL_E2E_MIRROR:+CORRAL_E2E_MIRROR="$CORRAL_E2E_MIRROR"} tests/e2e/run.sh build || rc=$?
+    case $rc in
+        0)
+            echo "test.sh: e2e: PASS ($((SECONDS - t0)) s)"
+            record e2e ok
+            ;;
+        2)
+            echo "test.sh: e2e: INCOMPLETE (nothing failed, but scenarios were skipped; see above) ($((SECONDS - t0)) s)"
+            record e2e incomplete
+            ;;
+        *)
+            echo "test.sh: e2e: FAIL (exit $rc) ($((SECONDS - t0)) s)"
+            record e2e FAILED
+            ;;
+    esac
+}
+# ----------------------------------------------------------------------------------------------------
+
+# ---- VM TIER ---------------------------------------------------------------------------------------
+# corral on a real cgroup v2 with the memory controller, which only exists here inside a VM:
+# tests/vm/run.sh boots Debian bookworm under QEMU TCG (image cached in $CORRAL_VM_CACHE, default
+# /var/cache/corral-vm) and checks the delegated cgroup v2 backend: supervisor/ and worker leaves,
+# memory.current, memory.max, recycling by memory, cgroup.kill. CORRAL_NO_VM=1 skips it.
+tier_vm() {
+    if [[ ${CORRAL_NO_VM:-0} == 1 ]]; then
+        record vm skipped
+        return 0
+    fi
+    section "vm: cgroup v2 with the memory controller, in a QEMU VM (build)"
+    if [[ " ${summary[*]} " != *" default-build=ok "* ]]; then
+        echo "test.sh: vm: FAIL (not run: the default build failed)"
+        record vm FAILED
+        return 0
+    fi
+    if ! scripts/setup.sh --deps-only --vm; then
+        echo "test.sh: vm: FAIL (could not install qemu-system-x86/qemu-utils/mmdebstrap)"
+        record vm FAILED
+        return 0
+    fi
+    local sudo=() rc=0 t0=$SECONDS
+    ((EUID == 0)) || sudo=(sudo)
+    # Bounded: run.sh kills its VM after CORRAL_VM_TIMEOUT (360 s); this also covers the image build.
+    "${sudo[@]}" timeout --kill-after=60 900 env CORRAL_VM_CACHE="${CORRAL_VM_CACHE:-/var/cache/corral-vm}" \
+        ${CORRAL_VM_MIRROR:+CORRAL_VM_MIRROR="$CORRAL_VM_MIRROR"} tests/vm/run.sh build || rc=$?
+    if ((rc == 0)); then
+        echo "test.sh: vm: PASS ($((SECONDS - t0)) s)"
+        record vm ok
+    else
+        echo "test.sh: vm: FAIL (exit $rc) ($((SECONDS - t0)) s)"
+        record vm FAILED
+    fi
 }
 # ----------------------------------------------------------------------------------------------------
 
@@ -119,6 +199,7 @@ fi
 tier_default
 tier_asan
 tier_e2e
+tier_vm
 
 elapsed=$((SECONDS - start))
 verdict=PASSED
