@@ -283,8 +283,12 @@ static void manager_stop_worker(Manager *m, PoolWorker *pw) {
         Worker *w = pw->userdata;
         const Config *c = generation_config(m, pw->generation);
 
-        if (!w)
+        /* A record no process was started for has nothing to wait for: it is gone now, or the pool would
+         * wait for its exit forever. */
+        if (!w) {
+                (void) pool_worker_exited(m->pool, pw, &(PoolExit) {}, now_usec(CLOCK_MONOTONIC), NULL);
                 return;
+        }
         log_debug("stopping worker %u (pid %d): %s", pw->slot, (int) w->pid, stop_reason_to_string(pw->stop_reason));
         if (m->term_signals > 1)
                 worker_kill(w);

@@ -330,11 +330,14 @@ static bool pool_all_failing(const Pool *p) {
 
 int pool_plan(Pool *p, usec_t now, PoolPlan *ret) {
         usec_t wakeup = USEC_INFINITY;
+        bool give_up;
         int r;
 
         p->n_actions = 0;
+        /* Decided before anything is spawned: a plan that gives up starts nothing new. */
+        give_up = !p->stopping && pool_all_failing(p);
 
-        if (!p->stopping) {
+        if (!p->stopping && !give_up) {
                 r = replace_step(p, now, &wakeup);
                 if (r < 0)
                         return r;
@@ -387,7 +390,7 @@ int pool_plan(Pool *p, usec_t now, PoolPlan *ret) {
                 .n_actions = p->n_actions,
                 .wakeup_usec = wakeup,
                 .roll_event = p->pending_event,
-                .give_up = !p->stopping && pool_all_failing(p),
+                .give_up = give_up,
         };
         p->pending_event = POOL_ROLL_NONE;
         return 0;
