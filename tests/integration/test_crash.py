@@ -5,6 +5,7 @@ its stage and errno."""
 
 import http.client
 import os
+import re
 import signal
 import time
 import unittest
@@ -93,7 +94,12 @@ class Crash(h.CorralTestCase):
         rc = c.wait(h.scaled(20))
         self.assertEqual(rc, 1, c.output())
         self.assertIn("giving up", c.output())
-        self.assertEqual(c.output().count(") started"), 6, "each of the 2 slots started exactly 3 times")
+        # Every slot failed 3 times before corral gave up; one may have gone on failing while the other
+        # caught up, but never without bound.
+        starts = [int(m) for m in re.findall(r"worker (\d+) \(pid \d+, generation 1\) started", c.output())]
+        for slot in (0, 1):
+            self.assertGreaterEqual(starts.count(slot), 3, starts)
+            self.assertLessEqual(starts.count(slot), 6, starts)
         notify.wait_for("ERRNO", timeout=5)
         self.assertFalse([d for d in notify.datagrams() if d.get("READY") == "1"])
 
