@@ -43,22 +43,14 @@ static void manager_status_snapshot(Manager *m, StatusPool *ret_pool, StatusWork
         for (PoolWorker *pw = pool_workers(m->pool); rows && pw; pw = pw->next) {
                 Worker *w = pw->userdata;
                 PoolExit last = {};
+                CgroupSample cs;
                 usec_t when = 0;
 
                 if (!w)
                         continue;
                 (void) pool_slot_last_exit(m->pool, pw->slot, &last, &when);
-                /* Fresh figures from its cgroup (or process tree); no recycling decision is taken here, that
-                 * is the sampling timer's. */
-                if (w->cgroup) {
-                        CgroupSample cs;
-                        if (cgroup_worker_sample(w->cgroup, &cs) > 0) {
-                                if (cs.flags & CGROUP_SAMPLE_MEMORY_CURRENT)
-                                        pw->memory_bytes = cs.memory_current;
-                                if (cs.flags & CGROUP_SAMPLE_CPU_USAGE)
-                                        pw->cpu_usec = cs.cpu_usage_usec;
-                        }
-                }
+                /* Fresh figures; no recycling decision is taken here, that is the sampling timer's. */
+                (void) manager_read_accounting(pw, &cs);
                 rows[n++] = (StatusWorker) {
                         .slot = pw->slot,
                         .pid = w->pid,

@@ -97,7 +97,12 @@ void manager_reload_finished(Manager *m, bool ok, const char *why);
 void manager_roll_aborted(Manager *m, const char *why);
 
 /* manager-workers.c */
-/* Samples every worker's accounting, feeds the pool's ranking and the recycling policy. */
+/* Reads a worker's accounting into pw->memory_bytes and pw->cpu_usec, deciding nothing. Returns 1 with
+ * *ret filled, 0 when there is nothing to read (no leaf, gone), or a negative errno. */
+int manager_read_accounting(PoolWorker *pw, CgroupSample *ret);
+/* Samples one worker and feeds the recycling policy, which may ask the pool to replace it. */
+void manager_sample_worker(Manager *m, Worker *w);
+/* Samples every worker (the sampling timer), then removes empty leaves left behind. */
 void manager_sample(Manager *m);
 /* Logs what a verdict means (throttled, disabled, roll aborted); pw may be a copy of a freed record. */
 void manager_log_verdict(Manager *m, Worker *w, PoolWorker *pw, PoolVerdict v, usec_t delay, const char *what);

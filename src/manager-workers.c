@@ -255,59 +255,64 @@ static const char *format_recycle_value(char *buf, size_t size, RecycleReason r,
         }
 }
 
+int manager_read_accounting(PoolWorker *pw, CgroupSample *ret) {
+        Worker *w = pw->userdata;
+        int r;
+
+        if (!w || !w->cgroup || w->exited)
+                return 0;
+        r = cgroup_worker_sample(w->cgroup, ret);
+        if (r < 0)
+                log_debug_errno(r, "Failed to sample worker %u (pid %d): %m", pw->slot, (int) w->pid);
+        if (r <= 0)
+                return r; /* gone between the exit and its event, or unreadable for now */
+        if (ret->flags & CGROUP_SAMPLE_MEMORY_CURRENT)
+                pw->memory_bytes = ret->memory_current;
+        if (ret->flags & CGROUP_SAMPLE_CPU_USAGE)
+                pw->cpu_usec = ret->cpu_usage_usec;
+        return 1;
+}
+
+void manager_sample_worker(Manager *m, Worker *w) {
+        PoolWorker *pw = w->pool_worker;
+        RecyclePolicy policy = RECYCLE_POLICY(m->target.config);
+        RecycleSample rs = { .at = now_usec(CLOCK_MONOTONIC) };
+        char a[FORMAT_USEC_MAX], b[FORMAT_USEC_MAX];
+        uint64_t value = 0, limit = 0;
+        RecycleReason reason;
+        CgroupSample cs;
+        LogFields f = {};
+
+        if (!pw || manager_read_accounting(pw, &cs) <= 0)
+                return;
+        rs.memory = pw->memory_bytes;
+        rs.memory_valid = cs.flags & CGROUP_SAMPLE_MEMORY_CURRENT;
+        rs.cpu_usec = pw->cpu_usec;
+        rs.cpu_valid = cs.flags & CGROUP_SAMPLE_CPU_USAGE;
+        rs.oom_kills = cs.events_oom_kill;
+        rs.oom_valid = cs.flags & CGROUP_SAMPLE_EVENTS_OOM_KILL;
+
+        reason = recycle_check(&w->recycle, &policy, &rs, &value, &limit);
+        /* Asked once is enough; a starting worker is judged once it serves. */
+        if (reason == RECYCLE_NONE || pw->state != WORKER_READY || pw->recycle || w->abort_on_stop)
+                return;
+
+        worker_fields(&f, w, pw);
+        log_fields_add(&f, "REASON=%s", recycle_reason_to_string(reason));
+        log_fields_add(&f, "VALUE=%llu", (unsigned long long) value);
+        log_fields_add(&f, "LIMIT=%llu", (unsigned long long) limit);
+        log_fields_add(&f, "MEMORY_CURRENT=%llu", (unsigned long long) pw->memory_bytes);
+        log_fields_add(&f, "CPU_USAGE_USEC=%llu", (unsigned long long) pw->cpu_usec);
+        log_event(LOG_NOTICE, MESSAGE_ID_WORKER_RECYCLED, &f, "worker %u (pid %d) is recycled: %s %s, limit %s",
+                  pw->slot, (int) w->pid, recycle_reason_to_string(reason),
+                  format_recycle_value(a, sizeof a, reason, value), format_recycle_value(b, sizeof b, reason, limit));
+        m->counters.recycles[reason]++;
+        pool_worker_recycle(m->pool, pw);
+}
+
 void manager_sample(Manager *m) {
-        const Config *c = m->target.config;
-        RecyclePolicy policy = RECYCLE_POLICY(c);
-        usec_t now = now_usec(CLOCK_MONOTONIC);
-
-        for (PoolWorker *pw = pool_workers(m->pool); pw; pw = pw->next) {
-                Worker *w = pw->userdata;
-                RecycleSample rs = { .at = now };
-                char a[FORMAT_USEC_MAX], b[FORMAT_USEC_MAX];
-                uint64_t value = 0, limit = 0;
-                RecycleReason reason;
-                CgroupSample cs;
-                LogFields f = {};
-                int r;
-
-                if (!w || !w->cgroup || w->exited)
-                        continue;
-                r = cgroup_worker_sample(w->cgroup, &cs);
-                if (r < 0)
-                        log_debug_errno(r, "Failed to sample worker %u (pid %d): %m", pw->slot, (int) w->pid);
-                if (r <= 0)
-                        continue; /* gone between the exit and its event, or unreadable for now */
-
-                if (cs.flags & CGROUP_SAMPLE_MEMORY_CURRENT) {
-                        pw->memory_bytes = rs.memory = cs.memory_current;
-                        rs.memory_valid = true;
-                }
-                if (cs.flags & CGROUP_SAMPLE_CPU_USAGE) {
-                        pw->cpu_usec = rs.cpu_usec = cs.cpu_usage_usec;
-                        rs.cpu_valid = true;
-                }
-                if (cs.flags & CGROUP_SAMPLE_EVENTS_OOM_KILL) {
-                        rs.oom_kills = cs.events_oom_kill;
-                        rs.oom_valid = true;
-                }
-
-                reason = recycle_check(&w->recycle, &policy, &rs, &value, &limit);
-                /* Asked once is enough; a starting worker is judged once it serves. */
-                if (reason == RECYCLE_NONE || pw->state != WORKER_READY || pw->recycle || w->abort_on_stop)
-                        continue;
-
-                worker_fields(&f, w, pw);
-                log_fields_add(&f, "REASON=%s", recycle_reason_to_string(reason));
-                log_fields_add(&f, "VALUE=%llu", (unsigned long long) value);
-                log_fields_add(&f, "LIMIT=%llu", (unsigned long long) limit);
-                log_fields_add(&f, "MEMORY_CURRENT=%llu", (unsigned long long) pw->memory_bytes);
-                log_fields_add(&f, "CPU_USAGE_USEC=%llu", (unsigned long long) pw->cpu_usec);
-                log_event(LOG_NOTICE, MESSAGE_ID_WORKER_RECYCLED, &f,
-                          "worker %u (pid %d) is recycled: %s %s, limit %s", pw->slot, (int) w->pid,
-                          recycle_reason_to_string(reason), format_recycle_value(a, sizeof a, reason, value),
-                          format_recycle_value(b, sizeof b, reason, limit));
-                m->counters.recycles[reason]++;
-                pool_worker_recycle(m->pool, pw);
-        }
+        for (PoolWorker *pw = pool_workers(m->pool); pw; pw = pw->next)
+                if (pw->userdata)
+                        manager_sample_worker(m, pw->userdata);
         (void) cgroup_manager_gc(m->cgroups);
 }

@@ -184,12 +184,14 @@ void manager_roll_aborted(Manager *m, const char *why) {
 /* ---- plan execution ---- */
 
 static int on_memory_events(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Worker *w = userdata;
         char buf[512];
 
-        /* kernfs keeps POLLPRI raised until the file is read again through this fd. */
+        /* kernfs keeps POLLPRI raised until the file is read again through this fd. Only this worker's
+         * events changed: only it is sampled. */
         if (lseek(fd, 0, SEEK_SET) >= 0)
                 (void) !read(fd, buf, sizeof buf);
-        manager_sample(userdata);
+        manager_sample_worker(w->userdata, w);
         return 0;
 }
 
@@ -266,7 +268,7 @@ static int manager_spawn(Manager *m, PoolWorker *pw) {
                 (void) cgroup_worker_attach_pid(cw, w->pid);
                 /* memory.high breaches and OOM kills are seen at once, not at the next sample. */
                 int efd = cgroup_worker_events_fd(cw);
-                if (efd >= 0 && sd_event_add_io(m->event, &w->events_source, efd, EPOLLPRI, on_memory_events, m) >= 0) {
+                if (efd >= 0 && sd_event_add_io(m->event, &w->events_source, efd, EPOLLPRI, on_memory_events, w) >= 0) {
                         (void) sd_event_source_set_priority(w->events_source, PRIORITY_TIMER);
                         (void) sd_event_source_set_description(w->events_source, "worker-memory-events");
                 }
@@ -471,8 +473,12 @@ int manager_reload(Manager *m) {
         TAKE_PTR(config);
         (void) manager_watch_relay_signals(m, g.config);
 
-        /* The roll replaces the heaviest workers first: sample them now. */
-        manager_sample(m);
+        /* The roll replaces the heaviest workers first: fresh figures for the ranking. Only figures: an
+         * extra sample must not count towards the recycling policy's consecutive checks. */
+        for (PoolWorker *pw = pool_workers(m->pool); pw; pw = pw->next) {
+                CgroupSample cs;
+                (void) manager_read_accounting(pw, &cs);
+        }
 
         pc = pool_config_from(g.config, m->ncpus);
         generation = pool_reload(m->pool, &pc);
