@@ -204,10 +204,13 @@ int worker_stop(Worker *w, int sig, usec_t timeout_usec) {
 
         if (w->exited)
                 return 0;
-        r = worker_signal(w, sig);
-        /* A stopped process would sit on a TERM forever: wake it up so it can act on it. */
+        /* A stopped process would sit on a TERM forever, so wake it first. First, not after: a CONT
+         * sent after the TERM can land while the worker, acting on the TERM, is being stopped by a
+         * ptrace attach of its own (a crash reporter, LeakSanitizer at exit), and a CONT discards
+         * that pending stop, leaving the tracer waiting for ever. Seen in the ASan tier. */
         if (sig != SIGKILL)
                 (void) worker_signal(w, SIGCONT);
+        r = worker_signal(w, sig);
         (void) worker_arm_timer(w, WORKER_EVENT_KILLED, timeout_usec);
         return r;
 }

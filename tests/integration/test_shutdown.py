@@ -1,7 +1,9 @@
 # SPDX-License-Identifier: MIT
 """Shutdown: SIGTERM/SIGINT stop the pool and exit 0; a worker that ignores SIGTERM is killed after the
-stop timeout; a leftover grandchild does not hang corral; a second SIGTERM does not wait."""
+stop timeout; a stopped worker is woken to act on it; a leftover grandchild does not
+hang corral; a second SIGTERM does not wait."""
 
+import os
 import signal
 import time
 import unittest
@@ -33,6 +35,16 @@ class Shutdown(h.CorralTestCase):
         self.assertAllGone(pids, timeout=2)
         # The grandchild may be killed (cgroup) or left behind (plain fork/exec); either way corral exited.
         self.assertIsNotNone(grandchildren)
+
+    def test_stopped_worker_is_woken_to_act_on_sigterm(self):
+        c, _, pids = self.start_pool(2, extra=["--stop-timeout", "30s"])
+        os.kill(pids[0], signal.SIGSTOP)
+        h.wait_until(lambda: h.proc_state(pids[0]) == "T", 5, message=f"worker {pids[0]} never stopped")
+        # Woken by corral's SIGCONT, the stopped worker drains and exits 0 well before the 30 s stop
+        # timeout would kill it.
+        self.assertEqual(c.stop(signal.SIGTERM, timeout=10), 0)
+        c.wait_for_line(rf"\(pid {pids[0]}\) exited with status 0", timeout=1)
+        self.assertAllGone(pids, timeout=2)
 
     def test_second_sigterm_kills_at_once(self):
         n = self.notify_receiver()
