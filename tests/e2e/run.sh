@@ -450,6 +450,51 @@ sc_restart() {
     finish "$name" "restart ${dur} s, $(load_figures <<<"$sum")"
 }
 
+# The master's own watchdog: under WatchdogSec= corral pings systemd from its event loop, so a healthy
+# pool outlives several watchdog periods while a frozen master is killed and restarted by systemd.
+# The workers do not inherit the master's watchdog. WatchdogSignal=SIGKILL: no core dump of corral.
+sc_watchdog() {
+    local name=$1
+    begin
+    ct mkdir -p "/etc/systemd/system/$UNIT.d" &&
+        ct sh -c "printf '[Service]\nWatchdogSec=2s\nWatchdogSignal=SIGKILL\n' > /etc/systemd/system/$UNIT.d/watchdog.conf" &&
+        ct systemctl daemon-reload && ct timeout 60 systemctl restart "$UNIT"
+    check "restart with WatchdogSec=2s" test $? -eq 0
+    check "pool settles at generation 1" wait_until 15 pool_settled 1
+    check "WatchdogUSec=2s" eq "$(prop "$UNIT" WatchdogUSec)" 2s
+    local env
+    env=$(ctnet python3 -c 'import sys, urllib.request; print(urllib.request.urlopen("http://127.0.0.1:%s/env" % sys.argv[1], timeout=10).read().decode())' "$PORT")
+    check "a worker answered /env" grep -q '^WORKER_INDEX=' <<<"$env"
+    check "workers do not inherit WATCHDOG_USEC/WATCHDOG_PID" test -z "$(grep '^WATCHDOG_' <<<"$env")"
+    local main restarts pids
+    main=$(prop "$UNIT" MainPID)
+    restarts=$(prop "$UNIT" NRestarts)
+    pids=$(worker_pids)
+    sleep 6 # three watchdog periods
+    check "still active after 3 watchdog periods ($(show))" matches "$(show)" "ActiveState=active SubState=running *MainPID=$main "
+    check "no restart while healthy (NRestarts $restarts -> $(prop "$UNIT" NRestarts))" eq "$(prop "$UNIT" NRestarts)" "$restarts"
+    # Freeze the master: its pings stop, systemd kills it and, Restart=on-failure, starts a new one.
+    local cur t0 new_main dur
+    cur=$(now_us)
+    t0=$(now)
+    check "SIGSTOP corral ($main)" ct kill -STOP "$main"
+    restarted() {
+        new_main=$(prop "$UNIT" MainPID)
+        [[ $new_main != "$main" && $new_main != 0 ]]
+    }
+    check "systemd replaced the frozen master" wait_until 15 restarted
+    dur=$(elapsed "$t0")
+    check "NRestarts went up by one" eq "$(prop "$UNIT" NRestarts)" $((restarts + 1))
+    timed_out() { ct journalctl --no-pager -u "$UNIT" --since="@${cur%??????}" | grep -q 'Watchdog timeout'; }
+    check "systemd's journal says 'Watchdog timeout'" wait_until 5 timed_out
+    check "the new pool settles at generation 1" wait_until 15 pool_settled 1
+    local left
+    left=$(for p in $main $pids; do ct kill -0 "$p" 2>/dev/null && echo "$p"; done)
+    check "the frozen master and its workers are gone (left: $left)" test -z "$left"
+    ct rm -f "/etc/systemd/system/$UNIT.d/watchdog.conf" && ct systemctl daemon-reload
+    finish "$name" "healthy for 3 periods of WatchdogSec=2s; frozen master $main replaced by $new_main in ${dur} s"
+}
+
 sc_stop() {
     local name=$1
     begin
@@ -537,10 +582,11 @@ run_in() { # FLAVOUR ROOTFS SUFFIX
             sc_bad_deploy "bad-deploy$sfx" 1
             sc_crash "crash$sfx"
             sc_restart "restart$sfx"
+            sc_watchdog "watchdog$sfx"
             sc_stop "stop$sfx"
         else
             local s
-            for s in accounting reload-under-load bad-deploy crash restart stop; do
+            for s in accounting reload-under-load bad-deploy crash restart watchdog stop; do
                 result "$s$sfx" FAIL "not run: the pool did not come up"
             done
         fi
