@@ -277,7 +277,7 @@ void manager_sample_worker(Manager *m, Worker *w) {
         PoolWorker *pw = w->pool_worker;
         RecyclePolicy policy = RECYCLE_POLICY(m->target.config);
         RecycleSample rs = { .at = now_usec(CLOCK_MONOTONIC) };
-        char a[FORMAT_USEC_MAX], b[FORMAT_USEC_MAX];
+        char a[FORMAT_USEC_MAX], b[FORMAT_USEC_MAX], what[2 * FORMAT_USEC_MAX + 64];
         uint64_t value = 0, limit = 0;
         RecycleReason reason;
         CgroupSample cs;
@@ -303,9 +303,14 @@ void manager_sample_worker(Manager *m, Worker *w) {
         log_fields_add(&f, "LIMIT=%llu", (unsigned long long) limit);
         log_fields_add(&f, "MEMORY_CURRENT=%llu", (unsigned long long) pw->memory_bytes);
         log_fields_add(&f, "CPU_USAGE_USEC=%llu", (unsigned long long) pw->cpu_usec);
-        log_event(LOG_NOTICE, MESSAGE_ID_WORKER_RECYCLED, &f, "worker %u (pid %d) is recycled: %s %s, limit %s",
-                  pw->slot, (int) w->pid, recycle_reason_to_string(reason),
-                  format_recycle_value(a, sizeof a, reason, value), format_recycle_value(b, sizeof b, reason, limit));
+        if (reason == RECYCLE_OOM) /* a count, with no limit */
+                snprintf(what, sizeof what, "oom, %llu process(es) of its cgroup killed by the OOM killer",
+                         (unsigned long long) value);
+        else
+                snprintf(what, sizeof what, "%s %s, limit %s", recycle_reason_to_string(reason),
+                         format_recycle_value(a, sizeof a, reason, value), format_recycle_value(b, sizeof b, reason, limit));
+        log_event(LOG_NOTICE, MESSAGE_ID_WORKER_RECYCLED, &f, "worker %u (pid %d) is recycled: %s", pw->slot,
+                  (int) w->pid, what);
         m->counters.recycles[reason]++;
         pool_worker_recycle(m->pool, pw);
 }

@@ -40,10 +40,15 @@ RecycleReason recycle_check(RecycleState *s, const RecyclePolicy *p, const Recyc
         uint64_t value = 0, limit = 0;
 
         /* A new OOM kill in its cgroup: the worker lost a process (often itself, which the exit handles);
-         * whatever is left is in an unknown state. */
-        if (sample->oom_valid && s->has_last && s->last.oom_valid && sample->oom_kills > s->last.oom_kills) {
-                r = RECYCLE_OOM;
-                value = sample->oom_kills - s->last.oom_kills;
+         * whatever is left is in an unknown state. The cgroup is the worker's own and was new when it
+         * started, so before the first sample the count was 0: a kill before then counts too. */
+        if (sample->oom_valid && (!s->has_last || s->last.oom_valid)) {
+                uint64_t before = s->has_last ? s->last.oom_kills : 0;
+
+                if (sample->oom_kills > before) {
+                        r = RECYCLE_OOM;
+                        value = sample->oom_kills - before;
+                }
         }
 
         if (sample->memory_valid && p->memory_max > 0) {

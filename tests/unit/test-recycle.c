@@ -156,15 +156,46 @@ Test(recycle, new_oom_kill_recycles) {
         RecycleState s;
 
         recycle_state_init(&s, &p, T0, 0);
-        cr_assert_eq(recycle_check(&s, &p, &(RecycleSample) { .at = T0, .oom_kills = 2, .oom_valid = true }, NULL, NULL),
+        cr_assert_eq(recycle_check(&s, &p, &(RecycleSample) { .at = T0, .oom_kills = 0, .oom_valid = true }, NULL, NULL),
                      RECYCLE_NONE);
-        cr_assert_eq(recycle_check(&s, &p, &(RecycleSample) { .at = T0 + 1, .oom_kills = 2, .oom_valid = true }, NULL,
+        cr_assert_eq(recycle_check(&s, &p, &(RecycleSample) { .at = T0 + 1, .oom_kills = 0, .oom_valid = true }, NULL,
                                    NULL),
                      RECYCLE_NONE);
-        cr_assert_eq(recycle_check(&s, &p, &(RecycleSample) { .at = T0 + 2, .oom_kills = 3, .oom_valid = true }, &value,
+        cr_assert_eq(recycle_check(&s, &p, &(RecycleSample) { .at = T0 + 2, .oom_kills = 1, .oom_valid = true }, &value,
                                    NULL),
                      RECYCLE_OOM);
         cr_assert_eq(value, 1);
+        /* Counted once: the next sample with the same count is quiet. */
+        cr_assert_eq(recycle_check(&s, &p, &(RecycleSample) { .at = T0 + 3, .oom_kills = 1, .oom_valid = true }, NULL,
+                                   NULL),
+                     RECYCLE_NONE);
+}
+
+Test(recycle, oom_kill_before_the_first_sample_recycles) {
+        RecyclePolicy p = { .samples = 3 };
+        uint64_t value = 0;
+        RecycleState s;
+
+        /* The worker's cgroup is new: two kills seen by the very first sample are two new kills. */
+        recycle_state_init(&s, &p, T0, 0);
+        cr_assert_eq(recycle_check(&s, &p, &(RecycleSample) { .at = T0, .oom_kills = 2, .oom_valid = true }, &value,
+                                   NULL),
+                     RECYCLE_OOM);
+        cr_assert_eq(value, 2);
+}
+
+Test(recycle, oom_kill_after_an_unreadable_sample_waits_for_a_baseline) {
+        RecyclePolicy p = { .samples = 3 };
+        RecycleState s;
+
+        recycle_state_init(&s, &p, T0, 0);
+        cr_assert_eq(recycle_check(&s, &p, &(RecycleSample) { .at = T0 }, NULL, NULL), RECYCLE_NONE);
+        cr_assert_eq(recycle_check(&s, &p, &(RecycleSample) { .at = T0 + 1, .oom_kills = 5, .oom_valid = true }, NULL,
+                                   NULL),
+                     RECYCLE_NONE);
+        cr_assert_eq(recycle_check(&s, &p, &(RecycleSample) { .at = T0 + 2, .oom_kills = 6, .oom_valid = true }, NULL,
+                                   NULL),
+                     RECYCLE_OOM);
 }
 
 Test(recycle, reason_names) {
