@@ -83,8 +83,8 @@ gone() { # PID: no such process, or a zombie waiting for its parent
     [[ -z $st || $st == Z ]]
 }
 
-recycled_for() { # PID: the journal has MESSAGE_ID=WORKER_RECYCLED for that pid with REASON=memory
-    journalctl -o json --no-pager "MESSAGE_ID=$MSG_RECYCLED" "WORKER_PID=$1" 2>/dev/null | grep -q '"REASON":"memory"'
+recycled_for() { # PID [REASON]: the journal has MESSAGE_ID=WORKER_RECYCLED for that pid with REASON (memory)
+    journalctl -o json --no-pager "MESSAGE_ID=$MSG_RECYCLED" "WORKER_PID=$1" 2>/dev/null | grep -q "\"REASON\":\"${2:-memory}\""
 }
 
 # ---- 1. install corral as a Delegate=yes service ---------------------------------------------------
@@ -312,6 +312,56 @@ else
     fi
     kill -9 "$E" 2>/dev/null
     [[ -n $C ]] && kill -9 "$C" 2>/dev/null
+fi
+
+# ---- 6. an OOM kill in a worker's leaf: the worker is recycled at once, woken by memory.events ------
+# A second instance on port 8081 with a small memory.max and a sampling interval of an hour, so only the
+# memory.events wake-up can tell corral in time. GET /hog/N forks a child that grows by N MiB: the OOM
+# killer picks it, the worker survives and is replaced, start-first.
+if ((!has_memory_limit)); then
+    result recycle-oom SKIPPED "corral --help has no per-worker memory limit option (--memory-limit/MemoryLimit=)"
+else
+    mkdir -p /etc/systemd/system/corral@oom.socket.d /etc/systemd/system/corral@oom.service.d
+    printf '[Socket]\nListenStream=\nListenStream=127.0.0.1:8081\n' >/etc/systemd/system/corral@oom.socket.d/port.conf
+    cp /etc/systemd/system/corral@vm.service.d/vm.conf /etc/systemd/system/corral@oom.service.d/vm.conf
+    printf '[Worker]\nExecStart=/usr/local/bin/corral-test-worker\nCount=2\nReadyTimeoutSec=%s\nStopTimeoutSec=%s\nMemoryLimit=48M\n[Recycle]\nCheckIntervalSec=1h\n' \
+        "$(secs 120)s" "$(secs 20)s" >/etc/corral/oom.conf
+    systemctl daemon-reload
+    oom_ok=1 detail=''
+    if systemctl start corral@oom.socket && timeout "$(secs 300)" systemctl start corral@oom.service &&
+        CTL=/run/corral/oom/control wait_for 60 ready_is 2; then
+        pids_before=" $(CTL=/run/corral/oom/control worker_slots | awk '{ print $2 }' | tr '\n' ' ')"
+        read -r code P < <(URL=http://127.0.0.1:8081 get /hog/200)
+        P_cg=$(cg_of "$P")
+        t0=$(now_ms)
+        if [[ $code != 200 || -z $P || -z $P_cg ]]; then
+            oom_ok=0
+            detail="GET /hog/200 answered '${code:-nothing}' (pid '${P:-?}', cgroup '${P_cg:-?}')"
+        elif wait_for 60 recycled_for "$P" oom; then
+            entry=$(journalctl -o cat --no-pager "MESSAGE_ID=$MSG_RECYCLED" "WORKER_PID=$P" | head -n 1)
+            detail="journal after $(($(now_ms) - t0)) ms: '$entry'"
+            kills=$(journalctl -k --no-pager | grep -c "oom-kill:.*oom_memcg=$P_cg,")
+            detail+="; kernel log: $kills OOM kill(s) in $P_cg"
+            ((kills >= 1)) || oom_ok=0
+            wait_for 60 gone "$P" || { oom_ok=0; detail+="; pid $P still alive"; }
+            if CTL=/run/corral/oom/control wait_for 120 ready_is 2; then
+                fresh=$(CTL=/run/corral/oom/control worker_slots | awk -v b="$pids_before" '{ if (index(b, " " $2 " ") == 0) print $2 }')
+                [[ -n $fresh ]] && detail+="; replaced by pid $fresh" || { oom_ok=0; detail+="; no new worker"; }
+            else
+                oom_ok=0
+                detail+="; not 2 ready workers again within $(secs 120) s"
+            fi
+        else
+            oom_ok=0
+            detail="no REASON=oom recycle record for pid $P within $(secs 60) s; leaf memory.events: $(tr '\n' ' ' <"/sys/fs/cgroup$P_cg/memory.events" 2>/dev/null)"
+            journalctl -u corral@oom.service -o cat --no-pager | tail -n 15
+        fi
+    else
+        oom_ok=0
+        detail="corral@oom.service did not start with 2 ready workers"
+    fi
+    result recycle-oom "$( ((oom_ok)) && echo PASS || echo FAIL)" "$detail"
+    timeout "$(secs 120)" systemctl stop corral@oom.service corral@oom.socket
 fi
 
 # ---- stop: every worker leaf goes with the service ---------------------------------------------------

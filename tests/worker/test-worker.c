@@ -353,6 +353,17 @@ static bool conn_process(Conn *c) {
                                 ;
                         _exit(0);
                 }
+                if (strncmp(path, "/hog/", 5) == 0 && fork() == 0) {
+                        /* A child in the worker's cgroup that grows by N MiB and holds it for 60 s: past
+                         * the cgroup's memory.max it is what the OOM killer picks, the worker survives. */
+                        size_t mib = (size_t) strtoul(path + 5, NULL, 10), bytes = mib << 20;
+                        volatile char *hog = bytes > 0 && mib <= 4096 ? malloc(bytes) : NULL;
+                        (void) close_range(3, ~0U, 0);
+                        for (size_t k = 0; hog && k < bytes; k += 4096)
+                                hog[k] = 1;
+                        (void) sleep(60);
+                        _exit(0);
+                }
                 if (strcmp(path, "/recycle") == 0)
                         (void) sd_notify(0, "RECYCLE=1"); /* answered like any request, from this pid */
                 if (strcmp(path, "/env") == 0)
