@@ -2,6 +2,7 @@
 /* Manager: what happens to workers — exec results, readiness, exits and their verdicts, ready timeouts,
  * stop timeouts — and the notifications they send. */
 #include <stdio.h>
+#include <string.h>
 
 #include "manager-internal.h"
 #include "message-ids.h"
@@ -56,11 +57,24 @@ void manager_log_verdict(Manager *m, Worker *w, PoolWorker *pw, PoolVerdict v, u
         }
 }
 
+/* Whether the OOM killer struck the worker's cgroup since its last sample: with a SIGKILL exit, most
+ * likely the worker itself. Its cgroup was new when it started, so the count started at 0. */
+static bool worker_new_oom_kill(Worker *w) {
+        const RecycleState *r = &w->recycle;
+        CgroupSample cs;
+
+        if (!w->cgroup || cgroup_worker_sample(w->cgroup, &cs) < 0 || !(cs.flags & CGROUP_SAMPLE_EVENTS_OOM_KILL))
+                return false;
+        if (r->has_last && !r->last.oom_valid)
+                return false;
+        return cs.events_oom_kill > (r->has_last ? r->last.oom_kills : 0);
+}
+
 /* pool_worker_exited() frees the record, so verdict logging takes what it needs from a copy made first. */
 static void manager_worker_gone(Manager *m, Worker *w, const siginfo_t *si) {
         PoolWorker *pw = w->pool_worker, copy;
         PoolExit e = { .code = si->si_code, .status = si->si_status };
-        char how[96], t[FORMAT_USEC_MAX], what[160];
+        char how[160], t[FORMAT_USEC_MAX], what[224];
         usec_t delay = 0, now = now_usec(CLOCK_MONOTONIC);
         bool expected, was_ready;
         PoolVerdict v;
@@ -68,6 +82,9 @@ static void manager_worker_gone(Manager *m, Worker *w, const siginfo_t *si) {
 
         w->next_dead = m->dead;
         m->dead = w;
+        format_exit(how, sizeof how, si);
+        if (si->si_code == CLD_KILLED && si->si_status == SIGKILL && worker_new_oom_kill(w))
+                strncat(how, " (the OOM killer, its cgroup's memory limit)", sizeof how - strlen(how) - 1);
         /* Whatever the worker left in its cgroup goes with it (its session is killed in worker.c). */
         if (w->cgroup)
                 (void) cgroup_worker_kill(w->cgroup);
@@ -75,7 +92,6 @@ static void manager_worker_gone(Manager *m, Worker *w, const siginfo_t *si) {
                 return;
         copy = *pw;
 
-        format_exit(how, sizeof how, si);
         expected = pw->state == WORKER_STOPPING || pool_is_stopping(m->pool);
         was_ready = pw->state == WORKER_READY;
         worker_fields(&f, w, pw);
