@@ -569,10 +569,14 @@ run_in() { # FLAVOUR ROOTFS SUFFIX
         if ((ACTIVATION_OK)); then
             sc_reload "notify-reload$sfx"
             sc_bad_deploy "bad-deploy-notify-reload$sfx" 0
+            sc_crash "crash$sfx"
+            sc_restart "restart$sfx"
             sc_stop "stop$sfx"
         else
-            result "notify-reload$sfx" FAIL "not run: the pool did not come up"
-            result "bad-deploy-notify-reload$sfx" FAIL "not run: the pool did not come up"
+            local s
+            for s in notify-reload bad-deploy-notify-reload crash restart stop; do
+                result "$s$sfx" FAIL "not run: the pool did not come up"
+            done
         fi
     else
         sc_activation "socket-activation$sfx" notify
