@@ -2,6 +2,7 @@
 /* The worker notify socket and corral's own notifications to systemd. */
 #include <fcntl.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -93,6 +94,8 @@ static void notify_receive_one(NotifySocket *n, char *buf, bool *ret_again) {
                 .msg_controllen = sizeof control,
         };
         struct ucred *cred = NULL;
+        int fds[16];
+        size_t n_fds = 0;
         NotifyMessage m;
         ssize_t len;
 
@@ -108,11 +111,9 @@ static void notify_receive_one(NotifySocket *n, char *buf, bool *ret_again) {
                 if (c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len == CMSG_LEN(sizeof(struct ucred)))
                         cred = (struct ucred *) CMSG_DATA(c);
                 else if (c->cmsg_type == SCM_RIGHTS) {
-                        /* Workers may not hand corral fds (no fd store): close them at once. */
-                        int *fds = (int *) CMSG_DATA(c);
                         size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-                        for (size_t i = 0; i < k; i++)
-                                safe_close(fds[i]);
+                        for (size_t i = 0; i < k && n_fds < ELEMENTSOF(fds); i++)
+                                memcpy(&fds[n_fds++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
                 }
         }
 
@@ -121,9 +122,14 @@ static void notify_receive_one(NotifySocket *n, char *buf, bool *ret_again) {
                 notify_socket_reject(n);
                 /* Tell the receiver too (message NULL), so it can log it; it must not count it again. */
                 n->handler(n, cred && cred->pid > 0 ? cred->pid : 0, NULL, n->userdata);
-                return;
-        }
-        n->handler(n, cred->pid, &m, n->userdata);
+        } else
+                n->handler(n, cred->pid, &m, n->userdata);
+
+        /* corral keeps no fd store: passed fds are closed, but only now. The one a BARRIER=1 carries holds
+         * its sender (systemd-notify, a worker's helper) until it is closed; closed before the handler
+         * ran, the sender could exit and be reaped before the handler traces it to its worker. */
+        for (size_t i = 0; i < n_fds; i++)
+                safe_close(fds[i]);
 }
 
 static int on_notify(sd_event_source *s, int fd, uint32_t revents, void *userdata) {

@@ -162,14 +162,18 @@ static void send_ready(void) {
                 if (pid < 0)
                         die(1, "fork failed");
                 if (pid == 0) {
+                        /* What "systemd-notify --ready" does as a user that cannot send in its parent's
+                         * name: READY=1 in its own, then BARRIER=1, blocking until the receiver closed the
+                         * barrier's fd, then exit at once (and the worker reaps it at once). */
                         int r = sd_notify(0, msg);
 
                         if (r <= 0)
                                 fprintf(stderr, "test-worker %s: notify child: sd_notify() returned %d\n",
                                         slot, r);
-                        /* Linger so the receiver can still resolve our pid to our parent when it reads
-                         * the datagram, as a "systemd-notify --ready" helper would within its lifetime. */
-                        sleep(3);
+                        r = sd_notify_barrier(0, 5 * 1000000ULL);
+                        if (r < 0)
+                                fprintf(stderr, "test-worker %s: notify child: sd_notify_barrier() returned %d\n",
+                                        slot, r);
                         _exit(0);
                 }
                 fprintf(stderr, "test-worker %s: READY=1 sent by child %d\n", slot, (int) pid);
