@@ -95,10 +95,13 @@ class Reload(h.CorralTestCase):
         self.assertEqual(sorted(new_pids), sorted(c.worker_pids()))
 
         records = load.records()
-        # Every new worker serves, and once the old ones are gone only new workers answer.
+        # Once the old workers are gone only new ones answer, and every new one serves. The load's keep-alive
+        # connections stick to the worker that accepted them, so one new worker may hold none of them for a
+        # while (seen once in 5 runs): fresh connections ask each of them.
         tail = [r for r in records if r.ok and r.start > all_old_gone]
         self.assertTrue(tail, "no request after the last reload")
-        self.assertEqual({r.pid for r in tail}, new_pids)
+        self.assertLessEqual({r.pid for r in tail}, new_pids)
+        self.assertEqual({a.pid for a in h.collect_workers(self.port, WORKERS, corral=c).values()}, new_pids)
 
         # No stall: during the reloads, successful answers never pause for longer than twice the steady
         # state p99 latency (measured before the first reload, after a warm-up second).
