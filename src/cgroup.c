@@ -617,6 +617,31 @@ static int worker_procs_dir(const CgroupWorker *w) {
         return w->v2_fd >= 0 ? w->v2_fd : w->v1_fd;
 }
 
+CgroupWorker *cgroup_manager_find_pid(CgroupManager *m, pid_t pid) {
+        _cleanup_free_ char *content = NULL, *unified = NULL, *memory = NULL;
+        const char *leaf;
+        char path[64];
+
+        if (!m || m->backend == CGROUP_BACKEND_PROC || pid <= 0)
+                return NULL;
+        (void) snprintf(path, sizeof(path), "%d/cgroup", (int) pid);
+        if (dir_read_file(m->proc_fd, path, &content) < 0 || cgroup_parse_self(content, &unified, &memory) < 0 ||
+            !unified)
+                return NULL;
+        leaf = strrchr(unified, '/');
+        leaf = leaf ? leaf + 1 : unified;
+        for (CgroupWorker *w = m->workers; w; w = w->next) {
+                _cleanup_free_ pid_t *pids = NULL;
+                int n;
+
+                if (!w->name || strcmp(w->name, leaf) != 0)
+                        continue;
+                n = dir_read_pids(worker_procs_dir(w), "cgroup.procs", &pids);
+                return n > 0 && pid_set_contains(pids, (size_t) n, pid) ? w : NULL;
+        }
+        return NULL;
+}
+
 /* A required file is missing: either the leaf itself vanished (the worker is gone, 0) or the file is just
  * not there (a controller is missing, -ENOENT). */
 static int leaf_missing(int dir_fd, int r) {

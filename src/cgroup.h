@@ -59,6 +59,11 @@ const char *cgroup_manager_memory_source(const CgroupManager *m);
  * leaves remain to be removed (>= 0), or -errno when a base directory could not be listed. */
 int cgroup_manager_gc(CgroupManager *m);
 
+/* The worker whose leaf holds pid: found by the name of pid's cgroup2 cgroup (from <proc>/<pid>/cgroup)
+ * and confirmed in that leaf's cgroup.procs, since another instance names its leaves alike. NULL when
+ * none does, or with the proc backend. A process in a cgroup below a worker's leaf is not found. */
+CgroupWorker *cgroup_manager_find_pid(CgroupManager *m, pid_t pid);
+
 /* Creates the leaf (leaves: cgroup2 and v1 memory for the hybrid backend) "worker-<slot>-<worker_id>".
  * The id is in the name because two workers of one slot coexist during a start-first replacement; it must
  * be unique per slot for the manager's life. An existing empty leaf of that name (a leftover) is reused, a

@@ -206,15 +206,25 @@ static Worker *manager_find_worker(Manager *m, pid_t pid) {
         return NULL;
 }
 
-/* A datagram from a worker or from any process below it counts for that worker, as NotifyAccess=all
- * does for a unit: a Node worker can only notify through a child (systemd-notify --ready). */
-static Worker *manager_attribute(Manager *m, pid_t pid) {
+/* A datagram from a worker, from any process below it or from any process in its cgroup counts for that
+ * worker, as NotifyAccess=all does for a unit: a Node worker can only notify through a child
+ * (systemd-notify --ready), and a helper that double-forked is no longer below its worker. */
+static Worker *manager_attribute(Manager *m, pid_t sender) {
+        CgroupWorker *cw;
+        pid_t pid = sender;
+
         for (unsigned depth = 0; depth < 16 && pid > 1 && pid != m->pid; depth++) {
                 Worker *w = manager_find_worker(m, pid);
                 if (w)
                         return w;
                 if (notify_get_ppid(pid, &pid) < 0)
                         break;
+        }
+        cw = cgroup_manager_find_pid(m->cgroups, sender);
+        for (PoolWorker *pw = pool_workers(m->pool); cw && pw; pw = pw->next) {
+                Worker *w = pw->userdata;
+                if (w && w->cgroup == cw)
+                        return w;
         }
         return NULL;
 }

@@ -83,6 +83,19 @@ class SocketActivated(h.CorralTestCase):
         self.assertEqual(c.stop(), 0)
         self.assertNotIn("dropped a notification", c.output())
 
+    def test_ready_from_orphaned_helper_in_worker_cgroup_counts(self):
+        # The helper double-forks: re-parented, it is no longer below its worker, but it still sits in the
+        # worker's cgroup, which names the worker (as NotifyAccess=all does for a unit).
+        n = self.notify_receiver()
+        c, port = self.start_activated(["--count", 2], [h.worker_bin(), "--notify-via-orphan"], n)
+        if not c.wait_for_line(r"accounting: (hybrid cgroups|cgroup v2)|accounting: ", timeout=10).group(1):
+            self.skipTest("needs a cgroup per worker; this machine gives corral /proc accounting only")
+        _, ready = n.wait_for("READY", "1", timeout=15)
+        self.assertEqual(ready.pid, c.pid)
+        self.assertEqual(len(h.collect_workers(port, 2, corral=c)), 2)
+        self.assertEqual(c.stop(), 0)
+        self.assertNotIn("dropped a notification", c.output())
+
     def test_worker_status_not_forwarded_as_ready(self):
         # A worker's READY=1/STATUS= go to corral; systemd only ever hears corral's own datagrams.
         n = self.notify_receiver()

@@ -381,6 +381,36 @@ Test(cgroup, v2_worker_lifecycle) {
         tree_done(&t);
 }
 
+Test(cgroup, find_pid_by_the_leaf_it_sits_in) {
+        CgroupWorker *w = NULL, *w2 = NULL;
+        CgroupManager *m;
+        Tree t;
+
+        tree_v2(&t, "cpu memory pids\n");
+        m = manager_new_ok(&t, CGROUP_BACKEND_V2, NULL);
+        leaf_v2(&t, SVC "/worker-0-1", true);
+        leaf_v2(&t, SVC "/worker-1-2", true);
+        cr_assert_eq(cgroup_worker_new(m, 0, 1, &w), 0);
+        cr_assert_eq(cgroup_worker_new(m, 1, 2, &w2), 0);
+        put(&t, SVC "/worker-1-2/cgroup.procs", "500\n501\n");
+        put(&t, "proc/501/cgroup", "0::/svc/corral.service/worker-1-2\n");
+        cr_assert_eq(cgroup_manager_find_pid(m, 501), w2);
+        /* Another instance's leaf of the same name: the name alone is not enough. */
+        put(&t, "proc/502/cgroup", "0::/svc/other.service/worker-1-2\n");
+        cr_assert_null(cgroup_manager_find_pid(m, 502));
+        /* Gone, in no worker's leaf, or below one: not found. */
+        cr_assert_null(cgroup_manager_find_pid(m, 503));
+        put(&t, "proc/504/cgroup", "0::/user.slice/session-1.scope\n");
+        cr_assert_null(cgroup_manager_find_pid(m, 504));
+        put(&t, "proc/505/cgroup", "0::/svc/corral.service/worker-1-2/sub\n");
+        cr_assert_null(cgroup_manager_find_pid(m, 505));
+
+        cgroup_worker_free(w);
+        cgroup_worker_free(w2);
+        cgroup_manager_free(m);
+        tree_done(&t);
+}
+
 Test(cgroup, v2_startup_gc_removes_stale_empty_leaves) {
         CgroupManager *m;
         Tree t;

@@ -162,6 +162,16 @@ static void send_ready(void) {
                 if (pid < 0)
                         die(1, "fork failed");
                 if (pid == 0) {
+                        /* --notify-via-orphan: the helper double-forks first and notifies once it was
+                         * re-parented, no longer below the worker but still in its cgroup. */
+                        if (arg.notify_via_child == 2) {
+                                pid_t worker = getppid();
+
+                                if (fork() != 0)
+                                        _exit(0);
+                                for (int i = 0; i < 5000 && getppid() == worker; i++)
+                                        (void) usleep(1000);
+                        }
                         /* What "systemd-notify --ready" does as a user that cannot send in its parent's
                          * name: READY=1 in its own, then BARRIER=1, blocking until the receiver closed the
                          * barrier's fd, then exit at once (and the worker reaps it at once). */
@@ -501,6 +511,7 @@ static void parse_args(int argc, char **argv) {
                 { "drain-ms", required_argument, NULL, 'd' },
                 { "status", required_argument, NULL, 's' },
                 { "notify-via-child", no_argument, &arg.notify_via_child, 1 },
+                { "notify-via-orphan", no_argument, &arg.notify_via_child, 2 },
                 { "watchdog", no_argument, &arg.watchdog, 1 },
                 {}
         };
