@@ -14,11 +14,11 @@
 #include "config.h"
 #include "control.h"
 #include "log.h"
+#include "generation.h"
 #include "manager.h"
 #include "notify.h"
 #include "parse.h"
 #include "sockets.h"
-#include "spawn.h"
 
 enum {
         ARG_VERSION = 0x100,
@@ -273,10 +273,120 @@ static void log_socket(const ListenSocket *s) {
         }
 }
 
-static int run(int argc, char *argv[]) {
+/* The config and the first generation: exit 64 when nothing names a command, 78 for a config error or a
+ * command that cannot be run. Returns 0 or the exit code. */
+static int load_generation(const Args *a, Generation **ret) {
         _cleanup_(config_freep) Config *config = NULL;
+        _cleanup_free_ char *error = NULL;
+        int r;
+
+        /* Nothing that could name a command is a usage error; a file without ExecStart= a config error. */
+        if (!a->config_path && !a->command) {
+                bool exec_start = false;
+                for (size_t i = 0; i < a->n_config_args; i++)
+                        exec_start = exec_start || streq(a->config_args[i].option, "exec-start");
+                if (!exec_start) {
+                        log_error("No command: pass one after --, or use --exec-start or --config. See --help.");
+                        return EXIT_USAGE;
+                }
+        }
+
+        r = config_load(a->config_path, a->config_args, a->n_config_args, a->command, &config, &error);
+        if (r < 0) {
+                log_error("%s", error ?: "Failed to load the configuration");
+                return EXIT_CONFIG;
+        }
+        r = generation_new(config, 1, ret, &error);
+        if (r < 0) {
+                log_error_errno(r, "%s", error ?: "ExecStart= cannot be run: %m");
+                return EXIT_CONFIG;
+        }
+        TAKE_PTR(config);
+        return 0;
+}
+
+/* The workers' sockets, from systemd or bound from Listen=, and the health endpoint's (a passed socket
+ * named corral-status, or [Health] Listen=). Everything is bound before anything is forked: a busy port is
+ * exit 1. Returns 0 or the exit code. */
+static int take_sockets(const Config *config, SocketSet *sockets, SocketSet *status) {
+        _cleanup_free_ char *error = NULL;
+        int r;
+
+        r = socket_set_from_systemd(sockets, &error);
+        if (r < 0) {
+                log_error("%s", error ?: "Failed to take the sockets passed by systemd");
+                return EXIT_FAILURE;
+        }
+        if (r > 0) {
+                /* The health endpoint's socket is corral's own: never handed to the workers. */
+                r = socket_set_take(sockets, "corral-status", status);
+                if (r < 0)
+                        return log_oom(), EXIT_OSERR;
+                if (config->listen && config->listen[0])
+                        log_warning("systemd passed the sockets; ignoring Listen=");
+        }
+        if (sockets->n == 0) {
+                if (!config->listen || !config->listen[0]) {
+                        log_error("No sockets: pass --listen ADDRESS, set Listen= in [Socket], or start corral from "
+                                  "a .socket unit");
+                        return EXIT_FAILURE;
+                }
+                r = socket_set_bind(config->listen, sockets, &error);
+                if (r < 0) {
+                        log_error("%s", error ?: "Failed to bind the sockets");
+                        return EXIT_FAILURE;
+                }
+        }
+        if (status->n == 0 && config->status_listen) {
+                char *const specs[] = { config->status_listen, NULL };
+                r = socket_set_bind(specs, status, &error);
+                if (r < 0) {
+                        log_error("%s", error ?: "Failed to bind the health endpoint");
+                        return EXIT_FAILURE;
+                }
+        }
+        for (size_t i = 0; i < sockets->n; i++)
+                log_socket(&sockets->sockets[i]);
+        for (size_t i = 0; i < status->n; i++)
+                log_socket(&status->sockets[i]);
+        return 0;
+}
+
+/* The manager's life: set up, pid file, run. Returns the exit code. */
+static int run_manager(const Args *a, Generation *generation, SocketSet *sockets, SocketSet *status) {
         _cleanup_(manager_freep) Manager *m = NULL;
-        _cleanup_free_ char *error = NULL, *path = NULL, *control = NULL;
+        _cleanup_free_ char *control = NULL;
+        int r;
+
+        ManagerParams params = {
+                .config_path = a->config_path,
+                .args = a->config_args,
+                .n_args = a->n_config_args,
+                .command = a->command,
+                .control_path = a->control_path ?: (control = control_default_path()),
+                .status_socket = status,
+                .cgroup_root = !a->cgroup_root ? "/sys/fs/cgroup" : streq(a->cgroup_root, "none") ? NULL : a->cgroup_root,
+        };
+        r = manager_new(&params, generation, sockets, &m);
+        if (r < 0) {
+                (void) notify_manager_errno(r);
+                return EXIT_FAILURE;
+        }
+        if (a->pid_file) {
+                r = write_pid_file(a->pid_file);
+                if (r < 0) {
+                        log_error_errno(r, "Failed to write the pid file '%s': %m", a->pid_file);
+                        return EXIT_FAILURE;
+                }
+        }
+        r = manager_run(m);
+        if (a->pid_file)
+                (void) unlink(a->pid_file);
+        return r;
+}
+
+static int run(int argc, char *argv[]) {
+        _cleanup_(generation_unrefp) Generation *generation = NULL;
         _cleanup_free_ ConfigArg *config_args = NULL;
         _cleanup_(socket_set_done) SocketSet sockets = {}, status = {};
         Args a = {};
@@ -291,95 +401,13 @@ static int run(int argc, char *argv[]) {
         config_args = a.config_args;
         if (r != 0 || a.exit_now)
                 return r;
-
-        /* Nothing that could name a command is a usage error; a file without ExecStart= a config error. */
-        if (!a.config_path && !a.command) {
-                bool exec_start = false;
-                for (size_t i = 0; i < a.n_config_args; i++)
-                        exec_start = exec_start || streq(a.config_args[i].option, "exec-start");
-                if (!exec_start) {
-                        log_error("No command: pass one after --, or use --exec-start or --config. See --help.");
-                        return EXIT_USAGE;
-                }
-        }
-
-        r = config_load(a.config_path, a.config_args, a.n_config_args, a.command, &config, &error);
-        if (r < 0) {
-                log_error("%s", error ?: "Failed to load the configuration");
-                return EXIT_CONFIG;
-        }
-
-        r = find_executable(config->exec_start[0], &path);
-        if (r < 0) {
-                log_error_errno(r, "ExecStart=: cannot run '%s': %m", config->exec_start[0]);
-                return EXIT_CONFIG;
-        }
-
-        r = socket_set_from_systemd(&sockets, &error);
-        if (r < 0) {
-                log_error("%s", error ?: "Failed to take the sockets passed by systemd");
-                return EXIT_FAILURE;
-        }
-        if (r > 0) {
-                /* The health endpoint's socket is corral's own: never handed to the workers. */
-                r = socket_set_take(&sockets, "corral-status", &status);
-                if (r < 0)
-                        return log_oom(), EXIT_OSERR;
-                if (config->listen && config->listen[0])
-                        log_warning("systemd passed the sockets; ignoring Listen=");
-        }
-        if (sockets.n == 0) {
-                if (!config->listen || !config->listen[0]) {
-                        log_error("No sockets: pass --listen ADDRESS, set Listen= in [Socket], or start corral from "
-                                  "a .socket unit");
-                        return EXIT_FAILURE;
-                }
-                r = socket_set_bind(config->listen, &sockets, &error);
-                if (r < 0) {
-                        log_error("%s", error ?: "Failed to bind the sockets");
-                        return EXIT_FAILURE;
-                }
-        }
-        if (status.n == 0 && config->status_listen) {
-                char *const specs[] = { config->status_listen, NULL };
-                r = socket_set_bind(specs, &status, &error);
-                if (r < 0) {
-                        log_error("%s", error ?: "Failed to bind the health endpoint");
-                        return EXIT_FAILURE;
-                }
-        }
-        for (size_t i = 0; i < sockets.n; i++)
-                log_socket(&sockets.sockets[i]);
-        for (size_t i = 0; i < status.n; i++)
-                log_socket(&status.sockets[i]);
-
-        if (!a.control_path)
-                a.control_path = control = control_default_path();
-        ManagerParams params = {
-                .config_path = a.config_path,
-                .args = a.config_args,
-                .n_args = a.n_config_args,
-                .command = a.command,
-                .control_path = a.control_path,
-                .status_socket = &status,
-                .cgroup_root = !a.cgroup_root ? "/sys/fs/cgroup" : streq(a.cgroup_root, "none") ? NULL : a.cgroup_root,
-        };
-        r = manager_new(&params, TAKE_PTR(config), &sockets, &m);
-        if (r < 0) {
-                (void) notify_manager_errno(r);
-                return EXIT_FAILURE;
-        }
-        if (a.pid_file) {
-                r = write_pid_file(a.pid_file);
-                if (r < 0) {
-                        log_error_errno(r, "Failed to write the pid file '%s': %m", a.pid_file);
-                        return EXIT_FAILURE;
-                }
-        }
-        r = manager_run(m);
-        if (a.pid_file)
-                (void) unlink(a.pid_file);
-        return r;
+        r = load_generation(&a, &generation);
+        if (r != 0)
+                return r;
+        r = take_sockets(generation->config, &sockets, &status);
+        if (r != 0)
+                return r;
+        return run_manager(&a, TAKE_PTR(generation), &sockets, &status);
 }
 
 int main(int argc, char *argv[]) {

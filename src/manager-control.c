@@ -23,13 +23,10 @@ static void manager_status_snapshot(Manager *m, StatusPool *ret_pool, StatusWork
         *ret_pool = (StatusPool) {
                 .starting = c.starting,
                 .stopping = c.stopping,
-                .min_ready = m->target.config->min_ready,
+                .min_ready = m->target->config->min_ready,
                 .drained = m->drained,
                 .counters = &m->counters,
-                .state = pool_is_stopping(m->pool) ? "stopping" :
-                         pool_is_rolling(m->pool)  ? "reloading" :
-                         !m->ready_sent            ? "starting" :
-                         c.ready < c.wanted        ? "degraded" : "running",
+                .state = pool_state(m->pool),
                 .generation = pool_generation(m->pool),
                 .ready = c.ready,
                 .wanted = c.wanted,
@@ -41,7 +38,7 @@ static void manager_status_snapshot(Manager *m, StatusPool *ret_pool, StatusWork
         };
         rows = calloc(MAX(c.workers, 1U), sizeof(StatusWorker));
         for (PoolWorker *pw = pool_workers(m->pool); rows && pw; pw = pw->next) {
-                Worker *w = pw->userdata;
+                Worker *w = pw->process;
                 PoolExit last = {};
                 CgroupSample cs;
                 usec_t when = 0;
@@ -118,13 +115,12 @@ void manager_on_control(ControlServer *s, ControlConnection *c, ControlCommand c
                 return;
         case CONTROL_RECYCLE:
                 for (PoolWorker *pw = pool_workers(m->pool); pw; pw = pw->next)
-                        if (pw->slot == arg && pw->state == WORKER_READY && pw->userdata) {
+                        if (pw->slot == arg && pw->state == WORKER_READY && pw->process) {
                                 pool_worker_recycle(m->pool, pw);
                                 m->counters.recycles[RECYCLE_REQUEST]++;
-                                log_info("worker %u (pid %d) is recycled on request", pw->slot,
-                                         (int) ((Worker *) pw->userdata)->pid);
+                                log_info("worker %u (pid %d) is recycled on request", pw->slot, (int) pw->process->pid);
                                 text = strdup_printf("ok: recycling worker %u (pid %d)\n", pw->slot,
-                                                     (int) ((Worker *) pw->userdata)->pid);
+                                                     (int) pw->process->pid);
                                 control_reply(c, text ?: "ok\n");
                                 return;
                         }

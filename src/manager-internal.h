@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* The Manager object, shared by the files that implement it: manager.c (life cycle, signals, reconcile,
- * reload), manager-workers.c (worker events and notifications), manager-control.c (operator requests).
- * Not for use outside them. */
+/* The Manager object, shared by the files that implement it: manager.c (set-up, signals, reconcile,
+ * STATUS=), manager-control.c (operator requests), manager-reload.c (reloads and roll outcomes),
+ * manager-workers.c (starting and stopping workers, their events and notifications, sampling). Calls go
+ * one way only, in that order. Not for use outside them. */
 #pragma once
 
 #include <signal.h>
@@ -10,6 +11,7 @@
 
 #include "cgroup.h"
 #include "config.h"
+#include "generation.h"
 #include "control.h"
 #include "log.h"
 #include "manager.h"
@@ -30,21 +32,17 @@ enum {
         PRIORITY_SAMPLE = 10,
 };
 
-/* A config with what spawning under it needs, for one generation. */
-typedef struct Generation {
-        Config *config;
-        char *exec_path;
-        unsigned number;
-} Generation;
-
 struct Manager {
         sd_event *event;
         ManagerParams params;
         pid_t pid;
         unsigned ncpus;
 
-        Generation target; /* what new workers are started as */
-        Generation stable; /* the last generation every slot reached; may share target's config */
+        /* The pool keeps generation numbers; these are the generations behind its target and stable
+         * numbers, with their configs. A worker holds its own generation, which may be neither. */
+        Generation *target;  /* what new workers are started as: pool_generation() */
+        Generation *stable;  /* what a rollback returns to: pool_stable_generation() */
+        Generation *relayed; /* whose RelaySignals= have signal sources */
 
         SocketSet sockets;
         int *fds;
@@ -60,7 +58,8 @@ struct Manager {
         StatusCounters counters;
         usec_t reload_started_usec;
         Pool *pool;
-        Worker *dead; /* exited workers, freed after the current dispatch */
+        Worker *workers; /* every worker with a pool record: starting, ready, stopping */
+        Worker *gone;    /* exited, or never started: freed after the current dispatch */
 
         sd_event_source *plan_timer;
         sd_event_source *post_source;
@@ -71,41 +70,38 @@ struct Manager {
         bool memory_limits_warned;
         bool reloading; /* a reload was requested and is not finished */
         unsigned reloads_ok, reloads_failed;
-        unsigned roll_done_reported;
         usec_t started_usec;
         unsigned term_signals;
         char *status;
         usec_t reject_logged_usec;
 };
 
-/* The recycling policy of a config. */
-#define RECYCLE_POLICY(c)                                                                                 \
-        {                                                                                                 \
-                .memory_max = (c)->recycle_memory_max, .cpu_max_percent = (c)->recycle_cpu_max_percent,   \
-                .samples = (c)->recycle_samples, .max_age_usec = (c)->max_age_usec,                       \
-                .max_age_jitter_usec = (c)->max_age_jitter_usec,                                          \
-        }
-
-/* The config of a live generation: the target's, or the stable one's. */
-Config *generation_config(const Manager *m, unsigned generation);
-/* WORKER_PID=, WORKER_SLOT=, WORKER_GENERATION= for a journal event. */
-void worker_fields(LogFields *f, const Worker *w, const PoolWorker *pw);
-
-/* manager.c */
+/* manager-reload.c */
+/* Re-reads the config and starts a roll to a new generation. Returns 0 when the roll started, or a
+ * negative errno when the reload failed at once (it has been reported then). */
 int manager_reload(Manager *m);
+/* Ends a reload: journal record, counters, `reload --wait` clients, READY=1 to systemd. */
 void manager_reload_finished(Manager *m, bool ok, const char *why);
-void manager_roll_aborted(Manager *m, const char *why);
+/* Acts on a plan's roll outcomes: the target and stable generations follow the pool's. */
+void manager_handle_roll_reports(Manager *m, const PoolPlan *plan);
 
 /* manager-workers.c */
-/* Reads a worker's accounting into pw->memory_bytes and pw->cpu_usec, deciding nothing. Returns 1 with
- * *ret filled, 0 when there is nothing to read (no leaf, gone), or a negative errno. */
+/* Carries out a plan's actions for one record: starts a worker for it, or stops its worker. A spawn that
+ * fails is reported to the pool as an exit; returns -errno then. */
+int manager_spawn_worker(Manager *m, PoolWorker *pw);
+void manager_stop_worker(Manager *m, PoolWorker *pw);
+/* SIGKILLs every worker now (a second stop signal). */
+void manager_kill_workers(Manager *m);
+/* Frees the workers that exited; called after each dispatch. */
+void manager_free_gone(Manager *m);
+/* The worker of a pool record id, live or gone; NULL when freed already. */
+Worker *manager_find_worker(Manager *m, uint64_t id);
+/* Reads the accounting of a record's worker into the record's memory_bytes and cpu_usec, deciding nothing.
+ * Returns 1 with *ret filled, 0 when there is nothing to read (no process, no leaf, gone), or -errno. */
 int manager_read_accounting(PoolWorker *pw, CgroupSample *ret);
-/* Samples one worker and feeds the recycling policy, which may ask the pool to replace it. */
-void manager_sample_worker(Manager *m, Worker *w);
-/* Samples every worker (the sampling timer), then removes empty leaves left behind. */
+/* Samples every worker (the sampling timer), feeds the recycling policy, then removes empty leaves left
+ * behind. */
 void manager_sample(Manager *m);
-/* Logs what a verdict means (throttled, disabled, roll aborted); pw may be a copy of a freed record. */
-void manager_log_verdict(Manager *m, Worker *w, PoolWorker *pw, PoolVerdict v, usec_t delay, const char *what);
 void manager_on_worker_event(Worker *w, const WorkerEvent *ev, void *userdata);
 void manager_on_worker_notify(NotifySocket *n, pid_t pid, const NotifyMessage *msg, void *userdata);
 

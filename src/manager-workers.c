@@ -1,22 +1,203 @@
 /* SPDX-License-Identifier: MIT */
-/* Manager: what happens to workers — exec results, readiness, exits and their verdicts, ready timeouts,
- * stop timeouts — and the notifications they send. */
+/* Manager: its workers — starting and stopping them as plans say, what happens to them (exec results,
+ * readiness, exits and their verdicts, ready and stop timeouts, watchdogs), the notifications they send,
+ * and sampling them for the recycling policy. */
 #include <stdio.h>
 #include <string.h>
 
+#include "env.h"
 #include "manager-internal.h"
 #include "message-ids.h"
 
-static void format_exit(char *buf, size_t size, const siginfo_t *si) {
-        if (si->si_code == CLD_EXITED)
-                snprintf(buf, size, "exited with status %d", si->si_status);
-        else
-                snprintf(buf, size, "killed by signal %s%s",
-                         signal_to_string(si->si_status) ?: "?", si->si_code == CLD_DUMPED ? " (core dumped)" : "");
+/* The pool's record of w, or NULL once the pool forgot it (after it exited). */
+static PoolWorker *manager_record(Manager *m, const Worker *w) {
+        return pool_find_worker(m->pool, w->slot, w->id);
 }
 
-static void manager_worker_ready(Manager *m, Worker *w) {
-        PoolWorker *pw = w->pool_worker;
+static Generation *manager_generation(Manager *m, unsigned number) {
+        if (m->target && m->target->number == number)
+                return m->target;
+        if (m->stable && m->stable->number == number)
+                return m->stable;
+        return NULL;
+}
+
+Worker *manager_find_worker(Manager *m, uint64_t id) {
+        for (Worker *w = m->workers; w; w = w->next)
+                if (w->id == id)
+                        return w;
+        for (Worker *w = m->gone; w; w = w->next)
+                if (w->id == id)
+                        return w;
+        return NULL;
+}
+
+void manager_free_gone(Manager *m) {
+        while (m->gone)
+                worker_free(m->gone);
+}
+
+void manager_kill_workers(Manager *m) {
+        for (Worker *w = m->workers; w; w = w->next)
+                worker_kill(w);
+}
+
+/* ---- verdicts ---- */
+
+/* Logs what the pool decided about a worker that is gone or failed (throttled, disabled). A roll it
+ * aborted is reported by the next plan. */
+static void manager_log_verdict(Manager *m, const Worker *w, PoolVerdict v, usec_t delay) {
+        char t[FORMAT_USEC_MAX];
+        LogFields f = {};
+
+        worker_log_fields(&f, w);
+        switch (v) {
+        case POOL_VERDICT_THROTTLED:
+                log_fields_add(&f, "RESTART_DELAY_USEC=%llu", (unsigned long long) delay);
+                log_event(LOG_WARNING, MESSAGE_ID_WORKER_THROTTLED, &f, "slot %u: respawning in %s", w->slot,
+                          format_usec(t, sizeof t, delay));
+                break;
+        case POOL_VERDICT_DISABLED:
+                log_event(LOG_ERR, MESSAGE_ID_WORKER_DISABLED, &f,
+                          "slot %u: exit status %d is RestartPreventExitStatus=, not restarting it", w->slot,
+                          pool_config(m->pool)->prevent_exit_status);
+                break;
+        default:
+                break;
+        }
+}
+
+/* Reports to the pool that w is gone; its record is freed, w waits on the gone list for the end of the
+ * dispatch. */
+static void manager_report_exit(Manager *m, Worker *w, PoolWorker *pw) {
+        PoolExit e = { .code = w->exit_code, .status = w->exit_status };
+        usec_t delay = 0;
+        PoolVerdict v;
+
+        worker_move(w, &m->gone);
+        if (!pw)
+                return;
+        v = pool_worker_exited(m->pool, pw, &e, now_usec(CLOCK_MONOTONIC), &delay);
+        manager_log_verdict(m, w, v, delay);
+}
+
+/* ---- plan actions ---- */
+
+/* Memory limits are worth having, not worth refusing a worker for; a failure is said once. */
+static void manager_set_memory_limits(Manager *m, Worker *w) {
+        const Config *c = w->generation->config;
+        int r;
+
+        if (!w->cgroup || (c->cgroup_memory_high == UINT64_MAX && c->cgroup_memory_max == UINT64_MAX))
+                return;
+        r = cgroup_worker_set_memory_limits(w->cgroup, c->cgroup_memory_high, c->cgroup_memory_max);
+        if (r == 0 || m->memory_limits_warned)
+                return;
+        m->memory_limits_warned = true;
+        if (r == 1)
+                log_warning("MemoryHigh= needs cgroup v2; only MemoryLimit= applies here");
+        else
+                log_warning_errno(r, "MemoryHigh=/MemoryLimit= not applied: %m");
+}
+
+static int manager_start_worker(Manager *m, Worker *w) {
+        const Generation *g = w->generation;
+        _cleanup_strv_free_ char **envp = NULL;
+        WorkerEnvParams ep = {
+                .n_fds = (unsigned) m->sockets.n,
+                .fd_names = m->fd_names,
+                .notify_socket = notify_socket_address(m->notify),
+                .index = w->slot,
+                .generation = g->number,
+                .count = pool_config(m->pool)->count,
+                .corral_pid = m->pid,
+                .watchdog_usec = g->config->worker_watchdog_usec,
+        };
+        SpawnParams sp = {
+                .path = g->exec_path,
+                .argv = g->config->exec_start,
+                .fds = m->fds,
+                .n_fds = m->sockets.n,
+        };
+        int r;
+
+        r = env_build(environ, &ep, &envp, &sp.pid_entries);
+        if (r < 0)
+                return r;
+        sp.envp = envp;
+        manager_set_memory_limits(m, w);
+        return worker_start(w, m->event, &sp, (double) random() / ((double) RAND_MAX + 1.0));
+}
+
+int manager_spawn_worker(Manager *m, PoolWorker *pw) {
+        Generation *g = manager_generation(m, pw->generation);
+        CgroupWorker *cw = NULL;
+        Worker *w;
+        LogFields f = {};
+        int r;
+
+        if (!g) {
+                /* The pool only spawns its target or, rolling back, its stable generation. */
+                log_error("no configuration for generation %u, not starting worker %u", pw->generation, pw->slot);
+                (void) pool_worker_exited(m->pool, pw, &(PoolExit) {}, now_usec(CLOCK_MONOTONIC), NULL);
+                return -ESRCH;
+        }
+
+        /* Accounting is worth having, not worth refusing a worker for: without its leaf the worker runs
+         * uncounted (logged), never not at all. */
+        if (m->cgroups) {
+                r = cgroup_worker_new(m->cgroups, pw->slot, pw->id, &cw);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to create the cgroup of worker %u, running it without: %m",
+                                          pw->slot);
+        }
+        r = worker_new(&(WorkerParams) {
+                                .id = pw->id,
+                                .slot = pw->slot,
+                                .generation = g,
+                                .cgroup = cw,
+                                .child_priority = PRIORITY_CHILD,
+                                .timer_priority = PRIORITY_TIMER,
+                                .handler = manager_on_worker_event,
+                                .userdata = m,
+                        },
+                       &m->workers, &w);
+        if (r < 0) {
+                log_oom();
+                (void) pool_worker_exited(m->pool, pw, &(PoolExit) {}, now_usec(CLOCK_MONOTONIC), NULL);
+                return r;
+        }
+
+        r = manager_start_worker(m, w);
+        if (r < 0) {
+                log_error_errno(r, "Failed to start worker %u: %m", w->slot);
+                manager_report_exit(m, w, pw);
+                return r;
+        }
+        pw->process = w;
+        worker_log_fields(&f, w);
+        log_event(LOG_INFO, MESSAGE_ID_WORKER_STARTED, &f, "worker %u (pid %d, generation %u) started", w->slot,
+                  (int) w->pid, g->number);
+        return 0;
+}
+
+void manager_stop_worker(Manager *m, PoolWorker *pw) {
+        Worker *w = pw->process;
+
+        /* A record no process was started for has nothing to wait for: it is gone now, or the pool would
+         * wait for its exit forever. */
+        if (!w) {
+                (void) pool_worker_exited(m->pool, pw, &(PoolExit) {}, now_usec(CLOCK_MONOTONIC), NULL);
+                return;
+        }
+        log_debug("stopping worker %u (pid %d): %s", w->slot, (int) w->pid, stop_reason_to_string(pw->stop_reason));
+        if (m->term_signals > 1 || worker_stop(w) < 0)
+                worker_kill(w);
+}
+
+/* ---- worker events ---- */
+
+static void manager_worker_ready(Manager *m, Worker *w, PoolWorker *pw) {
         char t[FORMAT_USEC_MAX];
         LogFields f = {};
 
@@ -24,185 +205,133 @@ static void manager_worker_ready(Manager *m, Worker *w) {
                 return;
         pool_worker_ready(m->pool, pw, now_usec(CLOCK_MONOTONIC));
         worker_ready(w);
-        (void) worker_watchdog_ping(w, generation_config(m, pw->generation)->worker_watchdog_usec);
-        worker_fields(&f, w, pw);
-        log_event(LOG_INFO, MESSAGE_ID_WORKER_READY, &f, "worker %u (pid %d) ready after %s", pw->slot,
-                  (int) w->pid, format_usec(t, sizeof t, now_usec(CLOCK_MONOTONIC) - w->started_usec));
+        (void) worker_watchdog_ping(w);
+        worker_log_fields(&f, w);
+        log_event(LOG_INFO, MESSAGE_ID_WORKER_READY, &f, "worker %u (pid %d) ready after %s", w->slot, (int) w->pid,
+                  format_usec(t, sizeof t, now_usec(CLOCK_MONOTONIC) - w->started_usec));
 }
 
-void manager_log_verdict(Manager *m, Worker *w, PoolWorker *pw, PoolVerdict v, usec_t delay,
-                                const char *what) {
-        char t[FORMAT_USEC_MAX], why[256];
-        LogFields f = {};
-
-        worker_fields(&f, w, pw);
-        switch (v) {
-        case POOL_VERDICT_THROTTLED:
-                log_fields_add(&f, "RESTART_DELAY_USEC=%llu", (unsigned long long) delay);
-                log_event(LOG_WARNING, MESSAGE_ID_WORKER_THROTTLED, &f, "slot %u: respawning in %s", pw->slot,
-                          format_usec(t, sizeof t, delay));
-                break;
-        case POOL_VERDICT_DISABLED:
-                log_event(LOG_ERR, MESSAGE_ID_WORKER_DISABLED, &f,
-                          "slot %u: exit status %d is RestartPreventExitStatus=, not restarting it", pw->slot,
-                          pool_config(m->pool)->prevent_exit_status);
-                break;
-        case POOL_VERDICT_ROLL_ABORTED:
-                snprintf(why, sizeof why, "worker %u (pid %d) of generation %u %s; keeping generation %u",
-                         pw->slot, (int) w->pid, pw->generation, what, pool_generation(m->pool));
-                manager_roll_aborted(m, why);
-                break;
-        default:
-                break;
-        }
-}
-
-/* Whether the OOM killer struck the worker's cgroup since its last sample: with a SIGKILL exit, most
- * likely the worker itself. Its cgroup was new when it started, so the count started at 0. */
-static bool worker_new_oom_kill(Worker *w) {
-        const RecycleState *r = &w->recycle;
-        CgroupSample cs;
-
-        if (!w->cgroup || cgroup_worker_sample(w->cgroup, &cs) < 0 || !(cs.flags & CGROUP_SAMPLE_EVENTS_OOM_KILL))
-                return false;
-        if (r->has_last && !r->last.oom_valid)
-                return false;
-        return cs.events_oom_kill > (r->has_last ? r->last.oom_kills : 0);
-}
-
-/* pool_worker_exited() frees the record, so verdict logging takes what it needs from a copy made first. */
-static void manager_worker_gone(Manager *m, Worker *w, const siginfo_t *si) {
-        PoolWorker *pw = w->pool_worker, copy;
-        PoolExit e = { .code = si->si_code, .status = si->si_status };
-        char how[160], t[FORMAT_USEC_MAX], what[224];
-        usec_t delay = 0, now = now_usec(CLOCK_MONOTONIC);
+static void manager_worker_gone(Manager *m, Worker *w, PoolWorker *pw) {
+        char how[160], t[FORMAT_USEC_MAX];
+        usec_t now = now_usec(CLOCK_MONOTONIC);
         bool expected, was_ready;
-        PoolVerdict v;
         LogFields f = {};
 
-        w->next_dead = m->dead;
-        m->dead = w;
-        format_exit(how, sizeof how, si);
-        if (si->si_code == CLD_KILLED && si->si_status == SIGKILL && worker_new_oom_kill(w))
-                strncat(how, " (the OOM killer, its cgroup's memory limit)", sizeof how - strlen(how) - 1);
-        /* Whatever the worker left in its cgroup goes with it (its session is killed in worker.c). */
-        if (w->cgroup)
-                (void) cgroup_worker_kill(w->cgroup);
-        if (!pw)
+        if (!pw) {
+                worker_move(w, &m->gone);
                 return;
-        copy = *pw;
-
+        }
         expected = pw->state == WORKER_STOPPING || pool_is_stopping(m->pool);
         was_ready = pw->state == WORKER_READY;
-        worker_fields(&f, w, pw);
-        log_fields_add(&f, "EXIT_CODE=%s", si->si_code == CLD_EXITED ? "exited" :
-                                           si->si_code == CLD_DUMPED ? "dumped" : "killed");
-        log_fields_add(&f, "EXIT_STATUS=%d", si->si_status);
+        worker_describe_exit(w, how, sizeof how);
+        worker_log_fields(&f, w);
+        log_fields_add(&f, "EXIT_CODE=%s", w->exit_code == CLD_EXITED ? "exited" :
+                                           w->exit_code == CLD_DUMPED ? "dumped" : "killed");
+        log_fields_add(&f, "EXIT_STATUS=%d", w->exit_status);
         log_fields_add(&f, "UPTIME_USEC=%llu", (unsigned long long) (now - w->started_usec));
         if (expected)
-                log_event(LOG_INFO, MESSAGE_ID_WORKER_EXITED, &f, "worker %u (pid %d) %s", pw->slot,
-                          (int) w->pid, how);
-        else
-                log_event(LOG_WARNING, MESSAGE_ID_WORKER_CRASHED, &f, "worker %u (pid %d) %s after %s%s", pw->slot,
+                log_event(LOG_INFO, MESSAGE_ID_WORKER_EXITED, &f, "worker %u (pid %d) %s", w->slot, (int) w->pid, how);
+        else {
+                log_event(LOG_WARNING, MESSAGE_ID_WORKER_CRASHED, &f, "worker %u (pid %d) %s after %s%s", w->slot,
                           (int) w->pid, how, format_usec(t, sizeof t, now - w->started_usec),
                           was_ready ? "" : ", before it was ready");
-
-        if (!expected) {
                 if (was_ready)
                         m->counters.crashes++;
                 else
                         m->counters.failed_starts++;
         }
-        v = pool_worker_exited(m->pool, pw, &e, now, &delay);
-        w->pool_worker = NULL;
-        snprintf(what, sizeof what, "%s%s", how, was_ready ? " soon after start" : " before it was ready");
-        manager_log_verdict(m, w, &copy, v, delay, what);
+        manager_report_exit(m, w, pw);
 }
 
-static void manager_worker_timed_out(Manager *m, Worker *w) {
-        PoolWorker *pw = w->pool_worker, copy;
-        char t[FORMAT_USEC_MAX], what[160];
+static void manager_worker_timed_out(Manager *m, Worker *w, PoolWorker *pw) {
+        char t[FORMAT_USEC_MAX];
         usec_t delay = 0;
         PoolVerdict v;
         LogFields f = {};
 
         if (!pw || pw->state != WORKER_STARTING)
                 return;
-        copy = *pw;
-        worker_fields(&f, w, pw);
+        worker_log_fields(&f, w);
         log_fields_add(&f, "REASON=ready-timeout");
         log_event(LOG_WARNING, MESSAGE_ID_WORKER_START_FAILED, &f, "worker %u (pid %d) not ready after %s, stopping it",
-                  pw->slot, (int) w->pid,
-                  format_usec(t, sizeof t, generation_config(m, pw->generation)->ready_timeout_usec));
+                  w->slot, (int) w->pid, format_usec(t, sizeof t, w->generation->config->ready_timeout_usec));
         m->counters.failed_starts++;
         v = pool_worker_failed(m->pool, pw, now_usec(CLOCK_MONOTONIC), &delay);
-        snprintf(what, sizeof what, "was not ready within ReadyTimeoutSec=%s", t);
-        manager_log_verdict(m, w, &copy, v, delay, what);
+        manager_log_verdict(m, w, v, delay);
 }
+
+static void manager_worker_watchdog(Manager *m, Worker *w, PoolWorker *pw) {
+        char t[FORMAT_USEC_MAX];
+        LogFields f = {};
+
+        if (!pw || pw->state != WORKER_READY)
+                return;
+        worker_log_fields(&f, w);
+        log_fields_add(&f, "REASON=watchdog");
+        log_event(LOG_WARNING, MESSAGE_ID_WORKER_WATCHDOG, &f,
+                  "worker %u (pid %d) sent no WATCHDOG=1 for %s, replacing it and aborting it", w->slot, (int) w->pid,
+                  format_usec(t, sizeof t, w->generation->config->worker_watchdog_usec));
+        /* Start-first like a recycle; SIGABRT once the replacement serves, for a core dump. */
+        w->abort_on_stop = true;
+        m->counters.recycles[RECYCLE_WATCHDOG]++;
+        pool_worker_recycle(m->pool, pw);
+}
+
+static void manager_sample_worker(Manager *m, Worker *w, PoolWorker *pw);
 
 void manager_on_worker_event(Worker *w, const WorkerEvent *ev, void *userdata) {
         Manager *m = userdata;
-        PoolWorker *pw = w->pool_worker;
+        PoolWorker *pw = manager_record(m, w);
         char t[FORMAT_USEC_MAX];
         LogFields f = {};
 
         switch (ev->type) {
         case WORKER_EVENT_EXEC_OK:
-                if (pw && generation_config(m, pw->generation)->ready_mode == READY_EXEC)
-                        manager_worker_ready(m, w);
+                if (w->generation->config->ready_mode == READY_EXEC)
+                        manager_worker_ready(m, w, pw);
                 break;
         case WORKER_EVENT_EXEC_FAILED:
                 if (!pw)
                         break;
-                worker_fields(&f, w, pw);
+                worker_log_fields(&f, w);
                 log_fields_add(&f, "REASON=spawn-%s", spawn_stage_to_string(ev->error.stage) ?: "unknown");
                 log_fields_add(&f, "ERRNO=%d", ev->error.error);
                 errno = ev->error.error;
                 log_event(LOG_ERR, MESSAGE_ID_WORKER_START_FAILED, &f, "worker %u (pid %d) failed at stage '%s': %m",
-                          pw->slot, (int) w->pid, spawn_stage_to_string(ev->error.stage) ?: "unknown");
+                          w->slot, (int) w->pid, spawn_stage_to_string(ev->error.stage) ?: "unknown");
                 break;
         case WORKER_EVENT_EXITED:
-                manager_worker_gone(m, w, ev->siginfo);
+                manager_worker_gone(m, w, pw);
                 break;
         case WORKER_EVENT_READY_TIMEOUT:
-                manager_worker_timed_out(m, w);
+                manager_worker_timed_out(m, w, pw);
                 break;
         case WORKER_EVENT_READY_DELAY:
-                manager_worker_ready(m, w);
+                manager_worker_ready(m, w, pw);
                 break;
         case WORKER_EVENT_WATCHDOG:
-                if (!pw || pw->state != WORKER_READY)
-                        break;
-                worker_fields(&f, w, pw);
-                log_fields_add(&f, "REASON=watchdog");
-                log_event(LOG_WARNING, MESSAGE_ID_WORKER_WATCHDOG, &f,
-                          "worker %u (pid %d) sent no WATCHDOG=1 for %s, replacing it and aborting it", pw->slot,
-                          (int) w->pid,
-                          format_usec(t, sizeof t, generation_config(m, pw->generation)->worker_watchdog_usec));
-                /* Start-first like a recycle; SIGABRT once the replacement serves, for a core dump. */
-                w->abort_on_stop = true;
-                m->counters.recycles[RECYCLE_WATCHDOG]++;
-                pool_worker_recycle(m->pool, pw);
+                manager_worker_watchdog(m, w, pw);
                 break;
         case WORKER_EVENT_KILLED:
-                if (w->cgroup)
-                        (void) cgroup_worker_kill(w->cgroup);
                 if (!pw)
                         break;
-                worker_fields(&f, w, pw);
+                worker_log_fields(&f, w);
                 log_event(LOG_WARNING, MESSAGE_ID_WORKER_KILLED, &f, "worker %u (pid %d) did not stop within %s, killed it",
-                          pw->slot, (int) w->pid,
-                          format_usec(t, sizeof t, generation_config(m, pw->generation)->stop_timeout_usec));
+                          w->slot, (int) w->pid, format_usec(t, sizeof t, w->generation->config->stop_timeout_usec));
+                break;
+        case WORKER_EVENT_MEMORY:
+                /* Only this worker's events changed: only it is sampled. */
+                manager_sample_worker(m, w, pw);
                 break;
         }
 }
 
-static Worker *manager_find_worker(Manager *m, pid_t pid) {
-        for (PoolWorker *pw = pool_workers(m->pool); pw; pw = pw->next) {
-                Worker *w = pw->userdata;
-                if (w && w->pid == pid)
+/* ---- notifications ---- */
+
+static Worker *manager_find_pid(Manager *m, pid_t pid) {
+        for (Worker *w = m->workers; w; w = w->next)
+                if (w->pid == pid && !w->exited)
                         return w;
-        }
         return NULL;
 }
 
@@ -214,27 +343,26 @@ static Worker *manager_attribute(Manager *m, pid_t sender) {
         pid_t pid = sender;
 
         for (unsigned depth = 0; depth < 16 && pid > 1 && pid != m->pid; depth++) {
-                Worker *w = manager_find_worker(m, pid);
+                Worker *w = manager_find_pid(m, pid);
                 if (w)
                         return w;
                 if (notify_get_ppid(pid, &pid) < 0)
                         break;
         }
         cw = cgroup_manager_find_pid(m->cgroups, sender);
-        for (PoolWorker *pw = pool_workers(m->pool); cw && pw; pw = pw->next) {
-                Worker *w = pw->userdata;
-                if (w && w->cgroup == cw)
+        for (Worker *w = m->workers; cw && w; w = w->next)
+                if (w->cgroup == cw)
                         return w;
-        }
         return NULL;
 }
 
 void manager_on_worker_notify(NotifySocket *n, pid_t pid, const NotifyMessage *msg, void *userdata) {
         Manager *m = userdata;
         Worker *w = msg ? manager_attribute(m, pid) : NULL;
+        PoolWorker *pw = w ? manager_record(m, w) : NULL;
         usec_t now = now_usec(CLOCK_MONOTONIC);
 
-        if (!msg || !w || !w->pool_worker) {
+        if (!msg || !pw) {
                 /* notify.c counted a malformed one already; one from a stranger is counted here. */
                 uint64_t total = msg ? notify_socket_reject(n) : notify_socket_rejected(n);
 
@@ -253,17 +381,19 @@ void manager_on_worker_notify(NotifySocket *n, pid_t pid, const NotifyMessage *m
         }
 
         if (msg->status)
-                log_debug("worker %u (pid %d) status: %s", w->pool_worker->slot, (int) w->pid, msg->status);
+                log_debug("worker %u (pid %d) status: %s", w->slot, (int) w->pid, msg->status);
         if (msg->ready)
-                manager_worker_ready(m, w);
-        if (msg->watchdog && w->pool_worker->state == WORKER_READY && !w->abort_on_stop)
-                (void) worker_watchdog_ping(w, generation_config(m, w->pool_worker->generation)->worker_watchdog_usec);
-        if (msg->recycle && w->pool_worker->state == WORKER_READY) {
-                log_info("worker %u (pid %d) asked to be recycled", w->pool_worker->slot, (int) w->pid);
+                manager_worker_ready(m, w, pw);
+        if (msg->watchdog && pw->state == WORKER_READY && !w->abort_on_stop)
+                (void) worker_watchdog_ping(w);
+        if (msg->recycle && pw->state == WORKER_READY) {
+                log_info("worker %u (pid %d) asked to be recycled", w->slot, (int) w->pid);
                 m->counters.recycles[RECYCLE_REQUEST]++;
-                pool_worker_recycle(m->pool, w->pool_worker);
+                pool_worker_recycle(m->pool, pw);
         }
 }
+
+/* ---- sampling ---- */
 
 /* "512.0M", "97%", "1d 2h", "1" for the recycle event's value and limit. */
 static const char *format_recycle_value(char *buf, size_t size, RecycleReason r, uint64_t v) {
@@ -282,14 +412,14 @@ static const char *format_recycle_value(char *buf, size_t size, RecycleReason r,
 }
 
 int manager_read_accounting(PoolWorker *pw, CgroupSample *ret) {
-        Worker *w = pw->userdata;
+        Worker *w = pw->process;
         int r;
 
-        if (!w || !w->cgroup || w->exited)
+        if (!w)
                 return 0;
-        r = cgroup_worker_sample(w->cgroup, ret);
+        r = worker_sample(w, ret);
         if (r < 0)
-                log_debug_errno(r, "Failed to sample worker %u (pid %d): %m", pw->slot, (int) w->pid);
+                log_debug_errno(r, "Failed to sample worker %u (pid %d): %m", w->slot, (int) w->pid);
         if (r <= 0)
                 return r; /* gone between the exit and its event, or unreadable for now */
         if (ret->flags & CGROUP_SAMPLE_MEMORY_CURRENT)
@@ -299,9 +429,10 @@ int manager_read_accounting(PoolWorker *pw, CgroupSample *ret) {
         return 1;
 }
 
-void manager_sample_worker(Manager *m, Worker *w) {
-        PoolWorker *pw = w->pool_worker;
-        RecyclePolicy policy = RECYCLE_POLICY(m->target.config);
+/* Samples one worker and feeds the recycling policy, which may ask the pool to replace it. The policy is
+ * the target generation's: a reload that tightens a limit applies it to the workers it is replacing. */
+static void manager_sample_worker(Manager *m, Worker *w, PoolWorker *pw) {
+        RecyclePolicy policy = generation_recycle_policy(m->target);
         RecycleSample rs = { .at = now_usec(CLOCK_MONOTONIC) };
         char a[FORMAT_USEC_MAX], b[FORMAT_USEC_MAX], what[2 * FORMAT_USEC_MAX + 64];
         uint64_t value = 0, limit = 0;
@@ -323,7 +454,7 @@ void manager_sample_worker(Manager *m, Worker *w) {
         if (reason == RECYCLE_NONE || pw->state != WORKER_READY || pw->recycle || w->abort_on_stop)
                 return;
 
-        worker_fields(&f, w, pw);
+        worker_log_fields(&f, w);
         log_fields_add(&f, "REASON=%s", recycle_reason_to_string(reason));
         log_fields_add(&f, "VALUE=%llu", (unsigned long long) value);
         log_fields_add(&f, "LIMIT=%llu", (unsigned long long) limit);
@@ -335,15 +466,15 @@ void manager_sample_worker(Manager *m, Worker *w) {
         else
                 snprintf(what, sizeof what, "%s %s, limit %s", recycle_reason_to_string(reason),
                          format_recycle_value(a, sizeof a, reason, value), format_recycle_value(b, sizeof b, reason, limit));
-        log_event(LOG_NOTICE, MESSAGE_ID_WORKER_RECYCLED, &f, "worker %u (pid %d) is recycled: %s", pw->slot,
-                  (int) w->pid, what);
+        log_event(LOG_NOTICE, MESSAGE_ID_WORKER_RECYCLED, &f, "worker %u (pid %d) is recycled: %s", w->slot, (int) w->pid,
+                  what);
         m->counters.recycles[reason]++;
         pool_worker_recycle(m->pool, pw);
 }
 
 void manager_sample(Manager *m) {
         for (PoolWorker *pw = pool_workers(m->pool); pw; pw = pw->next)
-                if (pw->userdata)
-                        manager_sample_worker(m, pw->userdata);
+                if (pw->process)
+                        manager_sample_worker(m, pw->process, pw);
         (void) cgroup_manager_gc(m->cgroups);
 }

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* The manager owns the event loop, the configs, the sockets, the pool, the notify socket and the
+/* The manager owns the event loop, the generations, the sockets, the pool, the notify socket and the
  * workers; it turns events into pool reports and carries out what pool_plan() decides. */
 #pragma once
 
 #include "config.h"
+#include "generation.h"
 #include "sockets.h"
 
 typedef struct Manager Manager;
@@ -19,9 +20,10 @@ typedef struct ManagerParams {
         const char *cgroup_root;  /* cgroupfs to account workers in, NULL: /proc accounting only */
 } ManagerParams;
 
-/* Takes ownership of config and sockets (on success and failure alike). Sets up the loop, signals and
- * the worker notify socket. Returns 0, or a negative errno after logging why. */
-int manager_new(const ManagerParams *params, Config *config, SocketSet *sockets, Manager **ret);
+/* Takes the first generation's reference and the sockets (on success and failure alike); the generation
+ * becomes number 1. Sets up the loop, signals, endpoints, accounting and timers. Returns 0, or a negative
+ * errno after logging why. */
+int manager_new(const ManagerParams *params, Generation *generation, SocketSet *sockets, Manager **ret);
 Manager *manager_free(Manager *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
 

@@ -33,7 +33,11 @@ struct Pool {
         bool rolling;
         bool rollback; /* the roll in progress returns to the stable generation */
         uint64_t roll_first_id; /* workers with this id or higher were started by the current roll */
-        PoolRollEvent pending_event;
+        bool reached_ready;     /* every slot was ready at least once: no longer starting */
+
+        PoolRollReport reports[POOL_ROLL_REPORTS_MAX]; /* not yet handed out by a plan */
+        size_t n_reports;
+        PoolRollReport plan_reports[POOL_ROLL_REPORTS_MAX]; /* handed out by the last plan */
 
         PoolAction *actions;
         size_t n_actions, n_allocated;
@@ -126,7 +130,7 @@ Pool *pool_free(Pool *p) {
         return NULL;
 }
 
-static PoolWorker *worker_new(Pool *p, unsigned slot, usec_t now) {
+static PoolWorker *record_new(Pool *p, unsigned slot, usec_t now) {
         PoolWorker *w = calloc(1, sizeof(PoolWorker));
 
         if (!w)
@@ -145,7 +149,7 @@ static PoolWorker *worker_new(Pool *p, unsigned slot, usec_t now) {
         return w;
 }
 
-static void worker_unlink(Pool *p, PoolWorker *w) {
+static void record_free(Pool *p, PoolWorker *w) {
         PoolSlot *s = &p->slots[w->slot];
 
         if (s->current == w)
@@ -164,7 +168,7 @@ static void worker_unlink(Pool *p, PoolWorker *w) {
 }
 
 /* Detaches w from its slot and marks it for a stop action in the next plan. */
-static void worker_stop(Pool *p, PoolWorker *w, StopReason reason) {
+static void record_stop(Pool *p, PoolWorker *w, StopReason reason) {
         PoolSlot *s = &p->slots[w->slot];
 
         if (worker_state_check_transition(w->state, WORKER_STOPPING) < 0)
@@ -206,7 +210,7 @@ static int spawn_into(Pool *p, unsigned slot, bool replacement, usec_t now) {
         /* Reserve the action first so that a failed allocation leaves no record behind. */
         if (push_action(p, POOL_ACTION_SPAWN, NULL) < 0)
                 return -ENOMEM;
-        w = worker_new(p, slot, now);
+        w = record_new(p, slot, now);
         if (!w) {
                 p->n_actions--;
                 return -ENOMEM;
@@ -220,17 +224,37 @@ static int spawn_into(Pool *p, unsigned slot, bool replacement, usec_t now) {
         return 0;
 }
 
-static void abort_roll(Pool *p) {
+static void report(Pool *p, PoolRollReport r) {
+        /* At most an abort and the rollback's end come between two plans; keep the newest if more do. */
+        if (p->n_reports == POOL_ROLL_REPORTS_MAX)
+                p->n_reports--;
+        p->reports[p->n_reports++] = r;
+}
+
+/* w, started by the current roll, failed: stop the roll's replacements and turn back to the stable
+ * generation, or, when the roll already was that return, give up rolling. */
+static void abort_roll(Pool *p, const PoolWorker *w, bool ready_timeout, bool was_ready) {
+        PoolRollReport r = {
+                .generation = p->generation,
+                .worker_id = w->id,
+                .slot = w->slot,
+                .ready_timeout = ready_timeout,
+                .was_ready = was_ready,
+        };
+
         for (unsigned i = 0; i < p->n_slots; i++)
                 if (p->slots[i].replacement)
-                        worker_stop(p, p->slots[i].replacement, STOP_ABORTED);
+                        record_stop(p, p->slots[i].replacement, STOP_ABORTED);
 
         if (p->rollback) {
                 /* Returning to the stable generation failed too: keep what serves, stop rolling. */
                 p->rolling = p->rollback = false;
-                p->pending_event = POOL_ROLL_ROLLBACK_FAILED;
+                r.event = POOL_ROLL_ROLLBACK_FAILED;
+                report(p, r);
                 return;
         }
+        r.event = POOL_ROLL_ABORTED;
+        report(p, r);
         p->generation = p->stable_generation;
         p->config = p->stable_config;
         p->rollback = true;
@@ -270,7 +294,7 @@ static int replace_step(Pool *p, usec_t now, usec_t *wakeup) {
                         /* Not serving yet, so nothing to keep up: stop it, the slot is refilled with the
                          * target generation below. A recycle waits until it is ready. */
                         if (!s->current->recycle)
-                                worker_stop(p, s->current, STOP_ROLL);
+                                record_stop(p, s->current, STOP_ROLL);
                         continue;
                 }
                 if (s->restart_at > now) {
@@ -291,7 +315,7 @@ static int replace_step(Pool *p, usec_t now, usec_t *wakeup) {
                                 return r;
                         surge++;
                 } else if (unavailable < p->config.max_unavailable) {
-                        worker_stop(p, s->current, STOP_ROLL);
+                        record_stop(p, s->current, STOP_ROLL);
                         unavailable++;
                 } else
                         break;
@@ -357,7 +381,10 @@ int pool_plan(Pool *p, usec_t now, PoolPlan *ret) {
                 }
 
                 if (p->rolling && roll_converged(p)) {
-                        p->pending_event = p->rollback ? POOL_ROLL_ROLLBACK_DONE : POOL_ROLL_DONE;
+                        report(p, (PoolRollReport) {
+                                .event = p->rollback ? POOL_ROLL_ROLLBACK_DONE : POOL_ROLL_DONE,
+                                .generation = p->generation,
+                        });
                         if (!p->rollback) {
                                 p->stable_generation = p->generation;
                                 p->stable_config = p->config;
@@ -371,9 +398,9 @@ int pool_plan(Pool *p, usec_t now, PoolPlan *ret) {
                                 PoolSlot *s = &p->slots[i];
 
                                 if (s->replacement)
-                                        worker_stop(p, s->replacement, STOP_SCALE_DOWN);
+                                        record_stop(p, s->replacement, STOP_SCALE_DOWN);
                                 if (s->current)
-                                        worker_stop(p, s->current, STOP_SCALE_DOWN);
+                                        record_stop(p, s->current, STOP_SCALE_DOWN);
                         }
         }
 
@@ -385,14 +412,16 @@ int pool_plan(Pool *p, usec_t now, PoolPlan *ret) {
                         w->stop_sent = true;
                 }
 
+        memcpy(p->plan_reports, p->reports, p->n_reports * sizeof(PoolRollReport));
         *ret = (PoolPlan) {
                 .actions = p->actions,
                 .n_actions = p->n_actions,
                 .wakeup_usec = wakeup,
-                .roll_event = p->pending_event,
+                .reports = p->plan_reports,
+                .n_reports = p->n_reports,
                 .give_up = give_up,
         };
-        p->pending_event = POOL_ROLL_NONE;
+        p->n_reports = 0;
         return 0;
 }
 
@@ -410,8 +439,10 @@ void pool_worker_ready(Pool *p, PoolWorker *w, usec_t now) {
                 s->current = w;
                 s->replacement = NULL;
                 if (old)
-                        worker_stop(p, old, STOP_REPLACED);
+                        record_stop(p, old, STOP_REPLACED);
         }
+        if (!p->reached_ready)
+                p->reached_ready = pool_all_ready(p);
 }
 
 /* A worker the current roll started failed to start or died young: the deploy is bad. Workers of the same
@@ -434,8 +465,8 @@ PoolVerdict pool_worker_exited(Pool *p, PoolWorker *w, const PoolExit *e, usec_t
         else if (w->slot >= p->config.count && !was_replacement)
                 v = POOL_VERDICT_EXPECTED; /* its slot is being scaled away: nothing to respawn */
         else if (is_roll_failure(p, w, was_ready, uptime)) {
-                worker_stop(p, w, STOP_ABORTED);
-                abort_roll(p);
+                record_stop(p, w, STOP_ABORTED);
+                abort_roll(p, w, false, was_ready);
                 if (!was_replacement)
                         delay = slot_throttle(p, s, now);
                 v = POOL_VERDICT_ROLL_ABORTED;
@@ -460,7 +491,7 @@ PoolVerdict pool_worker_exited(Pool *p, PoolWorker *w, const PoolExit *e, usec_t
                 }
         }
 
-        worker_unlink(p, w);
+        record_free(p, w);
         if (ret_delay)
                 *ret_delay = delay;
         return v;
@@ -475,9 +506,9 @@ PoolVerdict pool_worker_failed(Pool *p, PoolWorker *w, usec_t now, usec_t *ret_d
         if (w->state != WORKER_STARTING || p->stopping)
                 return POOL_VERDICT_EXPECTED;
 
-        worker_stop(p, w, STOP_FAILED);
+        record_stop(p, w, STOP_FAILED);
         if (is_roll_failure(p, w, false, 0)) {
-                abort_roll(p);
+                abort_roll(p, w, true, false);
                 if (!was_replacement)
                         delay = slot_throttle(p, s, now);
                 v = POOL_VERDICT_ROLL_ABORTED;
@@ -506,7 +537,7 @@ int pool_reload(Pool *p, const PoolConfig *c) {
                 PoolSlot *s = &p->slots[i];
 
                 if (s->replacement)
-                        worker_stop(p, s->replacement, STOP_ABORTED);
+                        record_stop(p, s->replacement, STOP_ABORTED);
                 /* A new generation deserves a fresh start: forget backoff and disabled slots. */
                 s->failures = 0;
                 s->restart_at = 0;
@@ -526,7 +557,7 @@ void pool_stop(Pool *p) {
         p->rolling = p->rollback = false;
         for (PoolWorker *w = p->workers; w; w = w->next)
                 if (w->state != WORKER_STOPPING)
-                        worker_stop(p, w, STOP_SHUTDOWN);
+                        record_stop(p, w, STOP_SHUTDOWN);
 }
 
 void pool_counts(const Pool *p, PoolCounts *ret) {
@@ -561,6 +592,25 @@ bool pool_all_ready(const Pool *p) {
                         return false;
         }
         return true;
+}
+
+static const char *const pool_state_table[_POOL_STATE_MAX] = {
+        [POOL_STARTING] = "starting", [POOL_RUNNING] = "running",   [POOL_RELOADING] = "reloading",
+        [POOL_DEGRADED] = "degraded", [POOL_STOPPING] = "stopping",
+};
+
+const char *pool_state_to_string(PoolState s) {
+        return s >= 0 && s < _POOL_STATE_MAX ? pool_state_table[s] : NULL;
+}
+
+PoolState pool_state(const Pool *p) {
+        if (p->stopping)
+                return POOL_STOPPING;
+        if (p->rolling)
+                return POOL_RELOADING;
+        if (!p->reached_ready)
+                return POOL_STARTING;
+        return pool_all_ready(p) ? POOL_RUNNING : POOL_DEGRADED;
 }
 
 bool pool_is_empty(const Pool *p) {
@@ -615,7 +665,15 @@ PoolWorker *pool_workers(const Pool *p) {
         return p->workers;
 }
 
-PoolWorker *pool_find_worker(const Pool *p, uint64_t id) {
+PoolWorker *pool_find_worker(const Pool *p, unsigned slot, uint64_t id) {
+        if (slot < p->n_slots) {
+                PoolSlot *s = &p->slots[slot];
+                if (s->current && s->current->id == id)
+                        return s->current;
+                if (s->replacement && s->replacement->id == id)
+                        return s->replacement;
+        }
+        /* Stopping workers are detached from their slot. */
         for (PoolWorker *w = p->workers; w; w = w->next)
                 if (w->id == id)
                         return w;

@@ -54,7 +54,10 @@ struct PoolWorker {
         uint64_t memory_bytes;
         usec_t cpu_usec;
 
-        void *userdata; /* the manager's process object */
+        /* The caller's object for the process started for this record (NULL until one is): the pool
+         * never looks inside it. The record goes before the process does (pool_worker_exited()), so
+         * this never dangles; the process finds its record again with pool_find_worker(). */
+        struct Worker *process;
         PoolWorker *prev, *next;
 };
 
@@ -87,17 +90,33 @@ typedef struct PoolAction {
 } PoolAction;
 
 typedef enum PoolRollEvent {
-        POOL_ROLL_NONE,
-        POOL_ROLL_DONE,          /* the reload roll reached its generation on every slot */
-        POOL_ROLL_ROLLBACK_DONE, /* after an aborted roll, every slot is back on the stable generation */
+        POOL_ROLL_DONE,            /* the reload roll reached its generation on every slot */
+        POOL_ROLL_ABORTED,         /* a worker of the new generation failed: back to the stable one */
+        POOL_ROLL_ROLLBACK_DONE,   /* after an aborted roll, every slot is back on the stable generation */
         POOL_ROLL_ROLLBACK_FAILED, /* the rollback itself failed; the pool keeps what it has */
+        _POOL_ROLL_EVENT_MAX,
+        _POOL_ROLL_EVENT_INVALID = -EINVAL,
 } PoolRollEvent;
+
+/* How a roll ended, or turned back. Every outcome of a roll is reported this way, in the next plan. */
+typedef struct PoolRollReport {
+        PoolRollEvent event;
+        unsigned generation; /* DONE: the one reached; ABORTED: the one given up; ROLLBACK_*: the stable one */
+        /* ABORTED, ROLLBACK_FAILED: the worker whose failure ended it, and how it failed. */
+        uint64_t worker_id;
+        unsigned slot;
+        bool ready_timeout; /* it was not ready in time (else it exited) */
+        bool was_ready;     /* it exited after it was ready, within MinUptimeSec= */
+} PoolRollReport;
+
+#define POOL_ROLL_REPORTS_MAX 4
 
 typedef struct PoolPlan {
         const PoolAction *actions; /* owned by the pool, valid until the next pool_plan() */
         size_t n_actions;
         usec_t wakeup_usec; /* plan again at this time at the latest; USEC_INFINITY: no need */
-        PoolRollEvent roll_event;
+        const PoolRollReport *reports; /* roll outcomes since the last plan, oldest first; owned by the pool */
+        size_t n_reports;
         bool give_up; /* every slot keeps failing: time to exit and let systemd's Restart= take over */
 } PoolPlan;
 
@@ -114,7 +133,8 @@ typedef enum PoolVerdict {
         POOL_VERDICT_RESPAWN,      /* unexpected exit; the slot is respawned now */
         POOL_VERDICT_THROTTLED,    /* unexpected exit; respawn after the backoff delay */
         POOL_VERDICT_DISABLED,     /* its exit status forbids a restart; the slot stays empty */
-        POOL_VERDICT_ROLL_ABORTED, /* a new-generation worker failed: the roll stops, old workers stay */
+        POOL_VERDICT_ROLL_ABORTED, /* a new-generation worker failed: the roll stops, old workers stay; the
+                                    * next plan reports POOL_ROLL_ABORTED (or POOL_ROLL_ROLLBACK_FAILED) */
         POOL_VERDICT_SHUTDOWN,     /* the pool is stopping, nothing is respawned */
         _POOL_VERDICT_MAX,
 } PoolVerdict;
@@ -144,6 +164,21 @@ int pool_reload(Pool *p, const PoolConfig *c);
 
 /* Stops every worker; nothing is spawned from now on. */
 void pool_stop(Pool *p);
+
+/* What the pool as a whole is doing: one answer for STATUS=, `corral status` and /health. */
+typedef enum PoolState {
+        POOL_STARTING,  /* not every slot has been ready yet */
+        POOL_RUNNING,   /* every wanted slot has a ready worker */
+        POOL_RELOADING, /* a reload roll or its rollback is in progress */
+        POOL_DEGRADED,  /* after start, some wanted slots have no ready worker */
+        POOL_STOPPING,
+        _POOL_STATE_MAX,
+        _POOL_STATE_INVALID = -EINVAL,
+} PoolState;
+
+/* "starting", "running", "reloading", "degraded", "stopping". */
+const char *pool_state_to_string(PoolState s);
+PoolState pool_state(const Pool *p);
 
 typedef struct PoolCounts {
         unsigned wanted;   /* slots that should have a worker */
@@ -176,7 +211,9 @@ const PoolConfig *pool_config(const Pool *p);
 
 /* All live workers, oldest first; iterate with ->next. */
 PoolWorker *pool_workers(const Pool *p);
-PoolWorker *pool_find_worker(const Pool *p, uint64_t id);
+/* The live record of id in slot (cheap: a slot's current and replacement are checked first), or NULL
+ * once the pool forgot it. */
+PoolWorker *pool_find_worker(const Pool *p, unsigned slot, uint64_t id);
 
 /* Replacement order: negative when a should be replaced before b (more memory, then more CPU, then
  * older). */

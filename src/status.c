@@ -15,7 +15,7 @@ typedef struct Buf {
 /* The first line of a status reply: "ok" for a pool that serves at full strength (running, or rolling
  * without losing capacity), "degraded" otherwise; the client turns it into its exit status. */
 static const char *status_verdict(const StatusPool *p) {
-        return streq(p->state, "running") || streq(p->state, "reloading") ? "ok" : "degraded";
+        return p->state == POOL_RUNNING || p->state == POOL_RELOADING ? "ok" : "degraded";
 }
 
 /* A duration in at most 7 columns: "850ms", "12.3s", "5m07s", "3h12m", "41d02h". */
@@ -64,7 +64,7 @@ char *status_format_table(const StatusPool *p, const StatusWorker *rows, size_t 
         if (!b.f)
                 return NULL;
         fprintf(b.f, "%s\ncorral: %s, generation %u, %u/%u workers ready, up %s\nreloads: %u ok, %u failed%s\n",
-                status_verdict(p), p->state, p->generation, p->ready, p->wanted,
+                status_verdict(p), pool_state_to_string(p->state), p->generation, p->ready, p->wanted,
                 format_short(up, sizeof up, p->uptime_usec), p->reloads_ok, p->reloads_failed,
                 p->drained ? "; /health drained" : "");
         /* 80 columns: 5+8+4+9+7+7+7+6+5 plus spaces, and the last exit. */
@@ -95,7 +95,8 @@ char *status_format_json(const StatusPool *p, const StatusWorker *rows, size_t n
                 "%s\n{\"state\":\"%s\",\"generation\":%u,\"ready\":%u,\"wanted\":%u,\"workers\":%u,"
                 "\"reloads_ok\":%u,\"reloads_failed\":%u,\"uptime_usec\":%llu,\"notify_rejected\":%llu,"
                 "\"drained\":%s,\"slots\":[",
-                status_verdict(p), p->state, p->generation, p->ready, p->wanted, p->workers, p->reloads_ok,
+                status_verdict(p), pool_state_to_string(p->state), p->generation, p->ready, p->wanted, p->workers,
+                p->reloads_ok,
                 p->reloads_failed,
                 (unsigned long long) p->uptime_usec, (unsigned long long) p->notify_rejected,
                 p->drained ? "true" : "false");
@@ -121,7 +122,7 @@ char *status_format_json(const StatusPool *p, const StatusWorker *rows, size_t n
 static bool status_healthy(const StatusPool *p) {
         unsigned need = p->min_ready > 0 ? MIN(p->min_ready, p->wanted) : p->wanted;
 
-        return !p->drained && !streq(p->state, "stopping") && p->wanted > 0 && p->ready >= need;
+        return !p->drained && p->state != POOL_STOPPING && p->wanted > 0 && p->ready >= need;
 }
 
 int status_format_health(const StatusPool *p, char **ret_body) {
@@ -129,7 +130,7 @@ int status_format_health(const StatusPool *p, char **ret_body) {
 
         *ret_body = strdup_printf("{\"status\":\"%s\",\"state\":\"%s\",\"ready\":%u,\"wanted\":%u,\"min_ready\":%u,"
                                   "\"generation\":%u,\"drained\":%s}\n",
-                                  ok ? "ok" : "unavailable", p->state, p->ready, p->wanted,
+                                  ok ? "ok" : "unavailable", pool_state_to_string(p->state), p->ready, p->wanted,
                                   p->min_ready > 0 ? MIN(p->min_ready, p->wanted) : p->wanted, p->generation,
                                   p->drained ? "true" : "false");
         return ok ? 200 : 503;

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "pool.h"
 #include "recycle.h"
 #include "util.h"
 
@@ -26,7 +27,7 @@ typedef struct StatusCounters {
 } StatusCounters;
 
 typedef struct StatusPool {
-        const char *state; /* running, starting, reloading, degraded, stopping */
+        PoolState state;
         unsigned generation;
         unsigned ready, wanted, workers, starting, stopping;
         unsigned min_ready; /* for /health; 0: all */

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Worker process mechanics: pidfd child source, exec status pipe, one timer, stop and kill. */
+/* A worker: process mechanics (pidfd child source, exec status pipe, one timer, watchdog, stop and kill),
+ * its leaf and memory.events watch, its recycling state, and their release in one place. */
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -10,6 +11,49 @@
 
 static void worker_emit(Worker *w, const WorkerEvent *ev) {
         w->handler(w, ev, w->userdata);
+}
+
+static void worker_unlink(Worker *w) {
+        if (!w->list)
+                return;
+        if (w->prev)
+                w->prev->next = w->next;
+        else
+                *w->list = w->next;
+        if (w->next)
+                w->next->prev = w->prev;
+        w->list = NULL;
+        w->prev = w->next = NULL;
+}
+
+void worker_move(Worker *w, Worker **list) {
+        worker_unlink(w);
+        w->list = list;
+        w->next = *list;
+        if (*list)
+                (*list)->prev = w;
+        *list = w;
+}
+
+int worker_new(const WorkerParams *p, Worker **list, Worker **ret) {
+        Worker *w;
+
+        w = calloc(1, sizeof(Worker));
+        if (!w) {
+                cgroup_worker_free(p->cgroup);
+                return -ENOMEM;
+        }
+        w->id = p->id;
+        w->slot = p->slot;
+        w->generation = generation_ref(p->generation);
+        w->cgroup = p->cgroup;
+        w->child_priority = p->child_priority;
+        w->timer_priority = p->timer_priority;
+        w->handler = p->handler;
+        w->userdata = p->userdata;
+        worker_move(w, list);
+        *ret = w;
+        return 0;
 }
 
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -45,10 +89,11 @@ static int on_watchdog(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-int worker_watchdog_ping(Worker *w, usec_t usec) {
+int worker_watchdog_ping(Worker *w) {
+        usec_t usec = w->generation->config->worker_watchdog_usec;
         int r;
 
-        if (w->exited || usec == 0)
+        if (w->exited || !w->timer_source || usec == 0)
                 return 0;
         if (!w->watchdog_source) {
                 r = sd_event_add_time_relative(sd_event_source_get_event(w->timer_source), &w->watchdog_source,
@@ -69,6 +114,7 @@ int worker_watchdog_ping(Worker *w, usec_t usec) {
 
 /* Returns true when the status pipe was settled by this call. */
 static bool worker_check_status(Worker *w) {
+        const Config *c = w->generation->config;
         WorkerEvent ev = {};
         int r;
 
@@ -87,8 +133,8 @@ static bool worker_check_status(Worker *w) {
         }
 
         /* EOF (or an unreadable pipe, which only a dying child causes): exec went through. */
-        if (w->ready_delay_usec != USEC_INFINITY && !w->exited)
-                (void) worker_arm_timer(w, WORKER_EVENT_READY_DELAY, w->ready_delay_usec);
+        if (c->ready_mode == READY_DELAY && !w->exited)
+                (void) worker_arm_timer(w, WORKER_EVENT_READY_DELAY, c->ready_delay_usec);
         ev.type = WORKER_EVENT_EXEC_OK;
         worker_emit(w, &ev);
         return true;
@@ -97,6 +143,19 @@ static bool worker_check_status(Worker *w) {
 static int on_status(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         (void) worker_check_status(userdata);
         return 0;
+}
+
+/* Whether the OOM killer struck the worker's leaf since its last sample: with a SIGKILL exit, most
+ * likely the worker itself. Its leaf was new when it started, so the count started at 0. */
+static bool worker_new_oom_kill(Worker *w) {
+        const RecycleState *r = &w->recycle;
+        CgroupSample cs;
+
+        if (!w->cgroup || cgroup_worker_sample(w->cgroup, &cs) < 0 || !(cs.flags & CGROUP_SAMPLE_EVENTS_OOM_KILL))
+                return false;
+        if (r->has_last && !r->last.oom_valid)
+                return false;
+        return cs.events_oom_kill > (r->has_last ? r->last.oom_kills : 0);
 }
 
 static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata) {
@@ -110,37 +169,67 @@ static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata) {
         w->exec_done = true;
         w->status_source = sd_event_source_disable_unref(w->status_source);
 
+        w->exit_code = si->si_code;
+        w->exit_status = si->si_status;
+        w->oom_killed = si->si_code == CLD_KILLED && si->si_status == SIGKILL && worker_new_oom_kill(w);
+
         /* Until this callback returns the worker is an unreaped zombie, so its pid (which is also its
          * process group id, it called setsid()) cannot be reused: killing the group now cannot hit a
-         * stranger. This takes down whatever it left behind in its session. */
+         * stranger. This takes down whatever it left behind in its session, and the leaf whatever left
+         * the session but stayed in the worker's cgroup. */
         (void) kill(-w->pid, SIGKILL);
+        if (w->cgroup)
+                (void) cgroup_worker_kill(w->cgroup);
 
         w->exited = true;
         worker_disarm_timer(w);
         (void) sd_event_source_set_enabled(w->watchdog_source, SD_EVENT_OFF);
+        (void) sd_event_source_set_enabled(w->events_source, SD_EVENT_OFF);
         worker_emit(w, &ev);
         return 0;
 }
 
-int worker_start(sd_event *e, const WorkerStartParams *p, PoolWorker *pw, Worker **ret) {
+static int on_memory_events(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Worker *w = userdata;
+        WorkerEvent ev = { .type = WORKER_EVENT_MEMORY };
+        char buf[512];
+
+        /* kernfs keeps POLLPRI raised until the file is read again through this fd. */
+        if (lseek(fd, 0, SEEK_SET) >= 0)
+                (void) !read(fd, buf, sizeof buf);
+        worker_emit(w, &ev);
+        return 0;
+}
+
+/* memory.high breaches and OOM kills are seen at once, not at the next sample. Worth having, never
+ * worth failing a worker for. */
+static void worker_watch_memory_events(Worker *w, sd_event *e, int64_t priority) {
+        int fd;
+
+        fd = cgroup_worker_events_fd(w->cgroup);
+        if (fd < 0 || sd_event_add_io(e, &w->events_source, fd, EPOLLPRI, on_memory_events, w) < 0)
+                return;
+        (void) sd_event_source_set_priority(w->events_source, priority);
+        (void) sd_event_source_set_description(w->events_source, "worker-memory-events");
+}
+
+int worker_start(Worker *w, sd_event *e, const SpawnParams *sp, double random01) {
         _cleanup_close_ int pidfd = -EBADF, status_fd = -EBADF;
-        Worker *w;
+        const Config *c = w->generation->config;
+        SpawnParams p = *sp;
         int r;
 
-        w = calloc(1, sizeof(Worker));
-        if (!w)
-                return -ENOMEM;
-        w->pool_worker = pw;
-        w->handler = p->handler;
-        w->userdata = p->userdata;
-        w->ready_delay_usec = p->ready_delay_usec;
-
-        r = spawn_worker(p->spawn, &w->pid, &pidfd, &status_fd);
-        if (r < 0) {
-                free(w);
+        if (w->cgroup)
+                p.n_cgroup_procs_fds = cgroup_worker_procs_fds(w->cgroup, p.cgroup_procs_fds);
+        r = spawn_worker(&p, &w->pid, &pidfd, &status_fd);
+        /* With a thousand workers these add up: the child has joined its leaf, or never will. */
+        if (w->cgroup)
+                cgroup_worker_close_procs_fds(w->cgroup);
+        if (r < 0)
                 return r;
-        }
         w->started_usec = now_usec(CLOCK_MONOTONIC);
+        RecyclePolicy policy = generation_recycle_policy(w->generation);
+        recycle_state_init(&w->recycle, &policy, w->started_usec, random01);
 
         r = sd_event_add_child_pidfd(e, &w->child_source, pidfd, WEXITED, on_child, w);
         if (r < 0)
@@ -148,7 +237,7 @@ int worker_start(sd_event *e, const WorkerStartParams *p, PoolWorker *pw, Worker
         TAKE_FD(pidfd);
         (void) sd_event_source_set_child_pidfd_own(w->child_source, true);
         (void) sd_event_source_set_child_process_own(w->child_source, true);
-        (void) sd_event_source_set_priority(w->child_source, p->child_priority);
+        (void) sd_event_source_set_priority(w->child_source, w->child_priority);
         (void) sd_event_source_set_description(w->child_source, "worker-exit");
 
         r = sd_event_add_io(e, &w->status_source, status_fd, EPOLLIN, on_status, w);
@@ -161,37 +250,45 @@ int worker_start(sd_event *e, const WorkerStartParams *p, PoolWorker *pw, Worker
         r = sd_event_add_time(e, &w->timer_source, CLOCK_MONOTONIC, USEC_INFINITY, 0, on_timer, w);
         if (r < 0)
                 goto fail;
-        (void) sd_event_source_set_priority(w->timer_source, p->timer_priority);
+        (void) sd_event_source_set_priority(w->timer_source, w->timer_priority);
         (void) sd_event_source_set_description(w->timer_source, "worker-timer");
-        if (p->ready_timeout_usec != USEC_INFINITY) {
-                r = worker_arm_timer(w, WORKER_EVENT_READY_TIMEOUT, p->ready_timeout_usec);
+        if (c->ready_mode != READY_EXEC) {
+                r = worker_arm_timer(w, WORKER_EVENT_READY_TIMEOUT, c->ready_timeout_usec);
                 if (r < 0)
                         goto fail;
         } else
                 worker_disarm_timer(w);
 
-        *ret = w;
+        if (w->cgroup) {
+                (void) cgroup_worker_attach_pid(w->cgroup, w->pid);
+                worker_watch_memory_events(w, e, w->timer_priority);
+        }
         return 0;
 
 fail:
-        /* The child source, if it exists, kills and reaps the process when freed. */
+        /* The child source, if it exists, kills and reaps the process when freed; else do it here, or
+         * the child stays a zombie. */
         if (!w->child_source && pidfd >= 0) {
                 (void) kill(w->pid, SIGKILL);
                 (void) waitid(P_PIDFD, (id_t) pidfd, NULL, WEXITED);
         }
-        worker_free(w);
+        w->child_source = sd_event_source_disable_unref(w->child_source);
+        w->status_source = sd_event_source_disable_unref(w->status_source);
+        w->timer_source = sd_event_source_disable_unref(w->timer_source);
+        w->pid = 0;
         return r;
 }
 
 void worker_ready(Worker *w) {
-        if (!w->exited && (w->timer_event == WORKER_EVENT_READY_TIMEOUT || w->timer_event == WORKER_EVENT_READY_DELAY))
+        if (!w->exited && w->timer_source &&
+            (w->timer_event == WORKER_EVENT_READY_TIMEOUT || w->timer_event == WORKER_EVENT_READY_DELAY))
                 worker_disarm_timer(w);
 }
 
 int worker_signal(Worker *w, int sig) {
         int r;
 
-        if (w->exited)
+        if (w->exited || !w->child_source)
                 return 0;
         r = sd_event_source_send_child_signal(w->child_source, sig, NULL, 0);
         if (r == -ESRCH)
@@ -199,10 +296,12 @@ int worker_signal(Worker *w, int sig) {
         return r;
 }
 
-int worker_stop(Worker *w, int sig, usec_t timeout_usec) {
+int worker_stop(Worker *w) {
+        const Config *c = w->generation->config;
+        int sig = w->abort_on_stop ? SIGABRT : c->stop_signal;
         int r;
 
-        if (w->exited)
+        if (w->exited || !w->child_source)
                 return 0;
         /* A stopped process would sit on a TERM forever, so wake it first. First, not after: a CONT
          * sent after the TERM can land while the worker, acting on the TERM, is being stopped by a
@@ -211,17 +310,43 @@ int worker_stop(Worker *w, int sig, usec_t timeout_usec) {
         if (sig != SIGKILL)
                 (void) worker_signal(w, SIGCONT);
         r = worker_signal(w, sig);
-        (void) worker_arm_timer(w, WORKER_EVENT_KILLED, timeout_usec);
+        (void) worker_arm_timer(w, WORKER_EVENT_KILLED, c->stop_timeout_usec);
         return r;
 }
 
 void worker_kill(Worker *w) {
-        if (w->exited)
+        if (w->exited || !w->child_source)
                 return;
         (void) worker_signal(w, SIGKILL);
         /* The worker is not reaped before its child source fires, so its process group id is still
          * pinned; see on_child(). */
         (void) kill(-w->pid, SIGKILL);
+        if (w->cgroup)
+                (void) cgroup_worker_kill(w->cgroup);
+}
+
+int worker_sample(Worker *w, CgroupSample *ret) {
+        if (!w->cgroup || w->exited || !w->child_source)
+                return 0;
+        return cgroup_worker_sample(w->cgroup, ret);
+}
+
+const char *worker_describe_exit(const Worker *w, char *buf, size_t size) {
+        if (w->exit_code == 0)
+                snprintf(buf, size, "could not be started");
+        else if (w->exit_code == CLD_EXITED)
+                snprintf(buf, size, "exited with status %d", w->exit_status);
+        else
+                snprintf(buf, size, "killed by signal %s%s%s", signal_to_string(w->exit_status) ?: "?",
+                         w->exit_code == CLD_DUMPED ? " (core dumped)" : "",
+                         w->oom_killed ? " (the OOM killer, its cgroup's memory limit)" : "");
+        return buf;
+}
+
+void worker_log_fields(LogFields *f, const Worker *w) {
+        log_fields_add(f, "WORKER_PID=%d", (int) w->pid);
+        log_fields_add(f, "WORKER_SLOT=%u", w->slot);
+        log_fields_add(f, "WORKER_GENERATION=%u", w->generation->number);
 }
 
 Worker *worker_free(Worker *w) {
@@ -229,9 +354,14 @@ Worker *worker_free(Worker *w) {
                 return NULL;
         sd_event_source_disable_unref(w->timer_source);
         sd_event_source_disable_unref(w->watchdog_source);
-        sd_event_source_disable_unref(w->events_source);
         sd_event_source_disable_unref(w->status_source);
+        /* The watch goes before the leaf: freeing the leaf closes the fd it watches. */
+        sd_event_source_disable_unref(w->events_source);
+        /* Kills and reaps a process still there. */
         sd_event_source_disable_unref(w->child_source);
+        cgroup_worker_free(w->cgroup);
+        generation_unref(w->generation);
+        worker_unlink(w);
         free(w);
         return NULL;
 }

@@ -69,6 +69,14 @@ static Step plan(Pool *p, usec_t now) {
         return s;
 }
 
+/* Whether the plan reports the roll event e. */
+static bool has_report(const PoolPlan *plan, PoolRollEvent e) {
+        for (size_t i = 0; i < plan->n_reports; i++)
+                if (plan->reports[i].event == e)
+                        return true;
+        return false;
+}
+
 static bool step_stops(const Step *s, const PoolWorker *w) {
         for (size_t i = 0; i < s->n_stopped; i++)
                 if (s->stopped[i] == w)
@@ -164,9 +172,9 @@ static DriveResult drive(Pool *p, usec_t *now, unsigned min_serving) {
                 *now += 10 * USEC_PER_MSEC;
                 s = plan(p, *now);
                 d.plans++;
-                d.roll_done += s.plan.roll_event == POOL_ROLL_DONE;
-                d.rollback_done += s.plan.roll_event == POOL_ROLL_ROLLBACK_DONE;
-                d.rollback_failed += s.plan.roll_event == POOL_ROLL_ROLLBACK_FAILED;
+                d.roll_done += has_report(&s.plan, POOL_ROLL_DONE);
+                d.rollback_done += has_report(&s.plan, POOL_ROLL_ROLLBACK_DONE);
+                d.rollback_failed += has_report(&s.plan, POOL_ROLL_ROLLBACK_FAILED);
                 cr_assert_geq(n_workers(p, WORKER_READY), min_serving);
 
                 if (s.n_spawned == 0 && s.n_stopped == 0 && !pool_is_rolling(p))
@@ -202,14 +210,14 @@ Test(pool, first_plan_spawns_count_workers_of_generation_1) {
         s = plan(p, T0);
         cr_assert_eq(s.plan.n_actions, 4);
         cr_assert_eq(s.n_spawned, 4);
-        cr_assert_eq(s.plan.roll_event, POOL_ROLL_NONE);
+        cr_assert_eq(s.plan.n_reports, 0);
         cr_assert_eq(s.plan.wakeup_usec, USEC_INFINITY);
         for (size_t i = 0; i < s.n_spawned; i++) {
                 cr_assert_eq(s.spawned[i]->generation, 1);
                 cr_assert_lt(s.spawned[i]->slot, 4);
                 cr_assert_not(seen[s.spawned[i]->slot], "slot %u spawned twice", s.spawned[i]->slot);
                 seen[s.spawned[i]->slot] = true;
-                cr_assert_eq(pool_find_worker(p, s.spawned[i]->id), s.spawned[i]);
+                cr_assert_eq(pool_find_worker(p, s.spawned[i]->slot, s.spawned[i]->id), s.spawned[i]);
                 for (size_t k = 0; k < i; k++)
                         cr_assert_neq(s.spawned[k]->id, s.spawned[i]->id);
         }
@@ -716,7 +724,7 @@ Test(pool, reload_replaces_one_slot_at_a_time_start_first) {
                 now += USEC_PER_SEC;
                 s = plan(p, now);
                 cr_assert_geq(n_workers(p, WORKER_READY), 3);
-                roll_done += s.plan.roll_event == POOL_ROLL_DONE;
+                roll_done += has_report(&s.plan, POOL_ROLL_DONE);
 
                 if (old) {
                         cr_assert_eq(s.n_stopped, 1, "step %u", step);
@@ -732,17 +740,17 @@ Test(pool, reload_replaces_one_slot_at_a_time_start_first) {
                         cr_assert_not(slot_done[pending->slot], "slot %u replaced twice", pending->slot);
                         /* Start-first: the slot's old worker keeps serving. */
                         cr_assert_not_null(slot_worker(p, pending->slot, WORKER_READY));
-                        cr_assert_eq(s.plan.roll_event, POOL_ROLL_NONE);
+                        cr_assert_eq(s.plan.n_reports, 0);
                         cr_assert(pool_is_rolling(p));
                 } else {
                         cr_assert_eq(s.n_spawned, 0);
-                        cr_assert_eq(s.plan.roll_event, POOL_ROLL_DONE);
+                        cr_assert(has_report(&s.plan, POOL_ROLL_DONE));
                 }
 
                 /* Nothing new without an event. */
                 s = plan(p, now);
                 cr_assert_eq(s.plan.n_actions, 0);
-                roll_done += s.plan.roll_event == POOL_ROLL_DONE;
+                roll_done += has_report(&s.plan, POOL_ROLL_DONE);
 
                 if (old)
                         cr_assert_eq(exit_worker(p, old, CLD_EXITED, 0, now, NULL), POOL_VERDICT_EXPECTED);
@@ -760,7 +768,7 @@ Test(pool, reload_replaces_one_slot_at_a_time_start_first) {
         cr_assert_eq(n_generation(p, 2, true), 3);
         cr_assert_eq(n_generation(p, 1, true), 0);
         cr_assert(pool_all_ready(p));
-        cr_assert_eq(plan(p, now + USEC_PER_HOUR).plan.roll_event, POOL_ROLL_NONE);
+        cr_assert_eq(plan(p, now + USEC_PER_HOUR).plan.n_reports, 0);
 }
 
 /* Runs a reload roll with max_surge 1 and returns the order in which slots were replaced. */
@@ -901,7 +909,7 @@ Test(pool, max_unavailable_stops_first_and_refills_in_the_same_plan) {
         for (unsigned k = 0; k < 3; k++) {
                 Step s = plan(p, now);
 
-                roll_done += s.plan.roll_event == POOL_ROLL_DONE;
+                roll_done += has_report(&s.plan, POOL_ROLL_DONE);
                 cr_assert_eq(s.n_stopped, 1, "step %u", k);
                 cr_assert_eq(s.n_spawned, 1);
                 cr_assert_eq(s.stopped[0]->stop_reason, STOP_ROLL);
@@ -924,7 +932,7 @@ Test(pool, max_unavailable_stops_first_and_refills_in_the_same_plan) {
                 Step s = plan(p, now);
 
                 cr_assert_eq(s.plan.n_actions, 0);
-                roll_done += s.plan.roll_event == POOL_ROLL_DONE;
+                roll_done += has_report(&s.plan, POOL_ROLL_DONE);
         }
         cr_assert_eq(roll_done, 1);
         cr_assert_eq(pool_stable_generation(p), 2);
@@ -957,8 +965,8 @@ Test(pool, replacement_exit_before_ready_aborts_the_roll) {
         for (unsigned i = 0; i < 5; i++) {
                 s = plan(p, now + 2 + i * USEC_PER_MINUTE);
                 cr_assert_eq(s.plan.n_actions, 0, "plan %u after the abort", i);
-                rollback_done += s.plan.roll_event == POOL_ROLL_ROLLBACK_DONE;
-                cr_assert_neq(s.plan.roll_event, POOL_ROLL_DONE);
+                rollback_done += has_report(&s.plan, POOL_ROLL_ROLLBACK_DONE);
+                cr_assert_not(has_report(&s.plan, POOL_ROLL_DONE));
         }
         cr_assert_eq(rollback_done, 1);
         cr_assert_not(pool_is_rolling(p));
@@ -998,7 +1006,7 @@ Test(pool, replacement_ready_timeout_aborts_the_roll) {
         cr_assert_eq(s.n_spawned, 0);
         cr_assert_eq(s.n_stopped, 1);
         cr_assert_eq(s.stopped[0], replacement);
-        rollback_done += s.plan.roll_event == POOL_ROLL_ROLLBACK_DONE;
+        rollback_done += has_report(&s.plan, POOL_ROLL_ROLLBACK_DONE);
         cr_assert_eq(old->state, WORKER_READY);
 
         cr_assert_eq(exit_worker(p, replacement, CLD_KILLED, SIGTERM, now + 31 * USEC_PER_SEC, NULL),
@@ -1006,7 +1014,7 @@ Test(pool, replacement_ready_timeout_aborts_the_roll) {
         for (unsigned i = 0; i < 3; i++) {
                 s = plan(p, now + (32 + i) * USEC_PER_SEC);
                 cr_assert_eq(s.plan.n_actions, 0);
-                rollback_done += s.plan.roll_event == POOL_ROLL_ROLLBACK_DONE;
+                rollback_done += has_report(&s.plan, POOL_ROLL_ROLLBACK_DONE);
         }
         cr_assert_eq(rollback_done, 1);
         cr_assert_eq(n_generation(p, 1, true), 3);
@@ -1034,21 +1042,31 @@ Test(pool, abort_rolls_replaced_slots_back_start_first) {
         cr_assert_eq(exit_worker(p, old, CLD_EXITED, 0, now + 3, NULL), POOL_VERDICT_EXPECTED);
 
         /* The second replacement crashes: generation 2 is bad. */
+        uint64_t second_id = second->id;
+        unsigned second_slot = second->slot;
         cr_assert_eq(crash(p, second, now + 4, NULL), POOL_VERDICT_ROLL_ABORTED);
         cr_assert_eq(pool_generation(p), 1);
         cr_assert(pool_is_rolling(p));
         cr_assert_eq(first->state, WORKER_READY);
         cr_assert_eq(n_workers(p, WORKER_READY), 3);
 
-        /* Rollback: the generation-2 worker keeps serving until its generation-1 replacement is ready. */
+        /* Rollback: the generation-2 worker keeps serving until its generation-1 replacement is ready. The
+         * abort comes with this plan, naming the worker that caused it. */
         s = plan(p, now + 5);
         cr_assert_eq(s.n_stopped, 0);
         cr_assert_eq(s.n_spawned, 1);
         back = s.spawned[0];
         cr_assert_eq(back->slot, first->slot);
         cr_assert_eq(back->generation, 1);
-        cr_assert_eq(s.plan.roll_event, POOL_ROLL_NONE);
-        rollback_done += s.plan.roll_event == POOL_ROLL_ROLLBACK_DONE;
+        cr_assert_eq(s.plan.n_reports, 1);
+        cr_assert_eq(s.plan.reports[0].event, POOL_ROLL_ABORTED);
+        cr_assert_eq(s.plan.reports[0].generation, 2);
+        cr_assert_eq(s.plan.reports[0].worker_id, second_id);
+        cr_assert_eq(s.plan.reports[0].slot, second_slot);
+        cr_assert_not(s.plan.reports[0].ready_timeout);
+        cr_assert_not(s.plan.reports[0].was_ready);
+        cr_assert_eq(plan(p, now + 5).plan.n_reports, 0, "a report is handed out once");
+        rollback_done += has_report(&s.plan, POOL_ROLL_ROLLBACK_DONE);
         cr_assert_eq(first->state, WORKER_READY);
         cr_assert_eq(plan(p, now + 6).plan.n_actions, 0);
 
@@ -1059,14 +1077,14 @@ Test(pool, abort_rolls_replaced_slots_back_start_first) {
         cr_assert_eq(s.n_stopped, 1);
         cr_assert_eq(s.stopped[0], first);
         cr_assert_eq(first->stop_reason, STOP_REPLACED);
-        rollback_done += s.plan.roll_event == POOL_ROLL_ROLLBACK_DONE;
+        rollback_done += has_report(&s.plan, POOL_ROLL_ROLLBACK_DONE);
         cr_assert_eq(exit_worker(p, first, CLD_EXITED, 0, now + 9, NULL), POOL_VERDICT_EXPECTED);
 
         for (unsigned i = 0; i < 3; i++) {
                 s = plan(p, now + 10 + i);
                 cr_assert_eq(s.plan.n_actions, 0);
-                rollback_done += s.plan.roll_event == POOL_ROLL_ROLLBACK_DONE;
-                cr_assert_neq(s.plan.roll_event, POOL_ROLL_DONE);
+                rollback_done += has_report(&s.plan, POOL_ROLL_ROLLBACK_DONE);
+                cr_assert_not(has_report(&s.plan, POOL_ROLL_DONE));
         }
         cr_assert_eq(rollback_done, 1);
         cr_assert_not(pool_is_rolling(p));
@@ -1107,7 +1125,7 @@ Test(pool, reload_during_a_roll_converges_on_the_newest_generation) {
         cr_assert_eq(s.stopped[0], in_flight);
         cr_assert_eq(s.n_spawned, 1);
         cr_assert_eq(s.spawned[0]->generation, 3);
-        cr_assert_eq(s.plan.roll_event, POOL_ROLL_NONE);
+        cr_assert_eq(s.plan.n_reports, 0);
         cr_assert_eq(n_workers(p, WORKER_READY), 3);
         /* The superseded replacement exits late; that is no roll failure. */
         cr_assert_eq(exit_worker(p, in_flight, CLD_KILLED, SIGTERM, now + 1, NULL), POOL_VERDICT_EXPECTED);
@@ -1182,12 +1200,12 @@ Test(pool, reload_scales_down_after_the_roll_converged) {
         for (unsigned iteration = 0; iteration < 20 && !extra_stopped; iteration++) {
                 Step s = plan(p, now);
 
-                roll_done += s.plan.roll_event == POOL_ROLL_DONE;
+                roll_done += has_report(&s.plan, POOL_ROLL_DONE);
                 for (size_t i = 0; i < s.n_spawned; i++)
                         cr_assert_lt(s.spawned[i]->slot, 2);
                 if (step_stops(&s, extra)) {
                         cr_assert_eq(extra->stop_reason, STOP_SCALE_DOWN);
-                        cr_assert_eq(s.plan.roll_event, POOL_ROLL_DONE,
+                        cr_assert(has_report(&s.plan, POOL_ROLL_DONE),
                                      "slot 2 stopped before the roll converged");
                         cr_assert_not(pool_is_rolling(p));
                         extra_stopped = true;
@@ -1239,7 +1257,7 @@ Test(pool, recycle_replaces_a_worker_with_the_same_generation) {
         cr_assert_eq(s.n_stopped, 1);
         cr_assert_eq(s.stopped[0], w);
         cr_assert_eq(w->stop_reason, STOP_REPLACED);
-        cr_assert_eq(s.plan.roll_event, POOL_ROLL_NONE);
+        cr_assert_eq(s.plan.n_reports, 0);
         cr_assert_eq(exit_worker(p, w, CLD_EXITED, 0, now + 4, NULL), POOL_VERDICT_EXPECTED);
         cr_assert_eq(plan(p, now + 5).plan.n_actions, 0);
         cr_assert_eq(pool_generation(p), 1);
@@ -1353,7 +1371,7 @@ Test(pool, failed_rollback_keeps_what_serves) {
         cr_assert_eq(first->state, WORKER_READY);
 
         s = plan(p, now + 7);
-        cr_assert_eq(s.plan.roll_event, POOL_ROLL_ROLLBACK_FAILED);
+        cr_assert(has_report(&s.plan, POOL_ROLL_ROLLBACK_FAILED));
         cr_assert_eq(s.plan.n_actions, 0);
         now += 8;
         d = drive(p, &now, 3);
@@ -1459,4 +1477,67 @@ Test(pool, does_not_give_up_while_one_slot_serves) {
                 crash(p, s.spawned[0], now + 1, NULL);
                 now += 2 * BACKOFF_MAX;
         }
+}
+
+Test(pool, abort_by_ready_timeout_is_reported_with_the_next_plan) {
+        PoolConfig c = config_make(2, 1, 0);
+        _cleanup_pool_ Pool *p = pool_new(&c);
+        usec_t now = T0;
+        PoolWorker *late;
+        Step s;
+
+        drive(p, &now, 0);
+        cr_assert_eq(pool_reload(p, &c), 2);
+        s = plan(p, now);
+        cr_assert_eq(s.n_spawned, 1);
+        late = s.spawned[0];
+
+        /* The reload's first replacement never gets ready: the verdict says the roll is aborted, and the
+         * plan after it reports the abort, then the rollback's end, each once. */
+        cr_assert_eq(pool_worker_failed(p, late, now + 1, NULL), POOL_VERDICT_ROLL_ABORTED);
+        s = plan(p, now + 2);
+        cr_assert_eq(s.n_stopped, 1);
+        cr_assert_eq(s.stopped[0], late);
+        cr_assert(has_report(&s.plan, POOL_ROLL_ABORTED));
+        cr_assert(has_report(&s.plan, POOL_ROLL_ROLLBACK_DONE), "nothing was replaced: the rollback is done at once");
+        cr_assert_eq(s.plan.reports[0].event, POOL_ROLL_ABORTED, "the abort comes first");
+        cr_assert(s.plan.reports[0].ready_timeout);
+        cr_assert_eq(s.plan.reports[0].slot, late->slot);
+        cr_assert_eq(s.plan.reports[0].generation, 2);
+        cr_assert_eq(s.plan.reports[1].generation, 1);
+        cr_assert_not(has_report(&s.plan, POOL_ROLL_DONE));
+        cr_assert_eq(plan(p, now + 3).plan.n_reports, 0);
+}
+
+Test(pool, state_follows_start_roll_degradation_and_stop) {
+        PoolConfig c = config_make(2, 1, 0);
+        _cleanup_pool_ Pool *p = pool_new(&c);
+        usec_t now = T0;
+        Step s;
+
+        cr_assert_eq(pool_state(p), POOL_STARTING);
+        s = plan(p, now);
+        ready(p, s.spawned[0], now + 1);
+        cr_assert_eq(pool_state(p), POOL_STARTING, "one of two ready is still starting");
+        ready(p, s.spawned[1], now + 2);
+        cr_assert_eq(pool_state(p), POOL_RUNNING);
+        cr_assert_str_eq(pool_state_to_string(pool_state(p)), "running");
+
+        /* A crash after start is degradation, not starting again. */
+        cr_assert_eq(crash(p, s.spawned[0], now + 2 * MIN_UPTIME, NULL), POOL_VERDICT_RESPAWN);
+        cr_assert_eq(pool_state(p), POOL_DEGRADED);
+        s = plan(p, now + 2 * MIN_UPTIME);
+        ready(p, s.spawned[0], now + 2 * MIN_UPTIME + 1);
+        cr_assert_eq(pool_state(p), POOL_RUNNING);
+
+        cr_assert_eq(pool_reload(p, &c), 2);
+        cr_assert_eq(pool_state(p), POOL_RELOADING);
+        now += 3 * MIN_UPTIME;
+        drive(p, &now, 2);
+        cr_assert_eq(pool_state(p), POOL_RUNNING);
+
+        pool_stop(p);
+        cr_assert_eq(pool_state(p), POOL_STOPPING);
+        cr_assert_str_eq(pool_state_to_string(POOL_STOPPING), "stopping");
+        cr_assert_null(pool_state_to_string(_POOL_STATE_MAX));
 }

@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: MIT */
+/* One generation: its number, the Config it was loaded from and the resolved executable. Reference
+ * counted: the manager holds the target and the stable generation, and every live worker holds the one it
+ * was started from, so a worker is always stopped, timed and watched with its own generation's settings,
+ * whatever reloads came after it. */
+#pragma once
+
+#include "config.h"
+#include "pool.h"
+#include "recycle.h"
+#include "util.h"
+
+typedef struct Generation {
+        unsigned n_ref;
+        unsigned number; /* the pool's generation number; 0 until the pool gave it one */
+        Config *config;  /* owned, never modified */
+        char *exec_path; /* ExecStart='s executable, resolved when the generation was made */
+} Generation;
+
+/* Makes a generation of config, which it takes on success (the caller keeps it on failure). Resolves
+ * ExecStart='s executable; when that fails, *ret_error (may be NULL) receives an allocated message
+ * naming it. Returns 0 and a generation with one reference in *ret, or a negative errno. */
+int generation_new(Config *config, unsigned number, Generation **ret, char **ret_error);
+
+Generation *generation_ref(Generation *g);
+/* Drops a reference; the last one frees the config. Accepts and returns NULL. */
+Generation *generation_unref(Generation *g);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Generation *, generation_unref);
+
+/* Replaces the reference in *slot with a new reference to g (which may be NULL). */
+void generation_assign(Generation **slot, Generation *g);
+
+/* What the pool needs of the generation's config; count resolves Count=auto against ncpus. */
+PoolConfig generation_pool_config(const Generation *g, unsigned ncpus);
+
+/* The generation's recycling policy. */
+RecyclePolicy generation_recycle_policy(const Generation *g);

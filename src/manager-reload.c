@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: MIT */
+/* Manager: reloads — the config re-read into a new generation, the roll handed to the pool — and every
+ * outcome of a roll, which the pool reports in its plans: the target and stable generations follow. */
+#include <stdio.h>
+
+#include "manager-internal.h"
+#include "message-ids.h"
+
+void manager_reload_finished(Manager *m, bool ok, const char *why) {
+        LogFields f = {};
+
+        /* Reported even when no reload is pending: a roll that outlived a later reload which failed at once
+         * (an invalid file) still ends, and systemd and the counters hear of it. */
+        m->reloading = false;
+        log_fields_add(&f, "WORKER_GENERATION=%u", pool_generation(m->pool));
+        if (ok)
+                log_event(LOG_INFO, MESSAGE_ID_RELOAD_DONE, &f, "reload done: every worker is generation %u",
+                          pool_generation(m->pool));
+        else {
+                log_fields_add(&f, "REASON=%s", why);
+                log_event(LOG_ERR, MESSAGE_ID_RELOAD_FAILED, &f, "reload failed: %s", why);
+        }
+        if (ok)
+                m->reloads_ok++;
+        else
+                m->reloads_failed++;
+        status_count_reload(&m->counters, now_usec(CLOCK_MONOTONIC) - m->reload_started_usec);
+        if (m->control) {
+                _cleanup_free_ char *reply = ok ? strdup_printf("ok: generation %u\n", pool_generation(m->pool)) :
+                                                  strdup_printf("error: reload failed: %s\n", why);
+                control_server_finish_waiters(m->control, reply ?: (ok ? "ok\n" : "error: reload failed\n"));
+        }
+        /* Every way out of a reload tells systemd it is over, success or not. */
+        free(m->status);
+        m->status = NULL;
+        (void) notify_manager_ready(ok ? "reload done" : "reload failed");
+}
+
+int manager_reload(Manager *m) {
+        _cleanup_(config_freep) Config *config = NULL;
+        _cleanup_(generation_unrefp) Generation *g = NULL;
+        _cleanup_free_ char *error = NULL;
+        PoolConfig pc;
+        LogFields f = {};
+        int r, number;
+
+        if (pool_is_stopping(m->pool))
+                return -ESHUTDOWN;
+
+        (void) notify_manager_reloading("reloading: reading configuration");
+        if (!m->reloading)
+                m->reload_started_usec = now_usec(CLOCK_MONOTONIC);
+        m->reloading = true;
+
+        r = config_load(m->params.config_path, m->params.args, m->params.n_args, m->params.command, &config, &error);
+        if (r < 0) {
+                manager_reload_finished(m, false, error ?: "failed to load the configuration");
+                return r;
+        }
+        if (!strv_equal(config->listen, m->target->config->listen))
+                log_warning("reload: [Socket] Listen= cannot change while corral runs; restart corral to change sockets");
+        if (!streq_ptr(config->status_listen, m->target->config->status_listen))
+                log_warning("reload: [Health] Listen= cannot change while corral runs; restart corral to change it");
+
+        r = generation_new(config, 0, &g, &error);
+        if (r < 0) {
+                manager_reload_finished(m, false, error ?: "cannot run ExecStart=");
+                return r;
+        }
+        TAKE_PTR(config);
+
+        /* The roll replaces the heaviest workers first: fresh figures for the ranking. Only figures: an
+         * extra sample must not count towards the recycling policy's consecutive checks. */
+        for (PoolWorker *pw = pool_workers(m->pool); pw; pw = pw->next) {
+                CgroupSample cs;
+                (void) manager_read_accounting(pw, &cs);
+        }
+
+        pc = generation_pool_config(g, m->ncpus);
+        number = pool_reload(m->pool, &pc);
+        if (number < 0) {
+                manager_reload_finished(m, false, "out of memory");
+                return log_oom();
+        }
+        /* A reload during a roll supersedes the roll's target; the stable generation stays, and so does
+         * the superseded one for as long as its workers live. */
+        g->number = (unsigned) number;
+        generation_assign(&m->target, g);
+
+        log_fields_add(&f, "WORKER_GENERATION=%u", g->number);
+        log_event(LOG_INFO, MESSAGE_ID_RELOAD_STARTED, &f, "reloading: rolling %u workers to generation %u", pc.count,
+                  g->number);
+        return 0;
+}
+
+/* "worker 2 (pid 123) of generation 3 exited with status 1 before it was ready": the worker whose failure
+ * ended a roll, from the report and the worker itself (still on a list: reports come in the plan that
+ * follows the failure, before the gone are freed). */
+static void format_roll_failure(Manager *m, const PoolRollReport *r, char *buf, size_t size) {
+        Worker *w = manager_find_worker(m, r->worker_id);
+        char how[160], t[FORMAT_USEC_MAX];
+
+        if (!w)
+                snprintf(buf, size, "worker %u of generation %u failed", r->slot, r->generation);
+        else if (r->ready_timeout)
+                snprintf(buf, size, "worker %u (pid %d) of generation %u was not ready within ReadyTimeoutSec=%s",
+                         w->slot, (int) w->pid, w->generation->number,
+                         format_usec(t, sizeof t, w->generation->config->ready_timeout_usec));
+        else
+                snprintf(buf, size, "worker %u (pid %d) of generation %u %s%s", w->slot, (int) w->pid,
+                         w->generation->number, worker_describe_exit(w, how, sizeof how),
+                         w->pid == 0 ? "" : r->was_ready ? " soon after start" : " before it was ready");
+}
+
+void manager_handle_roll_reports(Manager *m, const PoolPlan *plan) {
+        char what[512], why[600];
+
+        for (size_t i = 0; i < plan->n_reports; i++) {
+                const PoolRollReport *r = &plan->reports[i];
+
+                switch (r->event) {
+                case POOL_ROLL_DONE:
+                        generation_assign(&m->stable, m->target);
+                        manager_reload_finished(m, true, NULL);
+                        break;
+                case POOL_ROLL_ABORTED:
+                        /* The pool went back to the stable generation: so do new spawns. */
+                        generation_assign(&m->target, m->stable);
+                        format_roll_failure(m, r, what, sizeof what);
+                        snprintf(why, sizeof why, "%s; keeping generation %u", what, m->stable->number);
+                        manager_reload_finished(m, false, why);
+                        break;
+                case POOL_ROLL_ROLLBACK_DONE:
+                        log_notice("rolled back: every worker is generation %u again", r->generation);
+                        break;
+                case POOL_ROLL_ROLLBACK_FAILED:
+                        format_roll_failure(m, r, what, sizeof what);
+                        log_error("rollback to generation %u failed too (%s); keeping the workers that serve",
+                                  r->generation, what);
+                        break;
+                default:
+                        break;
+                }
+        }
+}
