@@ -435,9 +435,18 @@ int manager_new(const ManagerParams *params, Generation *generation, SocketSet *
         return 0;
 }
 
+/* corral is on its way out: a stop signal arriving now must not turn exit 0 into death by that signal once
+ * the signal sources are gone and sd-event unblocks what it blocked for them. */
+static void manager_ignore_signals(Manager *m) {
+        for (int sig = 1; sig <= 64; sig++)
+                if (m->watched_signals & (UINT64_C(1) << (sig - 1)))
+                        (void) signal(sig, SIG_IGN);
+}
+
 Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
+        manager_ignore_signals(m);
         /* Whatever is left goes with corral: its leaf killed, the process killed and reaped on free. */
         manager_kill_workers(m);
         while (m->workers)
