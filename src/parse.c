@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* Strict parsers for numbers, durations, sizes, booleans and command lines. Hand-written digit loops
- * instead of strtoul(), which accepts signs, leading spaces and silently wraps "-1". */
+/* Strict parsers for numbers, durations, sizes, booleans, command lines and signal names. Hand-written
+ * digit loops instead of strtoul(), which accepts signs, leading spaces and silently wraps "-1". */
 
 #include <ctype.h>
+#include <signal.h>
 #include <strings.h>
 
 #include "parse.h"
@@ -298,4 +299,34 @@ int parse_command_line(const char *s, char ***ret) {
 
         *ret = TAKE_PTR(words);
         return 0;
+}
+
+int signal_from_string(const char *s) {
+        const char *p;
+        unsigned n;
+
+        if (isempty(s))
+                return -EINVAL;
+
+        /* A bare number is taken as is, as long as the kernel knows it: realtime signals included. */
+        if (parse_unsigned(s, 1, _NSIG - 1, &n) >= 0)
+                return (int) n;
+
+        p = startswith(s, "SIG") ?: s;
+        for (int sig = 1; sig < _NSIG; sig++)
+                if (streq_ptr(p, signal_to_string(sig)))
+                        return sig;
+
+        /* SIGRTMIN is a glibc runtime value (it reserves the first few for itself), hence not in util.c's
+         * table of names. */
+        if (streq(p, "RTMIN"))
+                return SIGRTMIN;
+        if (streq(p, "RTMAX"))
+                return SIGRTMAX;
+        if ((s = startswith(p, "RTMIN+")) && parse_unsigned(s, 1, SIGRTMAX - SIGRTMIN, &n) >= 0)
+                return SIGRTMIN + (int) n;
+        if ((s = startswith(p, "RTMAX-")) && parse_unsigned(s, 1, SIGRTMAX - SIGRTMIN, &n) >= 0)
+                return SIGRTMAX - (int) n;
+
+        return -EINVAL;
 }

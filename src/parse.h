@@ -27,3 +27,7 @@ int parse_boolean(const char *s, bool *ret);
  * backslash escapes the next character in and outside double quotes. No variable expansion. Returns
  * -EINVAL for an unterminated quote or an empty command. */
 int parse_command_line(const char *s, char ***ret);
+
+/* A signal by name or number: "TERM", "SIGTERM", "15", "RTMIN+2", "SIGRTMAX-1" (realtime numbers are
+ * glibc's, read at run time). Returns the signal or -EINVAL. The reverse is signal_to_string() (util.h). */
+int signal_from_string(const char *s);

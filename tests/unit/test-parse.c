@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Tests for the strict value parsers (parse.c) and the small formatting and signal helpers (util.c). */
+/* Tests for the strict value parsers (parse.c: numbers, durations, sizes, command lines, signals) and the
+ * small formatting and string helpers (util.c). */
 
 #include <criterion/criterion.h>
 #include <fcntl.h>
@@ -239,7 +240,7 @@ Test(util, format_bytes_binary_units) {
         cr_assert_str_eq(format_bytes(buf, sizeof(buf), UINT64_MAX), "15.9E");
 }
 
-Test(util, signal_names_both_ways) {
+Test(parse, signal_names_both_ways) {
         cr_assert_str_eq(signal_to_string(SIGTERM), "TERM");
         cr_assert_str_eq(signal_to_string(SIGKILL), "KILL");
         cr_assert_str_eq(signal_to_string(SIGWINCH), "WINCH");
@@ -260,7 +261,7 @@ Test(util, signal_names_both_ways) {
                         cr_assert_eq(signal_from_string(signal_to_string(sig)), sig);
 }
 
-Test(util, signal_from_string_rejects_unknown) {
+Test(parse, signal_from_string_rejects_unknown) {
         static const char *const bad[] = { "",     "0",     "-15",        "65",      "SIG",     "SIGFOO",
                                            "term", "TERM ", "SIGSIGTERM", "RTMIN+0", "RTMIN+99" };
 
