@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* Tests for the worker environment (env.c): what is passed on, what corral replaces, and LISTEN_PID
- * written in place as the child does it. */
+/* Tests for the worker environment (env.c): what is passed on, what corral replaces, LISTEN_PID and
+ * LISTEN_PIDFDID written in place (or the latter removed) as the child does it. The child itself:
+ * test-spawn.c. */
 
 #include <criterion/criterion.h>
 #include <limits.h>
@@ -30,6 +31,10 @@ static char **build(char *const *base, const WorkerEnvParams *params, size_t *re
         cr_assert_not_null(l);
         cr_assert_eq(pids.n, params->watchdog_usec ? 2 : 1);
         cr_assert_lt(pids.index[0], strv_length(l));
+        /* The LISTEN_PIDFDID slot is always reserved, right behind LISTEN_PID. */
+        cr_assert(pids.has_pidfd_id);
+        cr_assert_eq(pids.pidfd_id_index, pids.index[0] + 1);
+        cr_assert_str_eq(l[pids.pidfd_id_index], "LISTEN_PIDFDID=");
         *ret_index = pids.index[0];
         return l;
 }
@@ -47,6 +52,7 @@ Test(env, owned_variables_are_replaced_and_the_rest_kept_in_order) {
                 "LISTEN_FDS=9",
                 "HOME=/var/lib/app",
                 "LISTEN_PID=1",
+                "LISTEN_PIDFDID=4242",
                 "LISTEN_FDNAMES=old",
                 "NOTIFY_SOCKET=/run/systemd/notify",
                 "LANG=C.UTF-8",
@@ -67,6 +73,7 @@ Test(env, owned_variables_are_replaced_and_the_rest_kept_in_order) {
                 "EMPTY=",
                 "A=b=c",
                 "LISTEN_PID=",
+                "LISTEN_PIDFDID=",
                 "LISTEN_FDS=2",
                 "LISTEN_FDNAMES=http:admin",
                 "NOTIFY_SOCKET=@corral/1234/00000000deadbeef",
@@ -89,13 +96,14 @@ Test(env, owned_variables_are_replaced_and_the_rest_kept_in_order) {
 }
 
 Test(env, names_that_only_share_a_prefix_are_kept) {
-        char *base[] = { "NOTIFY_SOCKETS=2", "XLISTEN_FDS=3", "CORRAL_PIDFILE=4", "listen_fds=5", NULL };
+        char *base[] = { "NOTIFY_SOCKETS=2", "XLISTEN_FDS=3", "CORRAL_PIDFILE=4", "listen_fds=5",
+                         "LISTEN_PIDFDIDX=6", NULL };
         _cleanup_strv_free_ char **l = NULL;
         size_t idx;
 
         l = build(base, &params_full, &idx);
-        cr_assert_eq(idx, 4);
-        for (size_t i = 0; i < 4; i++)
+        cr_assert_eq(idx, 5);
+        for (size_t i = 0; i < 5; i++)
                 cr_assert_str_eq(l[i], base[i]);
 }
 
@@ -103,6 +111,7 @@ Test(env, entries_without_equals_are_dropped) {
         char *base[] = { "NOEQUALS", "KEEP=1", "", "LISTEN_FDS", "ALSO=2", NULL };
         static const char *const expected[] = {
                 "KEEP=1",         "ALSO=2",         "LISTEN_PID=",
+                "LISTEN_PIDFDID=",
                 "LISTEN_FDS=0",   "WORKER_INDEX=0", "WORKER_GENERATION=1",
                 "WORKER_COUNT=1", "CORRAL_PID=1",
         };
@@ -118,6 +127,7 @@ Test(env, entries_without_equals_are_dropped) {
 Test(env, null_base_works) {
         static const char *const expected[] = {
                 "LISTEN_PID=",
+                "LISTEN_PIDFDID=",
                 "LISTEN_FDS=2",
                 "LISTEN_FDNAMES=http:admin",
                 "NOTIFY_SOCKET=@corral/1234/00000000deadbeef",
@@ -141,7 +151,7 @@ Test(env, empty_base_works) {
 
         l = build(base, &params_full, &idx);
         cr_assert_eq(idx, 0);
-        cr_assert_eq(strv_length(l), 8);
+        cr_assert_eq(strv_length(l), 9);
 }
 
 Test(env, missing_fd_names_and_notify_socket_are_omitted) {
@@ -149,6 +159,7 @@ Test(env, missing_fd_names_and_notify_socket_are_omitted) {
         static const char *const expected[] = {
                 "PATH=/bin",
                 "LISTEN_PID=",
+                "LISTEN_PIDFDID=",
                 "LISTEN_FDS=3",
                 "WORKER_INDEX=4294967295",
                 "WORKER_GENERATION=4294967295",
@@ -190,7 +201,7 @@ Test(env, write_listen_pid_fills_the_entry_in_place) {
                 env_write_pid(l[idx], table[i].pid);
                 cr_assert_str_eq(l[idx], table[i].expected);
                 /* The neighbours are untouched. */
-                cr_assert_str_eq(l[idx + 1], "LISTEN_FDS=2");
+                cr_assert_str_eq(l[idx + 1], "LISTEN_PIDFDID=");
         }
 }
 
@@ -214,8 +225,86 @@ Test(env, watchdog_gets_usec_and_a_pid_entry) {
         cr_assert_eq(env_build(NULL, &p, &l, &pids), 0);
         cr_assert_eq(pids.n, 2);
         cr_assert_str_eq(l[pids.index[0]], "LISTEN_PID=");
+        cr_assert_str_eq(l[pids.pidfd_id_index], "LISTEN_PIDFDID=");
         cr_assert_str_eq(l[pids.index[1]], "WATCHDOG_PID=");
         cr_assert_str_eq(l[pids.index[1] - 1], "WATCHDOG_USEC=5000000");
         env_write_pid(l[pids.index[1]], 4194304);
         cr_assert_str_eq(l[pids.index[1]], "WATCHDOG_PID=4194304");
+}
+
+Test(env, write_pidfd_id_fills_the_slot_with_any_64_bit_number) {
+        static const struct {
+                uint64_t id;
+                const char *expected;
+        } table[] = {
+                { 0, "LISTEN_PIDFDID=0" },
+                { 4242, "LISTEN_PIDFDID=4242" },
+                { UINT64_C(4294967296), "LISTEN_PIDFDID=4294967296" },
+                { UINT64_MAX, "LISTEN_PIDFDID=18446744073709551615" },
+                { 7, "LISTEN_PIDFDID=7" }, /* shorter after the longest: no digits left over */
+        };
+        _cleanup_strv_free_ char **l = NULL;
+        EnvPidEntries pids = {};
+
+        cr_assert_eq(env_build(NULL, &params_full, &l, &pids), 0);
+        cr_assert(pids.has_pidfd_id);
+        for (size_t i = 0; i < ELEMENTSOF(table); i++) {
+                /* The slot was allocated before fork with room for the longest value. */
+                cr_assert_lt(strlen(table[i].expected), ENV_PID_ENTRY_SIZE);
+                env_write_u64(l[pids.pidfd_id_index], table[i].id);
+                cr_assert_str_eq(l[pids.pidfd_id_index], table[i].expected);
+                cr_assert_str_eq(l[pids.pidfd_id_index - 1], "LISTEN_PID=");
+                cr_assert_str_eq(l[pids.pidfd_id_index + 1], "LISTEN_FDS=2");
+        }
+}
+
+Test(env, write_u64_matches_printf) {
+        char entry[ENV_PID_ENTRY_SIZE], expected[ENV_PID_ENTRY_SIZE];
+
+        for (uint64_t v = 1; v < UINT64_MAX / 11; v = v * 11 + 3) {
+                memcpy(entry, "LISTEN_PIDFDID=", sizeof("LISTEN_PIDFDID="));
+                env_write_u64(entry, v);
+                snprintf(expected, sizeof expected, "LISTEN_PIDFDID=%llu", (unsigned long long) v);
+                cr_assert_str_eq(entry, expected);
+        }
+}
+
+/* What the child does where the kernel has no pidfs: the slot goes, the entries behind it move up. */
+Test(env, remove_drops_the_pidfd_id_slot_and_keeps_the_rest) {
+        static const char *const expected[] = {
+                "PATH=/bin",
+                "LISTEN_PID=",
+                "LISTEN_FDS=2",
+                "LISTEN_FDNAMES=http:admin",
+                "NOTIFY_SOCKET=@corral/1234/00000000deadbeef",
+                "WORKER_INDEX=1",
+                "WORKER_GENERATION=7",
+                "WORKER_COUNT=4",
+                "CORRAL_PID=1234",
+                "WATCHDOG_USEC=5000000",
+                "WATCHDOG_PID=",
+        };
+        char *base[] = { "PATH=/bin", "LISTEN_PIDFDID=4242", NULL };
+        WorkerEnvParams p = params_full;
+        _cleanup_strv_free_ char **l = NULL;
+        _cleanup_free_ char *removed = NULL;
+        EnvPidEntries pids = {};
+        size_t n;
+
+        p.watchdog_usec = 5 * USEC_PER_SEC;
+        cr_assert_eq(env_build(base, &p, &l, &pids), 0);
+        n = strv_length(l);
+        removed = l[pids.pidfd_id_index];
+        env_remove(l, pids.pidfd_id_index);
+        cr_assert_str_eq(removed, "LISTEN_PIDFDID=");
+        assert_env(l, expected, ELEMENTSOF(expected));
+        cr_assert_eq(strv_length(l), n - 1);
+
+        /* The last entry too. */
+        free(removed);
+        removed = l[n - 2];
+        env_remove(l, n - 2);
+        cr_assert_str_eq(removed, "WATCHDOG_PID=");
+        cr_assert_eq(strv_length(l), n - 2);
+        cr_assert_str_eq(l[n - 3], "WATCHDOG_USEC=5000000");
 }
