@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The proc backend's half: a worker's process tree from /proc/PID/task/TID/children, its PSS and CPU time,
- * and stop-then-kill of the whole tree. Everything relative to the /proc directory fd. No logging. */
+ * stop-then-kill of the whole tree, and a process's parent. Everything relative to the /proc directory fd.
+ * No logging. */
 
 #include <fcntl.h>
 #include <limits.h>
@@ -203,4 +204,19 @@ int proc_pid_running(int proc_fd, pid_t pid) {
         if (errno_is_gone(r))
                 return 0;
         return r < 0 ? r : !proc_state_dead(st.state);
+}
+
+int proc_pid_get_ppid(int proc_fd, pid_t pid, pid_t *ret) {
+        ProcStat st;
+        int r;
+
+        if (pid <= 0)
+                return -ESRCH;
+        r = proc_read_stat(proc_fd, pid, &st);
+        if (r == -ENOENT)
+                return -ESRCH;
+        if (r < 0)
+                return r;
+        *ret = st.ppid;
+        return 0;
 }

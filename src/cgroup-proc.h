@@ -26,3 +26,7 @@ int proc_tree_kill(int proc_fd, pid_t root);
 
 /* 1 when pid exists and is not a zombie, 0 when gone, or -errno. */
 int proc_pid_running(int proc_fd, pid_t pid);
+
+/* The parent of pid, from <proc>/<pid>/stat (a zombie still has one; 0 for a process whose parent is
+ * outside its pid namespace). Returns 0, -ESRCH when pid is gone, or -errno. */
+int proc_pid_get_ppid(int proc_fd, pid_t pid, pid_t *ret);

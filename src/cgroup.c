@@ -642,6 +642,12 @@ CgroupWorker *cgroup_manager_find_pid(CgroupManager *m, pid_t pid) {
         return NULL;
 }
 
+int cgroup_manager_get_ppid(CgroupManager *m, pid_t pid, pid_t *ret) {
+        if (!m)
+                return -ENODEV;
+        return proc_pid_get_ppid(m->proc_fd, pid, ret);
+}
+
 /* A required file is missing: either the leaf itself vanished (the worker is gone, 0) or the file is just
  * not there (a controller is missing, -ENOENT). */
 static int leaf_missing(int dir_fd, int r) {

@@ -64,6 +64,10 @@ int cgroup_manager_gc(CgroupManager *m);
  * none does, or with the proc backend. A process in a cgroup below a worker's leaf is not found. */
 CgroupWorker *cgroup_manager_find_pid(CgroupManager *m, pid_t pid);
 
+/* The parent of pid, read from the manager's /proc (proc_pid_get_ppid()): the walk up from a notification's
+ * sender to a worker. Returns 0, -ESRCH when pid is gone, -ENODEV without a manager, or -errno. */
+int cgroup_manager_get_ppid(CgroupManager *m, pid_t pid, pid_t *ret);
+
 /* Creates the leaf (leaves: cgroup2 and v1 memory for the hybrid backend) "worker-<slot>-<worker_id>".
  * The id is in the name because two workers of one slot coexist during a start-first replacement; it must
  * be unique per slot for the manager's life. An existing empty leaf of that name (a leftover) is reused, a

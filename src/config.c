@@ -11,7 +11,6 @@
 
 #include "config.h"
 #include "parse.h"
-#include "sockets.h"
 
 /* Files larger than this are not configuration files; refuse them instead of reading them into memory. */
 #define CONFIG_FILE_MAX (1024U * 1024U)

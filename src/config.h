@@ -48,7 +48,7 @@ typedef struct Config {
         uint64_t cgroup_memory_max;  /* per-worker memory.max, UINT64_MAX: none */
         usec_t worker_watchdog_usec; /* 0: no per-worker watchdog */
 
-        char **listen; /* embedded-mode listen specs, in order (see sockets.h) */
+        char **listen; /* embedded-mode listen specs, in order (see parse.h) */
 
         usec_t min_uptime_usec;
         usec_t restart_usec;     /* first backoff delay */

@@ -2,6 +2,8 @@
 /* The environment a worker is exec'd with, built before fork (no allocation happens in the child). Pure. */
 #pragma once
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "util.h"
@@ -17,22 +19,34 @@ typedef struct WorkerEnvParams {
         usec_t watchdog_usec;      /* WATCHDOG_USEC and WATCHDOG_PID when not 0 */
 } WorkerEnvParams;
 
-/* Room for "WATCHDOG_PID=" (the longest name) and any pid, written in the child by env_write_pid(). */
-#define ENV_PID_ENTRY_SIZE (sizeof("WATCHDOG_PID=") + 20)
+/* Room for "LISTEN_PIDFDID=" (the longest name) and any 64-bit number, written in the child by
+ * env_write_u64(). */
+#define ENV_PID_ENTRY_SIZE (sizeof("LISTEN_PIDFDID=") + 20)
 
-/* The entries of an envp that must receive the worker's own pid in the child: LISTEN_PID first, then
- * WATCHDOG_PID when there is one. */
+/* The entries of an envp that the child fills in about itself: LISTEN_PID first, then WATCHDOG_PID when
+ * there is one, get its pid; LISTEN_PIDFDID gets the inode id of a pidfd on itself, or is removed where
+ * the kernel has none to give (no pidfs: before Linux 6.9). */
 #define ENV_PID_ENTRIES_MAX 2
 typedef struct EnvPidEntries {
         size_t index[ENV_PID_ENTRIES_MAX];
         size_t n;
+        size_t pidfd_id_index; /* meaningful only when has_pidfd_id */
+        bool has_pidfd_id;
 } EnvPidEntries;
 
-/* Builds a new envp: base without the variables corral sets (LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES,
- * NOTIFY_SOCKET, WATCHDOG_USEC, WATCHDOG_PID, WORKER_INDEX, WORKER_GENERATION, WORKER_COUNT, CORRAL_PID;
- * other names are passed on), followed by corral's. The pid entries have room for the pid; their indexes
- * are returned in *ret_pids. Returns 0 or -ENOMEM; the caller owns *ret (strv_free). */
+/* Builds a new envp: base without the variables corral sets (LISTEN_FDS, LISTEN_PID, LISTEN_PIDFDID,
+ * LISTEN_FDNAMES, NOTIFY_SOCKET, WATCHDOG_USEC, WATCHDOG_PID, WORKER_INDEX, WORKER_GENERATION, WORKER_COUNT,
+ * CORRAL_PID; other names are passed on), followed by corral's. The entries the child fills in ("NAME=",
+ * with room for a 64-bit number) are returned in *ret_pids. Returns 0 or -ENOMEM; the caller owns *ret
+ * (strv_free). */
 int env_build(char *const *base, const WorkerEnvParams *params, char ***ret, EnvPidEntries *ret_pids);
 
-/* Writes pid after the '=' of an entry made by env_build(). Async-signal-safe. */
-void env_write_pid(char *entry, pid_t pid);
+/* Writes v in decimal after the '=' of an entry made by env_build(). Async-signal-safe. */
+void env_write_u64(char *entry, uint64_t v);
+static inline void env_write_pid(char *entry, pid_t pid) {
+        env_write_u64(entry, (uint64_t) pid);
+}
+
+/* Takes entry index out of envp, moving the later ones up; the string is not freed (in the child the
+ * parent's copy owns it). Async-signal-safe. */
+void env_remove(char **envp, size_t index);

@@ -346,7 +346,7 @@ static Worker *manager_attribute(Manager *m, pid_t sender) {
                 Worker *w = manager_find_pid(m, pid);
                 if (w)
                         return w;
-                if (notify_get_ppid(pid, &pid) < 0)
+                if (cgroup_manager_get_ppid(m->cgroups, pid, &pid) < 0)
                         break;
         }
         cw = cgroup_manager_find_pid(m->cgroups, sender);

@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: MIT */
 /* The worker notify socket and corral's own notifications to systemd. */
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -9,7 +8,6 @@
 
 #include <systemd/sd-daemon.h>
 
-#include "cgroup-parse.h"
 #include "notify.h"
 
 struct NotifySocket {
@@ -56,28 +54,6 @@ int notify_message_parse(char *buf, size_t size, NotifyMessage *ret) {
                 line = nl + 1;
         }
         *ret = m;
-        return 0;
-}
-
-int notify_get_ppid(pid_t pid, pid_t *ret) {
-        char path[64], buf[1024];
-        _cleanup_close_ int fd = -EBADF;
-        ProcStat st;
-        ssize_t n;
-        int r;
-
-        snprintf(path, sizeof path, "/proc/%d/stat", (int) pid);
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return errno == ENOENT ? -ESRCH : -errno;
-        n = read(fd, buf, sizeof buf - 1);
-        if (n < 0)
-                return -errno;
-        buf[n] = 0;
-        r = proc_parse_stat(buf, &st);
-        if (r < 0)
-                return r;
-        *ret = st.ppid;
         return 0;
 }
 

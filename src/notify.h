@@ -27,9 +27,6 @@ typedef struct NotifyMessage {
  * ignored as systemd does. Returns 0, or -EBADMSG for an embedded NUL or a line without '='. Pure. */
 int notify_message_parse(char *buf, size_t size, NotifyMessage *ret);
 
-/* The parent of pid from /proc; -ESRCH when it is gone. */
-int notify_get_ppid(pid_t pid, pid_t *ret);
-
 typedef struct NotifySocket NotifySocket;
 
 /* Called for every datagram; pid is the sender's (0 when unknown). m is NULL for a datagram that was

@@ -1,9 +1,14 @@
 /* SPDX-License-Identifier: MIT */
-/* Strict parsers for numbers, durations, sizes, booleans and command lines. Hand-written digit loops
- * instead of strtoul(), which accepts signs, leading spaces and silently wraps "-1". */
+/* Strict parsers for numbers, durations, sizes, booleans, command lines, signal names and listen
+ * addresses. Hand-written digit loops instead of strtoul(), which accepts signs, leading spaces and
+ * silently wraps "-1". */
 
+#include <arpa/inet.h>
 #include <ctype.h>
+#include <netinet/in.h>
+#include <signal.h>
 #include <strings.h>
+#include <sys/un.h>
 
 #include "parse.h"
 
@@ -297,5 +302,228 @@ int parse_command_line(const char *s, char ***ret) {
                 return -EINVAL;
 
         *ret = TAKE_PTR(words);
+        return 0;
+}
+
+int signal_from_string(const char *s) {
+        const char *p;
+        unsigned n;
+
+        if (isempty(s))
+                return -EINVAL;
+
+        /* A bare number is taken as is, as long as the kernel knows it: realtime signals included. */
+        if (parse_unsigned(s, 1, _NSIG - 1, &n) >= 0)
+                return (int) n;
+
+        p = startswith(s, "SIG") ?: s;
+        for (int sig = 1; sig < _NSIG; sig++)
+                if (streq_ptr(p, signal_to_string(sig)))
+                        return sig;
+
+        /* SIGRTMIN is a glibc runtime value (it reserves the first few for itself), hence not in util.c's
+         * table of names. */
+        if (streq(p, "RTMIN"))
+                return SIGRTMIN;
+        if (streq(p, "RTMAX"))
+                return SIGRTMAX;
+        if ((s = startswith(p, "RTMIN+")) && parse_unsigned(s, 1, SIGRTMAX - SIGRTMIN, &n) >= 0)
+                return SIGRTMIN + (int) n;
+        if ((s = startswith(p, "RTMAX-")) && parse_unsigned(s, 1, SIGRTMAX - SIGRTMIN, &n) >= 0)
+                return SIGRTMAX - (int) n;
+
+        return -EINVAL;
+}
+
+static bool name_char_ok(char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                c == '_' || c == '.';
+}
+
+static int listen_spec_parse_inet(const char *s, ListenSpec *spec, const char **ret_reason) {
+        char host[INET6_ADDRSTRLEN + 1];
+        bool bracketed = *s == '[';
+        const char *colon, *port_str;
+        unsigned port;
+        size_t n;
+
+        if (bracketed) {
+                const char *close = strchr(s, ']');
+
+                if (!close) {
+                        *ret_reason = "missing ']' after IPv6 address";
+                        return -EINVAL;
+                }
+                if (close[1] != ':') {
+                        *ret_reason = "missing port";
+                        return -EINVAL;
+                }
+                n = (size_t) (close - s - 1);
+                port_str = close + 2;
+                s++;
+        } else {
+                colon = strrchr(s, ':');
+                if (!colon) {
+                        *ret_reason = "missing port";
+                        return -EINVAL;
+                }
+                n = (size_t) (colon - s);
+                if (memchr(s, ':', n)) {
+                        *ret_reason = "IPv6 addresses must be written in brackets, e.g. [::1]:8080";
+                        return -EINVAL;
+                }
+                port_str = colon + 1;
+        }
+
+        if (n == 0) {
+                *ret_reason = "missing address (use 0.0.0.0 or [::] for all addresses)";
+                return -EINVAL;
+        }
+        if (n >= sizeof(host)) {
+                *ret_reason = "invalid IP address";
+                return -EINVAL;
+        }
+        memcpy(host, s, n);
+        host[n] = 0;
+
+        if (parse_unsigned(port_str, 0, 65535, &port) < 0) {
+                *ret_reason = "invalid port, expected a number between 0 and 65535";
+                return -EINVAL;
+        }
+
+        memset(&spec->addr, 0, sizeof(spec->addr));
+        if (bracketed) {
+                struct sockaddr_in6 *sa = (struct sockaddr_in6 *) &spec->addr;
+
+                if (inet_pton(AF_INET6, host, &sa->sin6_addr) != 1) {
+                        *ret_reason = "invalid IPv6 address";
+                        return -EINVAL;
+                }
+                sa->sin6_family = AF_INET6;
+                sa->sin6_port = htons((uint16_t) port);
+                spec->addr_len = sizeof(*sa);
+        } else {
+                struct sockaddr_in *sa = (struct sockaddr_in *) &spec->addr;
+
+                if (inet_pton(AF_INET, host, &sa->sin_addr) != 1) {
+                        *ret_reason = "invalid IPv4 address";
+                        return -EINVAL;
+                }
+                sa->sin_family = AF_INET;
+                sa->sin_port = htons((uint16_t) port);
+                spec->addr_len = sizeof(*sa);
+        }
+        return 0;
+}
+
+static int listen_spec_parse_unix(const char *s, ListenSpec *spec, const char **ret_reason) {
+        const char *colon = strrchr(s, ':');
+        size_t n = strlen(s);
+
+        /* A trailing ":0660" is a mode; a path may itself contain colons, so only 3 or 4 octal digits at the
+         * very end count. */
+        spec->mode = 0;
+        if (colon && strlen(colon + 1) >= 3 && strlen(colon + 1) <= 4 &&
+            strspn(colon + 1, "01234567") == strlen(colon + 1)) {
+                unsigned mode = 0;
+
+                for (const char *p = colon + 1; *p; p++)
+                        mode = mode * 8 + (unsigned) (*p - '0');
+                if (mode == 0 || mode > 0777) {
+                        *ret_reason = "invalid mode, expected an octal mode between 0001 and 0777";
+                        return -EINVAL;
+                }
+                spec->mode = mode;
+                n = (size_t) (colon - s);
+        }
+
+        if (n == 0 || s[0] != '/') {
+                *ret_reason = "UNIX socket path must be absolute";
+                return -EINVAL;
+        }
+        if (n >= sizeof(spec->path) || n >= sizeof(((struct sockaddr_un *) NULL)->sun_path)) {
+                *ret_reason = "UNIX socket path too long";
+                return -EINVAL;
+        }
+        memcpy(spec->path, s, n);
+        spec->path[n] = 0;
+        return 0;
+}
+
+static const struct {
+        const char *prefix;
+        ListenKind kind;
+} listen_prefixes[] = {
+        { "tcp", LISTEN_TCP },
+        { "udp", LISTEN_UDP },
+        { "unix", LISTEN_UNIX_STREAM },
+};
+
+int listen_spec_parse(const char *s, ListenSpec *ret, const char **ret_reason) {
+        ListenSpec spec = { .name = "listen" };
+        const char *reason = NULL, *eq, *colon, *rest;
+        int r;
+
+        if (!ret_reason)
+                ret_reason = &reason;
+        if (isempty(s)) {
+                *ret_reason = "empty address";
+                return -EINVAL;
+        }
+
+        /* "NAME=" is a name only when '=' comes before any ':' — "unix:/a=b" is a path with '=' in it. */
+        eq = strchr(s, '=');
+        colon = strchr(s, ':');
+        if (eq && (!colon || eq < colon) && !memchr(s, '[', (size_t) (eq - s))) {
+                size_t n = (size_t) (eq - s);
+
+                if (n == 0 || n >= sizeof(spec.name)) {
+                        *ret_reason = "invalid name, expected 1 to 63 characters";
+                        return -EINVAL;
+                }
+                for (size_t i = 0; i < n; i++)
+                        if (!name_char_ok(s[i])) {
+                                *ret_reason = "invalid name, expected letters, digits, '-', '_' or '.'";
+                                return -EINVAL;
+                        }
+                memcpy(spec.name, s, n);
+                spec.name[n] = 0;
+                s = eq + 1;
+        }
+
+        /* The type prefix is the word before the first ':'. A word with letters beyond hex digits cannot
+         * start an address, so "sctp:..." is an unknown type rather than an unbracketed IPv6 address. */
+        colon = strchr(s, ':');
+        rest = s;
+        spec.kind = LISTEN_TCP;
+        if (colon) {
+                size_t n = (size_t) (colon - s);
+                bool found = false;
+
+                for (size_t i = 0; i < ELEMENTSOF(listen_prefixes); i++) {
+                        const char *prefix = listen_prefixes[i].prefix;
+
+                        if (strlen(prefix) == n && strncmp(s, prefix, n) == 0) {
+                                spec.kind = listen_prefixes[i].kind;
+                                rest = colon + 1;
+                                found = true;
+                        }
+                }
+                /* ...but "localhost:80" is a host name with a port, and gets the address error below. */
+                if (!found && n > 0 && strspn(s, "abcdefghijklmnopqrstuvwxyz") == n &&
+                    strspn(s, "abcdef") < n && colon[1 + strspn(colon + 1, "0123456789")] != 0) {
+                        *ret_reason = "unknown socket type, expected 'tcp:', 'udp:' or 'unix:'";
+                        return -EINVAL;
+                }
+        }
+
+        if (spec.kind == LISTEN_UNIX_STREAM)
+                r = listen_spec_parse_unix(rest, &spec, ret_reason);
+        else
+                r = listen_spec_parse_inet(rest, &spec, ret_reason);
+        if (r < 0)
+                return r;
+
+        *ret = spec;
         return 0;
 }

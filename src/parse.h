@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "util.h"
 
@@ -27,3 +28,33 @@ int parse_boolean(const char *s, bool *ret);
  * backslash escapes the next character in and outside double quotes. No variable expansion. Returns
  * -EINVAL for an unterminated quote or an empty command. */
 int parse_command_line(const char *s, char ***ret);
+
+/* A signal by name or number: "TERM", "SIGTERM", "15", "RTMIN+2", "SIGRTMAX-1" (realtime numbers are
+ * glibc's, read at run time). Returns the signal or -EINVAL. The reverse is signal_to_string() (util.h). */
+int signal_from_string(const char *s);
+
+typedef enum ListenKind {
+        LISTEN_TCP,
+        LISTEN_UDP,
+        LISTEN_UNIX_STREAM,
+        _LISTEN_KIND_MAX,
+        _LISTEN_KIND_INVALID = -EINVAL,
+} ListenKind;
+
+/* A parsed listen address (--listen, Listen=, [Health] Listen=); sockets.c binds it. Forms:
+ *   127.0.0.1:8080   [::1]:8080   tcp:127.0.0.1:8080     TCP, IPv4 or IPv6 (literal addresses only)
+ *   udp:127.0.0.1:5353   udp:[::1]:5353                   UDP
+ *   unix:/run/app.sock   unix:/run/app.sock:0660          UNIX stream socket, optional octal mode
+ * An optional "NAME=" prefix (e.g. "http=127.0.0.1:8080") sets the name passed in LISTEN_FDNAMES;
+ * the default name is "listen". */
+typedef struct ListenSpec {
+        ListenKind kind;
+        char name[64];
+        struct sockaddr_storage addr; /* TCP/UDP: sockaddr_in or sockaddr_in6, port set */
+        socklen_t addr_len;
+        char path[108];                /* UNIX: the path */
+        unsigned mode;                 /* UNIX: file mode, 0 = leave as umask gives */
+} ListenSpec;
+
+/* Parses one spec. Returns 0, or -EINVAL with *ret_reason (static string) saying what is wrong. */
+int listen_spec_parse(const char *s, ListenSpec *ret, const char **ret_reason);

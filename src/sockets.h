@@ -10,32 +10,6 @@
 
 #include "util.h"
 
-typedef enum ListenKind {
-        LISTEN_TCP,
-        LISTEN_UDP,
-        LISTEN_UNIX_STREAM,
-        _LISTEN_KIND_MAX,
-        _LISTEN_KIND_INVALID = -EINVAL,
-} ListenKind;
-
-/* A parsed --listen spec. Forms:
- *   127.0.0.1:8080   [::1]:8080   tcp:127.0.0.1:8080     TCP, IPv4 or IPv6 (literal addresses only)
- *   udp:127.0.0.1:5353   udp:[::1]:5353                   UDP
- *   unix:/run/app.sock   unix:/run/app.sock:0660          UNIX stream socket, optional octal mode
- * An optional "NAME=" prefix (e.g. "http=127.0.0.1:8080") sets the name passed in LISTEN_FDNAMES;
- * the default name is "listen". */
-typedef struct ListenSpec {
-        ListenKind kind;
-        char name[64];
-        struct sockaddr_storage addr; /* TCP/UDP: sockaddr_in or sockaddr_in6, port set */
-        socklen_t addr_len;
-        char path[108];                /* UNIX: the path */
-        unsigned mode;                 /* UNIX: file mode, 0 = leave as umask gives */
-} ListenSpec;
-
-/* Parses one spec. Pure. Returns 0, or -EINVAL with *ret_reason (static string) saying what is wrong. */
-int listen_spec_parse(const char *s, ListenSpec *ret, const char **ret_reason);
-
 typedef struct ListenSocket {
         int fd;          /* close-on-exec, owned */
         char *name;      /* LISTEN_FDNAMES entry */

@@ -6,11 +6,18 @@
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 #include <linux/close_range.h>
+#include <linux/magic.h>
 
 #include "env.h"
 #include "spawn.h"
+
+/* linux/magic.h has it from Linux 6.9, the first kernel with pidfs. */
+#ifndef PID_FS_MAGIC
+#define PID_FS_MAGIC 0x50494446
+#endif
 
 static const char *const spawn_stage_table[_SPAWN_STAGE_MAX] = {
         [SPAWN_STAGE_SIGNALS] = "signals", [SPAWN_STAGE_PDEATHSIG] = "pdeathsig",
@@ -69,6 +76,29 @@ static int child_move_fds(const int *fds, size_t n, int status_fd, int *status_f
         return 0;
 }
 
+/* The inode id of a pidfd on the calling process: what libsystemd's sd_listen_fds() compares LISTEN_PIDFDID
+ * with (it asks name_to_handle_at() where it can, which gives the same 64-bit number). On pidfs (Linux 6.9)
+ * every process has an inode of its own, unique for the boot; before, pidfds were anonymous inodes that all
+ * share one number, which identifies nothing: -EOPNOTSUPP. So does a 32-bit ino_t, which cannot hold the
+ * id (systemd refuses it there too). Plain syscalls only. */
+static int child_pidfd_inode_id(uint64_t *ret) {
+        _cleanup_close_ int fd = -EBADF;
+        struct statfs sfs;
+        struct stat st;
+
+        fd = pidfd_open(getpid(), 0);
+        if (fd < 0)
+                return -errno;
+        if (fstatfs(fd, &sfs) < 0)
+                return -errno;
+        if (sfs.f_type != PID_FS_MAGIC || sizeof(st.st_ino) < sizeof(uint64_t))
+                return -EOPNOTSUPP;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        *ret = (uint64_t) st.st_ino;
+        return 0;
+}
+
 _noreturn_ static void child_run(const SpawnParams *p, pid_t parent, int status_fd) {
         int r;
 
@@ -99,6 +129,16 @@ _noreturn_ static void child_run(const SpawnParams *p, pid_t parent, int status_
 
         for (size_t i = 0; i < p->pid_entries.n; i++)
                 env_write_pid(p->envp[p->pid_entries.index[i]], getpid());
+        /* After the pids: removing an entry moves the ones behind it. Without an id the variable must be
+         * absent, not empty or wrong: sd_listen_fds() then goes by LISTEN_PID alone. */
+        if (p->pid_entries.has_pidfd_id) {
+                uint64_t id;
+
+                if (child_pidfd_inode_id(&id) >= 0)
+                        env_write_u64(p->envp[p->pid_entries.pidfd_id_index], id);
+                else
+                        env_remove(p->envp, p->pid_entries.pidfd_id_index);
+        }
         execve(p->path, p->argv, p->envp);
         child_fail(status_fd, SPAWN_STAGE_EXEC, errno);
 }

@@ -26,7 +26,7 @@ typedef struct SpawnParams {
         const char *path;        /* resolved executable (find_executable) */
         char *const *argv;
         char **envp;             /* built by env_build() */
-        EnvPidEntries pid_entries; /* entries of envp that receive the worker's pid in the child */
+        EnvPidEntries pid_entries; /* entries of envp the child fills in: its pid, its pidfd inode id */
         const int *fds;          /* sockets that become fds 3, 4, ... in the child */
         size_t n_fds;
         int cgroup_procs_fds[2]; /* open cgroup.procs files to join before exec (v2 and v1 memory) */

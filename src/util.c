@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <unistd.h>
 
-#include "parse.h"
 #include "util.h"
 
 int safe_close(int fd) {
@@ -233,35 +232,6 @@ const char *signal_to_string(int sig) {
         if (sig <= 0 || (size_t) sig >= ELEMENTSOF(signal_names))
                 return NULL;
         return signal_names[sig];
-}
-
-int signal_from_string(const char *s) {
-        const char *p;
-        unsigned n;
-
-        if (isempty(s))
-                return -EINVAL;
-
-        /* A bare number is taken as is, as long as the kernel knows it: realtime signals included. */
-        if (parse_unsigned(s, 1, _NSIG - 1, &n) >= 0)
-                return (int) n;
-
-        p = startswith(s, "SIG") ?: s;
-        for (size_t i = 1; i < ELEMENTSOF(signal_names); i++)
-                if (signal_names[i] && streq(p, signal_names[i]))
-                        return (int) i;
-
-        /* SIGRTMIN is a glibc runtime value (it reserves the first few for itself), hence no table. */
-        if (streq(p, "RTMIN"))
-                return SIGRTMIN;
-        if (streq(p, "RTMAX"))
-                return SIGRTMAX;
-        if ((s = startswith(p, "RTMIN+")) && parse_unsigned(s, 1, SIGRTMAX - SIGRTMIN, &n) >= 0)
-                return SIGRTMIN + (int) n;
-        if ((s = startswith(p, "RTMAX-")) && parse_unsigned(s, 1, SIGRTMAX - SIGRTMIN, &n) >= 0)
-                return SIGRTMAX - (int) n;
-
-        return -EINVAL;
 }
 
 bool strv_equal(char *const *a, char *const *b) {

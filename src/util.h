@@ -101,10 +101,9 @@ const char *format_usec(char *buf, size_t size, usec_t u);
 #define FORMAT_BYTES_MAX 16
 const char *format_bytes(char *buf, size_t size, uint64_t bytes);
 
-/* Signal names without the SIG prefix ("TERM"), NULL for unknown numbers; and the reverse, accepting
- * "TERM", "SIGTERM" or a number. Returns the signal or -EINVAL. */
+/* Signal names without the SIG prefix ("TERM"), NULL for unknown numbers. The reverse is
+ * signal_from_string() in parse.h. */
 const char *signal_to_string(int sig);
-int signal_from_string(const char *s);
 
 /* Exit codes corral itself uses (sysexits-style where one fits). */
 enum {

@@ -2,12 +2,29 @@
 """Embedded mode: corral binds --listen itself, starts N workers that share the sockets, hands each the
 systemd socket-activation environment, and stops cleanly on SIGTERM."""
 
+import ctypes
 import os
 import signal
 import socket
 import unittest
 
 import corral_harness as h
+
+
+def pidfd_inode_id(pid):
+    """The id libsystemd compares LISTEN_PIDFDID with: the inode number of a pidfd on PID where pidfds
+    live on pidfs (Linux 6.9; statfs magic "PIDF"), None before, where they are anonymous inodes."""
+    fd = os.pidfd_open(pid)
+    try:
+        buf = ctypes.create_string_buffer(256)  # struct statfs; f_type is its first field, a long
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.fstatfs(fd, buf) != 0:
+            raise OSError(ctypes.get_errno(), "fstatfs")
+        if ctypes.c_long.from_buffer(buf).value != 0x50494446:
+            return None
+        return os.fstat(fd).st_ino
+    finally:
+        os.close(fd)
 
 
 class Basic(h.CorralTestCase):
@@ -53,6 +70,20 @@ class Basic(h.CorralTestCase):
                 self.assertEqual(env.get("PATH"), os.environ.get("PATH"))
                 notify_sockets.add(env["NOTIFY_SOCKET"])
         self.assertEqual(len(notify_sockets), 1, "all workers should share corral's one notify socket")
+
+    def test_listen_pidfdid_is_each_workers_own(self):
+        # Started by systemd >= 259, corral inherits a LISTEN_PIDFDID naming itself; passed on, a newer
+        # sd_listen_fds() in the worker would ignore its sockets.
+        port = h.free_port()
+        c = self.start_corral(["--listen", f"127.0.0.1:{port}", "--count", self.N, "--", h.worker_bin()],
+                              env={"LISTEN_PIDFDID": "4242"})
+        for slot, a in h.collect_workers(port, self.N, path="/env", corral=c).items():
+            expected = pidfd_inode_id(a.pid)
+            with self.subTest(slot=slot, pidfs=expected is not None):
+                if expected is None:
+                    self.assertNotIn("LISTEN_PIDFDID", a.env())
+                else:
+                    self.assertEqual(a.env().get("LISTEN_PIDFDID"), str(expected))
 
     def test_no_leaked_fds(self):
         port = h.free_port()

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* cgroup.c on this host for real: the hybrid backend (cgroup2 + v1 memory) and the cgroup2-only backend on
- * cgroups the test creates below its own and removes afterwards, and the /proc backend on a real process
- * tree. A worker joins its leaves through the procs fds as spawn.c does, forks a grandchild, allocates and
- * spins; the test samples it and kills it. Tests that the host cannot run are skipped, with the reason. */
+ * cgroups the test creates below its own and removes afterwards, the /proc backend on a real process
+ * tree, and a real process's parent. A worker joins its leaves through the procs fds as spawn.c does,
+ * forks a grandchild, allocates and spins; the test samples it and kills it. Tests that the host cannot
+ * run are skipped, with the reason. */
 
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include "cgroup-parse.h"
+#include "cgroup-proc.h"
 #include "cgroup.h"
 
 TestSuite(cgroup_host, .timeout = 30);
@@ -182,6 +184,34 @@ Test(cgroup_host, real_proc_backend) {
         cr_assert_eq(cgroup_worker_sample(w, &s), 0);
 
         cgroup_worker_free(w);
+        cgroup_manager_free(m);
+}
+
+Test(cgroup_host, real_get_ppid) {
+        _cleanup_free_ char *reason = NULL;
+        _cleanup_close_ int proc_fd = -EBADF;
+        CgroupManager *m = NULL;
+        pid_t ppid = -1, child;
+        int status;
+
+        proc_fd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        cr_assert_geq(proc_fd, 0);
+        cr_assert_eq(proc_pid_get_ppid(proc_fd, getpid(), &ppid), 0);
+        cr_assert_eq(ppid, getppid());
+
+        child = fork();
+        cr_assert_geq(child, 0);
+        if (child == 0) {
+                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+                pause();
+                _exit(0);
+        }
+        cr_assert_eq(cgroup_manager_new(NULL, "/proc", 0, &m, &reason), 0);
+        cr_assert_eq(cgroup_manager_get_ppid(m, child, &ppid), 0);
+        cr_assert_eq(ppid, getpid());
+        cr_assert_eq(kill(child, SIGKILL), 0);
+        cr_assert_eq(waitpid(child, &status, 0), child);
+        cr_assert_eq(proc_pid_get_ppid(proc_fd, child, &ppid), -ESRCH);
         cgroup_manager_free(m);
 }
 

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* Tests for cgroup.c (and cgroup-proc.c, cgroup-io.c) against fake cgroupfs and /proc trees built in a
  * temporary directory: probe and reason of each backend, the supervisor/ move, leaves made and removed,
- * sampling, limits, kill, missing and unreadable files, workers gone between read and act. The same code on
- * real cgroups and processes: test-cgroup-host.c; the parsers: test-cgroup-parse.c. */
+ * sampling, limits, kill, missing and unreadable files, workers gone between read and act, a process's
+ * parent. The same code on real cgroups and processes: test-cgroup-host.c; the parsers:
+ * test-cgroup-parse.c. */
 
 #include <criterion/criterion.h>
 #include <fcntl.h>
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include "cgroup-parse.h"
+#include "cgroup-proc.h"
 #include "cgroup.h"
 
 TestSuite(cgroup, .timeout = 30);
@@ -702,6 +704,53 @@ Test(cgroup, proc_backend_sums_the_tree) {
         cr_assert_eq(cgroup_worker_kill(w), 0);
 
         cgroup_worker_free(w);
+        cgroup_manager_free(m);
+        tree_done(&t);
+}
+
+Test(cgroup, proc_get_ppid_from_the_stat_file) {
+        _cleanup_close_ int proc_fd = -EBADF;
+        CgroupManager *m;
+        pid_t ppid = -1;
+        Tree t;
+
+        tree_init(&t);
+        put(&t, "proc/4242/cgroup", "0::/svc\n");
+        m = manager_new_ok(&t, CGROUP_BACKEND_PROC, NULL);
+        proc_fd = open(t.proc, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        cr_assert_geq(proc_fd, 0);
+
+        /* fake_proc() writes ppid 1; a comm with spaces and parentheses must not shift the fields. */
+        fake_proc(&t, 100, 'S', 0, 0, 0, "");
+        put(&t, "proc/101/stat", "101 (a) b (c) S 100 101 101 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5 4096 10\n");
+        cr_assert_eq(proc_pid_get_ppid(proc_fd, 101, &ppid), 0);
+        cr_assert_eq(ppid, 100);
+        cr_assert_eq(proc_pid_get_ppid(proc_fd, 100, &ppid), 0);
+        cr_assert_eq(ppid, 1);
+        /* A zombie still names its parent. */
+        put(&t, "proc/102/stat", "102 (z) Z 101 102 102 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0\n");
+        cr_assert_eq(proc_pid_get_ppid(proc_fd, 102, &ppid), 0);
+        cr_assert_eq(ppid, 101);
+
+        /* Through the manager, which reads its own /proc. */
+        ppid = -1;
+        cr_assert_eq(cgroup_manager_get_ppid(m, 101, &ppid), 0);
+        cr_assert_eq(ppid, 100);
+        cr_assert_eq(cgroup_manager_get_ppid(NULL, 101, &ppid), -ENODEV);
+
+        /* Gone, never there, or not a pid: -ESRCH, and *ret untouched. */
+        ppid = -1;
+        rm_rel(&t, "proc/101");
+        cr_assert_eq(proc_pid_get_ppid(proc_fd, 101, &ppid), -ESRCH);
+        cr_assert_eq(cgroup_manager_get_ppid(m, 101, &ppid), -ESRCH);
+        cr_assert_eq(proc_pid_get_ppid(proc_fd, 999, &ppid), -ESRCH);
+        cr_assert_eq(proc_pid_get_ppid(proc_fd, 0, &ppid), -ESRCH);
+        cr_assert_eq(ppid, -1);
+        /* A stat file that does not parse is an error, not a parent. */
+        put(&t, "proc/103/stat", "103 (truncated\n");
+        cr_assert_lt(proc_pid_get_ppid(proc_fd, 103, &ppid), 0);
+        cr_assert_eq(ppid, -1);
+
         cgroup_manager_free(m);
         tree_done(&t);
 }

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* Tests for the worker environment (env.c): what is passed on, what corral replaces, and LISTEN_PID
- * written in place as the child does it. */
+/* Tests for the worker environment (env.c): what is passed on, what corral replaces, LISTEN_PID and
+ * LISTEN_PIDFDID written in place (or the latter removed) as the child does it. The child itself:
+ * test-spawn.c. */
 
 #include <criterion/criterion.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 
@@ -30,6 +32,10 @@ static char **build(char *const *base, const WorkerEnvParams *params, size_t *re
         cr_assert_not_null(l);
         cr_assert_eq(pids.n, params->watchdog_usec ? 2 : 1);
         cr_assert_lt(pids.index[0], strv_length(l));
+        /* The LISTEN_PIDFDID slot is always reserved, right behind LISTEN_PID. */
+        cr_assert(pids.has_pidfd_id);
+        cr_assert_eq(pids.pidfd_id_index, pids.index[0] + 1);
+        cr_assert_str_eq(l[pids.pidfd_id_index], "LISTEN_PIDFDID=");
         *ret_index = pids.index[0];
         return l;
 }
@@ -47,6 +53,7 @@ Test(env, owned_variables_are_replaced_and_the_rest_kept_in_order) {
                 "LISTEN_FDS=9",
                 "HOME=/var/lib/app",
                 "LISTEN_PID=1",
+                "LISTEN_PIDFDID=4242",
                 "LISTEN_FDNAMES=old",
                 "NOTIFY_SOCKET=/run/systemd/notify",
                 "LANG=C.UTF-8",
@@ -67,6 +74,7 @@ Test(env, owned_variables_are_replaced_and_the_rest_kept_in_order) {
                 "EMPTY=",
                 "A=b=c",
                 "LISTEN_PID=",
+                "LISTEN_PIDFDID=",
                 "LISTEN_FDS=2",
                 "LISTEN_FDNAMES=http:admin",
                 "NOTIFY_SOCKET=@corral/1234/00000000deadbeef",
@@ -89,13 +97,14 @@ Test(env, owned_variables_are_replaced_and_the_rest_kept_in_order) {
 }
 
 Test(env, names_that_only_share_a_prefix_are_kept) {
-        char *base[] = { "NOTIFY_SOCKETS=2", "XLISTEN_FDS=3", "CORRAL_PIDFILE=4", "listen_fds=5", NULL };
+        char *base[] = { "NOTIFY_SOCKETS=2", "XLISTEN_FDS=3", "CORRAL_PIDFILE=4", "listen_fds=5",
+                         "LISTEN_PIDFDIDX=6", NULL };
         _cleanup_strv_free_ char **l = NULL;
         size_t idx;
 
         l = build(base, &params_full, &idx);
-        cr_assert_eq(idx, 4);
-        for (size_t i = 0; i < 4; i++)
+        cr_assert_eq(idx, 5);
+        for (size_t i = 0; i < 5; i++)
                 cr_assert_str_eq(l[i], base[i]);
 }
 
@@ -103,6 +112,7 @@ Test(env, entries_without_equals_are_dropped) {
         char *base[] = { "NOEQUALS", "KEEP=1", "", "LISTEN_FDS", "ALSO=2", NULL };
         static const char *const expected[] = {
                 "KEEP=1",         "ALSO=2",         "LISTEN_PID=",
+                "LISTEN_PIDFDID=",
                 "LISTEN_FDS=0",   "WORKER_INDEX=0", "WORKER_GENERATION=1",
                 "WORKER_COUNT=1", "CORRAL_PID=1",
         };
@@ -118,6 +128,7 @@ Test(env, entries_without_equals_are_dropped) {
 Test(env, null_base_works) {
         static const char *const expected[] = {
                 "LISTEN_PID=",
+                "LISTEN_PIDFDID=",
                 "LISTEN_FDS=2",
                 "LISTEN_FDNAMES=http:admin",
                 "NOTIFY_SOCKET=@corral/1234/00000000deadbeef",
@@ -141,7 +152,7 @@ Test(env, empty_base_works) {
 
         l = build(base, &params_full, &idx);
         cr_assert_eq(idx, 0);
-        cr_assert_eq(strv_length(l), 8);
+        cr_assert_eq(strv_length(l), 9);
 }
 
 Test(env, missing_fd_names_and_notify_socket_are_omitted) {
@@ -149,6 +160,7 @@ Test(env, missing_fd_names_and_notify_socket_are_omitted) {
         static const char *const expected[] = {
                 "PATH=/bin",
                 "LISTEN_PID=",
+                "LISTEN_PIDFDID=",
                 "LISTEN_FDS=3",
                 "WORKER_INDEX=4294967295",
                 "WORKER_GENERATION=4294967295",
@@ -170,37 +182,51 @@ Test(env, missing_fd_names_and_notify_socket_are_omitted) {
         cr_assert_eq(idx, 1);
 }
 
-Test(env, write_listen_pid_fills_the_entry_in_place) {
+Test(env, write_fills_the_slots_in_place) {
         static const struct {
-                pid_t pid;
+                bool pidfd_id; /* the LISTEN_PIDFDID slot, else LISTEN_PID */
+                uint64_t value;
                 const char *expected;
         } table[] = {
-                { 1, "LISTEN_PID=1" },
-                { 42, "LISTEN_PID=42" },
-                { 4194304, "LISTEN_PID=4194304" },
-                { INT_MAX, "LISTEN_PID=2147483647" },
-                { 10, "LISTEN_PID=10" }, /* shorter after longer: no digits left over */
-                { 9, "LISTEN_PID=9" },
+                { false, 1, "LISTEN_PID=1" },
+                { false, 42, "LISTEN_PID=42" },
+                { false, 4194304, "LISTEN_PID=4194304" },
+                { false, INT_MAX, "LISTEN_PID=2147483647" },
+                { false, 10, "LISTEN_PID=10" }, /* shorter after longer: no digits left over */
+                { false, 9, "LISTEN_PID=9" },
+                { true, 0, "LISTEN_PIDFDID=0" },
+                { true, UINT64_C(4294967296), "LISTEN_PIDFDID=4294967296" },
+                { true, UINT64_MAX, "LISTEN_PIDFDID=18446744073709551615" },
+                { true, 7, "LISTEN_PIDFDID=7" },
         };
         _cleanup_strv_free_ char **l = NULL;
-        size_t idx;
+        EnvPidEntries pids = {};
 
-        l = build(NULL, &params_full, &idx);
+        cr_assert_eq(env_build(NULL, &params_full, &l, &pids), 0);
         for (size_t i = 0; i < ELEMENTSOF(table); i++) {
-                env_write_pid(l[idx], table[i].pid);
+                size_t idx = table[i].pidfd_id ? pids.pidfd_id_index : pids.index[0];
+
+                /* The slots were allocated before fork with room for the longest value. */
+                cr_assert_lt(strlen(table[i].expected), ENV_PID_ENTRY_SIZE);
+                if (table[i].pidfd_id)
+                        env_write_u64(l[idx], table[i].value);
+                else
+                        env_write_pid(l[idx], (pid_t) table[i].value);
                 cr_assert_str_eq(l[idx], table[i].expected);
-                /* The neighbours are untouched. */
-                cr_assert_str_eq(l[idx + 1], "LISTEN_FDS=2");
         }
+        /* Each write touched its own slot only. */
+        cr_assert_str_eq(l[pids.index[0]], "LISTEN_PID=9");
+        cr_assert_str_eq(l[pids.pidfd_id_index], "LISTEN_PIDFDID=7");
+        cr_assert_str_eq(l[pids.pidfd_id_index + 1], "LISTEN_FDS=2");
 }
 
-Test(env, write_listen_pid_matches_printf) {
+Test(env, write_matches_printf) {
         char entry[ENV_PID_ENTRY_SIZE], expected[ENV_PID_ENTRY_SIZE];
 
-        for (pid_t pid = 1; pid < 1000000; pid = pid * 7 + 3) {
-                memcpy(entry, "LISTEN_PID=", sizeof("LISTEN_PID="));
-                env_write_pid(entry, pid);
-                snprintf(expected, sizeof expected, "LISTEN_PID=%d", (int) pid);
+        for (uint64_t v = 1; v < UINT64_MAX / 11; v = v * 11 + 3) {
+                memcpy(entry, "LISTEN_PIDFDID=", sizeof("LISTEN_PIDFDID="));
+                env_write_u64(entry, v);
+                snprintf(expected, sizeof expected, "LISTEN_PIDFDID=%" PRIu64, v);
                 cr_assert_str_eq(entry, expected);
         }
 }
@@ -214,8 +240,45 @@ Test(env, watchdog_gets_usec_and_a_pid_entry) {
         cr_assert_eq(env_build(NULL, &p, &l, &pids), 0);
         cr_assert_eq(pids.n, 2);
         cr_assert_str_eq(l[pids.index[0]], "LISTEN_PID=");
+        cr_assert_str_eq(l[pids.pidfd_id_index], "LISTEN_PIDFDID=");
         cr_assert_str_eq(l[pids.index[1]], "WATCHDOG_PID=");
         cr_assert_str_eq(l[pids.index[1] - 1], "WATCHDOG_USEC=5000000");
         env_write_pid(l[pids.index[1]], 4194304);
         cr_assert_str_eq(l[pids.index[1]], "WATCHDOG_PID=4194304");
+}
+
+/* What the child does where the kernel has no pidfs: the slot goes, the entries behind it move up. */
+Test(env, remove_drops_the_pidfd_id_slot_and_keeps_the_rest) {
+        char *base[] = { "PATH=/bin", "LISTEN_PIDFDID=4242", NULL };
+        WorkerEnvParams p = params_full;
+        _cleanup_strv_free_ char **l = NULL;
+        _cleanup_free_ char **before = NULL;
+        EnvPidEntries pids = {};
+        size_t n, k;
+
+        p.watchdog_usec = 5 * USEC_PER_SEC;
+        cr_assert_eq(env_build(base, &p, &l, &pids), 0);
+        n = strv_length(l);
+        before = calloc(n + 1, sizeof(char *));
+        cr_assert_not_null(before);
+        memcpy(before, l, (n + 1) * sizeof(char *));
+
+        k = pids.pidfd_id_index;
+        env_remove(l, k);
+        cr_assert_str_eq(before[k], "LISTEN_PIDFDID=");
+        cr_assert_eq(strv_length(l), n - 1);
+        for (size_t i = 0; i < n - 1; i++)
+                cr_assert_eq(l[i], before[i < k ? i : i + 1], "entry %zu", i);
+        for (size_t i = 0; l[i]; i++)
+                cr_assert_null(startswith(l[i], "LISTEN_PIDFDID="), "'%s' left", l[i]);
+
+        /* The last entry too. */
+        env_remove(l, n - 2);
+        cr_assert_str_eq(before[n - 1], "WATCHDOG_PID=");
+        cr_assert_eq(strv_length(l), n - 2);
+        cr_assert_str_eq(l[n - 3], "WATCHDOG_USEC=5000000");
+
+        /* env_remove() freed nothing: the strings are before's now. */
+        free(before[k]);
+        free(before[n - 1]);
 }

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Tests for notify.c: the datagram and /proc/PID/stat parsers, and real datagrams through the worker
- * notify socket on an sd-event loop (credentials, passed fds, oversized datagrams). */
+/* Tests for notify.c: the datagram parser, and real datagrams through the worker notify socket on an
+ * sd-event loop (credentials, passed fds, oversized datagrams). */
 
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <systemd/sd-event.h>
@@ -195,23 +194,6 @@ Test(notify, buffer_of_exactly_the_maximum_size) {
         cr_assert_not_null(m.status);
         cr_assert_eq(strlen(m.status), NOTIFY_BUFFER_MAX - prefix);
         cr_assert_eq(buf[NOTIFY_BUFFER_MAX], 0);
-}
-
-/* The /proc/PID/stat parser itself is proc_parse_stat(), tested in test-cgroup-parse.c. */
-
-Test(notify, get_ppid_from_proc) {
-        pid_t ppid = -1, child;
-        int status;
-
-        cr_assert_eq(notify_get_ppid(getpid(), &ppid), 0);
-        cr_assert_eq(ppid, getppid());
-
-        child = fork();
-        cr_assert_geq(child, 0);
-        if (child == 0)
-                _exit(0);
-        cr_assert_eq(waitpid(child, &status, 0), child);
-        cr_assert_eq(notify_get_ppid(child, &ppid), -ESRCH);
 }
 
 /* The real socket. */

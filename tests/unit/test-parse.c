@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-/* Tests for the strict value parsers (parse.c) and the small formatting and signal helpers (util.c). */
+/* Tests for the strict value parsers (parse.c: numbers, durations, sizes, command lines, signals, listen
+ * addresses) and the small formatting and string helpers (util.c). */
 
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -195,6 +198,161 @@ Test(parse, command_line_rejects_unterminated_and_empty) {
         cr_assert_null(words);
 }
 
+static ListenSpec listen_spec_of(const char *s) {
+        const char *reason = NULL;
+        ListenSpec spec;
+
+        cr_assert_eq(listen_spec_parse(s, &spec, &reason), 0, "'%s' rejected: %s", s, reason);
+        return spec;
+}
+
+static uint16_t spec_port(const ListenSpec *spec) {
+        if (spec->addr.ss_family == AF_INET6)
+                return ntohs(((const struct sockaddr_in6 *) &spec->addr)->sin6_port);
+        return ntohs(((const struct sockaddr_in *) &spec->addr)->sin_port);
+}
+
+Test(parse, listen_spec_tcp_forms) {
+        ListenSpec spec = listen_spec_of("127.0.0.1:8080");
+        struct sockaddr_in *sin = (struct sockaddr_in *) &spec.addr;
+
+        cr_assert_eq(spec.kind, LISTEN_TCP);
+        cr_assert_str_eq(spec.name, "listen");
+        cr_assert_eq(sin->sin_family, AF_INET);
+        cr_assert_eq(sin->sin_addr.s_addr, htonl(INADDR_LOOPBACK));
+        cr_assert_eq(spec_port(&spec), 8080);
+        cr_assert_eq(spec.addr_len, sizeof(struct sockaddr_in));
+
+        spec = listen_spec_of("tcp:0.0.0.0:0");
+        cr_assert_eq(spec.kind, LISTEN_TCP);
+        cr_assert_eq(spec_port(&spec), 0);
+
+        spec = listen_spec_of("[::1]:443");
+        cr_assert_eq(spec.kind, LISTEN_TCP);
+        cr_assert_eq(spec.addr.ss_family, AF_INET6);
+        cr_assert_eq(spec_port(&spec), 443);
+        cr_assert_eq(spec.addr_len, sizeof(struct sockaddr_in6));
+        cr_assert(IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *) &spec.addr)->sin6_addr));
+
+        spec = listen_spec_of("tcp:[::]:65535");
+        cr_assert_eq(spec_port(&spec), 65535);
+}
+
+Test(parse, listen_spec_udp_forms) {
+        ListenSpec spec = listen_spec_of("udp:127.0.0.1:5353");
+
+        cr_assert_eq(spec.kind, LISTEN_UDP);
+        cr_assert_eq(spec.addr.ss_family, AF_INET);
+        cr_assert_eq(spec_port(&spec), 5353);
+
+        spec = listen_spec_of("dns=udp:[::1]:53");
+        cr_assert_eq(spec.kind, LISTEN_UDP);
+        cr_assert_eq(spec.addr.ss_family, AF_INET6);
+        cr_assert_str_eq(spec.name, "dns");
+}
+
+Test(parse, listen_spec_unix_forms) {
+        ListenSpec spec = listen_spec_of("unix:/run/app.sock");
+
+        cr_assert_eq(spec.kind, LISTEN_UNIX_STREAM);
+        cr_assert_str_eq(spec.path, "/run/app.sock");
+        cr_assert_eq(spec.mode, 0);
+
+        spec = listen_spec_of("unix:/run/app.sock:0660");
+        cr_assert_str_eq(spec.path, "/run/app.sock");
+        cr_assert_eq(spec.mode, 0660);
+
+        spec = listen_spec_of("unix:/run/app.sock:600");
+        cr_assert_eq(spec.mode, 0600);
+
+        /* A colon that is not followed by an octal mode belongs to the path. */
+        spec = listen_spec_of("unix:/run/a:b.sock");
+        cr_assert_str_eq(spec.path, "/run/a:b.sock");
+        cr_assert_eq(spec.mode, 0);
+
+        /* '=' after the first ':' is part of the path, not a name. */
+        spec = listen_spec_of("unix:/run/a=b.sock");
+        cr_assert_str_eq(spec.name, "listen");
+        cr_assert_str_eq(spec.path, "/run/a=b.sock");
+}
+
+Test(parse, listen_spec_names) {
+        ListenSpec spec = listen_spec_of("http=127.0.0.1:80");
+
+        cr_assert_str_eq(spec.name, "http");
+        cr_assert_eq(spec_port(&spec), 80);
+
+        spec = listen_spec_of("admin.v2_x-y=unix:/run/admin.sock:0600");
+        cr_assert_str_eq(spec.name, "admin.v2_x-y");
+        cr_assert_eq(spec.mode, 0600);
+
+        spec = listen_spec_of("v6=[::1]:80");
+        cr_assert_str_eq(spec.name, "v6");
+}
+
+Test(parse, listen_spec_rejects_bad_forms_with_reasons) {
+        static const struct {
+                const char *spec;
+                const char *reason;
+        } bad[] = {
+                { "", "empty address" },
+                { "127.0.0.1", "missing port" },
+                { "127.0.0.1:", "invalid port, expected a number between 0 and 65535" },
+                { "127.0.0.1:65536", "invalid port, expected a number between 0 and 65535" },
+                { "127.0.0.1:-1", "invalid port, expected a number between 0 and 65535" },
+                { "127.0.0.1:80x", "invalid port, expected a number between 0 and 65535" },
+                { ":80", "missing address (use 0.0.0.0 or [::] for all addresses)" },
+                { "localhost:80", "invalid IPv4 address" },
+                { "256.0.0.1:80", "invalid IPv4 address" },
+                { "::1:80", "IPv6 addresses must be written in brackets, e.g. [::1]:8080" },
+                { "[::1]", "missing port" },
+                { "[::1]80", "missing port" },
+                { "[::1:80", "missing ']' after IPv6 address" },
+                { "[127.0.0.1]:80", "invalid IPv6 address" },
+                { "udp:127.0.0.1", "missing port" },
+                { "unix:", "UNIX socket path must be absolute" },
+                { "unix:app.sock", "UNIX socket path must be absolute" },
+                { "unix:/x:0000", "invalid mode, expected an octal mode between 0001 and 0777" },
+                { "unix:/x:1777", "invalid mode, expected an octal mode between 0001 and 0777" },
+                { "=127.0.0.1:80", "invalid name, expected 1 to 63 characters" },
+                { "my name=127.0.0.1:80", "invalid name, expected letters, digits, '-', '_' or '.'" },
+                { "sctp:127.0.0.1:80", "unknown socket type, expected 'tcp:', 'udp:' or 'unix:'" },
+                { "http://127.0.0.1:80", "unknown socket type, expected 'tcp:', 'udp:' or 'unix:'" },
+        };
+        ListenSpec spec = { .mode = 0123 };
+
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                const char *reason = NULL;
+
+                cr_assert_eq(listen_spec_parse(bad[i].spec, &spec, &reason), -EINVAL, "'%s' accepted",
+                             bad[i].spec);
+                cr_assert_str_eq(reason, bad[i].reason, "'%s'", bad[i].spec);
+        }
+        cr_assert_eq(spec.mode, 0123, "output written on failure");
+        cr_assert_eq(listen_spec_parse("x", &spec, NULL), -EINVAL);
+}
+
+Test(parse, listen_spec_rejects_overlong_name_and_path) {
+        char name[80], path[200], *s;
+        const char *reason = NULL;
+        ListenSpec spec;
+
+        memset(name, 'n', sizeof(name) - 1);
+        name[sizeof(name) - 1] = 0;
+        s = strdup_printf("%s=127.0.0.1:80", name);
+        cr_assert_eq(listen_spec_parse(s, &spec, &reason), -EINVAL);
+        cr_assert_str_eq(reason, "invalid name, expected 1 to 63 characters");
+        free(s);
+
+        path[0] = '/';
+        memset(path + 1, 'p', sizeof(path) - 2);
+        path[sizeof(path) - 1] = 0;
+        s = strdup_printf("unix:%s", path);
+        cr_assert_eq(listen_spec_parse(s, &spec, &reason), -EINVAL);
+        cr_assert_str_eq(reason, "UNIX socket path too long");
+        free(s);
+}
+
 Test(util, format_usec_human_readable) {
         char buf[FORMAT_USEC_MAX];
 
@@ -239,7 +397,7 @@ Test(util, format_bytes_binary_units) {
         cr_assert_str_eq(format_bytes(buf, sizeof(buf), UINT64_MAX), "15.9E");
 }
 
-Test(util, signal_names_both_ways) {
+Test(parse, signal_names_both_ways) {
         cr_assert_str_eq(signal_to_string(SIGTERM), "TERM");
         cr_assert_str_eq(signal_to_string(SIGKILL), "KILL");
         cr_assert_str_eq(signal_to_string(SIGWINCH), "WINCH");
@@ -260,7 +418,7 @@ Test(util, signal_names_both_ways) {
                         cr_assert_eq(signal_from_string(signal_to_string(sig)), sig);
 }
 
-Test(util, signal_from_string_rejects_unknown) {
+Test(parse, signal_from_string_rejects_unknown) {
         static const char *const bad[] = { "",     "0",     "-15",        "65",      "SIG",     "SIGFOO",
                                            "term", "TERM ", "SIGSIGTERM", "RTMIN+0", "RTMIN+99" };
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Tests for sockets.c: --listen spec parsing, real binds on 127.0.0.1 and in a temporary directory, and
- * taking sockets from LISTEN_FDS in a forked child that plays systemd's part. */
+/* Tests for sockets.c: real binds on 127.0.0.1 and in a temporary directory, and taking sockets from
+ * LISTEN_FDS in a forked child that plays systemd's part. The spec parser is tested in test-parse.c. */
 
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
@@ -17,20 +17,6 @@
 #include "sockets.h"
 
 TestSuite(sockets, .timeout = 10);
-
-static ListenSpec parse_ok(const char *s) {
-        const char *reason = NULL;
-        ListenSpec spec;
-
-        cr_assert_eq(listen_spec_parse(s, &spec, &reason), 0, "'%s' rejected: %s", s, reason);
-        return spec;
-}
-
-static uint16_t spec_port(const ListenSpec *spec) {
-        if (spec->addr.ss_family == AF_INET6)
-                return ntohs(((const struct sockaddr_in6 *) &spec->addr)->sin6_port);
-        return ntohs(((const struct sockaddr_in *) &spec->addr)->sin_port);
-}
 
 static int count_fds(void) {
         DIR *d = opendir("/proc/self/fd");
@@ -51,147 +37,6 @@ static uint16_t fd_port(int fd) {
         if (sa.ss_family == AF_INET6)
                 return ntohs(((struct sockaddr_in6 *) &sa)->sin6_port);
         return ntohs(((struct sockaddr_in *) &sa)->sin_port);
-}
-
-Test(sockets, spec_tcp_forms) {
-        ListenSpec spec = parse_ok("127.0.0.1:8080");
-        struct sockaddr_in *sin = (struct sockaddr_in *) &spec.addr;
-
-        cr_assert_eq(spec.kind, LISTEN_TCP);
-        cr_assert_str_eq(spec.name, "listen");
-        cr_assert_eq(sin->sin_family, AF_INET);
-        cr_assert_eq(sin->sin_addr.s_addr, htonl(INADDR_LOOPBACK));
-        cr_assert_eq(spec_port(&spec), 8080);
-        cr_assert_eq(spec.addr_len, sizeof(struct sockaddr_in));
-
-        spec = parse_ok("tcp:0.0.0.0:0");
-        cr_assert_eq(spec.kind, LISTEN_TCP);
-        cr_assert_eq(spec_port(&spec), 0);
-
-        spec = parse_ok("[::1]:443");
-        cr_assert_eq(spec.kind, LISTEN_TCP);
-        cr_assert_eq(spec.addr.ss_family, AF_INET6);
-        cr_assert_eq(spec_port(&spec), 443);
-        cr_assert_eq(spec.addr_len, sizeof(struct sockaddr_in6));
-        cr_assert(IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *) &spec.addr)->sin6_addr));
-
-        spec = parse_ok("tcp:[::]:65535");
-        cr_assert_eq(spec_port(&spec), 65535);
-}
-
-Test(sockets, spec_udp_forms) {
-        ListenSpec spec = parse_ok("udp:127.0.0.1:5353");
-
-        cr_assert_eq(spec.kind, LISTEN_UDP);
-        cr_assert_eq(spec.addr.ss_family, AF_INET);
-        cr_assert_eq(spec_port(&spec), 5353);
-
-        spec = parse_ok("dns=udp:[::1]:53");
-        cr_assert_eq(spec.kind, LISTEN_UDP);
-        cr_assert_eq(spec.addr.ss_family, AF_INET6);
-        cr_assert_str_eq(spec.name, "dns");
-}
-
-Test(sockets, spec_unix_forms) {
-        ListenSpec spec = parse_ok("unix:/run/app.sock");
-
-        cr_assert_eq(spec.kind, LISTEN_UNIX_STREAM);
-        cr_assert_str_eq(spec.path, "/run/app.sock");
-        cr_assert_eq(spec.mode, 0);
-
-        spec = parse_ok("unix:/run/app.sock:0660");
-        cr_assert_str_eq(spec.path, "/run/app.sock");
-        cr_assert_eq(spec.mode, 0660);
-
-        spec = parse_ok("unix:/run/app.sock:600");
-        cr_assert_eq(spec.mode, 0600);
-
-        /* A colon that is not followed by an octal mode belongs to the path. */
-        spec = parse_ok("unix:/run/a:b.sock");
-        cr_assert_str_eq(spec.path, "/run/a:b.sock");
-        cr_assert_eq(spec.mode, 0);
-
-        /* '=' after the first ':' is part of the path, not a name. */
-        spec = parse_ok("unix:/run/a=b.sock");
-        cr_assert_str_eq(spec.name, "listen");
-        cr_assert_str_eq(spec.path, "/run/a=b.sock");
-}
-
-Test(sockets, spec_names) {
-        ListenSpec spec = parse_ok("http=127.0.0.1:80");
-
-        cr_assert_str_eq(spec.name, "http");
-        cr_assert_eq(spec_port(&spec), 80);
-
-        spec = parse_ok("admin.v2_x-y=unix:/run/admin.sock:0600");
-        cr_assert_str_eq(spec.name, "admin.v2_x-y");
-        cr_assert_eq(spec.mode, 0600);
-
-        spec = parse_ok("v6=[::1]:80");
-        cr_assert_str_eq(spec.name, "v6");
-}
-
-Test(sockets, spec_rejects_bad_forms_with_reasons) {
-        static const struct {
-                const char *spec;
-                const char *reason;
-        } bad[] = {
-                { "", "empty address" },
-                { "127.0.0.1", "missing port" },
-                { "127.0.0.1:", "invalid port, expected a number between 0 and 65535" },
-                { "127.0.0.1:65536", "invalid port, expected a number between 0 and 65535" },
-                { "127.0.0.1:-1", "invalid port, expected a number between 0 and 65535" },
-                { "127.0.0.1:80x", "invalid port, expected a number between 0 and 65535" },
-                { ":80", "missing address (use 0.0.0.0 or [::] for all addresses)" },
-                { "localhost:80", "invalid IPv4 address" },
-                { "256.0.0.1:80", "invalid IPv4 address" },
-                { "::1:80", "IPv6 addresses must be written in brackets, e.g. [::1]:8080" },
-                { "[::1]", "missing port" },
-                { "[::1]80", "missing port" },
-                { "[::1:80", "missing ']' after IPv6 address" },
-                { "[127.0.0.1]:80", "invalid IPv6 address" },
-                { "udp:127.0.0.1", "missing port" },
-                { "unix:", "UNIX socket path must be absolute" },
-                { "unix:app.sock", "UNIX socket path must be absolute" },
-                { "unix:/x:0000", "invalid mode, expected an octal mode between 0001 and 0777" },
-                { "unix:/x:1777", "invalid mode, expected an octal mode between 0001 and 0777" },
-                { "=127.0.0.1:80", "invalid name, expected 1 to 63 characters" },
-                { "my name=127.0.0.1:80", "invalid name, expected letters, digits, '-', '_' or '.'" },
-                { "sctp:127.0.0.1:80", "unknown socket type, expected 'tcp:', 'udp:' or 'unix:'" },
-                { "http://127.0.0.1:80", "unknown socket type, expected 'tcp:', 'udp:' or 'unix:'" },
-        };
-        ListenSpec spec = { .mode = 0123 };
-
-        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
-                const char *reason = NULL;
-
-                cr_assert_eq(listen_spec_parse(bad[i].spec, &spec, &reason), -EINVAL, "'%s' accepted",
-                             bad[i].spec);
-                cr_assert_str_eq(reason, bad[i].reason, "'%s'", bad[i].spec);
-        }
-        cr_assert_eq(spec.mode, 0123, "output written on failure");
-        cr_assert_eq(listen_spec_parse("x", &spec, NULL), -EINVAL);
-}
-
-Test(sockets, spec_rejects_overlong_name_and_path) {
-        char name[80], path[200], *s;
-        const char *reason = NULL;
-        ListenSpec spec;
-
-        memset(name, 'n', sizeof(name) - 1);
-        name[sizeof(name) - 1] = 0;
-        s = strdup_printf("%s=127.0.0.1:80", name);
-        cr_assert_eq(listen_spec_parse(s, &spec, &reason), -EINVAL);
-        cr_assert_str_eq(reason, "invalid name, expected 1 to 63 characters");
-        free(s);
-
-        path[0] = '/';
-        memset(path + 1, 'p', sizeof(path) - 2);
-        path[sizeof(path) - 1] = 0;
-        s = strdup_printf("unix:%s", path);
-        cr_assert_eq(listen_spec_parse(s, &spec, &reason), -EINVAL);
-        cr_assert_str_eq(reason, "UNIX socket path too long");
-        free(s);
 }
 
 Test(sockets, bind_tcp_loopback_port_zero) {
