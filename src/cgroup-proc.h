@@ -20,8 +20,9 @@ int proc_tree_collect(int proc_fd, pid_t root, pid_t **ret);
 int proc_tree_sum(int proc_fd, uint64_t hz, const pid_t *pids, size_t n, bool want_cpu, CgroupSample *s);
 
 /* SIGSTOPs the tree until it stops growing (bounded), then SIGKILLs it. A descendant that was re-parented
- * away before the walk is out of reach: a subreaper (PR_SET_CHILD_SUBREAPER) in the master keeps orphans in
- * the tree. Returns the number of processes killed (0: nothing left), or -errno. */
+ * away before the walk (its parent died first) is out of reach: corral is no subreaper, such orphans go to
+ * init; what stayed in the worker's session is still killed with its process group (worker.c). Returns the
+ * number of processes killed (0: nothing left), or -errno. */
 int proc_tree_kill(int proc_fd, pid_t root);
 
 /* 1 when pid exists and is not a zombie, 0 when gone, or -errno. */

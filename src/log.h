@@ -11,7 +11,6 @@
 /* Decides once where logs go: the journal when $JOURNAL_STREAM names our stderr, stderr otherwise. */
 void log_open(void);
 void log_set_max_level(int level);
-int log_get_max_level(void);
 /* "debug", "info", "notice", "warning", "err"/"error", "crit", "alert", "emerg" or 0-7; -EINVAL else. */
 int log_level_from_string(const char *s);
 

@@ -102,7 +102,6 @@ int manager_read_accounting(PoolWorker *pw, CgroupSample *ret);
 /* Samples every worker (the sampling timer), feeds the recycling policy, then removes empty leaves left
  * behind. */
 void manager_sample(Manager *m);
-void manager_on_worker_event(Worker *w, const WorkerEvent *ev, void *userdata);
 void manager_on_worker_notify(NotifySocket *n, pid_t pid, const NotifyMessage *msg, void *userdata);
 
 /* manager-control.c */

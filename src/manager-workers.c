@@ -83,6 +83,8 @@ static void manager_report_exit(Manager *m, Worker *w, PoolWorker *pw) {
 
 /* ---- plan actions ---- */
 
+static void manager_on_worker_event(Worker *w, const WorkerEvent *ev, void *userdata);
+
 /* Memory limits are worth having, not worth refusing a worker for; a failure is said once. */
 static void manager_set_memory_limits(Manager *m, Worker *w) {
         const Config *c = w->generation->config;
@@ -279,7 +281,7 @@ static void manager_worker_watchdog(Manager *m, Worker *w, PoolWorker *pw) {
 
 static void manager_sample_worker(Manager *m, Worker *w, PoolWorker *pw);
 
-void manager_on_worker_event(Worker *w, const WorkerEvent *ev, void *userdata) {
+static void manager_on_worker_event(Worker *w, const WorkerEvent *ev, void *userdata) {
         Manager *m = userdata;
         PoolWorker *pw = manager_record(m, w);
         char t[FORMAT_USEC_MAX];
