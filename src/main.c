@@ -365,7 +365,9 @@ static int run_manager(const Args *a, Generation *generation, SocketSet *sockets
                 .command = a->command,
                 .control_path = a->control_path ?: (control = control_default_path()),
                 .status_socket = status,
-                .cgroup_root = !a->cgroup_root ? "/sys/fs/cgroup" : streq(a->cgroup_root, "none") ? NULL : a->cgroup_root,
+                .cgroup_root = !a->cgroup_root                ? "/sys/fs/cgroup" :
+                               streq(a->cgroup_root, "none") ? NULL :
+                                                               a->cgroup_root,
         };
         r = manager_new(&params, generation, sockets, &m);
         if (r < 0) {

@@ -58,7 +58,8 @@ int manager_reload(Manager *m) {
                 return r;
         }
         if (!strv_equal(config->listen, m->target->config->listen))
-                log_warning("reload: [Socket] Listen= cannot change while corral runs; restart corral to change sockets");
+                log_warning("reload: [Socket] Listen= cannot change while corral runs; restart corral to change "
+                            "sockets");
         if (!streq_ptr(config->status_listen, m->target->config->status_listen))
                 log_warning("reload: [Health] Listen= cannot change while corral runs; restart corral to change it");
 

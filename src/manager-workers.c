@@ -318,8 +318,9 @@ static void manager_on_worker_event(Worker *w, const WorkerEvent *ev, void *user
                 if (!pw)
                         break;
                 worker_log_fields(&f, w);
-                log_event(LOG_WARNING, MESSAGE_ID_WORKER_KILLED, &f, "worker %u (pid %d) did not stop within %s, killed it",
-                          w->slot, (int) w->pid, format_usec(t, sizeof t, w->generation->config->stop_timeout_usec));
+                log_event(LOG_WARNING, MESSAGE_ID_WORKER_KILLED, &f,
+                          "worker %u (pid %d) did not stop within %s, killed it", w->slot, (int) w->pid,
+                          format_usec(t, sizeof t, w->generation->config->stop_timeout_usec));
                 break;
         case WORKER_EVENT_MEMORY:
                 /* Only this worker's events changed: only it is sampled. */
@@ -467,9 +468,10 @@ static void manager_sample_worker(Manager *m, Worker *w, PoolWorker *pw) {
                          (unsigned long long) value);
         else
                 snprintf(what, sizeof what, "%s %s, limit %s", recycle_reason_to_string(reason),
-                         format_recycle_value(a, sizeof a, reason, value), format_recycle_value(b, sizeof b, reason, limit));
-        log_event(LOG_NOTICE, MESSAGE_ID_WORKER_RECYCLED, &f, "worker %u (pid %d) is recycled: %s", w->slot, (int) w->pid,
-                  what);
+                         format_recycle_value(a, sizeof a, reason, value),
+                         format_recycle_value(b, sizeof b, reason, limit));
+        log_event(LOG_NOTICE, MESSAGE_ID_WORKER_RECYCLED, &f, "worker %u (pid %d) is recycled: %s", w->slot,
+                  (int) w->pid, what);
         m->counters.recycles[reason]++;
         pool_worker_recycle(m->pool, pw);
 }

@@ -187,12 +187,14 @@ static int manager_watch_relay_signals(Manager *m) {
 
         if (m->relayed == m->target)
                 return 0;
-        for (int sig = 1; sig <= 64; sig++)
-                if (config_relays_signal(m->target->config, sig) || sig == SIGUSR1 || sig == SIGUSR2 || sig == SIGWINCH) {
-                        r = manager_watch_signal(m, sig);
-                        if (r < 0)
-                                return r;
-                }
+        for (int sig = 1; sig <= 64; sig++) {
+                if (!config_relays_signal(m->target->config, sig) && sig != SIGUSR1 && sig != SIGUSR2 &&
+                    sig != SIGWINCH)
+                        continue;
+                r = manager_watch_signal(m, sig);
+                if (r < 0)
+                        return r;
+        }
         generation_assign(&m->relayed, m->target);
         return 0;
 }
