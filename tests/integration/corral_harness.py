@@ -12,6 +12,7 @@ import atexit
 import contextlib
 import gc
 import http.client
+import json
 import os
 import re
 import select
@@ -551,6 +552,54 @@ def collect_workers(target, count, timeout=10, path="/", corral=None):
         time.sleep(0.02)
     raise AssertionError(f"only slots {sorted(found)} answered on {target} within {scaled(timeout):.1f}s,"
                          f" wanted {count}")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# corral's own account: `corral status --json` and /metrics. A test checks a fact there rather than in the
+# English of a log line when corral reports it in both.
+
+def control_status(control, timeout=30):
+    """`corral status --json` on the control socket at CONTROL: (exit code, the JSON object). Exit code 1 is
+    a degraded pool, which still comes with its JSON; any other failure raises AssertionError."""
+    p = subprocess.run([corral_bin(), "status", "--json", "--control", control], capture_output=True, text=True,
+                       timeout=scaled(timeout), env=clean_env())
+    if p.returncode not in (0, 1) or not p.stdout:
+        raise AssertionError(f"corral status --json: exit {p.returncode}: {p.stderr.strip()}")
+    return p.returncode, json.loads(p.stdout)
+
+
+def wait_all_ready(control, count, timeout=20):
+    """Waits until corral, asked on CONTROL, runs with COUNT of COUNT workers ready (what it logs as "all N
+    workers ready"); returns that status."""
+    def ready():
+        try:
+            _, st = control_status(control, timeout=5)
+        except AssertionError:
+            return None  # not listening yet
+        return st if (st["state"], st["ready"], st["wanted"]) == ("running", count, count) else None
+    return wait_until(ready, timeout, interval=0.1, message=f"corral on {control} never had {count} workers ready")
+
+
+_METRIC_LINE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$")
+_METRIC_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def metrics(target, timeout=5):
+    """GET /metrics from TARGET (a port on 127.0.0.1 or a UNIX path) as {"name{label=value,...}": float},
+    labels sorted: the keys test_health's check with prometheus_client produces."""
+    a = http_get(target, "/metrics", timeout)
+    if a.status != 200:
+        raise AssertionError(f"/metrics answered {a.status}: {a.text[:200]}")
+    out = {}
+    for line in a.lines():
+        if not line or line.startswith("#"):
+            continue
+        m = _METRIC_LINE.match(line)
+        if not m:
+            raise AssertionError(f"not a sample line in /metrics: {line!r}")
+        labels = ",".join(f"{k}={v}" for k, v in sorted(_METRIC_LABEL.findall(m.group(2) or "")))
+        out[m.group(1) + ("{" + labels + "}" if labels else "")] = float(m.group(3))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------
