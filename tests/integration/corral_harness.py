@@ -610,9 +610,10 @@ SO_PASSCRED = getattr(socket, "SO_PASSCRED", 16)
 
 
 class Datagram:
-    def __init__(self, data, pid, uid, gid, nfds, when):
+    def __init__(self, data, pid, uid, gid, nfds, when, ppid=None):
         self.data = data
         self.pid, self.uid, self.gid = pid, uid, gid
+        self.ppid = ppid  # the sender's parent when the datagram was read, None if it was gone already
         self.nfds = nfds
         self.time = when
         text = data.decode("utf-8", "replace")
@@ -662,19 +663,20 @@ class NotifyReceiver:
                     return
                 continue
             pid = uid = gid = None
-            nfds = 0
+            fds = array.array("i")
             for level, kind, cdata in anc:
                 if level == socket.SOL_SOCKET and kind == SCM_CREDENTIALS:
                     pid, uid, gid = struct.unpack("3i", cdata[:creds_len])
                 elif level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                    fds = array.array("i")
                     fds.frombytes(cdata[:len(cdata) - len(cdata) % fds.itemsize])
-                    for fd in fds:
-                        nfds += 1
-                        with contextlib.suppress(OSError):
-                            os.close(fd)
+            # The sender's parent, read now: a sender that waits on a barrier (BARRIER=1 with an fd) is still
+            # there until that fd is closed below, and may be gone right after.
+            ppid = proc_ppid(pid) if pid else None
+            for fd in fds:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
             with self._cond:
-                self._datagrams.append(Datagram(data, pid, uid, gid, nfds, time.monotonic()))
+                self._datagrams.append(Datagram(data, pid, uid, gid, len(fds), time.monotonic(), ppid))
                 self._cond.notify_all()
 
     def datagrams(self):
