@@ -56,7 +56,7 @@ static int child_reset_signals(void) {
 /* Moves the sockets to 3, 4, ... with close-on-exec cleared. Every fd is first duplicated above the
  * target range, so a socket that already sits on another one's target is never clobbered, and dup2()
  * onto a distinct fd is what clears FD_CLOEXEC. */
-static int child_move_fds(const int *fds, size_t n, int status_fd, int *status_fd_moved) {
+int child_move_fds(const int *fds, size_t n, int status_fd, int *status_fd_moved) {
         int base = 3 + (int) n, tmp[n > 0 ? n : 1];
 
         for (size_t i = 0; i < n; i++) {

@@ -44,6 +44,13 @@ typedef struct SpawnError {
  * SpawnError means it failed and the child exits 127. Fails only if the parent could not fork. */
 int spawn_worker(const SpawnParams *p, pid_t *ret_pid, int *ret_pidfd, int *ret_status_fd);
 
+/* Child side, between fork and exec (async-signal-safe, no malloc): makes fds[0..n) the fds 3, 4, ... in
+ * that order with close-on-exec cleared, whatever numbers they had (on another one's target, on their own,
+ * above or below); puts a copy of status_fd above them in *status_fd_moved; marks every fd from 3 + n up
+ * close-on-exec, so only 0-2 and the moved ones cross exec. Returns 0 or -errno. Exported for the unit
+ * tests. */
+int child_move_fds(const int *fds, size_t n, int status_fd, int *status_fd_moved);
+
 /* Reads the status pipe. Returns 0 when exec succeeded (EOF), 1 with *ret filled in when the child
  * failed, -EAGAIN when nothing is there yet, or another negative errno. */
 int spawn_read_status(int fd, SpawnError *ret);

@@ -12,6 +12,7 @@ import atexit
 import contextlib
 import gc
 import http.client
+import json
 import os
 import re
 import select
@@ -554,6 +555,54 @@ def collect_workers(target, count, timeout=10, path="/", corral=None):
 
 
 # ---------------------------------------------------------------------------------------------------------
+# corral's own account: `corral status --json` and /metrics. A test checks a fact there rather than in the
+# English of a log line when corral reports it in both.
+
+def control_status(control, timeout=30):
+    """`corral status --json` on the control socket at CONTROL: (exit code, the JSON object). Exit code 1 is
+    a degraded pool, which still comes with its JSON; any other failure raises AssertionError."""
+    p = subprocess.run([corral_bin(), "status", "--json", "--control", control], capture_output=True, text=True,
+                       timeout=scaled(timeout), env=clean_env())
+    if p.returncode not in (0, 1) or not p.stdout:
+        raise AssertionError(f"corral status --json: exit {p.returncode}: {p.stderr.strip()}")
+    return p.returncode, json.loads(p.stdout)
+
+
+def wait_all_ready(control, count, timeout=20):
+    """Waits until corral, asked on CONTROL, runs with COUNT of COUNT workers ready (what it logs as "all N
+    workers ready"); returns that status."""
+    def ready():
+        try:
+            _, st = control_status(control, timeout=5)
+        except AssertionError:
+            return None  # not listening yet
+        return st if (st["state"], st["ready"], st["wanted"]) == ("running", count, count) else None
+    return wait_until(ready, timeout, interval=0.1, message=f"corral on {control} never had {count} workers ready")
+
+
+_METRIC_LINE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$")
+_METRIC_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def metrics(target, timeout=5):
+    """GET /metrics from TARGET (a port on 127.0.0.1 or a UNIX path) as {"name{label=value,...}": float},
+    labels sorted: the keys test_health's check with prometheus_client produces."""
+    a = http_get(target, "/metrics", timeout)
+    if a.status != 200:
+        raise AssertionError(f"/metrics answered {a.status}: {a.text[:200]}")
+    out = {}
+    for line in a.lines():
+        if not line or line.startswith("#"):
+            continue
+        m = _METRIC_LINE.match(line)
+        if not m:
+            raise AssertionError(f"not a sample line in /metrics: {line!r}")
+        labels = ",".join(f"{k}={v}" for k, v in sorted(_METRIC_LABEL.findall(m.group(2) or "")))
+        out[m.group(1) + ("{" + labels + "}" if labels else "")] = float(m.group(3))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------
 # sd_notify receiver
 
 SCM_CREDENTIALS = getattr(socket, "SCM_CREDENTIALS", 2)
@@ -561,9 +610,10 @@ SO_PASSCRED = getattr(socket, "SO_PASSCRED", 16)
 
 
 class Datagram:
-    def __init__(self, data, pid, uid, gid, nfds, when):
+    def __init__(self, data, pid, uid, gid, nfds, when, ppid=None):
         self.data = data
         self.pid, self.uid, self.gid = pid, uid, gid
+        self.ppid = ppid  # the sender's parent when the datagram was read, None if it was gone already
         self.nfds = nfds
         self.time = when
         text = data.decode("utf-8", "replace")
@@ -613,19 +663,20 @@ class NotifyReceiver:
                     return
                 continue
             pid = uid = gid = None
-            nfds = 0
+            fds = array.array("i")
             for level, kind, cdata in anc:
                 if level == socket.SOL_SOCKET and kind == SCM_CREDENTIALS:
                     pid, uid, gid = struct.unpack("3i", cdata[:creds_len])
                 elif level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                    fds = array.array("i")
                     fds.frombytes(cdata[:len(cdata) - len(cdata) % fds.itemsize])
-                    for fd in fds:
-                        nfds += 1
-                        with contextlib.suppress(OSError):
-                            os.close(fd)
+            # The sender's parent, read now: a sender that waits on a barrier (BARRIER=1 with an fd) is still
+            # there until that fd is closed below, and may be gone right after.
+            ppid = proc_ppid(pid) if pid else None
+            for fd in fds:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
             with self._cond:
-                self._datagrams.append(Datagram(data, pid, uid, gid, nfds, time.monotonic()))
+                self._datagrams.append(Datagram(data, pid, uid, gid, len(fds), time.monotonic(), ppid))
                 self._cond.notify_all()
 
     def datagrams(self):

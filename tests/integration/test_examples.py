@@ -125,7 +125,7 @@ class Examples(h.CorralTestCase):
             self.assertNotIn(a.pid, {b.pid for b in before.values()})
 
         # Every notification came from a worker's tree, and nobody had to be killed.
-        self.assertEqual(c.log.count("dropped a notification"), 0, c.output())
+        self.assertEqual(self.status()["notify_rejected"], 0, c.output())
         c.snapshot_tree()
         tree = set(h.descendant_pids(c.pid))
         self.assertEqual(c.stop(timeout=15), 0, "corral did not stop cleanly")

@@ -19,7 +19,7 @@ class Operator(h.CorralTestCase):
         self.control = os.path.join(self.tmp, "control")
         c = self.start_corral(["--listen", f"127.0.0.1:{self.port}", "--count", count, "--control", self.control,
                                *extra, "--", h.worker_bin(), *worker_args])
-        c.wait_for_line(rf"all {count} workers? ready", timeout=20)
+        h.wait_all_ready(self.control, count)
         return c
 
     def ctl(self, *args):
@@ -30,6 +30,14 @@ class Operator(h.CorralTestCase):
     def status(self):
         rc, out, err = self.ctl("status", "--json")
         return rc, json.loads(out)
+
+    def wait_gone_and_replaced(self, pid, timeout=15):
+        """Waits until corral status lists PID no more (a worker is listed until it was reaped, stopping
+        included) and every slot is ready again."""
+        def done():
+            st = self.status()[1]
+            return pid not in {w["pid"] for w in st["slots"]} and st["ready"] == st["wanted"]
+        h.wait_until(done, timeout, message=f"worker {pid} still listed, or its slot not ready again")
 
     def test_relayed_signals_reach_every_worker_and_others_are_ignored(self):
         c = self.start(3, "--relay-signals", "SIGUSR2 SIGWINCH")
@@ -150,7 +158,7 @@ class Operator(h.CorralTestCase):
         by_slot = {w["slot"]: w["pid"] for w in st["slots"]}
         rc, out, err = self.ctl("recycle", "1")
         self.assertEqual(rc, 0, err)
-        c.wait_for_line(rf"\(pid {by_slot[1]}\) exited", timeout=15)
+        self.wait_gone_and_replaced(by_slot[1])
         rc, st = self.status()
         now = {w["slot"]: w["pid"] for w in st["slots"]}
         self.assertEqual(now[0], by_slot[0])
@@ -160,7 +168,7 @@ class Operator(h.CorralTestCase):
         victim = h.http_get(self.port, "/recycle")
         pid = int(victim.headers["X-Worker-Pid"])
         c.wait_for_line(rf"\(pid {pid}\) asked to be recycled", timeout=10)
-        c.wait_for_line(rf"\(pid {pid}\) exited", timeout=15)
+        self.wait_gone_and_replaced(pid)
         rc, st = self.status()
         self.assertEqual(len(st["slots"]), 2)
         self.assertNotIn(pid, {w["pid"] for w in st["slots"]})

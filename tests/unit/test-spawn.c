@@ -1,11 +1,15 @@
 /* SPDX-License-Identifier: MIT */
-/* Tests for spawn.c through the real fork and exec: the environment a worker ends up with, read from
- * /proc/PID/environ of the exec'd child (exactly the envp it was given, duplicates included). */
+/* Tests for spawn.c: find_executable() on a temporary tree and PATH, child_move_fds() run in a forked
+ * child on fds laid out in awkward places, checked by inode and close-on-exec flag, and the environment a
+ * worker ends up with through the real fork and exec (LISTEN_PIDFDID). */
 
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
@@ -14,6 +18,366 @@
 #include "spawn.h"
 
 TestSuite(spawn, .timeout = 10);
+
+/* find_executable() ------------------------------------------------------------------------------------ */
+
+/* A temporary tree: exec/tool (0755), exec2/tool (0755), noexec/tool (0644), isdir/tool/ (a directory),
+ * empty/, afile (a regular file where a directory is expected). Made in the test's own process: criterion
+ * runs each test in a fresh one, so chdir() and setenv() do not leak. */
+static char tree[] = "/tmp/corral-test-spawn-XXXXXX";
+
+static char *at(const char *rel) {
+        char *p = strdup_printf("%s/%s", tree, rel);
+
+        cr_assert_not_null(p);
+        return p;
+}
+
+static void make_file(const char *rel, mode_t mode) {
+        _cleanup_free_ char *p = at(rel);
+        _cleanup_close_ int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+
+        cr_assert_geq(fd, 0, "%s: %m", p);
+        cr_assert_eq(write(fd, "#!/bin/sh\n", 10), 10);
+        cr_assert_eq(fchmod(fd, mode), 0); /* whatever the umask */
+}
+
+static void make_dir(const char *rel) {
+        _cleanup_free_ char *p = at(rel);
+
+        cr_assert_eq(mkdir(p, 0755), 0, "%s: %m", p);
+}
+
+static void make_tree(void) {
+        cr_assert_not_null(mkdtemp(tree), "mkdtemp(%s): %m", tree);
+        make_dir("exec");
+        make_file("exec/tool", 0755);
+        make_dir("exec2");
+        make_file("exec2/tool", 0755);
+        make_dir("noexec");
+        make_file("noexec/tool", 0644);
+        make_dir("isdir");
+        make_dir("isdir/tool");
+        make_dir("empty");
+        make_file("afile", 0644);
+}
+
+static void remove_tree(void) {
+        static const char *const files[] = { "exec/tool", "exec2/tool", "noexec/tool", "afile" };
+        static const char *const dirs[] = { "exec", "exec2", "noexec", "isdir/tool", "isdir", "empty" };
+
+        for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+                _cleanup_free_ char *p = at(files[i]);
+                (void) unlink(p);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
+                _cleanup_free_ char *p = at(dirs[i]);
+                (void) rmdir(p);
+        }
+        (void) rmdir(tree);
+}
+
+#define TREE .init = make_tree, .fini = remove_tree
+
+/* PATH from directories of the tree, "" standing for an empty element. NULL-terminated. */
+static void set_path(const char *first, ...) {
+        _cleanup_free_ char *path = NULL;
+        va_list ap;
+
+        va_start(ap, first);
+        for (const char *d = first; d; d = va_arg(ap, const char *)) {
+                _cleanup_free_ char *elem = isempty(d) ? strdup("") : d[0] == '/' ? strdup(d) : at(d);
+                char *joined = strdup_printf("%s%s%s", path ?: "", path ? ":" : "", elem);
+
+                cr_assert_not_null(joined);
+                free(path);
+                path = joined;
+        }
+        va_end(ap);
+        cr_assert_eq(setenv("PATH", path, 1), 0);
+}
+
+static void expect_found(const char *name, const char *expected) {
+        _cleanup_free_ char *ret = NULL;
+        int r = find_executable(name, &ret);
+
+        cr_assert_eq(r, 0, "'%s' (PATH=%s): %s", name, getenv("PATH") ?: "(unset)", strerror(-r));
+        cr_assert_str_eq(ret, expected);
+}
+
+static void expect_error(const char *name, int error) {
+        char *ret = (char *) "untouched";
+        int r = find_executable(name, &ret);
+
+        cr_assert_eq(r, error, "'%s' (PATH=%s): %d (%s), expected %d (%s)", name,
+                     getenv("PATH") ?: "(unset)", r, strerror(-r), error, strerror(-error));
+        cr_assert_str_eq(ret, "untouched", "failed, but wrote its result");
+}
+
+Test(spawn, find_executable_absolute_path_is_taken_as_is, TREE) {
+        _cleanup_free_ char *tool = at("exec/tool");
+
+        /* Not looked up in PATH, even where PATH has a tool of that name first. */
+        set_path("exec2", NULL);
+        expect_found(tool, tool);
+}
+
+Test(spawn, find_executable_absolute_path_that_is_not_an_executable_file, TREE) {
+        _cleanup_free_ char *noexec = at("noexec/tool"), *dir = at("isdir/tool"), *missing = at("exec/nope"),
+                            *below_file = at("afile/tool");
+
+        expect_error(noexec, -EACCES);
+        expect_error(dir, -EISDIR);
+        expect_error(missing, -ENOENT);
+        expect_error(below_file, -ENOTDIR);
+        expect_error("/dev/null", -EACCES); /* not a regular file */
+}
+
+Test(spawn, find_executable_relative_path_with_a_slash_is_not_searched, TREE) {
+        cr_assert_eq(chdir(tree), 0);
+        set_path("exec", NULL);
+        expect_found("exec/tool", "exec/tool");
+        expect_found("./exec/tool", "./exec/tool");
+        /* exec2/exec/tool does not exist: a name with a slash is never tried below a PATH entry. */
+        set_path("", NULL);
+        cr_assert_eq(chdir("exec2"), 0);
+        expect_error("exec/tool", -ENOENT);
+        expect_error("./noexec", -ENOENT);
+        cr_assert_eq(chdir("../noexec"), 0);
+        expect_error("./tool", -EACCES);
+}
+
+Test(spawn, find_executable_takes_the_first_executable_in_path, TREE) {
+        _cleanup_free_ char *expected = at("exec/tool");
+
+        /* Skipped on the way: a missing directory, a file where a directory should be, an empty directory,
+         * a non-executable file and a directory of that name. */
+        set_path("/nonexistent", "afile", "empty", "noexec", "isdir", "exec", "exec2", NULL);
+        expect_found("tool", expected);
+}
+
+Test(spawn, find_executable_only_a_non_executable_file_in_path_is_eacces, TREE) {
+        set_path("empty", "noexec", "/nonexistent", NULL);
+        expect_error("tool", -EACCES);
+}
+
+Test(spawn, find_executable_only_a_directory_in_path_is_eisdir, TREE) {
+        set_path("isdir", "empty", NULL);
+        expect_error("tool", -EISDIR);
+}
+
+Test(spawn, find_executable_not_found_anywhere_is_enoent, TREE) {
+        set_path("empty", "/nonexistent", "afile", NULL);
+        expect_error("tool", -ENOENT);
+        set_path("exec", NULL);
+        expect_error("nope", -ENOENT);
+}
+
+Test(spawn, find_executable_empty_path_element_is_the_current_directory, TREE) {
+        _cleanup_free_ char *exec = at("exec");
+
+        cr_assert_eq(chdir(exec), 0);
+        set_path("", "exec2", NULL);
+        expect_found("tool", "./tool");
+        set_path("empty", "", NULL); /* trailing */
+        expect_found("tool", "./tool");
+        set_path("empty", "", "exec2", NULL); /* in the middle */
+        expect_found("tool", "./tool");
+}
+
+Test(spawn, find_executable_unset_path_searches_the_default_directories, TREE) {
+        _cleanup_free_ char *ret = NULL;
+
+        cr_assert_eq(unsetenv("PATH"), 0);
+        cr_assert_eq(find_executable("sh", &ret), 0);
+        cr_assert(streq(ret, "/usr/local/bin/sh") || streq(ret, "/usr/bin/sh") || streq(ret, "/bin/sh"),
+                  "%s", ret);
+        expect_error("corral-test-no-such-command", -ENOENT);
+}
+
+Test(spawn, find_executable_empty_name_is_einval, TREE) {
+        set_path("exec", NULL);
+        expect_error("", -EINVAL);
+        expect_error(NULL, -EINVAL);
+}
+
+/* child_move_fds() ------------------------------------------------------------------------------------- */
+
+#define FD_SCAN_MAX 1024
+#define PARK_FD 900 /* where the forked child keeps its report pipe, far from everything tested */
+
+typedef struct FdPlacement {
+        int fd;
+        bool inheritable; /* placed without close-on-exec, as a socket from systemd would be */
+} FdPlacement;
+
+typedef struct FdLayout {
+        FdPlacement files[8]; /* a distinct file at each of these; fd 0 ends the list */
+        int pass[8];          /* the fds given to child_move_fds(), in order */
+        size_t n_pass;
+        int status_fd; /* where the status pipe sits */
+} FdLayout;
+
+static bool same_file(int fd, const struct stat *st) {
+        struct stat now;
+
+        return fstat(fd, &now) >= 0 && now.st_dev == st->st_dev && now.st_ino == st->st_ino;
+}
+
+static int report_fd = -EBADF; /* the forked child's end of the report pipe */
+
+/* In the forked child: sends the message to the parent and exits 1. */
+_noreturn_ _printf_(1, 2) static void child_failf(const char *format, ...) {
+        char buf[256];
+        va_list ap;
+        int n;
+
+        va_start(ap, format);
+        n = vsnprintf(buf, sizeof buf, format, ap);
+        va_end(ap);
+        (void) !write(report_fd, buf, MIN((size_t) MAX(n, 0), sizeof buf - 1));
+        _exit(1);
+}
+
+/* Runs in the forked child: lays out the files, calls child_move_fds() and checks the result. Returns only
+ * when everything is right. */
+static void check_layout_in_child(const FdLayout *l) {
+        struct stat status, want[8];
+        int status_pipe[2], moved = -EBADF, r;
+
+        /* Made high, then put in place: making one must not land on a place already laid out. */
+        for (size_t i = 0; l->files[i].fd > 0; i++) {
+                int mfd = memfd_create("corral-test", MFD_CLOEXEC), high;
+
+                if (mfd < 0 || (high = fcntl(mfd, F_DUPFD_CLOEXEC, 500 + (int) i)) < 0)
+                        child_failf("memfd: %m");
+                (void) close(mfd);
+                if (dup3(high, l->files[i].fd, l->files[i].inheritable ? 0 : O_CLOEXEC) < 0)
+                        child_failf("dup3 to %d: %m", l->files[i].fd);
+                (void) close(high);
+        }
+        if (pipe2(status_pipe, O_CLOEXEC) < 0 || fstat(status_pipe[1], &status) < 0)
+                child_failf("pipe: %m");
+        if (status_pipe[1] != l->status_fd) {
+                if (dup3(status_pipe[1], l->status_fd, O_CLOEXEC) < 0)
+                        child_failf("dup3 to %d: %m", l->status_fd);
+                (void) close(status_pipe[1]);
+        }
+        (void) close(status_pipe[0]);
+        for (size_t i = 0; i < l->n_pass; i++)
+                if (fstat(l->pass[i], &want[i]) < 0)
+                        child_failf("nothing at %d: %m", l->pass[i]);
+
+        r = child_move_fds(l->pass, l->n_pass, l->status_fd, &moved);
+        if (r < 0)
+                child_failf("child_move_fds(): %s", strerror(-r));
+
+        for (size_t i = 0; i < l->n_pass; i++) {
+                int fd = 3 + (int) i, flags = fcntl(fd, F_GETFD);
+
+                if (!same_file(fd, &want[i]))
+                        child_failf("fd %d is not the file that was at %d", fd, l->pass[i]);
+                if (flags != 0)
+                        child_failf("fd %d (was %d): flags %#x, close-on-exec not cleared", fd, l->pass[i],
+                                    (unsigned) flags);
+        }
+        if (moved < 3 + (int) l->n_pass)
+                child_failf("status pipe moved to %d, inside 0..%zu", moved, 2 + l->n_pass);
+        if (!same_file(moved, &status))
+                child_failf("fd %d is not the status pipe", moved);
+        /* Nothing from the first fd above the range up crosses exec: originals, copies, leaks. */
+        for (int fd = 3 + (int) l->n_pass; fd < FD_SCAN_MAX; fd++) {
+                int flags = fcntl(fd, F_GETFD);
+
+                if (flags >= 0 && !(flags & FD_CLOEXEC))
+                        child_failf("fd %d above the range would cross exec", fd);
+        }
+}
+
+/* Forks a child that checks layout l and reports through a pipe parked at PARK_FD; asserts it passed. */
+static void expect_moved(const FdLayout *l) {
+        char msg[256] = {};
+        int report[2], status;
+        ssize_t n;
+        pid_t pid;
+
+        cr_assert_eq(pipe2(report, O_CLOEXEC), 0);
+        pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+                report_fd = fcntl(report[1], F_DUPFD_CLOEXEC, PARK_FD);
+                if (report_fd < 0)
+                        _exit(2);
+                (void) close(report[1]);
+                (void) close(report[0]);
+                check_layout_in_child(l);
+                _exit(0);
+        }
+        (void) close(report[1]);
+        n = read(report[0], msg, sizeof msg - 1);
+        (void) close(report[0]);
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        cr_assert(WIFEXITED(status), "child died: status %#x", (unsigned) status);
+        cr_assert_eq(WEXITSTATUS(status), 0, "%s", n > 0 ? msg : "child failed without a message");
+}
+
+Test(spawn, move_fds_fds_already_in_the_range_in_reverse_order) {
+        expect_moved(&(FdLayout) {
+                .files = { { 3 }, { 4 }, { 5 } },
+                .pass = { 5, 4, 3 },
+                .n_pass = 3,
+                .status_fd = 10,
+        });
+}
+
+Test(spawn, move_fds_fd_already_on_its_own_target_loses_close_on_exec) {
+        expect_moved(&(FdLayout) {
+                .files = { { 3 }, { 4 } },
+                .pass = { 3, 4 },
+                .n_pass = 2,
+                .status_fd = 7,
+        });
+}
+
+Test(spawn, move_fds_fds_above_and_below_with_the_status_pipe_on_a_target) {
+        /* 3 goes to 4, 6 stays, 20 and 11 come down; the status pipe sits on 5, which 11 needs. The ones
+         * from above are inheritable, as sockets from systemd are; a leak at 30 too. */
+        expect_moved(&(FdLayout) {
+                .files = { { 3 }, { 6 }, { 11, true }, { 20, true }, { 30, true } },
+                .pass = { 20, 3, 11, 6 },
+                .n_pass = 4,
+                .status_fd = 5,
+        });
+}
+
+Test(spawn, move_fds_fds_far_above_a_status_pipe_at_3) {
+        expect_moved(&(FdLayout) {
+                .files = { { 40, true }, { 41 } },
+                .pass = { 41, 40 },
+                .n_pass = 2,
+                .status_fd = 3,
+        });
+}
+
+Test(spawn, move_fds_one_file_passed_twice_fills_both_places) {
+        expect_moved(&(FdLayout) {
+                .files = { { 4 } },
+                .pass = { 4, 4 },
+                .n_pass = 2,
+                .status_fd = 12,
+        });
+}
+
+Test(spawn, move_fds_no_fds_still_parks_the_status_pipe_and_closes_the_rest_at_exec) {
+        expect_moved(&(FdLayout) {
+                .files = { { 3, true }, { 8, true } },
+                .n_pass = 0,
+                .status_fd = 5,
+        });
+}
+
+/* ---- the environment a worker ends up with, through the real fork and exec ---- */
+
 
 /* Written apart from spawn.c on purpose, so a mistake there cannot hide here: on pidfs (Linux 6.9,
  * statfs magic "PIDF") the inode number of a pidfd is its process's id; before, pidfds were anonymous
