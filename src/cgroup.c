@@ -173,19 +173,94 @@ static int instance_dir(int parent_fd, const char *name) {
         return fd < 0 ? -errno : fd;
 }
 
-/* Removes the instance directories of corral processes that are gone (empty leaves first), as a crash or
- * SIGKILL leaves them behind. Only our own naming, only dead pids, only what is empty. */
-static void gc_dead_instances(int parent_fd) {
+/* SIGKILLs every pid listed in cgroup.procs of dir_fd, re-reading until a round brings no new one: a
+ * process forked between read and kill is in the same leaf (it cannot leave) and shows up next round, and
+ * once SIGKILL is pending a process can fork no more. Only where cgroup.kill is missing (before 5.14, v1): a
+ * pid read here could in theory be reused between read and kill, which cgroup.kill rules out. Returns the
+ * number of processes signalled or -errno (after signalling every one it could). */
+static int kill_procs_of(int dir_fd) {
+        _cleanup_free_ pid_t *seen = NULL;
+        size_t n_seen = 0;
+        int killed = 0, error = 0, r;
+
+        for (unsigned round = 0; round < KILL_ROUNDS_MAX; round++) {
+                _cleanup_free_ pid_t *pids = NULL;
+                bool fresh = false;
+
+                r = dir_read_pids(dir_fd, "cgroup.procs", &pids);
+                if (r < 0) {
+                        if (!errno_is_gone(r))
+                                error = r;
+                        break;
+                }
+                for (int i = 0; i < r; i++) {
+                        if (pid_set_contains(seen, n_seen, pids[i]))
+                                continue;
+                        int k = pid_set_add(&seen, &n_seen, pids[i]);
+                        if (k < 0)
+                                return k;
+                        fresh = true;
+                        if (kill(pids[i], SIGKILL) >= 0)
+                                killed++;
+                        else if (errno != ESRCH && error == 0)
+                                error = -errno; /* go on: kill all the others anyway */
+                }
+                if (!fresh)
+                        break;
+        }
+        return error < 0 ? error : killed;
+}
+
+/* Kills what is left in a dead instance's leaf (cgroup.kill where the leaf has it), unless the leaf can be
+ * removed at once, being empty. Returns how many processes were signalled (cgroup.kill: 1 if any were). */
+static int gc_dead_leaf_kill(int inst_fd, const char *name) {
+        _cleanup_close_ int leaf = -EBADF;
+
+        if (unlinkat(inst_fd, name, AT_REMOVEDIR) >= 0 || errno != EBUSY)
+                return 0;
+        leaf = openat(inst_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (leaf < 0)
+                return 0;
+        if (dir_write_file(leaf, "cgroup.kill", "1") >= 0)
+                return 1;
+        return MAX(kill_procs_of(leaf), 0);
+}
+
+/* Removes the worker leaves of an instance directory, then the directory, retrying while killed processes
+ * are still leaving (they do so asynchronously) until deadline. */
+static void gc_dead_instance_remove(int parent_fd, int inst_fd, const char *name, usec_t deadline) {
+        for (;;) {
+                _cleanup_(closedirp) DIR *leaves = fdopendir(fcntl(inst_fd, F_DUPFD_CLOEXEC, 3));
+                bool busy = false;
+
+                for (struct dirent *le; leaves && (le = readdir(leaves));)
+                        if (startswith(le->d_name, "worker-") && unlinkat(inst_fd, le->d_name, AT_REMOVEDIR) < 0 &&
+                            errno == EBUSY)
+                                busy = true;
+                if (!busy || now_usec(CLOCK_MONOTONIC) >= deadline)
+                        break;
+                (void) usleep(10 * 1000);
+        }
+        (void) unlinkat(parent_fd, name, AT_REMOVEDIR);
+}
+
+/* The instance directories of corral processes that are gone, as a crash or SIGKILL leaves them behind:
+ * whatever is still running in their worker leaves (a worker's child that left its session, holding the
+ * listening sockets it inherited) is killed, then the leaves and the directory are removed. Only our own
+ * naming, only dead pids. Returns how many leftover processes were signalled. */
+static unsigned gc_dead_instances(int parent_fd) {
         _cleanup_(closedirp) DIR *d = NULL;
+        unsigned killed = 0;
+        usec_t deadline = 0;
         int fd;
 
         fd = openat(parent_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0)
-                return;
+                return 0;
         d = fdopendir(fd);
         if (!d) {
                 safe_close(fd);
-                return;
+                return 0;
         }
         for (struct dirent *de; (de = readdir(d));) {
                 const char *p = startswith(de->d_name, "corral-");
@@ -206,15 +281,20 @@ static void gc_dead_instances(int parent_fd) {
                 leaves = fdopendir(fcntl(inst, F_DUPFD_CLOEXEC, 3));
                 for (struct dirent *le; leaves && (le = readdir(leaves));)
                         if (startswith(le->d_name, "worker-"))
-                                (void) unlinkat(inst, le->d_name, AT_REMOVEDIR);
-                (void) unlinkat(parent_fd, de->d_name, AT_REMOVEDIR);
+                                killed += (unsigned) gc_dead_leaf_kill(inst, le->d_name);
+                /* One bound for the whole start-up, however many leaves a crash left. */
+                if (deadline == 0)
+                        deadline = now_usec(CLOCK_MONOTONIC) + USEC_PER_SEC;
+                gc_dead_instance_remove(parent_fd, inst, de->d_name, deadline);
         }
+        return killed;
 }
 
 static int probe_hybrid(CgroupManager *m, int unified_fd, int memory_mount_fd, const char *unified_path,
                         const char *memory_path, pid_t self, char **ret_reason) {
         _cleanup_close_ int v2 = -EBADF, v1 = -EBADF, iv2 = -EBADF, iv1 = -EBADF;
         const char *what = "cgroup2", *path = unified_path;
+        unsigned leftovers;
         int r;
 
         v2 = open_cgroup_dir(unified_fd, unified_path);
@@ -237,8 +317,8 @@ static int probe_hybrid(CgroupManager *m, int unified_fd, int memory_mount_fd, c
          * Our leaves go into a directory of our own, corral-<pid>, so instances never collide and a crash
          * leaves its traces in one place (removed by the next start). No move into supervisor/ is needed:
          * no controller is enabled in our cgroup2 subtree and v1 has no no-internal-processes rule. */
-        gc_dead_instances(v2);
-        gc_dead_instances(v1);
+        leftovers = gc_dead_instances(v2);
+        leftovers += gc_dead_instances(v1);
         snprintf(m->instance, sizeof m->instance, "corral-%d", (int) self);
         iv2 = instance_dir(v2, m->instance);
         iv1 = iv2 < 0 ? iv2 : instance_dir(v1, m->instance);
@@ -255,9 +335,10 @@ static int probe_hybrid(CgroupManager *m, int unified_fd, int memory_mount_fd, c
         m->v1_parent_fd = TAKE_FD(v1);
         /* Paths as /proc/self/cgroup gives them; the root is "/", which must not double the slash. */
         *ret_reason = strdup_printf("hybrid cgroups: worker leaves in cgroup2 '%s/%s' (cpu.stat, cgroup.kill) and "
-                                    "in v1 memory '%s/%s' (memory.usage_in_bytes)",
+                                    "in v1 memory '%s/%s' (memory.usage_in_bytes)%s",
                                     streq(unified_path, "/") ? "" : unified_path, m->instance,
-                                    streq(memory_path, "/") ? "" : memory_path, m->instance);
+                                    streq(memory_path, "/") ? "" : memory_path, m->instance,
+                                    leftovers > 0 ? "; killed what a dead corral left in its leaves" : "");
         return 0;
 }
 
@@ -414,6 +495,13 @@ CgroupManager *cgroup_manager_free(CgroupManager *m) {
         safe_close(m->v1_parent_fd);
         free(m);
         return NULL;
+}
+
+unsigned cgroup_manager_fds_per_worker(const CgroupManager *m) {
+        /* pidfd and status pipe; v2: the leaf's directory and memory.events; hybrid: two leaf directories. */
+        if (!m || m->backend == CGROUP_BACKEND_PROC)
+                return 2;
+        return 4;
 }
 
 CgroupBackend cgroup_manager_backend(const CgroupManager *m) {
@@ -786,43 +874,6 @@ int cgroup_worker_set_memory_limits(CgroupWorker *w, uint64_t high, uint64_t max
         }
 }
 
-/* SIGKILLs every pid listed in the leaf, re-reading until a round brings no new one: a process forked
- * between read and kill is in the same leaf (it cannot leave) and shows up next round, and once SIGKILL is
- * pending a process can fork no more. Only for kernels without cgroup.kill (before 5.14): a pid read here
- * could in theory be reused between read and kill, which cgroup.kill rules out. */
-static int kill_cgroup_procs(CgroupWorker *w) {
-        _cleanup_free_ pid_t *seen = NULL;
-        size_t n_seen = 0;
-        int killed = 0, error = 0, r;
-
-        for (unsigned round = 0; round < KILL_ROUNDS_MAX; round++) {
-                _cleanup_free_ pid_t *pids = NULL;
-                bool fresh = false;
-
-                r = dir_read_pids(worker_procs_dir(w), "cgroup.procs", &pids);
-                if (r < 0) {
-                        if (!errno_is_gone(r))
-                                error = r;
-                        break;
-                }
-                for (int i = 0; i < r; i++) {
-                        if (pid_set_contains(seen, n_seen, pids[i]))
-                                continue;
-                        int k = pid_set_add(&seen, &n_seen, pids[i]);
-                        if (k < 0)
-                                return k;
-                        fresh = true;
-                        if (kill(pids[i], SIGKILL) >= 0)
-                                killed++;
-                        else if (errno != ESRCH && error == 0)
-                                error = -errno; /* go on: kill all the others anyway */
-                }
-                if (!fresh)
-                        break;
-        }
-        return error < 0 ? error : killed;
-}
-
 int cgroup_worker_kill(CgroupWorker *w) {
         int r;
 
@@ -840,7 +891,7 @@ int cgroup_worker_kill(CgroupWorker *w) {
                 if (r != -ENOENT)
                         return r;
         }
-        return kill_cgroup_procs(w);
+        return kill_procs_of(worker_procs_dir(w));
 }
 
 int cgroup_worker_populated(CgroupWorker *w) {

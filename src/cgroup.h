@@ -50,6 +50,10 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(CgroupManager *, cgroup_manager_free);
 
 CgroupBackend cgroup_manager_backend(const CgroupManager *m);
 
+/* File descriptors each worker's process and leaf keep open while it lives: its pidfd, the status pipe
+ * until exec, and the leaf's directory and events fds. For the check against RLIMIT_NOFILE. */
+unsigned cgroup_manager_fds_per_worker(const CgroupManager *m);
+
 /* Where memory_current comes from: "memory.current", "memory.usage_in_bytes" or "pss" (the v2 backend
  * without the memory controller sums the PSS of the processes in the leaf). */
 const char *cgroup_manager_memory_source(const CgroupManager *m);

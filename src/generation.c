@@ -64,6 +64,23 @@ PoolConfig generation_pool_config(const Generation *g, unsigned ncpus) {
         };
 }
 
+int generation_check_fd_limit(const Generation *g, unsigned ncpus, unsigned fds_per_worker, uint64_t limit,
+                              char **ret_error) {
+        unsigned workers = config_worker_count(g->config, ncpus) + g->config->max_surge;
+        uint64_t need = GENERATION_FD_RESERVE + (uint64_t) workers * fds_per_worker;
+
+        if (need <= limit)
+                return 0;
+        if (ret_error)
+                *ret_error = strdup_printf("Count=%u needs about %llu file descriptors (%u per worker, %u for corral "
+                                           "itself), but the limit is %llu: raise LimitNOFILE= (ulimit -n) or "
+                                           "lower Count=",
+                                           config_worker_count(g->config, ncpus),
+                                           (unsigned long long) need, fds_per_worker, GENERATION_FD_RESERVE,
+                                           (unsigned long long) limit);
+        return -EMFILE;
+}
+
 RecyclePolicy generation_recycle_policy(const Generation *g) {
         const Config *c = g->config;
 

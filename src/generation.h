@@ -35,3 +35,13 @@ PoolConfig generation_pool_config(const Generation *g, unsigned ncpus);
 
 /* The generation's recycling policy. */
 RecyclePolicy generation_recycle_policy(const Generation *g);
+
+/* File descriptors corral keeps apart from its workers' (control and health connections, sockets, the
+ * loop's own), for generation_check_fd_limit(). */
+#define GENERATION_FD_RESERVE 256U
+
+/* Whether the generation's Count= (at most MaxSurge= more during a roll) fits in limit file descriptors
+ * when each worker costs fds_per_worker. Returns 0, or -EMFILE and in *ret_error (may be NULL) an allocated
+ * message with the figures and what to raise. */
+int generation_check_fd_limit(const Generation *g, unsigned ncpus, unsigned fds_per_worker, uint64_t limit,
+                              char **ret_error);

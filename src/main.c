@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -352,8 +353,66 @@ static int take_sockets(const Config *config, SocketSet *sockets, SocketSet *sta
         return 0;
 }
 
+/* Raises the soft RLIMIT_NOFILE to the hard one, as systemd's own daemons do: corral keeps a few fds per
+ * worker, and a thousand workers do not fit in the usual soft 1024. Workers get the old soft limit back
+ * (spawn.c): programs that use select() break above 1024. Returns the soft limit to give the workers. */
+static uint64_t raise_nofile_limit(void) {
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+                return 0;
+        if (rl.rlim_cur < rl.rlim_max) {
+                struct rlimit raised = { .rlim_cur = rl.rlim_max, .rlim_max = rl.rlim_max };
+
+                if (setrlimit(RLIMIT_NOFILE, &raised) < 0)
+                        log_debug_errno(errno, "Failed to raise the file descriptor limit to %llu: %m",
+                                        (unsigned long long) rl.rlim_max);
+        }
+        return (uint64_t) rl.rlim_cur;
+}
+
+/* Count= against the file descriptors corral may open: exit 78 when the pool cannot fit. */
+static int check_fd_limit(const Generation *g, const CgroupManager *cgroups) {
+        _cleanup_free_ char *error = NULL;
+
+        if (generation_check_fd_limit(g, usable_cpus(), cgroup_manager_fds_per_worker(cgroups), nofile_limit(),
+                                      &error) < 0) {
+                log_error("%s", error ?: "Count= needs more file descriptors than the limit allows");
+                return EXIT_CONFIG;
+        }
+        return 0;
+}
+
+/* The accounting backend: cgroups where they are ours, /proc otherwise; never fatal. Before the sockets are
+ * bound: the probe also kills what a SIGKILLed corral left in its cgroups, which may hold the very ports. */
+static CgroupManager *setup_accounting(const Args *a) {
+        const char *root = !a->cgroup_root ? "/sys/fs/cgroup" : streq(a->cgroup_root, "none") ? NULL : a->cgroup_root;
+        _cleanup_free_ char *reason = NULL;
+        CgroupManager *m = NULL;
+        int r;
+
+        if (root) {
+                r = cgroup_manager_new(root, "/proc", 0, &m, &reason);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to set up worker accounting, using /proc: %m");
+                else
+                        log_info("accounting: %s", reason);
+        }
+        if (!m) {
+                free(reason);
+                reason = NULL;
+                r = cgroup_manager_new(NULL, "/proc", 0, &m, &reason);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to set up /proc accounting, running without: %m");
+                else if (!root)
+                        log_info("accounting: %s", reason);
+        }
+        return m;
+}
+
 /* The manager's life: set up, pid file, run. Returns the exit code. */
-static int run_manager(const Args *a, Generation *generation, SocketSet *sockets, SocketSet *status) {
+static int run_manager(const Args *a, Generation *generation, SocketSet *sockets, SocketSet *status,
+                       CgroupManager *cgroups, uint64_t nofile_soft) {
         _cleanup_(manager_freep) Manager *m = NULL;
         _cleanup_free_ char *control = NULL;
         int r;
@@ -365,9 +424,8 @@ static int run_manager(const Args *a, Generation *generation, SocketSet *sockets
                 .command = a->command,
                 .control_path = a->control_path ?: (control = control_default_path()),
                 .status_socket = status,
-                .cgroup_root = !a->cgroup_root                ? "/sys/fs/cgroup" :
-                               streq(a->cgroup_root, "none") ? NULL :
-                                                               a->cgroup_root,
+                .cgroups = cgroups,
+                .nofile_soft = nofile_soft,
         };
         r = manager_new(&params, generation, sockets, &m);
         if (r < 0) {
@@ -389,6 +447,8 @@ static int run_manager(const Args *a, Generation *generation, SocketSet *sockets
 
 static int run(int argc, char *argv[]) {
         _cleanup_(generation_unrefp) Generation *generation = NULL;
+        _cleanup_(cgroup_manager_freep) CgroupManager *cgroups = NULL;
+        uint64_t nofile_soft;
         _cleanup_free_ ConfigArg *config_args = NULL;
         _cleanup_(socket_set_done) SocketSet sockets = {}, status = {};
         Args a = {};
@@ -406,10 +466,15 @@ static int run(int argc, char *argv[]) {
         r = load_generation(&a, &generation);
         if (r != 0)
                 return r;
+        nofile_soft = raise_nofile_limit();
+        cgroups = setup_accounting(&a);
+        r = check_fd_limit(generation, cgroups);
+        if (r != 0)
+                return r;
         r = take_sockets(generation->config, &sockets, &status);
         if (r != 0)
                 return r;
-        return run_manager(&a, TAKE_PTR(generation), &sockets, &status);
+        return run_manager(&a, TAKE_PTR(generation), &sockets, &status, TAKE_PTR(cgroups), nofile_soft);
 }
 
 int main(int argc, char *argv[]) {

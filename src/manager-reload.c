@@ -69,6 +69,12 @@ int manager_reload(Manager *m) {
                 return r;
         }
         TAKE_PTR(config);
+        r = generation_check_fd_limit(g, m->ncpus, cgroup_manager_fds_per_worker(m->cgroups), nofile_limit(),
+                                      &error);
+        if (r < 0) {
+                manager_reload_finished(m, false, error ?: "Count= needs more file descriptors than allowed");
+                return r;
+        }
 
         /* The roll replaces the heaviest workers first: fresh figures for the ranking. Only figures: an
          * extra sample must not count towards the recycling policy's consecutive checks. */

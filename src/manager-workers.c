@@ -120,6 +120,7 @@ static int manager_start_worker(Manager *m, Worker *w) {
                 .argv = g->config->exec_start,
                 .fds = m->fds,
                 .n_fds = m->sockets.n,
+                .nofile_soft = m->params.nofile_soft,
         };
         int r;
 

@@ -2,7 +2,6 @@
 /* Manager: set-up in named steps, signals, pool plans -> actions after every dispatch (reconcile), status
  * to systemd, shutdown. Reloads are manager-reload.c's, workers manager-workers.c's. */
 #include <fcntl.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -17,14 +16,6 @@
 #include "pool.h"
 #include "status.h"
 #include "worker.h"
-
-static unsigned usable_cpus(void) {
-        cpu_set_t set;
-
-        if (sched_getaffinity(0, sizeof set, &set) < 0)
-                return 1;
-        return MAX(CPU_COUNT(&set), 1);
-}
 
 /* ---- status ---- */
 
@@ -342,30 +333,6 @@ static int manager_setup_endpoints(Manager *m) {
         return 0;
 }
 
-/* The accounting backend: cgroups where they are ours, /proc otherwise. Never fatal. */
-static void manager_setup_accounting(Manager *m) {
-        _cleanup_free_ char *reason = NULL;
-        int r;
-
-        if (m->params.cgroup_root) {
-                r = cgroup_manager_new(m->params.cgroup_root, "/proc", 0, &m->cgroups, &reason);
-                if (r < 0)
-                        log_warning_errno(r, "Failed to set up worker accounting, using /proc: %m");
-                else
-                        log_info("accounting: %s", reason);
-        }
-        if (!m->cgroups) {
-                free(reason);
-                reason = NULL;
-                r = cgroup_manager_new(NULL, "/proc", 0, &m->cgroups, &reason);
-                if (r < 0)
-                        log_warning_errno(r, "Failed to set up /proc accounting, running without: %m");
-                else if (!m->params.cgroup_root)
-                        log_info("accounting: %s", reason);
-        }
-        srandom((unsigned) (getpid() ^ now_usec(CLOCK_MONOTONIC)));
-}
-
 /* The sampling timer, the plan timer (backoff ends) and the post source that reconciles after every
  * dispatch. */
 static int manager_setup_timers(Manager *m) {
@@ -404,9 +371,11 @@ int manager_new(const ManagerParams *params, Generation *generation, SocketSet *
         m = calloc(1, sizeof(Manager));
         if (!m) {
                 socket_set_done(sockets);
+                cgroup_manager_free(params->cgroups);
                 return log_oom();
         }
         m->params = *params;
+        m->cgroups = TAKE_PTR(m->params.cgroups);
         m->pid = getpid();
         m->ncpus = usable_cpus();
         m->started_usec = now_usec(CLOCK_MONOTONIC);
@@ -414,6 +383,7 @@ int manager_new(const ManagerParams *params, Generation *generation, SocketSet *
         generation_assign(&m->target, g);
         generation_assign(&m->stable, g);
 
+        srandom((unsigned) (getpid() ^ now_usec(CLOCK_MONOTONIC)));
         r = manager_setup_sockets(m, sockets);
         if (r < 0)
                 return r;
@@ -423,7 +393,6 @@ int manager_new(const ManagerParams *params, Generation *generation, SocketSet *
         r = manager_setup_endpoints(m);
         if (r < 0)
                 return r;
-        manager_setup_accounting(m);
         r = manager_setup_timers(m);
         if (r < 0)
                 return r;

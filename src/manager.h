@@ -3,6 +3,7 @@
  * workers; it turns events into pool reports and carries out what pool_plan() decides. */
 #pragma once
 
+#include "cgroup.h"
 #include "config.h"
 #include "generation.h"
 #include "sockets.h"
@@ -17,12 +18,13 @@ typedef struct ManagerParams {
         char *const *command;
         const char *control_path; /* NULL: no control socket */
         SocketSet *status_socket; /* the health/metrics socket(s); taken over by manager_new(), may be empty */
-        const char *cgroup_root;  /* cgroupfs to account workers in, NULL: /proc accounting only */
+        CgroupManager *cgroups;   /* the accounting backend, taken over by manager_new(); NULL: none */
+        uint64_t nofile_soft;     /* RLIMIT_NOFILE soft limit workers start with (corral raised its own) */
 } ManagerParams;
 
-/* Takes the first generation's reference and the sockets (on success and failure alike); the generation
- * becomes number 1. Sets up the loop, signals, endpoints, accounting and timers. Returns 0, or a negative
- * errno after logging why. */
+/* Takes the first generation's reference, the sockets and params->cgroups (on success and failure alike);
+ * the generation becomes number 1. Sets up the loop, signals, endpoints and timers. Returns 0, or a
+ * negative errno after logging why. */
 int manager_new(const ManagerParams *params, Generation *generation, SocketSet *sockets, Manager **ret);
 Manager *manager_free(Manager *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);

@@ -5,8 +5,10 @@
 #include <signal.h>
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <linux/close_range.h>
 #include <linux/magic.h>
@@ -22,7 +24,8 @@
 static const char *const spawn_stage_table[_SPAWN_STAGE_MAX] = {
         [SPAWN_STAGE_SIGNALS] = "signals", [SPAWN_STAGE_PDEATHSIG] = "pdeathsig",
         [SPAWN_STAGE_SETSID] = "setsid",   [SPAWN_STAGE_FDS] = "fds",
-        [SPAWN_STAGE_CGROUP] = "cgroup",   [SPAWN_STAGE_EXEC] = "exec",
+        [SPAWN_STAGE_CGROUP] = "cgroup",   [SPAWN_STAGE_RLIMIT] = "rlimit",
+        [SPAWN_STAGE_EXEC] = "exec",
 };
 
 const char *spawn_stage_to_string(SpawnStage s) {
@@ -57,17 +60,19 @@ static int child_reset_signals(void) {
  * target range, so a socket that already sits on another one's target is never clobbered, and dup2()
  * onto a distinct fd is what clears FD_CLOEXEC. */
 int child_move_fds(const int *fds, size_t n, int status_fd, int *status_fd_moved) {
-        int base = 3 + (int) n, tmp[n > 0 ? n : 1];
+        int base = 3 + (int) n, tmp[n > 0 ? n : 1], moved;
 
         for (size_t i = 0; i < n; i++) {
                 tmp[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, base);
                 if (tmp[i] < 0)
                         return -errno;
         }
-        /* The status pipe must survive too: park it above the range as well. */
-        *status_fd_moved = fcntl(status_fd, F_DUPFD_CLOEXEC, base);
-        if (*status_fd_moved < 0)
+        /* The status pipe must survive too: park it above the range as well. Written only on success: on
+         * failure the caller still reports through the pipe where it was. */
+        moved = fcntl(status_fd, F_DUPFD_CLOEXEC, base);
+        if (moved < 0)
                 return -errno;
+        *status_fd_moved = moved;
         for (size_t i = 0; i < n; i++)
                 if (dup2(tmp[i], 3 + (int) i) < 0)
                         return -errno;
@@ -139,6 +144,21 @@ _noreturn_ static void child_run(const SpawnParams *p, pid_t parent, int status_
                 else
                         env_remove(p->envp, p->pid_entries.pidfd_id_index);
         }
+        /* The soft limit corral was started with, not the one it raised for itself: select() breaks on fds
+         * above 1024, and a worker that wants more can raise it as corral did. Last before exec: with
+         * thousands of workers corral's free fds are high, where the lower limit would refuse the fds the
+         * child still opens (the copies above, the pidfd for LISTEN_PIDFDID). */
+        if (p->nofile_soft > 0) {
+                struct rlimit rl;
+
+                if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+                        child_fail(status_fd, SPAWN_STAGE_RLIMIT, errno);
+                if (rl.rlim_cur != (rlim_t) p->nofile_soft) {
+                        rl.rlim_cur = MIN((rlim_t) p->nofile_soft, rl.rlim_max);
+                        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                                child_fail(status_fd, SPAWN_STAGE_RLIMIT, errno);
+                }
+        }
         execve(p->path, p->argv, p->envp);
         child_fail(status_fd, SPAWN_STAGE_EXEC, errno);
 }
@@ -167,7 +187,12 @@ int spawn_worker(const SpawnParams *p, pid_t *ret_pid, int *ret_pidfd, int *ret_
         pidfd = pidfd_open(pid, 0);
         if (pidfd < 0) {
                 int r = -errno;
+
+                /* Without a pidfd no child source will ever reap it: do it here, or it stays a zombie (a
+                 * full fd table makes this happen on every respawn). It is ours and SIGKILLed, so the
+                 * wait is short. */
                 (void) kill(pid, SIGKILL);
+                (void) waitpid(pid, NULL, 0);
                 return r;
         }
 

@@ -15,6 +15,7 @@ typedef enum SpawnStage {
         SPAWN_STAGE_SETSID,
         SPAWN_STAGE_FDS,
         SPAWN_STAGE_CGROUP,
+        SPAWN_STAGE_RLIMIT,
         SPAWN_STAGE_EXEC,
         _SPAWN_STAGE_MAX,
         _SPAWN_STAGE_INVALID = -EINVAL,
@@ -31,6 +32,7 @@ typedef struct SpawnParams {
         size_t n_fds;
         int cgroup_procs_fds[2]; /* open cgroup.procs files to join before exec (v2 and v1 memory) */
         size_t n_cgroup_procs_fds;
+        uint64_t nofile_soft;    /* RLIMIT_NOFILE soft limit to exec with (corral raised its own); 0: as is */
 } SpawnParams;
 
 /* What the child writes to the status pipe when it fails before exec. */
@@ -46,9 +48,10 @@ int spawn_worker(const SpawnParams *p, pid_t *ret_pid, int *ret_pidfd, int *ret_
 
 /* Child side, between fork and exec (async-signal-safe, no malloc): makes fds[0..n) the fds 3, 4, ... in
  * that order with close-on-exec cleared, whatever numbers they had (on another one's target, on their own,
- * above or below); puts a copy of status_fd above them in *status_fd_moved; marks every fd from 3 + n up
- * close-on-exec, so only 0-2 and the moved ones cross exec. Returns 0 or -errno. Exported for the unit
- * tests. */
+ * above or below); puts a copy of status_fd above them in *status_fd_moved (written once that copy
+ * exists, so a failure can still be reported through it, or else through status_fd); marks every fd from
+ * 3 + n up close-on-exec, so only 0-2 and the moved ones cross exec. Returns 0 or -errno. Exported for
+ * the unit tests. */
 int child_move_fds(const int *fds, size_t n, int status_fd, int *status_fd_moved);
 
 /* Reads the status pipe. Returns 0 when exec succeeded (EOF), 1 with *ret filled in when the child

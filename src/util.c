@@ -5,6 +5,8 @@
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <sched.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -113,6 +115,22 @@ char *strdup_printf(const char *format, ...) {
         if (r < 0)
                 return NULL;
         return s;
+}
+
+unsigned usable_cpus(void) {
+        cpu_set_t set;
+
+        if (sched_getaffinity(0, sizeof set, &set) < 0)
+                return 1;
+        return MAX(CPU_COUNT(&set), 1);
+}
+
+uint64_t nofile_limit(void) {
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+                return UINT64_MAX;
+        return (uint64_t) rl.rlim_cur;
 }
 
 usec_t now_usec(clockid_t clock) {

@@ -94,6 +94,10 @@ int strv_consume(char ***l, char *value);
 char *strdup_printf(const char *format, ...) _printf_(1, 2);
 
 usec_t now_usec(clockid_t clock);
+/* CPUs this process may run on (its affinity mask), at least 1. */
+unsigned usable_cpus(void);
+/* The soft RLIMIT_NOFILE: how many fds this process may open; UINT64_MAX when unlimited or unknown. */
+uint64_t nofile_limit(void);
 /* Formats a duration like "1.5s", "250ms", "2min 3s" into buf (at least FORMAT_USEC_MAX bytes). */
 #define FORMAT_USEC_MAX 64
 const char *format_usec(char *buf, size_t size, usec_t u);

@@ -293,8 +293,9 @@ class Corral:
     corral on the first connection, which this class makes)."""
 
     def __init__(self, args, *, env=None, mode="embedded", sockets=(), activate_port=None,
-                 activate_fdname="http", notify_socket=None, workdir=None, name="corral", echo=False):
+                 activate_fdname="http", notify_socket=None, workdir=None, name="corral", echo=False, prefix=()):
         self.args = [str(a) for a in args]
+        self.prefix = list(prefix)  # a command that execs corral in place, e.g. prlimit
         self.mode = mode
         self.sockets = list(sockets)
         self.activate_port = activate_port
@@ -316,7 +317,7 @@ class Corral:
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def command(self):
-        corral = [corral_bin()] + self.args
+        corral = self.prefix + [corral_bin()] + self.args
         if self.mode == "embedded":
             return corral
         if self.mode == "fds":

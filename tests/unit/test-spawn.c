@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
@@ -469,4 +470,92 @@ Test(spawn, worker_gets_its_own_listen_pidfdid_or_none) {
         /* EOF on fd 3 ends the shell. */
         p[1] = safe_close(p[1]);
         cr_assert_eq(waitpid(pid, &status, 0), pid);
+}
+
+/* ---- failures between fork and exec leave nothing behind and lose nothing ---- */
+
+/* In a forked child with only fds 0-2 (so the test's own are out of the way), runs fn and exits with what it
+ * returns; the parent asserts exit 0 or shows the code. */
+static void in_bare_child(int (*fn)(void)) {
+        int status;
+        pid_t pid;
+
+        pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+                (void) close_range(3, ~0U, 0);
+                _exit(fn());
+        }
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        cr_assert(WIFEXITED(status), "child died: status %#x", (unsigned) status);
+        cr_assert_eq(WEXITSTATUS(status), 0, "child check %d failed", WEXITSTATUS(status));
+}
+
+/* Only fds 3 and 4 are left to open: spawn_worker()'s status pipe takes both, the fork works, and
+ * pidfd_open() fails with EMFILE after it. The child must not be left a zombie nobody will reap. */
+static int check_no_zombie_after_pidfd_failure(void) {
+        char *argv[] = { (char *) "/bin/true", NULL }, *envp[] = { NULL };
+        SpawnParams p = { .path = "/bin/true", .argv = argv, .envp = envp };
+        struct rlimit rl;
+        int pidfd, status_fd, r;
+        pid_t pid;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+                return 10;
+        rl.rlim_cur = 5;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                return 11;
+        r = spawn_worker(&p, &pid, &pidfd, &status_fd);
+        if (r != -EMFILE)
+                return 12;
+        /* No child left at all: reaped, not a zombie. */
+        if (waitpid(-1, NULL, WNOHANG) != -1 || errno != ECHILD)
+                return 13;
+        return 0;
+}
+
+Test(spawn, pidfd_failure_after_fork_leaves_no_zombie) {
+        in_bare_child(check_no_zombie_after_pidfd_failure);
+}
+
+/* child_move_fds() fails to park the status pipe (the fd table is full): the caller must still hold the
+ * pipe where it was, so the child's stage and errno reach the parent instead of a bare exit 127. */
+static int check_failure_reported_through_the_pipe(void) {
+        int status_pipe[2], sfd, file, r;
+        SpawnError e = {};
+        struct rlimit rl;
+
+        file = memfd_create("corral-test", MFD_CLOEXEC);
+        if (file != 3 || pipe2(status_pipe, O_CLOEXEC) < 0)
+                return 10;
+        /* The pipe's write end goes to 0, so fds 0-3 are taken, 4 is free: the socket's copy takes 4, and
+         * there is no room left for the pipe's. */
+        if (dup3(status_pipe[1], 0, O_CLOEXEC) < 0 || close(status_pipe[1]) < 0)
+                return 11;
+        if (fcntl(status_pipe[0], F_DUPFD_CLOEXEC, 100) < 0)
+                return 12;
+        status_pipe[0] = 100;
+        (void) close(4);
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+                return 13;
+        rl.rlim_cur = 5;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                return 14;
+
+        sfd = 0;
+        r = child_move_fds(&file, 1, sfd, &sfd);
+        if (r != -EMFILE)
+                return 15;
+        /* What child_run() does with it. */
+        e = (SpawnError) { .stage = SPAWN_STAGE_FDS, .error = -r };
+        if (write(sfd, &e, sizeof e) != sizeof e)
+                return 16;
+        e = (SpawnError) {};
+        if (spawn_read_status(status_pipe[0], &e) != 1 || e.stage != SPAWN_STAGE_FDS || e.error != EMFILE)
+                return 17;
+        return 0;
+}
+
+Test(spawn, a_failed_move_still_reports_through_the_status_pipe) {
+        in_bare_child(check_failure_reported_through_the_pipe);
 }

@@ -50,6 +50,7 @@ typedef struct Conn {
 static struct {
         double ready_delay;
         int no_ready, crash_at_start, ignore_sigterm, spawn_child, notify_via_child, watchdog; /* getopt flags */
+        int escaped_child;
         int exit_at_start;
         long drain_ms;
         const char *status;
@@ -213,6 +214,29 @@ static void spawn_leftover(void) {
                         pause();
         }
         fprintf(stderr, "test-worker %s: spawned leftover child %d\n", slot, (int) pid);
+}
+
+/* A child that leaves the worker's session (setsid) and keeps the listening sockets, as a daemonizing
+ * helper would: killing the worker's process group does not reach it, only its cgroup does. Bounded by an
+ * alarm so a failing test never leaks it for good. */
+static void spawn_escaped(void) {
+        pid_t pid = fork();
+
+        if (pid < 0)
+                die(1, "fork failed");
+        if (pid == 0) {
+                sigset_t ss;
+
+                (void) setsid();
+                close(epoll_fd);
+                sigemptyset(&ss);
+                sigprocmask(SIG_SETMASK, &ss, NULL);
+                signal(SIGTERM, SIG_DFL);
+                alarm(30);
+                for (;;)
+                        pause();
+        }
+        fprintf(stderr, "test-worker %s: spawned escaped child %d\n", slot, (int) pid);
 }
 
 static void conn_close(Conn *c) {
@@ -508,6 +532,7 @@ static void parse_args(int argc, char **argv) {
                 { "crash-at-start", no_argument, &arg.crash_at_start, 1 },
                 { "ignore-sigterm", no_argument, &arg.ignore_sigterm, 1 },
                 { "spawn-child", no_argument, &arg.spawn_child, 1 },
+                { "escaped-child", no_argument, &arg.escaped_child, 1 },
                 { "drain-ms", required_argument, NULL, 'd' },
                 { "status", required_argument, NULL, 's' },
                 { "notify-via-child", no_argument, &arg.notify_via_child, 1 },
@@ -606,6 +631,8 @@ int main(int argc, char **argv) {
 
         if (arg.spawn_child)
                 spawn_leftover();
+        if (arg.escaped_child)
+                spawn_escaped();
 
         if (!arg.no_ready && arg.ready_delay <= 0)
                 send_ready();
