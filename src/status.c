@@ -96,9 +96,7 @@ char *status_format_json(const StatusPool *p, const StatusWorker *rows, size_t n
                 "\"reloads_ok\":%u,\"reloads_failed\":%u,\"uptime_usec\":%llu,\"notify_rejected\":%llu,"
                 "\"drained\":%s,\"slots\":[",
                 status_verdict(p), pool_state_to_string(p->state), p->generation, p->ready, p->wanted, p->workers,
-                p->reloads_ok,
-                p->reloads_failed,
-                (unsigned long long) p->uptime_usec, (unsigned long long) p->notify_rejected,
+                p->reloads_ok, p->reloads_failed, (unsigned long long) p->uptime_usec, (unsigned long long) p->notify_rejected,
                 p->drained ? "true" : "false");
         for (size_t i = 0; i < n; i++)
                 fprintf(b.f,

@@ -1,0 +1,245 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Soak: many `corral reload --wait` under a closed-loop load, then many SIGKILLs of random workers, with
+corral's RSS and fd count every --every cycles. Says whether anything grows and whether anything failed.
+
+  contrib/bench/soak.py --reloads 1000 --kills 3000            # the long soak (about 10-15 min here)
+  contrib/bench/soak.py --reloads 100 --kills 300 --check      # CI-sized: exits 1 unless every reload
+                                                               # succeeded, fds are flat and RSS grew
+                                                               # less than --rss-growth-kb
+
+Load: --connections keep-alive clients on 127.0.0.1, each sending GET / in a loop, counting answers and
+failures (a request that fails on a reused connection before any byte came back is retried once on a
+fresh one, as HTTP clients do). A SIGKILLed worker takes its in-flight requests with it: the kill phase
+reports its failures, the reload phase must have none. Bounded: every wait has a deadline, and corral
+and its workers are stopped however the run ends.
+"""
+
+import argparse
+import http.client
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import benchlib as B
+
+
+class Load:
+    """Closed-loop keep-alive load that only counts (millions of requests: no per-request records)."""
+
+    def __init__(self, port, connections):
+        self.port, self.connections = port, connections
+        self.ok = self.failed = self.retried = 0
+        self.reasons = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = []
+
+    def _run(self):
+        ok = failed = retried = 0
+        reasons = {}
+        conn, reused = None, False
+        while not self._stop.is_set():
+            for attempt in (0, 1):
+                if conn is None:
+                    conn, reused = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5), False
+                try:
+                    conn.request("GET", "/")
+                    r = conn.getresponse()
+                    r.read()
+                except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as e:
+                    conn.close()
+                    conn = None
+                    if reused and attempt == 0:
+                        retried += 1
+                        continue
+                    failed += 1
+                    reasons[type(e).__name__] = reasons.get(type(e).__name__, 0) + 1
+                    break
+                except (OSError, http.client.HTTPException) as e:
+                    conn.close()
+                    conn = None
+                    failed += 1
+                    reasons[type(e).__name__] = reasons.get(type(e).__name__, 0) + 1
+                    time.sleep(0.01)  # a refused connection must not spin
+                    break
+                if r.status == 200:
+                    ok += 1
+                else:
+                    failed += 1
+                    reasons[f"HTTP {r.status}"] = reasons.get(f"HTTP {r.status}", 0) + 1
+                if r.will_close:
+                    conn.close()
+                    conn = None
+                else:
+                    reused = True
+                break
+            if ok % 64 == 0 or failed:
+                with self._lock:
+                    self.ok += ok
+                    self.failed += failed
+                    self.retried += retried
+                    for k, v in reasons.items():
+                        self.reasons[k] = self.reasons.get(k, 0) + v
+                ok = failed = retried = 0
+                reasons = {}
+        if conn is not None:
+            conn.close()
+        with self._lock:
+            self.ok += ok
+            self.failed += failed
+            self.retried += retried
+            for k, v in reasons.items():
+                self.reasons[k] = self.reasons.get(k, 0) + v
+
+    def counts(self):
+        with self._lock:
+            return {"ok": self.ok, "failed": self.failed, "retried": self.retried, "reasons": dict(self.reasons)}
+
+    def start(self):
+        for i in range(self.connections):
+            t = threading.Thread(target=self._run, daemon=True, name=f"soak-load-{i}")
+            t.start()
+            self._threads.append(t)
+        return self
+
+    def stop(self):
+        self._stop.set()
+        for t in self._threads:
+            t.join(10)
+        return self.counts()
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return None
+
+
+def fd_count(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def status(h, control):
+    return h.control_status(control, timeout=10)[1]
+
+
+def wait_ready(h, control, workers, timeout=10):
+    """Waits until every slot has a ready worker and nothing else runs (no draining leftovers)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        s = status(h, control)
+        if s["ready"] == workers and s["workers"] == workers:
+            return s
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"pool not back to {workers} ready workers: {s['ready']} ready, "
+                               f"{s['workers']} processes")
+        time.sleep(0.02)
+
+
+def checkpoint(h, corral, control, workers, phase, cycle, load, t0):
+    wait_ready(h, control, workers)
+    c = load.counts()
+    row = {"phase": phase, "cycle": cycle, "seconds": round(time.monotonic() - t0, 1), "rss_kb": rss_kb(corral.pid),
+           "fds": fd_count(corral.pid), "requests_ok": c["ok"], "requests_failed": c["failed"]}
+    B.log(f"  {phase} {cycle:5}: rss {row['rss_kb']} kB, {row['fds']} fds, {c['ok']} ok, {c['failed']} failed")
+    return row
+
+
+def run(args, h):
+    workdir = tempfile.mkdtemp(prefix="corral-soak-")
+    control = os.path.join(workdir, "control")
+    port = h.free_port()
+    corral = h.Corral(["--listen", f"127.0.0.1:{port}", "--count", args.workers, "--control", control,
+                       "--min-uptime", "0", "--", h.worker_bin(), "--drain-ms", "200"], workdir=workdir, name="soak")
+    result = {"benchmark": "soak", "command": " ".join(sys.argv), "machine": B.machine(), "workers": args.workers,
+              "connections": args.connections, "rows": []}
+    with corral:
+        h.wait_all_ready(control, args.workers)
+        load = Load(port, args.connections).start()
+        t0 = time.monotonic()
+        try:
+            time.sleep(1)
+            result["rows"].append(checkpoint(h, corral, control, args.workers, "start", 0, load, t0))
+            failed_reloads = 0
+            for i in range(1, args.reloads + 1):
+                p = subprocess.run([h.corral_bin(), "reload", "--wait", "--control", control], capture_output=True,
+                                   text=True, timeout=60)
+                if p.returncode != 0:
+                    failed_reloads += 1
+                    B.log(f"  reload {i} failed: {p.stdout.strip()} {p.stderr.strip()}")
+                if i % args.every == 0 or i == args.reloads:
+                    result["rows"].append(checkpoint(h, corral, control, args.workers, "reload", i, load, t0))
+            reload_requests = load.counts()
+            rng = random.Random(args.seed)
+            for i in range(1, args.kills + 1):
+                s = wait_ready(h, control, args.workers)
+                victim = rng.choice([w["pid"] for w in s["slots"] if w["state"] == "ready"])
+                os.kill(victim, signal.SIGKILL)
+                h.wait_until(lambda: not h.pid_alive(victim), 5, message=f"worker {victim} survived SIGKILL")
+                if i % args.every == 0 or i == args.kills:
+                    result["rows"].append(checkpoint(h, corral, control, args.workers, "kill", i, load, t0))
+        finally:
+            counts = load.stop()
+        result["failed_reloads"] = failed_reloads
+        result["requests"] = counts
+        result["reload_phase_failed_requests"] = reload_requests["failed"]
+        result["kill_phase_failed_requests"] = counts["failed"] - reload_requests["failed"]
+        result["seconds"] = round(time.monotonic() - t0, 1)
+        corral.stop(signal.SIGTERM, timeout=30)
+    rows = result["rows"]
+    result["fds_min"], result["fds_max"] = min(r["fds"] for r in rows), max(r["fds"] for r in rows)
+    result["rss_first_kb"], result["rss_last_kb"] = rows[0]["rss_kb"], rows[-1]["rss_kb"]
+    result["rss_growth_kb"] = rows[-1]["rss_kb"] - rows[1]["rss_kb"] if len(rows) > 1 else 0
+    return result
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--reloads", type=int, default=1000)
+    ap.add_argument("--kills", type=int, default=3000)
+    ap.add_argument("--workers", type=int, default=4)
+    ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--every", type=int, default=100, help="a checkpoint every N cycles")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--check", action="store_true",
+                    help="exit 1 unless every reload succeeded, fds stayed flat and RSS grew less than "
+                         "--rss-growth-kb")
+    ap.add_argument("--rss-growth-kb", type=int, default=512)
+    ap.add_argument("--build-dir", default=B.default_build_dir())
+    ap.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
+    args = ap.parse_args()
+    h = B.setup(args.build_dir)
+    r = run(args, h)
+    B.log(f"soak: {args.reloads} reloads ({r['failed_reloads']} failed, {r['reload_phase_failed_requests']} failed "
+          f"requests), {args.kills} kills ({r['kill_phase_failed_requests']} failed requests), "
+          f"{r['requests']['ok']} requests ok in {r['seconds']} s; fds {r['fds_min']}..{r['fds_max']}; "
+          f"RSS {r['rss_first_kb']} -> {r['rss_last_kb']} kB (growth after the first cycles "
+          f"{r['rss_growth_kb']} kB)")
+    B.emit(r, args.json)
+    if args.check:
+        problems = []
+        if r["failed_reloads"]:
+            problems.append(f"{r['failed_reloads']} reloads failed")
+        if r["reload_phase_failed_requests"]:
+            problems.append(f"{r['reload_phase_failed_requests']} requests failed during the reloads")
+        if r["fds_max"] != r["fds_min"]:
+            problems.append(f"fd count moved: {r['fds_min']}..{r['fds_max']}")
+        if r["rss_growth_kb"] > args.rss_growth_kb:
+            problems.append(f"RSS grew {r['rss_growth_kb']} kB")
+        if problems:
+            B.log("soak: FAILED: " + "; ".join(problems))
+            sys.exit(1)
+        B.log("soak: passed")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+# SPDX-License-Identifier: MIT
+"""The soak benchmark at CI size: 100 `reload --wait` under load and 300 SIGKILLs of random workers, with
+every reload succeeding, no request failing during the reloads, corral's fd count flat and its RSS growing
+less than 512 kB (contrib/bench/soak.py --check decides; the long soak's figures are in
+docs/performance.md)."""
+
+import os
+import subprocess
+import sys
+import unittest
+
+import corral_harness as h
+
+SOAK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "contrib", "bench", "soak.py")
+
+
+class Soak(unittest.TestCase):
+    def test_ci_sized_soak(self):
+        p = subprocess.run([sys.executable, SOAK, "--reloads", "100", "--kills", "300", "--every", "50",
+                            "--check"], capture_output=True, text=True, timeout=h.scaled(240),
+                           env=h.clean_env({"CORRAL_BIN": h.corral_bin(), "CORRAL_TEST_WORKER": h.worker_bin()}))
+        sys.stderr.write(p.stderr)
+        self.assertEqual(p.returncode, 0, p.stderr[-3000:])
+        self.assertIn("soak: passed", p.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
