@@ -93,13 +93,15 @@ static void notify_receive_one(NotifySocket *n, char *buf, bool *ret_again) {
                 }
         }
 
-        if (!cred || cred->pid <= 0 || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
-            (size_t) len > NOTIFY_BUFFER_MAX || notify_message_parse(buf, (size_t) len, &m) < 0) {
+        if (cred && cred->pid <= 0)
+                cred = NULL;
+        if (!cred || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || (size_t) len > NOTIFY_BUFFER_MAX ||
+            notify_message_parse(buf, (size_t) len, &m) < 0) {
                 notify_socket_reject(n);
                 /* Tell the receiver too (message NULL), so it can log it; it must not count it again. */
-                n->handler(n, cred && cred->pid > 0 ? cred->pid : 0, NULL, n->userdata);
+                n->handler(n, cred, NULL, n->userdata);
         } else
-                n->handler(n, cred->pid, &m, n->userdata);
+                n->handler(n, cred, &m, n->userdata);
 
         /* corral keeps no fd store: passed fds are closed, but only now. The one a BARRIER=1 carries holds
          * its sender (systemd-notify, a worker's helper) until it is closed; closed before the handler

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include <systemd/sd-event.h>
@@ -29,10 +30,12 @@ int notify_message_parse(char *buf, size_t size, NotifyMessage *ret);
 
 typedef struct NotifySocket NotifySocket;
 
-/* Called for every datagram; pid is the sender's (0 when unknown). m is NULL for a datagram that was
- * malformed, too long or without credentials: already counted as rejected. Otherwise the receiver decides
- * whether it counts and calls notify_socket_reject() if not. */
-typedef void (*notify_handler_t)(NotifySocket *n, pid_t pid, const NotifyMessage *m, void *userdata);
+/* Called for every datagram; sender is what the kernel stamped it with (SCM_CREDENTIALS: pid, uid, gid),
+ * NULL when it came without credentials or from a process this pid namespace cannot see (pid 0). m is NULL
+ * for a datagram that was malformed, too long or without credentials: already counted as rejected.
+ * Otherwise the receiver decides whether it counts and calls notify_socket_reject() if not. */
+typedef void (*notify_handler_t)(NotifySocket *n, const struct ucred *sender, const NotifyMessage *m,
+                                 void *userdata);
 
 /* Creates an abstract AF_UNIX datagram socket with SO_PASSCRED, watched by the loop at priority. */
 int notify_socket_new(sd_event *e, int64_t priority, notify_handler_t handler, void *userdata,

@@ -203,21 +203,24 @@ typedef struct Received {
         unsigned rejected;  /* calls with no message: malformed, too long, no credentials */
         pid_t rejected_pid;
         pid_t pid;
+        uid_t uid;
         NotifyMessage message;
         char status[NOTIFY_BUFFER_MAX + 1];
         size_t status_len;
 } Received;
 
-static void on_message(NotifySocket *n, pid_t pid, const NotifyMessage *m, void *userdata) {
+static void on_message(NotifySocket *n, const struct ucred *sender, const NotifyMessage *m, void *userdata) {
         Received *r = userdata;
 
         if (!m) {
                 r->rejected++;
-                r->rejected_pid = pid;
+                r->rejected_pid = sender ? sender->pid : 0;
                 return;
         }
+        cr_assert_not_null(sender);
         r->calls++;
-        r->pid = pid;
+        r->pid = sender->pid;
+        r->uid = sender->uid;
         r->message = *m;
         r->status_len = 0;
         if (m->status) {
@@ -319,6 +322,7 @@ Test(notify, socket_round_trip_with_credentials) {
         loop_run(&l);
         cr_assert_eq(l.received.calls, 1);
         cr_assert_eq(l.received.pid, getpid());
+        cr_assert_eq(l.received.uid, getuid());
         cr_assert(l.received.message.ready);
         cr_assert_str_eq(l.received.status, "Listening on 2 sockets");
         cr_assert_eq(notify_socket_rejected(l.socket), 0);
