@@ -740,6 +740,84 @@ def send_datagram(notify_socket, data, fds=(), sndbuf=None):
     return None
 
 
+_FLOOD = r"""
+import socket, struct, sys, time
+address, duration = sys.argv[1], float(sys.argv[2])
+address = "\0" + address[1:] if address.startswith("@") else address
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+# A full queue blocks the sender, as it blocks sd_notify(); for at most 0.2 s, to see the deadline.
+s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", 0, 200000))
+sent = 0
+end = time.monotonic() + duration
+while time.monotonic() < end:
+    for _ in range(256):
+        try:
+            s.sendto(b"READY=1", address)
+            sent += 1
+        except BlockingIOError:
+            pass
+        except OSError:  # the receiver is gone
+            end = 0
+            break
+print(sent, flush=True)
+"""
+
+
+class NotifyFlood:
+    """PROCESSES processes running as UID (nobody by default: an unprivileged stranger), each sending
+    well-formed READY=1 datagrams to NOTIFY_SOCKET as fast as the receiver takes them (blocking sends, as
+    sd_notify() does) for DURATION seconds. Needs root to switch to UID. Every process is killed by pid at
+    stop(); sent() is the total the processes reported."""
+
+    def __init__(self, notify_socket, duration=10.0, uid=65534, gid=65534, processes=1):
+        self.address = notify_socket
+        self.duration, self.uid, self.gid, self.n = duration, uid, gid, processes
+        self.procs = []
+        self.started_at = self.stopped_at = None
+        self._sent = None
+
+    def start(self):
+        if os.geteuid() != 0:
+            raise unittest.SkipTest("a flood from another uid needs root to switch to it")
+        self.started_at = time.monotonic()
+        # The system's interpreter: the one running the tests may live where nobody cannot read it.
+        for _ in range(self.n):
+            self.procs.append(subprocess.Popen(
+                ["/usr/bin/python3", "-c", _FLOOD, self.address, str(self.duration)], stdout=subprocess.PIPE,
+                stdin=subprocess.DEVNULL, user=self.uid, group=self.gid, extra_groups=[], cwd="/",
+                env=clean_env()))
+        return self
+
+    def stop(self):
+        total = 0
+        for p in self.procs:
+            try:
+                out, _ = p.communicate(timeout=self.duration + scaled(5))
+                total += int(out.split()[0]) if out.split() else 0
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        self.stopped_at = time.monotonic()
+        self._sent = total
+        return self
+
+    def kill(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+    def sent(self):
+        return self._sent
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.kill()
+        return False
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Load
 
