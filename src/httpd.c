@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* The status HTTP server: non-blocking accept, one bounded request and one bounded response per connection,
- * a deadline per connection, and a lingering close so that an early error response is not lost. */
+ * deadlines per connection (a short one for the request head), room for every new client made by closing
+ * an older one, and a lingering close so that an early error response is not lost. */
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -24,6 +26,12 @@ typedef enum ConnectionState {
         CONNECTION_LINGERING,
 } ConnectionState;
 
+/* What a connection counts against for HTTPD_PEER_CONNECTIONS_MAX. */
+typedef struct HttpdPeer {
+        int family;
+        uint8_t addr[8];
+} HttpdPeer;
+
 struct HttpdResponse {
         bool head;
         char *data; /* status line, headers and (unless head) the body */
@@ -37,7 +45,9 @@ struct HttpdConnection {
         sd_event_source *io;
         sd_event_source *timer;
         ConnectionState state;
-        usec_t deadline;
+        HttpdPeer peer;
+        usec_t accepted;
+        usec_t deadline; /* for the response */
         HttpdResponse response;
         size_t written;
         size_t drained;
@@ -51,11 +61,12 @@ struct Httpd {
         sd_event_source *io;
         sd_event_source *accept_retry;
         int64_t priority;
-        usec_t timeout;
+        usec_t head_timeout, timeout;
         httpd_handler_t handler;
         void *userdata;
-        HttpdConnection *connections;
+        HttpdConnection *connections; /* newest first */
         unsigned n_connections;
+        uint64_t n_evicted;
 };
 
 static void connection_free(HttpdConnection *c) {
@@ -235,20 +246,24 @@ static void connection_read(HttpdConnection *c) {
                         return;
                 }
                 (void) connection_respond_error(c, 400, "incomplete request");
-                connection_start_write(c);
-                return;
+        } else {
+                switch (http_request_feed(&c->request, buf, n, NULL)) {
+                case HTTP_PARSE_MORE:
+                        return;
+                case HTTP_PARSE_ERROR:
+                        (void) connection_respond_error(c, c->request.status, c->request.error);
+                        break;
+                case HTTP_PARSE_DONE:
+                        c->response.head = c->request.method == HTTP_METHOD_HEAD;
+                        s->handler(s, &c->request, &c->response, s->userdata);
+                        break;
+                }
         }
 
-        switch (http_request_feed(&c->request, buf, n, NULL)) {
-        case HTTP_PARSE_MORE:
+        /* The head is in: from now on the response deadline applies, not the head's. */
+        if (connection_set_timer(c, c->deadline) < 0) {
+                connection_free(c);
                 return;
-        case HTTP_PARSE_ERROR:
-                (void) connection_respond_error(c, c->request.status, c->request.error);
-                break;
-        case HTTP_PARSE_DONE:
-                c->response.head = c->request.method == HTTP_METHOD_HEAD;
-                s->handler(s, &c->request, &c->response, s->userdata);
-                break;
         }
         connection_start_write(c);
 }
@@ -291,7 +306,7 @@ static int on_connection_timeout(sd_event_source *src, uint64_t usec, void *user
         return 0;
 }
 
-static int connection_new(Httpd *s, int fd) {
+static int connection_new(Httpd *s, int fd, const HttpdPeer *peer, HttpdConnection **ret) {
         HttpdConnection *c;
         int r;
 
@@ -301,6 +316,7 @@ static int connection_new(Httpd *s, int fd) {
         c->server = s;
         c->fd = fd;
         c->state = CONNECTION_READING;
+        c->peer = *peer;
         c->next = s->connections;
         http_request_init(&c->request);
         if (c->next)
@@ -308,13 +324,14 @@ static int connection_new(Httpd *s, int fd) {
         s->connections = c;
         s->n_connections++;
 
-        r = sd_event_now(s->event, CLOCK_MONOTONIC, &c->deadline);
+        r = sd_event_now(s->event, CLOCK_MONOTONIC, &c->accepted);
         if (r >= 0) {
-                c->deadline += s->timeout;
+                c->deadline = c->accepted + s->timeout;
                 r = sd_event_add_io(s->event, &c->io, fd, EPOLLIN, on_connection_io, c);
         }
         if (r >= 0)
-                r = sd_event_add_time(s->event, &c->timer, CLOCK_MONOTONIC, c->deadline, 0,
+                r = sd_event_add_time(s->event, &c->timer, CLOCK_MONOTONIC,
+                                      c->accepted + MIN(s->head_timeout, s->timeout), 0,
                                       on_connection_timeout, c);
         if (r < 0) {
                 c->fd = -EBADF; /* the caller still owns it */
@@ -325,7 +342,84 @@ static int connection_new(Httpd *s, int fd) {
         (void) sd_event_source_set_priority(c->timer, s->priority);
         (void) sd_event_source_set_description(c->io, "httpd-connection");
         (void) sd_event_source_set_description(c->timer, "httpd-timeout");
+        *ret = c;
         return 0;
+}
+
+/* An IPv4 address, an IPv6 /64 (a host commonly holds a whole /64, so a finer key would let one host take
+ * every place), or the uid behind an AF_UNIX connection. An IPv4 client of a dual-stack socket counts as
+ * its IPv4 address, not as the ::ffff:0:0/96 prefix all of them share. */
+static void peer_from_address(int fd, const struct sockaddr_storage *sa, HttpdPeer *ret) {
+        HttpdPeer p = { .family = sa->ss_family };
+
+        if (sa->ss_family == AF_INET)
+                memcpy(p.addr, &((const struct sockaddr_in *) sa)->sin_addr, 4);
+        else if (sa->ss_family == AF_INET6) {
+                const struct in6_addr *a = &((const struct sockaddr_in6 *) sa)->sin6_addr;
+
+                if (IN6_IS_ADDR_V4MAPPED(a)) {
+                        p.family = AF_INET;
+                        memcpy(p.addr, a->s6_addr + 12, 4);
+                } else
+                        memcpy(p.addr, a->s6_addr, 8);
+        } else if (sa->ss_family == AF_UNIX) {
+                struct ucred cred;
+                socklen_t len = sizeof cred;
+
+                if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) >= 0)
+                        memcpy(p.addr, &cred.uid, sizeof cred.uid);
+        }
+        *ret = p;
+}
+
+static bool peer_equal(const HttpdPeer *a, const HttpdPeer *b) {
+        return a->family == b->family && memcmp(a->addr, b->addr, sizeof a->addr) == 0;
+}
+
+/* Which connection gives way first: one that has not sent its request head yet costs its client least to
+ * repeat and is what a slow or idle client holds; one lingering has had its response. */
+static unsigned connection_rank(const HttpdConnection *c) {
+        switch (c->state) {
+        case CONNECTION_READING:
+                return 0;
+        case CONNECTION_LINGERING:
+                return 1;
+        default:
+                return 2;
+        }
+}
+
+/* Closes the connection that gives way to a new one from peer: when peer holds its share, one of its own,
+ * else, when the server is full, anyone's. The lowest rank goes, the oldest among equals. */
+static void server_make_room(Httpd *s, const HttpdPeer *peer) {
+        static const char timeout[] = "HTTP/1.1 408 Request Timeout\r\n"
+                                      "Content-Type: text/plain; charset=utf-8\r\n"
+                                      "Content-Length: 51\r\n"
+                                      "Connection: close\r\n"
+                                      "\r\n"
+                                      "408 Request Timeout: place given to a newer client\n";
+        HttpdConnection *victim = NULL;
+        unsigned n_peer = 0;
+        bool own;
+
+        for (HttpdConnection *c = s->connections; c; c = c->next)
+                n_peer += peer_equal(&c->peer, peer);
+        own = n_peer >= HTTPD_PEER_CONNECTIONS_MAX;
+        if (!own && s->n_connections < HTTPD_CONNECTIONS_MAX)
+                return;
+
+        /* Newest first: "<=" keeps going to the oldest of a rank (the loop's time stamps can be equal). */
+        for (HttpdConnection *c = s->connections; c; c = c->next)
+                if ((!own || peer_equal(&c->peer, peer)) &&
+                    (!victim || connection_rank(c) < connection_rank(victim) ||
+                     (connection_rank(c) == connection_rank(victim) && c->accepted <= victim->accepted)))
+                        victim = c;
+
+        /* A client that was still sending learns why; its unread bytes may turn this into a reset. */
+        if (victim->state == CONNECTION_READING)
+                (void) send(victim->fd, timeout, sizeof timeout - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+        connection_free(victim);
+        s->n_evicted++;
 }
 
 static int on_accept_retry(sd_event_source *src, uint64_t usec, void *userdata) {
@@ -356,19 +450,17 @@ static void accept_pause(Httpd *s) {
 }
 
 static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
-        static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
-                                   "Content-Type: text/plain; charset=utf-8\r\n"
-                                   "Content-Length: 18\r\n"
-                                   "Connection: close\r\n"
-                                   "\r\n"
-                                   "too many clients\r\n";
         Httpd *s = userdata;
 
         /* A batch per wakeup, so that a flood of connections cannot starve the rest of the loop. */
         for (unsigned i = 0; i < HTTPD_ACCEPT_BATCH; i++) {
                 _cleanup_close_ int cfd = -EBADF;
+                struct sockaddr_storage sa = {};
+                socklen_t len = sizeof sa;
+                HttpdConnection *c;
+                HttpdPeer peer;
 
-                cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                cfd = accept4(fd, (struct sockaddr *) &sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
                 if (cfd < 0) {
                         if (errno == EAGAIN)
                                 return 0;
@@ -379,12 +471,14 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userd
                         /* ECONNABORTED, EPROTO, EPERM (firewall) and such concern that one connection. */
                         continue;
                 }
-                if (s->n_connections >= HTTPD_CONNECTIONS_MAX) {
-                        (void) send(cfd, busy, sizeof busy - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+                peer_from_address(cfd, &sa, &peer);
+                server_make_room(s, &peer);
+                if (connection_new(s, cfd, &peer, &c) < 0)
                         continue;
-                }
-                if (connection_new(s, cfd) >= 0)
-                        TAKE_FD(cfd);
+                TAKE_FD(cfd);
+                /* A real client sends its request with the handshake or right behind it: answer it now,
+                 * before later connections could make it give way. */
+                connection_read(c);
         }
         return 0;
 }
@@ -421,6 +515,7 @@ int httpd_new(sd_event *e, int listen_fd, int64_t priority, httpd_handler_t hand
                 .event = sd_event_ref(e),
                 .fd = TAKE_FD(fd),
                 .priority = priority,
+                .head_timeout = HTTPD_HEAD_TIMEOUT_USEC,
                 .timeout = HTTPD_TIMEOUT_USEC,
                 .handler = handler,
                 .userdata = userdata,
@@ -449,10 +544,15 @@ Httpd *httpd_free(Httpd *s) {
         return NULL;
 }
 
-void httpd_set_timeout(Httpd *s, usec_t usec) {
+void httpd_set_timeouts(Httpd *s, usec_t head_usec, usec_t usec) {
+        s->head_timeout = head_usec;
         s->timeout = usec;
 }
 
 unsigned httpd_n_connections(const Httpd *s) {
         return s->n_connections;
+}
+
+uint64_t httpd_n_evicted(const Httpd *s) {
+        return s->n_evicted;
 }

@@ -9,9 +9,16 @@
 #include "http-request.h"
 #include "util.h"
 
-/* Beyond this many open connections a new one gets a best-effort 503 and is closed at once. */
+/* Open connections, in all and from one peer (an IP address, an IPv6 /64, a uid on an AF_UNIX socket). A
+ * new connection over either bound is never refused: it takes the place of the oldest connection still
+ * reading its request head (else of the oldest lingering one, else of the oldest being written to), of
+ * its own peer when that peer is over its share, so a slow client costs only its own peer's. */
 #define HTTPD_CONNECTIONS_MAX 64
-/* From accept to the end of the response; a request not complete by then is answered 408. */
+#define HTTPD_PEER_CONNECTIONS_MAX 16
+/* From accept to the end of the request head, however it trickles in: a health check is one segment of
+ * under 100 bytes, so this is generous; a request not complete by then is answered 408. */
+#define HTTPD_HEAD_TIMEOUT_USEC (2 * USEC_PER_SEC)
+/* From accept to the end of the response. */
 #define HTTPD_TIMEOUT_USEC (5 * USEC_PER_SEC)
 #define HTTPD_BODY_MAX (1024 * 1024)
 
@@ -40,6 +47,10 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Httpd *, httpd_free);
  * after a failure the client gets a 500 unless a later call succeeds. */
 int httpd_respond(HttpdResponse *resp, int status, const char *content_type, const char *body);
 
-/* The deadline for connections accepted from now on (default HTTPD_TIMEOUT_USEC); for tests. */
-void httpd_set_timeout(Httpd *h, usec_t usec);
+/* The deadlines for connections accepted from now on: for the request head (default
+ * HTTPD_HEAD_TIMEOUT_USEC, never past the other) and for the response (default HTTPD_TIMEOUT_USEC); for
+ * tests. */
+void httpd_set_timeouts(Httpd *h, usec_t head_usec, usec_t usec);
 unsigned httpd_n_connections(const Httpd *h);
+/* Connections closed to make room for a newer one. */
+uint64_t httpd_n_evicted(const Httpd *h);

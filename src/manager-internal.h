@@ -74,6 +74,13 @@ struct Manager {
         unsigned term_signals;
         char *status;
         usec_t reject_logged_usec;
+        /* Who may notify: the uids the pool's workers run as (manager-workers.c). */
+        uid_t worker_uids[4];
+        unsigned n_worker_uids;
+        /* The budget for tracing notifiers through /proc: this window's start and the traces in it. */
+        usec_t trace_window_usec;
+        unsigned trace_window_count;
+        uint64_t untraced; /* notifications dropped because the budget was spent */
 };
 
 /* manager-reload.c */
@@ -102,7 +109,8 @@ int manager_read_accounting(PoolWorker *pw, CgroupSample *ret);
 /* Samples every worker (the sampling timer), feeds the recycling policy, then removes empty leaves left
  * behind. */
 void manager_sample(Manager *m);
-void manager_on_worker_notify(NotifySocket *n, pid_t pid, const NotifyMessage *msg, void *userdata);
+void manager_on_worker_notify(NotifySocket *n, const struct ucred *sender, const NotifyMessage *msg,
+                              void *userdata);
 
 /* manager-control.c */
 void manager_on_http(Httpd *h, const HttpRequest *req, HttpdResponse *resp, void *userdata);

@@ -4,6 +4,7 @@
  * and sampling them for the recycling policy. */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "env.h"
 #include "manager-internal.h"
@@ -84,6 +85,7 @@ static void manager_report_exit(Manager *m, Worker *w, PoolWorker *pw) {
 /* ---- plan actions ---- */
 
 static void manager_on_worker_event(Worker *w, const WorkerEvent *ev, void *userdata);
+static void manager_note_worker_uids(Manager *m);
 
 /* Memory limits are worth having, not worth refusing a worker for; a failure is said once. */
 static void manager_set_memory_limits(Manager *m, Worker *w) {
@@ -129,6 +131,7 @@ static int manager_start_worker(Manager *m, Worker *w) {
                 return r;
         sp.envp = envp;
         manager_set_memory_limits(m, w);
+        manager_note_worker_uids(m);
         return worker_start(w, m->event, &sp, (double) random() / ((double) RAND_MAX + 1.0));
 }
 
@@ -332,6 +335,36 @@ static void manager_on_worker_event(Worker *w, const WorkerEvent *ev, void *user
 
 /* ---- notifications ---- */
 
+/* At most this many notifiers per window are traced through /proc (a parent walk and a cgroup lookup: ~70 us
+ * each) to find their worker; past that, a datagram from a pid that is not a worker's is dropped unread. A
+ * flood from a process of the workers' own uid thus costs a bounded share of a core, and the workers' own
+ * datagrams, found by their pid, are never held up. Helpers below a worker notify rarely. */
+#define NOTIFY_TRACE_WINDOW_USEC (100 * USEC_PER_MSEC)
+#define NOTIFY_TRACE_BURST 100
+
+/* The uids a worker about to start runs as join the set a notification may come from. Today that is
+ * corral's own: a worker inherits its real uid, which the kernel stamps on its datagrams, and its effective
+ * one, which a sender may claim instead. A per-generation User= adds the generation's uid here. */
+static void manager_note_worker_uids(Manager *m) {
+        const uid_t uids[] = { getuid(), geteuid() };
+
+        for (size_t i = 0; i < ELEMENTSOF(uids); i++) {
+                bool known = false;
+
+                for (unsigned k = 0; k < m->n_worker_uids; k++)
+                        known = known || m->worker_uids[k] == uids[i];
+                if (!known && m->n_worker_uids < ELEMENTSOF(m->worker_uids))
+                        m->worker_uids[m->n_worker_uids++] = uids[i];
+        }
+}
+
+static bool manager_is_worker_uid(const Manager *m, uid_t uid) {
+        for (unsigned k = 0; k < m->n_worker_uids; k++)
+                if (m->worker_uids[k] == uid)
+                        return true;
+        return false;
+}
+
 static Worker *manager_find_pid(Manager *m, pid_t pid) {
         for (Worker *w = m->workers; w; w = w->next)
                 if (w->pid == pid && !w->exited)
@@ -339,51 +372,84 @@ static Worker *manager_find_pid(Manager *m, pid_t pid) {
         return NULL;
 }
 
+/* Whether one more notifier may be traced through /proc in this window. */
+static bool manager_trace_allowed(Manager *m, usec_t now) {
+        if (now - m->trace_window_usec >= NOTIFY_TRACE_WINDOW_USEC) {
+                m->trace_window_usec = now;
+                m->trace_window_count = 0;
+        }
+        if (m->trace_window_count >= NOTIFY_TRACE_BURST)
+                return false;
+        m->trace_window_count++;
+        return true;
+}
+
 /* A datagram from a worker, from any process below it or from any process in its cgroup counts for that
  * worker, as NotifyAccess=all does for a unit: a Node worker can only notify through a child
- * (systemd-notify --ready), and a helper that double-forked is no longer below its worker. */
-static Worker *manager_attribute(Manager *m, pid_t sender) {
+ * (systemd-notify --ready), and a helper that double-forked is no longer below its worker. The cheap checks
+ * come first, so that a flood from a stranger costs a comparison per datagram: a uid no worker runs as
+ * cannot be a worker's, a worker's own pid needs no search; only then, within the budget, the walk up the
+ * sender's parents (depth 16) and the lookup of its cgroup. Returns the worker, or NULL and why not. */
+static Worker *manager_attribute(Manager *m, const struct ucred *sender, usec_t now, const char **ret_why) {
         CgroupWorker *cw;
-        pid_t pid = sender;
+        pid_t pid = sender->pid;
+        Worker *w;
 
+        if (!manager_is_worker_uid(m, sender->uid)) {
+                *ret_why = "from a uid no worker runs as";
+                return NULL;
+        }
+        w = manager_find_pid(m, pid);
+        if (w)
+                return w;
+        if (!manager_trace_allowed(m, now)) {
+                m->untraced++;
+                *ret_why = "not a worker's pid, and too many such to trace";
+                return NULL;
+        }
         for (unsigned depth = 0; depth < 16 && pid > 1 && pid != m->pid; depth++) {
-                Worker *w = manager_find_pid(m, pid);
+                w = manager_find_pid(m, pid);
                 if (w)
                         return w;
                 if (cgroup_manager_get_ppid(m->cgroups, pid, &pid) < 0)
                         break;
         }
-        cw = cgroup_manager_find_pid(m->cgroups, sender);
-        for (Worker *w = m->workers; cw && w; w = w->next)
+        cw = cgroup_manager_find_pid(m->cgroups, sender->pid);
+        for (w = m->workers; cw && w; w = w->next)
                 if (w->cgroup == cw)
                         return w;
+        *ret_why = "not a worker";
         return NULL;
 }
 
-void manager_on_worker_notify(NotifySocket *n, pid_t pid, const NotifyMessage *msg, void *userdata) {
+void manager_on_worker_notify(NotifySocket *n, const struct ucred *sender, const NotifyMessage *msg,
+                              void *userdata) {
         Manager *m = userdata;
-        Worker *w = msg ? manager_attribute(m, pid) : NULL;
-        PoolWorker *pw = w ? manager_record(m, w) : NULL;
         usec_t now = now_usec(CLOCK_MONOTONIC);
+        const char *why = "malformed, too long or without credentials";
+        Worker *w = msg ? manager_attribute(m, sender, now, &why) : NULL;
+        PoolWorker *pw = w ? manager_record(m, w) : NULL;
 
         if (!msg || !pw) {
                 /* notify.c counted a malformed one already; one from a stranger is counted here. */
                 uint64_t total = msg ? notify_socket_reject(n) : notify_socket_rejected(n);
+                pid_t pid = sender ? sender->pid : 0;
 
                 /* Log at most one every 10 s: a flood must not flood the journal. */
                 if (now - m->reject_logged_usec >= 10 * USEC_PER_SEC || m->reject_logged_usec == 0) {
                         LogFields f = {};
                         m->reject_logged_usec = now;
                         log_fields_add(&f, "SENDER_PID=%d", (int) pid);
+                        if (sender)
+                                log_fields_add(&f, "SENDER_UID=%u", (unsigned) sender->uid);
                         log_fields_add(&f, "REJECTED_TOTAL=%llu", (unsigned long long) total);
+                        log_fields_add(&f, "UNTRACED_TOTAL=%llu", (unsigned long long) m->untraced);
                         log_event(LOG_WARNING, MESSAGE_ID_NOTIFY_REJECTED, &f,
                                   "dropped a notification from pid %d: %s (%llu dropped so far)", (int) pid,
-                                  msg ? "not a worker" : "malformed, too long or without credentials",
-                                  (unsigned long long) total);
+                                  w ? "not a worker" : why, (unsigned long long) total);
                 }
                 return;
         }
-
         if (msg->status)
                 log_debug("worker %u (pid %d) status: %s", w->slot, (int) w->pid, msg->status);
         if (msg->ready)

@@ -13,10 +13,14 @@
 struct NotifySocket {
         int fd;
         sd_event_source *source;
+        sd_event_source *resume;
+        int64_t priority;
         char address[64];
         notify_handler_t handler;
         void *userdata;
         uint64_t rejected;
+        usec_t window_usec;
+        unsigned window_rejects;
 };
 
 int notify_message_parse(char *buf, size_t size, NotifyMessage *ret) {
@@ -93,13 +97,15 @@ static void notify_receive_one(NotifySocket *n, char *buf, bool *ret_again) {
                 }
         }
 
-        if (!cred || cred->pid <= 0 || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
-            (size_t) len > NOTIFY_BUFFER_MAX || notify_message_parse(buf, (size_t) len, &m) < 0) {
+        if (cred && cred->pid <= 0)
+                cred = NULL;
+        if (!cred || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || (size_t) len > NOTIFY_BUFFER_MAX ||
+            notify_message_parse(buf, (size_t) len, &m) < 0) {
                 notify_socket_reject(n);
                 /* Tell the receiver too (message NULL), so it can log it; it must not count it again. */
-                n->handler(n, cred && cred->pid > 0 ? cred->pid : 0, NULL, n->userdata);
+                n->handler(n, cred, NULL, n->userdata);
         } else
-                n->handler(n, cred->pid, &m, n->userdata);
+                n->handler(n, cred, &m, n->userdata);
 
         /* corral keeps no fd store: passed fds are closed, but only now. The one a BARRIER=1 carries holds
          * its sender (systemd-notify, a worker's helper) until it is closed; closed before the handler
@@ -108,14 +114,46 @@ static void notify_receive_one(NotifySocket *n, char *buf, bool *ret_again) {
                 safe_close(fds[i]);
 }
 
+static int on_resume(sd_event_source *s, uint64_t usec, void *userdata) {
+        NotifySocket *n = userdata;
+
+        (void) sd_event_source_set_enabled(n->source, SD_EVENT_ON);
+        return 0;
+}
+
+/* Stops reading until the window ends; without a timer to resume, reading goes on. */
+static void notify_socket_pause(NotifySocket *n) {
+        usec_t until = n->window_usec + NOTIFY_REJECT_WINDOW_USEC;
+        int r;
+
+        if (!n->resume) {
+                /* Accuracy 0 would mean sd-event's default of 250 ms: far longer than the pause. */
+                r = sd_event_add_time(sd_event_source_get_event(n->source), &n->resume, CLOCK_MONOTONIC,
+                                      until, USEC_PER_MSEC, on_resume, n);
+                if (r < 0)
+                        return;
+                (void) sd_event_source_set_priority(n->resume, n->priority);
+                (void) sd_event_source_set_description(n->resume, "worker-notify-resume");
+        } else if (sd_event_source_set_time(n->resume, until) < 0 ||
+                   sd_event_source_set_enabled(n->resume, SD_EVENT_ONESHOT) < 0)
+                return;
+        (void) sd_event_source_set_enabled(n->source, SD_EVENT_OFF);
+}
+
 static int on_notify(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         NotifySocket *n = userdata;
         char buf[NOTIFY_BUFFER_MAX + 1];
         bool again = true;
 
         /* Drain a bounded batch, so a flood of datagrams cannot starve child exits and timers. */
-        for (unsigned i = 0; i < 64 && again; i++)
+        for (unsigned i = 0; i < 64 && again; i++) {
                 notify_receive_one(n, buf, &again);
+                if (n->window_rejects >= NOTIFY_REJECT_BURST &&
+                    now_usec(CLOCK_MONOTONIC) < n->window_usec + NOTIFY_REJECT_WINDOW_USEC) {
+                        notify_socket_pause(n);
+                        break;
+                }
+        }
         return 0;
 }
 
@@ -133,6 +171,7 @@ int notify_socket_new(sd_event *e, int64_t priority, notify_handler_t handler, v
         n->fd = -EBADF;
         n->handler = handler;
         n->userdata = userdata;
+        n->priority = priority;
 
         n->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (n->fd < 0)
@@ -164,6 +203,7 @@ NotifySocket *notify_socket_free(NotifySocket *n) {
         if (!n)
                 return NULL;
         sd_event_source_disable_unref(n->source);
+        sd_event_source_disable_unref(n->resume);
         safe_close(n->fd);
         free(n);
         return NULL;
@@ -174,6 +214,13 @@ const char *notify_socket_address(const NotifySocket *n) {
 }
 
 uint64_t notify_socket_reject(NotifySocket *n) {
+        usec_t now = now_usec(CLOCK_MONOTONIC);
+
+        if (now - n->window_usec >= NOTIFY_REJECT_WINDOW_USEC) {
+                n->window_usec = now;
+                n->window_rejects = 0;
+        }
+        n->window_rejects++;
         return ++n->rejected;
 }
 

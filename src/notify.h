@@ -4,6 +4,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include <systemd/sd-event.h>
@@ -29,10 +30,12 @@ int notify_message_parse(char *buf, size_t size, NotifyMessage *ret);
 
 typedef struct NotifySocket NotifySocket;
 
-/* Called for every datagram; pid is the sender's (0 when unknown). m is NULL for a datagram that was
- * malformed, too long or without credentials: already counted as rejected. Otherwise the receiver decides
- * whether it counts and calls notify_socket_reject() if not. */
-typedef void (*notify_handler_t)(NotifySocket *n, pid_t pid, const NotifyMessage *m, void *userdata);
+/* Called for every datagram; sender is what the kernel stamped it with (SCM_CREDENTIALS: pid, uid, gid),
+ * NULL when it came without credentials or from a process this pid namespace cannot see (pid 0). m is NULL
+ * for a datagram that was malformed, too long or without credentials: already counted as rejected.
+ * Otherwise the receiver decides whether it counts and calls notify_socket_reject() if not. */
+typedef void (*notify_handler_t)(NotifySocket *n, const struct ucred *sender, const NotifyMessage *m,
+                                 void *userdata);
 
 /* Creates an abstract AF_UNIX datagram socket with SO_PASSCRED, watched by the loop at priority. */
 int notify_socket_new(sd_event *e, int64_t priority, notify_handler_t handler, void *userdata,
@@ -41,7 +44,16 @@ NotifySocket *notify_socket_free(NotifySocket *n);
 DEFINE_TRIVIAL_CLEANUP_FUNC(NotifySocket *, notify_socket_free);
 /* The NOTIFY_SOCKET value for workers ("@corral/..."). */
 const char *notify_socket_address(const NotifySocket *n);
-/* Counts a datagram that was not accepted; returns the total so far. */
+/* Each datagram costs corral a system call, whoever sent it, and a sender pays as much to send it: a flood
+ * could keep corral as busy as the flooders are. Past NOTIFY_REJECT_BURST rejected datagrams in a window the
+ * socket is not read for the rest of it: the kernel queue (net.unix.max_dgram_qlen datagrams; SO_RCVBUF
+ * does not raise it for AF_UNIX datagrams) fills, and the flooders wait in sendmsg() at their own cost. A
+ * worker's datagram waits among theirs, typically for the rest of the window: blocked senders are woken one
+ * per datagram read, in the order they began to wait. */
+#define NOTIFY_REJECT_WINDOW_USEC (10 * USEC_PER_MSEC)
+#define NOTIFY_REJECT_BURST 256
+
+/* Counts a datagram that was not accepted, against the window's budget too; returns the total so far. */
 uint64_t notify_socket_reject(NotifySocket *n);
 uint64_t notify_socket_rejected(const NotifySocket *n);
 

@@ -741,6 +741,84 @@ def send_datagram(notify_socket, data, fds=(), sndbuf=None):
     return None
 
 
+_FLOOD = r"""
+import socket, struct, sys, time
+address, duration = sys.argv[1], float(sys.argv[2])
+address = "\0" + address[1:] if address.startswith("@") else address
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+# A full queue blocks the sender, as it blocks sd_notify(); for at most 0.2 s, to see the deadline.
+s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", 0, 200000))
+sent = 0
+end = time.monotonic() + duration
+while time.monotonic() < end:
+    for _ in range(256):
+        try:
+            s.sendto(b"READY=1", address)
+            sent += 1
+        except BlockingIOError:
+            pass
+        except OSError:  # the receiver is gone
+            end = 0
+            break
+print(sent, flush=True)
+"""
+
+
+class NotifyFlood:
+    """PROCESSES processes running as UID (nobody by default: an unprivileged stranger), each sending
+    well-formed READY=1 datagrams to NOTIFY_SOCKET as fast as the receiver takes them (blocking sends, as
+    sd_notify() does) for DURATION seconds. Needs root to switch to UID. Every process is killed by pid at
+    stop(); sent() is the total the processes reported."""
+
+    def __init__(self, notify_socket, duration=10.0, uid=65534, gid=65534, processes=1):
+        self.address = notify_socket
+        self.duration, self.uid, self.gid, self.n = duration, uid, gid, processes
+        self.procs = []
+        self.started_at = self.stopped_at = None
+        self._sent = None
+
+    def start(self):
+        if os.geteuid() != 0:
+            raise unittest.SkipTest("a flood from another uid needs root to switch to it")
+        self.started_at = time.monotonic()
+        # The system's interpreter: the one running the tests may live where nobody cannot read it.
+        for _ in range(self.n):
+            self.procs.append(subprocess.Popen(
+                ["/usr/bin/python3", "-c", _FLOOD, self.address, str(self.duration)], stdout=subprocess.PIPE,
+                stdin=subprocess.DEVNULL, user=self.uid, group=self.gid, extra_groups=[], cwd="/",
+                env=clean_env()))
+        return self
+
+    def stop(self):
+        total = 0
+        for p in self.procs:
+            try:
+                out, _ = p.communicate(timeout=self.duration + scaled(5))
+                total += int(out.split()[0]) if out.split() else 0
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        self.stopped_at = time.monotonic()
+        self._sent = total
+        return self
+
+    def kill(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+    def sent(self):
+        return self._sent
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.kill()
+        return False
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Load
 
@@ -900,6 +978,173 @@ class LoadGenerator:
                 "p50": pct(0.50), "p99": pct(0.99), "max": lat[-1] if lat else None,
                 "pids": sorted({r.pid for r in recs if r.pid}),
                 "generations": sorted({r.generation for r in recs if r.generation})}
+
+
+class Slowloris:
+    """CONNECTIONS slow clients against 127.0.0.1:PORT, all in one thread on non-blocking sockets: each sends
+    one more byte of a request head that never ends every INTERVAL seconds, and reconnects at its next tick
+    once the server closed or reset it. Ends after DURATION seconds (or at stop()), closing every socket.
+    SOURCES: loopback addresses the connections come from, in turn (all of 127/8 is loopback, so one
+    machine can look like several clients). Counts connects, refused connects, bytes sent and connections
+    the server ended."""
+
+    HEAD = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: "
+
+    def __init__(self, port, connections=200, interval=1.0, duration=20.0, sources=("127.0.0.1",)):
+        self.port, self.n, self.interval, self.duration = port, connections, interval, duration
+        self.sources = list(sources)
+        self.connects = self.refused = self.bytes_sent = self.ended_by_server = 0
+        self.max_open = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="slowloris")
+
+    def _connect(self, i):
+        """Connection I anew, and whether it could send its first byte yet (1) or not (0); or None."""
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setblocking(False)
+        s.bind((self.sources[i % len(self.sources)], 0))
+        err = s.connect_ex(("127.0.0.1", self.port))
+        if err not in (0, 115):  # EINPROGRESS
+            s.close()
+            self.refused += 1
+            return None, 0
+        self.connects += 1
+        return s, self._send(s, 0)
+
+    def _send(self, s, offset):
+        """Sends the byte at OFFSET of the endless head; returns how many were sent."""
+        try:
+            n = s.send(self.HEAD[offset:offset + 1] or b"a")
+        except OSError:
+            return 0  # still connecting, or reset (the poll reports that)
+        self.bytes_sent += n
+        return n
+
+    def _run(self):
+        socks, sent = [None] * self.n, [0] * self.n
+        start = time.monotonic()
+        # Spread over the interval, so the server sees a steady trickle rather than bursts.
+        ticks = [start + i * self.interval / self.n for i in range(self.n)]
+        poller = select.poll()
+        by_fd = {}
+        try:
+            while not self._stop.is_set() and time.monotonic() - start < self.duration:
+                now = time.monotonic()
+                for fd, _ in poller.poll(max(0, min(min(ticks) - now, 0.05)) * 1000):
+                    i = by_fd[fd]
+                    try:
+                        data = socks[i].recv(4096)
+                    except BlockingIOError:
+                        continue
+                    except OSError:
+                        data = b""
+                    if not data:
+                        poller.unregister(fd)
+                        del by_fd[fd]
+                        socks[i].close()
+                        socks[i] = None
+                        self.ended_by_server += 1
+                now = time.monotonic()
+                for i in range(self.n):
+                    if ticks[i] > now:
+                        continue
+                    ticks[i] += self.interval
+                    if socks[i] is None:
+                        socks[i], sent[i] = self._connect(i)
+                        if socks[i] is not None:
+                            by_fd[socks[i].fileno()] = i
+                            poller.register(socks[i].fileno(), select.POLLIN)
+                    else:
+                        sent[i] += self._send(socks[i], sent[i])
+                self.max_open = max(self.max_open, len(by_fd))
+        finally:
+            for s in socks:
+                if s is not None:
+                    s.close()
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(scaled(5))
+        if self._thread.is_alive():
+            raise AssertionError("slowloris thread did not finish")
+        return self
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+
+class HealthProber:
+    """What a load balancer does: GET PATH on 127.0.0.1:PORT every INTERVAL seconds, each probe in its own
+    thread (a slow answer does not delay the next one) with TIMEOUT seconds for the whole exchange, until
+    DURATION seconds passed. results(): [(start, latency, status or None, error or None)]."""
+
+    def __init__(self, port, path="/health", interval=0.25, timeout=2.0, duration=20.0):
+        self.port, self.path, self.interval, self.timeout, self.duration = port, path, interval, timeout, duration
+        self._lock = threading.Lock()
+        self._results = []
+        self._threads = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="prober")
+
+    def _probe(self):
+        t0 = time.monotonic()
+        status, error = None, None
+        try:
+            status = http_get(self.port, self.path, timeout=self.timeout).status
+        except (OSError, http.client.HTTPException) as e:
+            error = type(e).__name__
+        with self._lock:
+            self._results.append((t0, time.monotonic() - t0, status, error))
+
+    def _run(self):
+        start = time.monotonic()
+        k = 0
+        while not self._stop.is_set() and k * self.interval < self.duration:
+            t = threading.Thread(target=self._probe, daemon=True)
+            t.start()
+            self._threads.append(t)
+            k += 1
+            self._stop.wait(max(0, start + k * self.interval - time.monotonic()))
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def join(self):
+        self._thread.join(self.duration + scaled(5))
+        for t in self._threads:
+            t.join(scaled(self.timeout) + 1)
+        if self._thread.is_alive() or any(t.is_alive() for t in self._threads):
+            raise AssertionError("prober threads did not finish")
+        return self
+
+    def stop(self):
+        self._stop.set()
+        return self.join()
+
+    def results(self):
+        with self._lock:
+            return sorted(self._results)
+
+    def summary(self):
+        r = self.results()
+        lat = sorted(x[1] for x in r if x[2] == 200)
+        reasons = {}
+        for _, _, status, error in r:
+            if status != 200:
+                key = error or f"HTTP {status}"
+                reasons[key] = reasons.get(key, 0) + 1
+        return {"probes": len(r), "ok": len(lat), "ok_share": len(lat) / len(r) if r else 0.0,
+                "failures": reasons, "p50": lat[len(lat) // 2] if lat else None,
+                "max": lat[-1] if lat else None}
 
 
 # ---------------------------------------------------------------------------------------------------------

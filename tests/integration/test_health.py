@@ -8,6 +8,8 @@ import os
 import signal
 import socket
 import subprocess
+import sys
+import time
 import unittest
 
 import corral_harness as h
@@ -160,6 +162,28 @@ class Health(h.CorralTestCase):
         self.assertTrue(reply.startswith(b"HTTP/1.1 408"), reply[:80])
         self.assertEqual(self.get("/health").status, 200)
         self.assertTrue(c.running())
+
+    def test_health_survives_slowloris(self):
+        """200 slow clients (a byte a second each, back at their next tick once dropped) must not starve
+        /health: a load balancer probing every 250 ms sees at least 99 % 200s, and the other paths keep
+        working."""
+        self.start(2)
+        h.wait_all_ready(self.control, 2)
+        attack = h.Slowloris(self.status_port, connections=200, interval=1.0, duration=h.scaled(30)).start()
+        try:
+            time.sleep(2)  # every slow client has connected and is trickling
+            prober = h.HealthProber(self.status_port, interval=0.25, timeout=2.0, duration=20).start().join()
+            others = [self.get("/metrics").status, self.get("/nope").status]
+        finally:
+            attack.stop()
+        s = prober.summary()
+        print(f"\nslowloris: {attack.connects} connects, {attack.ended_by_server} ended by corral, "
+              f"{attack.bytes_sent} bytes, {attack.refused} refused; /health: {s}", file=sys.stderr)
+        self.assertGreater(attack.bytes_sent, 1000, "the slow clients did not trickle")
+        self.assertGreaterEqual(s["probes"], 75)
+        self.assertGreaterEqual(s["ok_share"], 0.99, s)
+        self.assertEqual(others, [200, 404])
+        self.assertEqual(self.get("/health").status, 200)
 
     def test_systemd_status_socket_is_kept_from_the_workers(self):
         http_sock = h.bind_tcp()

@@ -347,9 +347,16 @@ struct Client {
         int rcvbuf, sndbuf; /* small buffers, to make the server wait for the client */
         unsigned n_readable, n_ok;
         usec_t elapsed;
+        /* run_crowd: n_idle silent connections, HTTPD_PEER_CONNECTIONS_MAX from each of 127.0.0.2, .3, ...,
+         * then requests[1] from 127.0.0.<newcomer>; first_answered is the first silent one answered. */
+        unsigned n_idle;
+        uint8_t newcomer;
+        int first_answered;
+        usec_t head_elapsed; /* run_trickle_then_slow_read: until the answer to the trickle ended */
 };
 
 static unsigned max_connections_seen;
+static uint64_t evicted_seen;
 static int handler_results[CLIENT_EXCHANGES_MAX];
 static unsigned n_handler_calls;
 
@@ -366,6 +373,7 @@ static void handler(Httpd *h, const HttpRequest *req, HttpdResponse *resp, void 
         int r;
 
         max_connections_seen = MAX(max_connections_seen, httpd_n_connections(h));
+        evicted_seen = httpd_n_evicted(h);
         if (streq(req->path, "/health"))
                 r = httpd_respond(resp, 200, NULL, "ok\n");
         else if (streq(req->path, "/echo")) {
@@ -388,7 +396,10 @@ static void handler(Httpd *h, const HttpRequest *req, HttpdResponse *resp, void 
                 handler_results[n_handler_calls++] = r;
 }
 
-static int client_connect(const Client *c) {
+/* From 127.0.0.<source> (all of 127/8 is loopback: distinct peers on one machine), or from anywhere when
+ * source is 0. */
+static int client_connect_from(const Client *c, uint8_t source) {
+        struct sockaddr_in from = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000000 | source) };
         struct timeval tv = { .tv_sec = 5 };
         int fd;
 
@@ -398,11 +409,16 @@ static int client_connect(const Client *c) {
         (void) setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
         if (c->rcvbuf > 0)
                 (void) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &c->rcvbuf, sizeof c->rcvbuf);
-        if (connect(fd, (const struct sockaddr *) &c->addr, c->addr_len) < 0) {
+        if ((source > 0 && bind(fd, (const struct sockaddr *) &from, sizeof from) < 0) ||
+            connect(fd, (const struct sockaddr *) &c->addr, c->addr_len) < 0) {
                 safe_close(fd);
                 return -errno;
         }
         return fd;
+}
+
+static int client_connect(const Client *c) {
+        return client_connect_from(c, 0);
 }
 
 /* Reads until EOF, an error or the receive timeout. */
@@ -430,14 +446,18 @@ static size_t client_read_all(int fd, char **ret) {
         return size;
 }
 
-static void client_exchange(Client *c, size_t i) {
-        int fd = client_connect(c);
+static void client_exchange_from(Client *c, size_t i, uint8_t source) {
+        int fd = client_connect_from(c, source);
 
         if (fd < 0)
                 return;
         if (send(fd, c->requests[i], strlen(c->requests[i]), MSG_NOSIGNAL) >= 0)
                 c->sizes[i] = client_read_all(fd, &c->responses[i]);
         safe_close(fd);
+}
+
+static void client_exchange(Client *c, size_t i) {
+        client_exchange_from(c, i, 0);
 }
 
 static void run_exchanges(Client *c) {
@@ -479,8 +499,9 @@ static int listen_tcp(Client *c) {
         return fd;
 }
 
-/* Serves listen_fd (owned) until the client is done, then frees the server with whatever is still open. */
-static void serve(Client *c, int listen_fd, usec_t timeout) {
+/* Serves listen_fd (owned) until the client is done, then frees the server with whatever is still open.
+ * Timeouts of 0 keep the defaults. */
+static void serve(Client *c, int listen_fd, usec_t head_timeout, usec_t timeout) {
         sd_event *e = NULL;
         sd_event_source *done = NULL;
         Httpd *h = NULL;
@@ -488,10 +509,12 @@ static void serve(Client *c, int listen_fd, usec_t timeout) {
         int p[2], r;
 
         max_connections_seen = n_handler_calls = 0;
+        evicted_seen = 0;
         cr_assert_eq(sd_event_new(&e), 0);
         cr_assert_eq(httpd_new(e, listen_fd, 0, handler, NULL, &h), 0);
-        if (timeout > 0)
-                httpd_set_timeout(h, timeout);
+        if (head_timeout > 0 || timeout > 0)
+                httpd_set_timeouts(h, head_timeout ?: HTTPD_HEAD_TIMEOUT_USEC,
+                                   timeout ?: HTTPD_TIMEOUT_USEC);
         cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
         cr_assert_geq(sd_event_add_io(e, &done, p[0], EPOLLIN, on_client_done, NULL), 0);
         r = sd_event_add_time_relative(e, NULL, CLOCK_MONOTONIC, 20 * USEC_PER_SEC, 0, on_too_long, NULL);
@@ -508,8 +531,9 @@ static void serve(Client *c, int listen_fd, usec_t timeout) {
         sd_event_unref(e);
 }
 
+/* Both deadlines at timeout, or the defaults for 0. */
 static void serve_tcp(Client *c, usec_t timeout) {
-        serve(c, listen_tcp(c), timeout);
+        serve(c, listen_tcp(c), timeout, timeout);
 }
 
 static int status_of(const char *resp) {
@@ -704,43 +728,145 @@ Test(http, serve_drops_a_client_that_does_not_read) {
         client_free(&c);
 }
 
-static void run_many(Client *c) {
-        struct pollfd p[HTTPD_CONNECTIONS_MAX + 1] = {};
-        const size_t n = ELEMENTSOF(p);
-        char *resp = NULL;
+static void run_crowd(Client *c) {
+        struct pollfd p[HTTPD_CONNECTIONS_MAX] = {};
+        int writer = -EBADF;
 
-        for (size_t i = 0; i < n; i++)
-                p[i] = (struct pollfd) { .fd = client_connect(c), .events = POLLIN };
-        /* The one over the limit is answered and closed at once; the others wait for their request. */
-        for (int tries = 0; tries < 100 && poll(p, n, 20) == 0; tries++)
-                ;
-        usleep(100 * 1000);
-        if (poll(p, n, 0) != 1)
-                return;
-        for (size_t i = 0; i < n; i++) {
-                if (p[i].revents) {
-                        c->n_readable++;
-                        c->sizes[0] = client_read_all(p[i].fd, &c->responses[0]);
-                } else if (send(p[i].fd, c->requests[1], strlen(c->requests[1]), MSG_NOSIGNAL) > 0 &&
-                           client_read_all(p[i].fd, &resp) > 0 && startswith(resp, "HTTP/1.1 200 OK\r\n"))
-                        c->n_ok++;
-                free(resp);
-                resp = NULL;
+        c->first_answered = -1;
+        if (c->requests[2]) {
+                /* Oldest of all: a response too big for the small buffers, read only at the end. */
+                writer = client_connect_from(c, 2);
+                (void) send(writer, c->requests[2], strlen(c->requests[2]), MSG_NOSIGNAL);
+                usleep(100 * 1000);
         }
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < c->n_idle && i < ELEMENTSOF(p); i++)
+                p[i] = (struct pollfd) {
+                        .fd = client_connect_from(c, 2 + i / HTTPD_PEER_CONNECTIONS_MAX),
+                        .events = POLLIN,
+                };
+        /* Every one of them accepted before the newcomer arrives. */
+        usleep(100 * 1000);
+        client_exchange_from(c, 1, c->newcomer);
+        usleep(100 * 1000);
+        if (poll(p, c->n_idle, 0) >= 0)
+                for (size_t i = 0; i < c->n_idle; i++) {
+                        if (!p[i].revents)
+                                continue;
+                        c->n_readable++;
+                        if (c->first_answered < 0) {
+                                c->first_answered = (int) i;
+                                c->sizes[0] = client_read_all(p[i].fd, &c->responses[0]);
+                        }
+                }
+        for (size_t i = 0; i < c->n_idle; i++)
                 safe_close(p[i].fd);
-        client_exchange(c, 1);
+        if (writer >= 0)
+                c->sizes[2] = client_read_all(writer, &c->responses[2]);
+        safe_close(writer);
 }
 
-Test(http, serve_65_connections) {
-        Client c = { .run = run_many, .requests = { NULL, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n" } };
+static void assert_gave_way(const Client *c, int which) {
+        cr_assert_eq(c->n_readable, 1, "%u silent connections answered", c->n_readable);
+        cr_assert_eq(c->first_answered, which);
+        cr_assert_eq(status_of(c->responses[0]), 408);
+        cr_assert(strstr(c->responses[0], "\r\nContent-Length: 51\r\n"));
+        cr_assert_str_eq(body_of(c->responses[0]), "408 Request Timeout: place given to a newer client\n");
+        cr_assert_eq(evicted_seen, 1);
+}
 
-        serve_tcp(&c, 0);
-        cr_assert_eq(c.n_readable, 1);
-        cr_assert_eq(status_of(c.responses[0]), 503);
-        cr_assert_eq(c.n_ok, HTTPD_CONNECTIONS_MAX);
+/* n_idle silent connections, HTTPD_PEER_CONNECTIONS_MAX from each peer, then a request from
+ * 127.0.0.<newcomer>, which must be answered. */
+static void serve_crowd(Client *c, unsigned n_idle, uint8_t newcomer) {
+        c->run = run_crowd;
+        c->n_idle = n_idle;
+        c->newcomer = newcomer;
+        c->requests[1] = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+        serve_tcp(c, 0);
+        cr_assert_eq(status_of(c->responses[1]), 200);
+}
+
+Test(http, serve_a_peer_at_its_share_gives_way_to_itself) {
+        Client c = {};
+
+        serve_crowd(&c, HTTPD_PEER_CONNECTIONS_MAX, 2);
+        assert_gave_way(&c, 0);
+        cr_assert_eq(max_connections_seen, HTTPD_PEER_CONNECTIONS_MAX);
+        client_free(&c);
+}
+
+Test(http, serve_a_peer_at_its_share_costs_no_other_peer) {
+        Client c = {};
+
+        serve_crowd(&c, HTTPD_PEER_CONNECTIONS_MAX, 3);
+        cr_assert_eq(c.n_readable, 0);
+        cr_assert_eq(evicted_seen, 0);
+        cr_assert_eq(max_connections_seen, HTTPD_PEER_CONNECTIONS_MAX + 1);
+        client_free(&c);
+}
+
+Test(http, serve_a_full_server_makes_room_for_a_new_client) {
+        Client c = {};
+
+        serve_crowd(&c, HTTPD_CONNECTIONS_MAX, 2 + HTTPD_CONNECTIONS_MAX / HTTPD_PEER_CONNECTIONS_MAX);
+        assert_gave_way(&c, 0);
         cr_assert_eq(max_connections_seen, HTTPD_CONNECTIONS_MAX);
+        client_free(&c);
+}
+
+Test(http, serve_a_silent_client_gives_way_before_a_response) {
+        Client c = { .rcvbuf = 4096,
+                     .sndbuf = 4096,
+                     .requests = { [2] = "GET /big HTTP/1.1\r\nHost: x\r\n\r\n" } };
+
+        serve_crowd(&c, HTTPD_PEER_CONNECTIONS_MAX - 1, 2);
+        assert_gave_way(&c, 0);
+        /* The older connection, being written to, was left alone and got all of it. */
+        cr_assert_eq(status_of(c.responses[2]), 200);
+        cr_assert_eq(strlen(body_of(c.responses[2])), HTTPD_BODY_MAX);
+        client_free(&c);
+}
+
+static void run_trickle_then_slow_read(Client *c) {
+        static const char head[] = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+        usec_t start = now_usec(CLOCK_MONOTONIC);
+        int fd = client_connect(c);
+
+        if (fd < 0)
+                return;
+        /* A byte every 50 ms would take 1.7 s for the whole head: far past the head's deadline. */
+        for (size_t i = 0; i < sizeof head - 1; i++) {
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+
+                if (poll(&p, 1, 50) != 0 || send(fd, head + i, 1, MSG_NOSIGNAL) < 0)
+                        break;
+        }
+        c->sizes[0] = client_read_all(fd, &c->responses[0]);
+        c->head_elapsed = now_usec(CLOCK_MONOTONIC) - start;
+        safe_close(fd);
+
+        /* A response is not held to the head's deadline: read it only after that passed. */
+        fd = client_connect(c);
+        if (fd < 0)
+                return;
+        (void) send(fd, c->requests[1], strlen(c->requests[1]), MSG_NOSIGNAL);
+        usleep(500 * 1000);
+        c->sizes[1] = client_read_all(fd, &c->responses[1]);
+        safe_close(fd);
+}
+
+Test(http, serve_the_request_head_has_a_deadline_of_its_own) {
+        Client c = { .run = run_trickle_then_slow_read,
+                     .rcvbuf = 4096,
+                     .sndbuf = 4096,
+                     .requests = { NULL, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n" } };
+
+        serve(&c, listen_tcp(&c), 200 * USEC_PER_MSEC, 3 * USEC_PER_SEC);
+        cr_assert_eq(status_of(c.responses[0]), 408);
+        /* The 408 is written at the head's deadline and the server closes after it (the client does). */
+        cr_assert_geq(c.head_elapsed, 190 * USEC_PER_MSEC);
+        cr_assert_lt(c.head_elapsed, 1500 * USEC_PER_MSEC);
         cr_assert_eq(status_of(c.responses[1]), 200);
+        cr_assert_eq(strlen(body_of(c.responses[1])), HTTPD_BODY_MAX);
         client_free(&c);
 }
 
@@ -758,7 +884,7 @@ Test(http, serve_unix_socket) {
         cr_assert_geq(fd, 0);
         cr_assert_eq(bind(fd, (struct sockaddr *) sun, sizeof *sun), 0);
         cr_assert_eq(listen(fd, 16), 0);
-        serve(&c, fd, 0);
+        serve(&c, fd, 0, 0);
         cr_assert_eq(status_of(c.responses[0]), 200);
         (void) unlink(sun->sun_path);
         (void) rmdir(dir);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <systemd/sd-event.h>
@@ -198,26 +199,34 @@ Test(notify, buffer_of_exactly_the_maximum_size) {
 
 /* The real socket. */
 
+#define FLOOD_SIZE (4 * NOTIFY_REJECT_BURST)
+
 typedef struct Received {
         unsigned calls;     /* accepted datagrams */
         unsigned rejected;  /* calls with no message: malformed, too long, no credentials */
+        usec_t rejected_at[FLOOD_SIZE];
         pid_t rejected_pid;
         pid_t pid;
+        uid_t uid;
         NotifyMessage message;
         char status[NOTIFY_BUFFER_MAX + 1];
         size_t status_len;
 } Received;
 
-static void on_message(NotifySocket *n, pid_t pid, const NotifyMessage *m, void *userdata) {
+static void on_message(NotifySocket *n, const struct ucred *sender, const NotifyMessage *m, void *userdata) {
         Received *r = userdata;
 
         if (!m) {
+                if (r->rejected < FLOOD_SIZE)
+                        r->rejected_at[r->rejected] = now_usec(CLOCK_MONOTONIC);
                 r->rejected++;
-                r->rejected_pid = pid;
+                r->rejected_pid = sender ? sender->pid : 0;
                 return;
         }
+        cr_assert_not_null(sender);
         r->calls++;
-        r->pid = pid;
+        r->pid = sender->pid;
+        r->uid = sender->uid;
         r->message = *m;
         r->status_len = 0;
         if (m->status) {
@@ -319,6 +328,7 @@ Test(notify, socket_round_trip_with_credentials) {
         loop_run(&l);
         cr_assert_eq(l.received.calls, 1);
         cr_assert_eq(l.received.pid, getpid());
+        cr_assert_eq(l.received.uid, getuid());
         cr_assert(l.received.message.ready);
         cr_assert_str_eq(l.received.status, "Listening on 2 sockets");
         cr_assert_eq(notify_socket_rejected(l.socket), 0);
@@ -417,6 +427,55 @@ Test(notify, socket_rejects_malformed_datagrams) {
         cr_assert_eq(notify_socket_rejected(l.socket), 2);
         cr_assert_eq(notify_socket_reject(l.socket), 3);
         cr_assert_eq(notify_socket_rejected(l.socket), 3);
+        loop_done(&l);
+}
+
+/* What sd_notify() does, without asserts (it runs in a child): blocking sends, waiting while the queue is
+ * full. */
+static void send_blocking(const char *address, const char *data, unsigned n) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        size_t len = strlen(address);
+        int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+        memcpy(sa.sun_path, address, len);
+        sa.sun_path[0] = 0;
+        for (unsigned i = 0; i < n; i++)
+                (void) sendto(fd, data, strlen(data), MSG_NOSIGNAL, (struct sockaddr *) &sa,
+                              (socklen_t) (offsetof(struct sockaddr_un, sun_path) + len));
+        safe_close(fd);
+}
+
+Test(notify, socket_reads_a_flood_within_its_budget) {
+        usec_t start;
+        pid_t child;
+        Loop l;
+
+        loop_setup(&l);
+        child = fork();
+        cr_assert_geq(child, 0);
+        if (child == 0) {
+                send_blocking(notify_socket_address(l.socket), "GARBAGE", FLOOD_SIZE);
+                send_blocking(notify_socket_address(l.socket), "READY=1", 1);
+                _exit(0);
+        }
+        start = now_usec(CLOCK_MONOTONIC);
+        while (l.received.calls == 0 && now_usec(CLOCK_MONOTONIC) - start < 5 * USEC_PER_SEC)
+                (void) sd_event_run(l.event, 100 * USEC_PER_MSEC);
+        cr_assert_eq(waitpid(child, NULL, 0), child);
+
+        /* The datagram behind the flood arrived, and all of the flood was read... */
+        cr_assert_eq(l.received.calls, 1);
+        cr_assert(l.received.message.ready);
+        cr_assert_eq(l.received.rejected, FLOOD_SIZE);
+        cr_assert_eq(notify_socket_rejected(l.socket), FLOOD_SIZE);
+        /* ...but at most NOTIFY_REJECT_BURST of it a window: any 2 * BURST + 1 in a row span three windows,
+         * however fast or slow the sender was. */
+        for (size_t i = 0; i + 2 * NOTIFY_REJECT_BURST < FLOOD_SIZE; i++) {
+                usec_t span = l.received.rejected_at[i + 2 * NOTIFY_REJECT_BURST] - l.received.rejected_at[i];
+
+                cr_assert_geq(span, NOTIFY_REJECT_WINDOW_USEC, "datagrams %zu..%zu read within %llu us", i,
+                              i + 2 * NOTIFY_REJECT_BURST, (unsigned long long) span);
+        }
         loop_done(&l);
 }
 
