@@ -3,11 +3,11 @@
 #include <poll.h>
 #include <stdio.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include "control.h"
+#include "unix-path.h"
 
 #define CONTROL_CONNECTIONS_MAX 64
 #define CONTROL_REQUEST_TIMEOUT_USEC (5 * USEC_PER_SEC)
@@ -27,6 +27,7 @@ struct ControlServer {
         sd_event *event;
         int fd;
         char *path;
+        UnixPathId path_id;
         sd_event_source *io;
         int64_t priority;
         control_handler_t handler;
@@ -204,12 +205,8 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userd
 int control_server_new(sd_event *e, const char *path, int64_t priority, control_handler_t handler,
                        void *userdata, ControlServer **ret) {
         _cleanup_(control_server_freep) ControlServer *s = NULL;
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        mode_t old;
         int r;
 
-        if (strlen(path) >= sizeof sa.sun_path)
-                return -ENAMETOOLONG;
         s = calloc(1, sizeof(ControlServer));
         if (!s)
                 return -ENOMEM;
@@ -219,27 +216,16 @@ int control_server_new(sd_event *e, const char *path, int64_t priority, control_
         s->handler = handler;
         s->userdata = userdata;
 
-        s->fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        if (s->fd < 0)
-                return -errno;
-        strcpy(sa.sun_path, path);
-        /* A socket someone answers on belongs to a running corral: refuse rather than steal it. A stale
-         * one (connection refused) is replaced. */
-        {
-                _cleanup_close_ int probe = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-                if (probe >= 0 && connect(probe, (struct sockaddr *) &sa, sizeof sa) >= 0)
-                        return -EADDRINUSE;
-        }
-        (void) unlink(path);
-        /* Create it 0600 from the start: no window where another user could connect. */
-        old = umask(0177);
-        r = bind(s->fd, (struct sockaddr *) &sa, sizeof sa);
-        umask(old);
-        if (r < 0)
-                return -errno;
         s->path = strdup(path);
         if (!s->path)
                 return -ENOMEM;
+        s->fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (s->fd < 0)
+                return -errno;
+        /* Created 0600 from the start: no window where another user could connect. */
+        r = unix_path_bind(s->fd, path, 0600, &s->path_id);
+        if (r < 0)
+                return r;
         if (listen(s->fd, 16) < 0)
                 return -errno;
 
@@ -259,9 +245,11 @@ ControlServer *control_server_free(ControlServer *s) {
         while (s->connections)
                 connection_free(s->connections);
         sd_event_source_disable_unref(s->io);
-        safe_close(s->fd);
+        /* Unlink before close: once closed, another corral may bind the path and we would remove its socket.
+         * And only our own: someone may have put something else there meanwhile. */
         if (s->path)
-                (void) unlink(s->path);
+                (void) unix_path_unlink_own(s->path, &s->path_id);
+        safe_close(s->fd);
         free(s->path);
         sd_event_unref(s->event);
         free(s);

@@ -40,10 +40,12 @@ typedef struct ControlConnection ControlConnection;
 typedef void (*control_handler_t)(ControlServer *s, ControlConnection *c, ControlCommand cmd, unsigned arg,
                                   void *userdata);
 
-/* Binds path (an existing socket file there is replaced), mode 0600, and serves it from the loop. */
+/* Binds path, mode 0600, and serves it from the loop. Only a stale socket file at path is replaced:
+ * -EADDRINUSE when a live socket is there (another corral, running or stopped, or any other live socket),
+ * -EEXIST when something else is (a file, a directory, a symlink). Never waits. */
 int control_server_new(sd_event *e, const char *path, int64_t priority, control_handler_t handler,
                        void *userdata, ControlServer **ret);
-/* Closes every connection and unlinks the socket path. */
+/* Closes every connection and unlinks the socket path, if it is still the socket bound there. */
 ControlServer *control_server_free(ControlServer *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(ControlServer *, control_server_free);
 

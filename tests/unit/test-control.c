@@ -1,16 +1,20 @@
 /* SPDX-License-Identifier: MIT */
-/* Tests for control.c: every request form control_parse_request() accepts and the ones it rejects, and the
- * bounds the server applies before parsing (size, trailing newline), on a real socket and sd-event loop. */
+/* Tests for control.c: every request form control_parse_request() accepts and the ones it rejects; the
+ * server on a real socket and sd-event loop: the bounds it applies before parsing (size, trailing newline)
+ * and its socket path. */
 
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include "control.h"
+#include "tmpdir.h"
 
 TestSuite(control, .timeout = 10);
 
@@ -222,4 +226,166 @@ Test(control, server_refuses_a_request_over_the_limit_before_parsing) {
         reply = exchange(buf, CONTROL_REQUEST_MAX + 1, &seen);
         cr_assert_str_eq(reply, "error: request too long\n");
         cr_assert_eq(seen.calls, 0);
+}
+
+/* The socket path: only a stale socket is replaced, and only our own socket is unlinked at exit. */
+
+/* A UNIX socket of type bound at path: listening (stream and seqpacket) and returned, or closed and left
+ * behind as a stale socket file when live is false. */
+static int socket_at(const char *path, int type, bool live) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int fd = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
+
+        cr_assert_geq(fd, 0);
+        strncpy(sa.sun_path, path, sizeof sa.sun_path - 1);
+        cr_assert_eq(bind(fd, (struct sockaddr *) &sa, sizeof sa), 0, "bind %s: %m", path);
+        if (!live) {
+                close(fd);
+                return -EBADF;
+        }
+        if (type != SOCK_DGRAM)
+                cr_assert_eq(listen(fd, 0), 0);
+        return fd;
+}
+
+static int server_at(sd_event *e, const char *path, ControlServer **ret) {
+        static Seen seen;
+
+        return control_server_new(e, path, 0, on_request, &seen, ret);
+}
+
+/* Connects to path without blocking the loop: while the backlog is full, the loop runs and accepts. */
+static int connect_looping(sd_event *e, const char *path) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+        cr_assert_geq(fd, 0);
+        strcpy(sa.sun_path, path);
+        for (int i = 0; connect(fd, (struct sockaddr *) &sa, sizeof sa) < 0; i++) {
+                cr_assert_eq(errno, EAGAIN, "connect: %m");
+                cr_assert_lt(i, 500, "the server does not accept");
+                cr_assert_geq(sd_event_run(e, 10 * USEC_PER_MSEC), 0);
+        }
+        return fd;
+}
+
+static ino_t inode_of(const char *path) {
+        struct stat st;
+
+        cr_assert_eq(lstat(path, &st), 0, "%s: %m", path);
+        return st.st_ino;
+}
+
+Test(control, server_refuses_a_path_that_is_not_a_socket, .init = make_tmpdir, .fini = remove_tmpdir) {
+        _cleanup_free_ char *file = strdup_printf("%s/file", tmpdir), *dir = strdup_printf("%s/dir", tmpdir);
+        _cleanup_free_ char *link = strdup_printf("%s/link", tmpdir), *stale = strdup_printf("%s/s", tmpdir);
+        ControlServer *s = NULL;
+        sd_event *e = NULL;
+        char buf[16] = {};
+        int fd;
+
+        cr_assert_eq(sd_event_new(&e), 0);
+        fd = open(file, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+        cr_assert_eq(write(fd, "precious\n", 9), 9);
+        close(fd);
+        cr_assert_eq(mkdir(dir, 0700), 0);
+        /* Even to a stale socket: what a symlink points to is not ours to judge. */
+        socket_at(stale, SOCK_SEQPACKET, false);
+        cr_assert_eq(symlink(stale, link), 0);
+
+        cr_assert_eq(server_at(e, file, &s), -EEXIST);
+        cr_assert_eq(server_at(e, dir, &s), -EEXIST);
+        cr_assert_eq(server_at(e, link, &s), -EEXIST);
+        cr_assert_null(s);
+
+        fd = open(file, O_RDONLY | O_CLOEXEC);
+        cr_assert_eq(read(fd, buf, sizeof buf - 1), 9, "the file was removed or changed");
+        cr_assert_str_eq(buf, "precious\n");
+        close(fd);
+        cr_assert_eq(rmdir(dir), 0, "the directory is gone: %m");
+        cr_assert_eq(readlink(link, buf, sizeof buf), (ssize_t) MIN(strlen(stale), sizeof buf));
+        sd_event_unref(e);
+}
+
+Test(control, server_refuses_a_live_socket_of_any_kind, .init = make_tmpdir, .fini = remove_tmpdir) {
+        static const int types[] = { SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET };
+        ControlServer *s = NULL;
+        sd_event *e = NULL;
+
+        cr_assert_eq(sd_event_new(&e), 0);
+        for (size_t i = 0; i < ELEMENTSOF(types); i++) {
+                _cleanup_free_ char *path = strdup_printf("%s/live-%zu", tmpdir, i);
+                int fd = socket_at(path, types[i], true);
+                ino_t ino = inode_of(path);
+
+                cr_assert_eq(server_at(e, path, &s), -EADDRINUSE, "socket type %d taken over", types[i]);
+                cr_assert_null(s);
+                cr_assert_eq(inode_of(path), ino, "socket type %d replaced", types[i]);
+                close(fd);
+        }
+        sd_event_unref(e);
+}
+
+Test(control, server_replaces_a_stale_socket, .init = make_tmpdir, .fini = remove_tmpdir) {
+        _cleanup_free_ char *path = strdup_printf("%s/control", tmpdir);
+        ControlServer *s = NULL;
+        sd_event *e = NULL;
+
+        cr_assert_eq(sd_event_new(&e), 0);
+        socket_at(path, SOCK_SEQPACKET, false);
+        cr_assert_eq(server_at(e, path, &s), 0);
+        close(connect_looping(e, path));
+        s = control_server_free(s);
+        cr_assert_eq(access(path, F_OK), -1, "not unlinked at exit");
+        sd_event_unref(e);
+}
+
+Test(control, server_probe_of_a_frozen_server_does_not_wait, .init = make_tmpdir, .fini = remove_tmpdir) {
+        _cleanup_free_ char *path = strdup_printf("%s/control", tmpdir);
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        ControlServer *s = NULL;
+        int fd, queued[8], n = 0;
+        sd_event *e = NULL;
+        usec_t start;
+
+        /* A server that stopped accepting (SIGSTOPped, say) with its backlog full: a blocking connect() to
+         * it waits for room forever. */
+        cr_assert_eq(sd_event_new(&e), 0);
+        fd = socket_at(path, SOCK_SEQPACKET, true);
+        strcpy(sa.sun_path, path);
+        for (; n < (int) ELEMENTSOF(queued); n++) {
+                queued[n] = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+                if (connect(queued[n], (struct sockaddr *) &sa, sizeof sa) < 0) {
+                        cr_assert_eq(errno, EAGAIN, "connect: %m");
+                        break;
+                }
+        }
+        cr_assert_lt(n, (int) ELEMENTSOF(queued), "the backlog never filled");
+
+        start = now_usec(CLOCK_MONOTONIC);
+        cr_assert_eq(server_at(e, path, &s), -EADDRINUSE);
+        cr_assert_lt(now_usec(CLOCK_MONOTONIC) - start, USEC_PER_SEC);
+        for (int i = 0; i <= n; i++)
+                close(queued[i]);
+        close(fd);
+        sd_event_unref(e);
+}
+
+Test(control, server_unlinks_only_its_own_socket_at_exit, .init = make_tmpdir, .fini = remove_tmpdir) {
+        _cleanup_free_ char *path = strdup_printf("%s/control", tmpdir);
+        _cleanup_free_ char *moved = strdup_printf("%s/moved", tmpdir);
+        ControlServer *s = NULL;
+        sd_event *e = NULL;
+        int fd;
+
+        /* Someone moved our socket away and put something else at its path while we ran: theirs now. */
+        cr_assert_eq(sd_event_new(&e), 0);
+        cr_assert_eq(server_at(e, path, &s), 0);
+        cr_assert_eq(rename(path, moved), 0);
+        fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+        cr_assert_geq(fd, 0);
+        close(fd);
+        s = control_server_free(s);
+        cr_assert_eq(access(path, F_OK), 0, "someone else's file was unlinked");
+        sd_event_unref(e);
 }

@@ -1,0 +1,128 @@
+# SPDX-License-Identifier: MIT
+"""The control socket's path: only a stale corral socket is replaced, only corral's own socket is removed at
+exit, a frozen corral keeps its path."""
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+import unittest
+
+import corral_harness as h
+
+
+def connect_nonblocking(path):
+    """A connection to the control socket at PATH, or None when its backlog is full."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_NONBLOCK)
+    try:
+        s.connect(path)
+    except BlockingIOError:
+        s.close()
+        return None
+    return s
+
+
+class ControlSocket(h.CorralTestCase):
+    def corral_args(self, control, count=1):
+        return ["--listen", "127.0.0.1:0", "--count", count, "--ready-mode", "exec", "--cgroup-root", "none",
+                "--control", control, "--", h.worker_bin()]
+
+    def status(self, control, timeout=10):
+        return subprocess.run([h.corral_bin(), "status", "--json", "--control", control], capture_output=True,
+                              text=True, timeout=h.scaled(timeout), env=h.clean_env())
+
+    @staticmethod
+    def resume(corral):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(corral.pid, signal.SIGCONT)
+
+    def assertRefused(self, control, name):
+        """corral with --control CONTROL exits non-zero at start-up, names the path, starts no worker."""
+        c = self.start_corral(self.corral_args(control), name=name)
+        rc = c.wait(10)
+        self.assertNotEqual(rc, 0, c.output())
+        self.assertIn(f"'{control}'", c.output())
+        self.assertNotIn("started", c.output())
+        return c
+
+    def test_refuses_a_path_that_is_not_a_stale_corral_socket(self):
+        path = os.path.join(self.tmp, "file")
+        with open(path, "w") as f:
+            f.write("precious\n")
+        self.assertRefused(path, "file")
+        with open(path) as f:
+            self.assertEqual(f.read(), "precious\n")
+
+        path = os.path.join(self.tmp, "dir")
+        os.mkdir(path)
+        self.assertRefused(path, "dir")
+        self.assertTrue(os.path.isdir(path))
+
+        # Another daemon's live stream socket.
+        path = os.path.join(self.tmp, "stream")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as other:
+            other.bind(path)
+            other.listen(1)
+            ino = os.stat(path).st_ino
+            self.assertRefused(path, "stream")
+            self.assertEqual(os.stat(path).st_ino, ino)
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+                c.connect(path)  # still its socket
+
+        # A running corral.
+        path = os.path.join(self.tmp, "control")
+        self.start_corral(self.corral_args(path, 2), name="first")
+        h.wait_all_ready(path, 2)
+        self.assertRefused(path, "second")
+        self.assertEqual(self.status(path).returncode, 0)
+
+    def test_replaces_a_stale_socket_and_removes_only_its_own(self):
+        control = os.path.join(self.tmp, "control")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as dead:
+            dead.bind(control)  # a corral that was SIGKILLed leaves this behind
+        c = self.start_corral(self.corral_args(control))
+        h.wait_all_ready(control, 1)
+        # Someone moves corral's socket away and puts something of theirs at the path: corral leaves it.
+        os.rename(control, control + ".moved")
+        with open(control, "w") as f:
+            f.write("theirs\n")
+        self.assertEqual(c.stop(), 0)
+        self.assertTrue(os.path.exists(control), "corral removed what someone else put at its path")
+        with open(control) as f:
+            self.assertEqual(f.read(), "theirs\n")
+
+    def test_a_frozen_corral_keeps_its_path(self):
+        control = os.path.join(self.tmp, "control")
+        first = self.start_corral(self.corral_args(control, 2), name="frozen")
+        h.wait_all_ready(control, 2)
+        ino = os.stat(control).st_ino
+        first.send_signal(signal.SIGSTOP)
+        self.addCleanup(self.resume, first)  # runs before the harness's SIGTERM
+        # Clients that came while it was stopped (monitoring, say) fill its backlog: a blocking connect()
+        # would wait for room forever.
+        queued = []
+        for _ in range(64):
+            s = connect_nonblocking(control)
+            if s is None:
+                break
+            queued.append(s)
+        else:
+            self.fail("the backlog of the stopped corral never filled")
+        try:
+            # A stopped corral is alive: it may be continued, so its path is not taken.
+            started = time.monotonic()
+            self.assertRefused(control, "second")
+            self.assertLess(time.monotonic() - started, h.scaled(5))
+            self.assertEqual(os.stat(control).st_ino, ino)
+        finally:
+            for s in queued:
+                s.close()
+        self.resume(first)
+        self.assertEqual(self.status(control).returncode, 0)
+        self.assertEqual(first.stop(), 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
