@@ -53,7 +53,9 @@ ControlCommand control_parse_request(const char *s, unsigned *ret_arg) {
                 return CONTROL_DRAIN;
         if (streq(s, "undrain"))
                 return CONTROL_UNDRAIN;
-        if ((v = startswith(s, "recycle ")) && *v >= '0' && *v <= '9') {
+        /* One spelling per slot, the one status prints: "007" is refused rather than guessed at (octal to
+         * some readers). */
+        if ((v = startswith(s, "recycle ")) && *v >= '0' && *v <= '9' && (v[0] != '0' || !v[1])) {
                 errno = 0;
                 n = strtoul(v, &end, 10);
                 if (errno == 0 && !*end && n < 100000) {
@@ -142,8 +144,13 @@ static int on_connection_io(sd_event_source *src, int fd, uint32_t revents, void
                 control_reply(c, "error: permission denied\n");
                 return 0;
         }
+        /* The parser sees a C string: what follows a NUL would be dropped unseen. */
+        if (memchr(buf, 0, n)) {
+                control_reply(c, "error: request contains a NUL byte\n");
+                return 0;
+        }
         buf[n] = 0;
-        if (n > 0 && buf[n - 1] == '\n')
+        if (buf[n - 1] == '\n')
                 buf[n - 1] = 0;
 
         cmd = control_parse_request(buf, &arg);

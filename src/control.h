@@ -28,8 +28,8 @@ typedef enum ControlCommand {
 #define CONTROL_REPLY_MAX 65536
 
 /* Parses a request ("reload", "reload --wait", "status", "status --json", "recycle 3", "drain",
- * "undrain"). Pure. Returns
- * the command and the numeric argument in *ret_arg, or -EINVAL. */
+ * "undrain"): exactly that text, the slot in decimal as status prints it (no sign, no leading zero), below
+ * 100000. Pure. Returns the command and the numeric argument in *ret_arg, or -EINVAL. */
 ControlCommand control_parse_request(const char *s, unsigned *ret_arg);
 
 typedef struct ControlServer ControlServer;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Tests for control.c: every request form control_parse_request() accepts and the ones it rejects; the
- * server on a real socket and sd-event loop: the bounds it applies before parsing (size, trailing newline)
- * and its socket path. */
+ * server on a real socket and sd-event loop: the bounds it applies before parsing (size, trailing newline,
+ * NUL bytes) and its socket path. */
 
 #include <criterion/criterion.h>
 #include <fcntl.h>
@@ -84,6 +84,9 @@ Test(control, recycle_rejects_a_bad_slot_number) {
                 "recycle 100000",   /* above the bound */
                 "recycle 4294967296",
                 "recycle 18446744073709551616", /* ERANGE */
+                "recycle 00",       /* one spelling per slot, as status prints it: no leading zeros */
+                "recycle 007",
+                "recycle 010",      /* octal to some readers, ten to others */
         };
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++)
@@ -226,6 +229,24 @@ Test(control, server_refuses_a_request_over_the_limit_before_parsing) {
         reply = exchange(buf, CONTROL_REQUEST_MAX + 1, &seen);
         cr_assert_str_eq(reply, "error: request too long\n");
         cr_assert_eq(seen.calls, 0);
+}
+
+Test(control, server_rejects_a_request_with_an_embedded_nul) {
+        /* The parser sees C strings: the bytes after a NUL must not be dropped unseen. A C client sending
+         * its terminator along is no exception. */
+        static const struct {
+                const char *bytes;
+                size_t n;
+        } cases[] = { { "status\0junk", 11 }, { "status", 7 } };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_free_ char *reply = NULL;
+                Seen seen;
+
+                reply = exchange(cases[i].bytes, cases[i].n, &seen);
+                cr_assert_str_eq(reply, "error: request contains a NUL byte\n");
+                cr_assert_eq(seen.calls, 0);
+        }
 }
 
 /* The socket path: only a stale socket is replaced, and only our own socket is unlinked at exit. */
