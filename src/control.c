@@ -7,10 +7,17 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "log.h"
 #include "unix-path.h"
 
 #define CONTROL_CONNECTIONS_MAX 64
 #define CONTROL_REQUEST_TIMEOUT_USEC (5 * USEC_PER_SEC)
+/* Up to a batch of connections per wakeup, and at most a burst of wakeups per interval (800 connections a
+ * second, far more than operators make). */
+#define CONTROL_ACCEPT_BATCH 16
+#define CONTROL_ACCEPT_BURST 5
+#define CONTROL_ACCEPT_INTERVAL_USEC (100 * USEC_PER_MSEC)
+#define CONTROL_LOG_INTERVAL_USEC (10 * USEC_PER_SEC)
 
 struct ControlConnection {
         ControlServer *server;
@@ -29,6 +36,7 @@ struct ControlServer {
         char *path;
         UnixPathId path_id;
         sd_event_source *io;
+        usec_t accept_logged_usec;
         int64_t priority;
         control_handler_t handler;
         void *userdata;
@@ -163,33 +171,22 @@ static int on_connection_io(sd_event_source *src, int fd, uint32_t revents, void
         return 0;
 }
 
-static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
-        ControlServer *s = userdata;
-        _cleanup_close_ int cfd = -EBADF;
+static int connection_new(ControlServer *s, int fd) {
+        ControlConnection *c;
         struct ucred cred;
         socklen_t len = sizeof cred;
-        ControlConnection *c;
         int r;
-
-        cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-        if (cfd < 0)
-                return 0;
-
-        if (s->n_connections >= CONTROL_CONNECTIONS_MAX) {
-                (void) send(cfd, "error: too many connections\n", 28, MSG_DONTWAIT | MSG_NOSIGNAL);
-                return 0;
-        }
 
         c = calloc(1, sizeof(ControlConnection));
         if (!c)
-                return 0;
+                return -ENOMEM;
         c->server = s;
         /* The socket file is 0600 already; the peer check holds even if someone loosens that. The refusal
          * comes after the request is read: closing with it unread would reset the connection and lose the
          * answer. */
-        c->refused = getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
+        c->refused = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
                      (cred.uid != 0 && cred.uid != geteuid());
-        c->fd = TAKE_FD(cfd);
+        c->fd = fd;
         c->next = s->connections;
         if (c->next)
                 c->next->prev = c;
@@ -198,14 +195,56 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userd
 
         r = sd_event_add_io(s->event, &c->io, c->fd, EPOLLIN, on_connection_io, c);
         if (r >= 0)
-                r = sd_event_add_time_relative(s->event, &c->timer, CLOCK_MONOTONIC, CONTROL_REQUEST_TIMEOUT_USEC, 0,
-                                               on_connection_timeout, c);
+                r = sd_event_add_time_relative(s->event, &c->timer, CLOCK_MONOTONIC, CONTROL_REQUEST_TIMEOUT_USEC,
+                                               0, on_connection_timeout, c);
         if (r < 0) {
+                c->fd = -EBADF; /* the caller still owns it */
                 connection_free(c);
-                return 0;
+                return r;
         }
         (void) sd_event_source_set_priority(c->io, s->priority);
+        (void) sd_event_source_set_priority(c->timer, s->priority);
         (void) sd_event_source_set_description(c->io, "control-connection");
+        (void) sd_event_source_set_description(c->timer, "control-timeout");
+        return 0;
+}
+
+/* Nobody else sees this (no request arrives to fail), so it is logged here, once in a while. */
+static void accept_failed(ControlServer *s, int error) {
+        usec_t now = now_usec(CLOCK_MONOTONIC);
+
+        if (s->accept_logged_usec == 0 || now - s->accept_logged_usec >= CONTROL_LOG_INTERVAL_USEC) {
+                s->accept_logged_usec = now;
+                log_warning_errno(error, "Cannot accept on the control socket '%s', will retry: %m", s->path);
+        }
+}
+
+static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        static const char busy[] = "error: too many connections\n";
+        ControlServer *s = userdata;
+
+        /* A batch per wakeup, so that a flood of connections cannot starve the rest of the loop. */
+        for (unsigned i = 0; i < CONTROL_ACCEPT_BATCH; i++) {
+                _cleanup_close_ int cfd = -EBADF;
+
+                cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+                if (cfd < 0) {
+                        if (errno == EAGAIN)
+                                return 0;
+                        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                                accept_failed(s, errno);
+                                return 0;
+                        }
+                        /* ECONNABORTED and such concern that one connection. */
+                        continue;
+                }
+                if (s->n_connections >= CONTROL_CONNECTIONS_MAX) {
+                        (void) send(cfd, busy, sizeof busy - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+                        continue;
+                }
+                if (connection_new(s, cfd) >= 0)
+                        TAKE_FD(cfd);
+        }
         return 0;
 }
 
@@ -241,6 +280,12 @@ int control_server_new(sd_event *e, const char *path, int64_t priority, control_
                 return r;
         (void) sd_event_source_set_priority(s->io, priority);
         (void) sd_event_source_set_description(s->io, "control");
+        /* When accept() fails for lack of fds or memory, the connection stays queued and the socket
+         * readable: retrying at once would spin at 100 % of a core. The rate limit rests the source for the
+         * rest of the interval instead, whatever the cause. */
+        r = sd_event_source_set_ratelimit(s->io, CONTROL_ACCEPT_INTERVAL_USEC, CONTROL_ACCEPT_BURST);
+        if (r < 0)
+                return r;
 
         *ret = TAKE_PTR(s);
         return 0;

@@ -42,7 +42,8 @@ typedef void (*control_handler_t)(ControlServer *s, ControlConnection *c, Contro
 
 /* Binds path, mode 0600, and serves it from the loop. Only a stale socket file at path is replaced:
  * -EADDRINUSE when a live socket is there (another corral, running or stopped, or any other live socket),
- * -EEXIST when something else is (a file, a directory, a symlink). Never waits. */
+ * -EEXIST when something else is (a file, a directory, a symlink). Never waits. The server logs, throttled,
+ * when it cannot accept for lack of fds: a condition nobody else sees. */
 int control_server_new(sd_event *e, const char *path, int64_t priority, control_handler_t handler,
                        void *userdata, ControlServer **ret);
 /* Closes every connection and unlinks the socket path, if it is still the socket bound there. */

@@ -1,9 +1,10 @@
 # SPDX-License-Identifier: MIT
-"""The control socket's path: only a stale corral socket is replaced, only corral's own socket is removed at
-exit, a frozen corral keeps its path."""
+"""The control socket under pressure: its path (only a stale corral socket is replaced, only corral's own
+socket is removed at exit, a frozen corral keeps its path) and a full fd table."""
 
 import contextlib
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -11,6 +12,13 @@ import time
 import unittest
 
 import corral_harness as h
+
+
+def cpu_seconds(pid):
+    """utime + stime of PID from /proc/PID/stat, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def connect_nonblocking(path):
@@ -122,6 +130,29 @@ class ControlSocket(h.CorralTestCase):
         self.resume(first)
         self.assertEqual(self.status(control).returncode, 0)
         self.assertEqual(first.stop(), 0)
+
+    def test_a_full_fd_table_does_not_make_corral_spin(self):
+        control = os.path.join(self.tmp, "control")
+        c = self.start_corral(self.corral_args(control))
+        h.wait_all_ready(control, 1)
+        # No fd number above those open now: accept() fails with EMFILE while connections wait.
+        top = max(int(fd) for fd in os.listdir(f"/proc/{c.pid}/fd"))
+        soft, hard = resource.prlimit(c.pid, resource.RLIMIT_NOFILE)
+        resource.prlimit(c.pid, resource.RLIMIT_NOFILE, (top + 1, hard))
+        waiting = [s for s in (connect_nonblocking(control) for _ in range(32)) if s]
+        try:
+            time.sleep(0.5)
+            before, started = cpu_seconds(c.pid), time.monotonic()
+            time.sleep(3)
+            share = (cpu_seconds(c.pid) - before) / (time.monotonic() - started)
+        finally:
+            resource.prlimit(c.pid, resource.RLIMIT_NOFILE, (soft, hard))
+            for s in waiting:
+                s.close()
+        print(f"\ncorral's CPU with its fd table full: {share:.1%} of a core", flush=True)
+        self.assertLess(share, 0.2)
+        self.assertRegex(c.output(), r"Too many open files")
+        self.assertEqual(self.status(control).returncode, 0)
 
 
 if __name__ == "__main__":

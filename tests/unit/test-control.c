@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /* Tests for control.c: every request form control_parse_request() accepts and the ones it rejects; the
  * server on a real socket and sd-event loop: the bounds it applies before parsing (size, trailing newline,
- * NUL bytes) and its socket path. */
+ * NUL bytes), its socket path, accepting with the fd table full. */
 
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -408,5 +409,69 @@ Test(control, server_unlinks_only_its_own_socket_at_exit, .init = make_tmpdir, .
         close(fd);
         s = control_server_free(s);
         cr_assert_eq(access(path, F_OK), 0, "someone else's file was unlinked");
+        sd_event_unref(e);
+}
+
+/* Accepting: a full fd table does not make the loop spin. */
+
+/* Runs the loop until fd has something to read (a message or the end), for at most timeout. */
+static bool run_until_readable(sd_event *e, int fd, usec_t timeout) {
+        usec_t end = now_usec(CLOCK_MONOTONIC) + timeout;
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+        while (poll(&pfd, 1, 0) == 0) {
+                if (now_usec(CLOCK_MONOTONIC) > end)
+                        return false;
+                cr_assert_geq(sd_event_run(e, 10 * USEC_PER_MSEC), 0);
+        }
+        return true;
+}
+
+static void expect_message(int fd, const char *text) {
+        char buf[512];
+        ssize_t n = recv(fd, buf, sizeof buf - 1, MSG_DONTWAIT);
+
+        cr_assert_gt(n, 0, "no message: %m");
+        buf[n] = 0;
+        cr_assert_str_eq(buf, text);
+}
+
+Test(control, a_full_fd_table_pauses_accepting, .init = make_tmpdir, .fini = remove_tmpdir) {
+        _cleanup_free_ char *path = strdup_printf("%s/control", tmpdir);
+        struct rlimit old, full;
+        ControlServer *s = NULL;
+        sd_event *e = NULL;
+        unsigned dispatched = 0;
+        usec_t end;
+        int fd, free_fd;
+
+        /* accept() failing with EMFILE leaves the connection queued and the listening socket readable: a
+         * loop that retries at once spins at 100 % of a core until an fd frees up. */
+        cr_assert_eq(sd_event_new(&e), 0);
+        cr_assert_eq(server_at(e, path, &s), 0);
+        fd = connect_looping(e, path);
+        cr_assert_eq(send(fd, "status", 6, MSG_NOSIGNAL), 6);
+        free_fd = fcntl(0, F_DUPFD_CLOEXEC, 0);
+        cr_assert_geq(free_fd, 0);
+        close(free_fd);
+        cr_assert_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+        full = (struct rlimit) { .rlim_cur = free_fd, .rlim_max = old.rlim_max };
+        cr_assert_eq(setrlimit(RLIMIT_NOFILE, &full), 0);
+
+        end = now_usec(CLOCK_MONOTONIC) + 500 * USEC_PER_MSEC;
+        while (now_usec(CLOCK_MONOTONIC) < end) {
+                int r = sd_event_run(e, 10 * USEC_PER_MSEC);
+                if (r < 0)
+                        break;
+                dispatched += r > 0;
+        }
+        cr_assert_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+        cr_assert_lt(dispatched, 100, "%u dispatches in 500 ms with the fd table full", dispatched);
+
+        /* Once fds are free again, the waiting client is served. */
+        cr_assert(run_until_readable(e, fd, 2 * USEC_PER_SEC), "not served after the pause");
+        expect_message(fd, "ok\n");
+        close(fd);
+        control_server_free(s);
         sd_event_unref(e);
 }
