@@ -1,8 +1,10 @@
 # SPDX-License-Identifier: MIT
 """The control socket under pressure: its path (only a stale corral socket is replaced, only corral's own
-socket is removed at exit, a frozen corral keeps its path) and a full fd table."""
+socket is removed at exit, a frozen corral keeps its path), a full fd table, and replies larger than a
+socket buffer."""
 
 import contextlib
+import json
 import os
 import resource
 import signal
@@ -153,6 +155,23 @@ class ControlSocket(h.CorralTestCase):
         self.assertLess(share, 0.2)
         self.assertRegex(c.output(), r"Too many open files")
         self.assertEqual(self.status(control).returncode, 0)
+
+    def test_status_of_a_large_pool_arrives_whole(self):
+        control = os.path.join(self.tmp, "control")
+        # 500 rows of JSON are well above 64 KiB; sleep(1) is the cheapest worker there is.
+        self.start_corral(["--listen", "127.0.0.1:0", "--count", 500, "--ready-mode", "exec", "--cgroup-root",
+                           "none", "--stop-timeout", "5s", "--control", control, "--", "/bin/sleep", "600"])
+        h.wait_all_ready(control, 500, timeout=120)
+        p = self.status(control)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertGreater(len(p.stdout), 64 * 1024)
+        st = json.loads(p.stdout)
+        self.assertEqual(len(st["slots"]), 500)
+        self.assertEqual(sorted(w["slot"] for w in st["slots"]), list(range(500)))
+        p = subprocess.run([h.corral_bin(), "status", "--control", control], capture_output=True, text=True,
+                           timeout=h.scaled(10), env=h.clean_env())
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stdout.splitlines()[-1].split()[0], "499")
 
 
 if __name__ == "__main__":

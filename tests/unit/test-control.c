@@ -1,17 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /* Tests for control.c: every request form control_parse_request() accepts and the ones it rejects; the
  * server on a real socket and sd-event loop: the bounds it applies before parsing (size, trailing newline,
- * NUL bytes), its socket path, accepting with the fd table full. */
+ * NUL bytes), its socket path, accepting with the fd table full; replies of any size, and a client that
+ * gets them whole or fails. */
 
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "control.h"
@@ -144,6 +147,8 @@ typedef struct Seen {
         unsigned arg;
 } Seen;
 
+static bool drop_requests; /* on_request() neither replies nor holds */
+
 static void on_request(ControlServer *s, ControlConnection *c, ControlCommand cmd, unsigned arg,
                        void *userdata) {
         Seen *seen = userdata;
@@ -151,13 +156,14 @@ static void on_request(ControlServer *s, ControlConnection *c, ControlCommand cm
         seen->calls++;
         seen->cmd = cmd;
         seen->arg = arg;
-        control_reply(c, "ok\n");
+        if (!drop_requests)
+                control_reply(c, "ok\n");
 }
 
 /* Sends request (n bytes) to a fresh server and returns its reply (allocated); *seen says what the handler
  * got. */
 static char *exchange(const void *request, size_t n, Seen *seen) {
-        char dir[] = "/tmp/corral-test-control-XXXXXX", path[sizeof dir + 16], reply[CONTROL_REPLY_MAX];
+        char dir[] = "/tmp/corral-test-control-XXXXXX", path[sizeof dir + 16], reply[CONTROL_MESSAGE_MAX];
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         _cleanup_(control_server_freep) ControlServer *s = NULL;
         _cleanup_close_ int fd = -EBADF;
@@ -474,4 +480,215 @@ Test(control, a_full_fd_table_pauses_accepting, .init = make_tmpdir, .fini = rem
         close(fd);
         control_server_free(s);
         sd_event_unref(e);
+}
+
+/* Large replies: they arrive whole, or the client fails. */
+
+static void run_for(sd_event *e, usec_t duration) {
+        usec_t end = now_usec(CLOCK_MONOTONIC) + duration;
+
+        while (now_usec(CLOCK_MONOTONIC) < end)
+                cr_assert_geq(sd_event_run(e, 10 * USEC_PER_MSEC), 0);
+}
+
+#define BIG_REPLY_SIZE (1024 * 1024)
+
+static char *big_reply(void) {
+        char *text = malloc(BIG_REPLY_SIZE + 1), *p = text;
+
+        cr_assert_not_null(text);
+        p = stpcpy(p, "ok\n");
+        for (unsigned i = 0; p + 32 < text + BIG_REPLY_SIZE; i++)
+                p += sprintf(p, "{\"row\": %9u, \"pad\": \"xx\"}\n", i);
+        *p = 0;
+        return text;
+}
+
+static void on_big_request(ControlServer *s, ControlConnection *c, ControlCommand cmd, unsigned arg,
+                           void *userdata) {
+        control_reply(c, userdata);
+}
+
+/* Runs `corral status` against path in a child, stdout and stderr to files in tmpdir, while this process
+ * runs the loop e (NULL: the caller serves path by hand and calls wait_client() itself). */
+static pid_t start_client(const char *path) {
+        pid_t pid = fork();
+
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+                _cleanup_free_ char *out = strdup_printf("%s/stdout", tmpdir);
+                _cleanup_free_ char *err = strdup_printf("%s/stderr", tmpdir);
+                int o = open(out, O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0600);
+                int x = open(err, O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0600);
+                int rc;
+
+                if (o < 0 || x < 0 || dup2(o, STDOUT_FILENO) < 0 || dup2(x, STDERR_FILENO) < 0)
+                        _exit(99);
+                rc = control_client_run(path, "status");
+                fflush(stdout);
+                fflush(stderr);
+                _exit(rc);
+        }
+        return pid;
+}
+
+/* Waits for the client (running the loop e meanwhile, unless NULL); returns its exit code. */
+static int wait_client(sd_event *e, pid_t pid) {
+        usec_t end = now_usec(CLOCK_MONOTONIC) + 5 * USEC_PER_SEC;
+        int status;
+
+        for (;;) {
+                pid_t r = waitpid(pid, &status, WNOHANG);
+                cr_assert_geq(r, 0);
+                if (r == pid)
+                        break;
+                if (now_usec(CLOCK_MONOTONIC) > end) {
+                        kill(pid, SIGKILL);
+                        cr_assert_fail("the client did not finish");
+                }
+                if (e)
+                        cr_assert_geq(sd_event_run(e, 10 * USEC_PER_MSEC), 0);
+                else
+                        usleep(10000);
+        }
+        cr_assert(WIFEXITED(status));
+        return WEXITSTATUS(status);
+}
+
+static char *client_output(const char *name) {
+        _cleanup_free_ char *p = strdup_printf("%s/%s", tmpdir, name);
+        char *text = calloc(1, 2 * BIG_REPLY_SIZE);
+        int fd = open(p, O_RDONLY | O_CLOEXEC);
+        size_t n = 0;
+        ssize_t k;
+
+        cr_assert_geq(fd, 0);
+        while ((k = read(fd, text + n, 2 * BIG_REPLY_SIZE - 1 - n)) > 0)
+                n += k;
+        close(fd);
+        return text;
+}
+
+Test(control, client_gets_a_reply_larger_than_the_send_buffer_whole, .init = make_tmpdir,
+     .fini = remove_tmpdir) {
+        _cleanup_free_ char *path = strdup_printf("%s/control", tmpdir), *text = big_reply();
+        _cleanup_free_ char *out = NULL, *err = NULL;
+        ControlServer *s = NULL;
+        sd_event *e = NULL;
+        int sndbuf = 0, fd;
+        socklen_t len = sizeof sndbuf;
+
+        fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        cr_assert_eq(getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &len), 0);
+        close(fd);
+        cr_assert_gt(strlen(text), (size_t) sndbuf, "the reply must not fit into one send buffer");
+
+        cr_assert_eq(sd_event_new(&e), 0);
+        cr_assert_eq(control_server_new(e, path, 0, on_big_request, text, &s), 0);
+        cr_assert_eq(wait_client(e, start_client(path)), 0);
+        out = client_output("stdout");
+        err = client_output("stderr");
+        cr_assert_str_empty(err);
+        cr_assert_eq(strlen(out), strlen(text) - 3, "got %zu of %zu bytes", strlen(out), strlen(text) - 3);
+        cr_assert(streq(out, text + 3), "the reply arrived changed");
+        control_server_free(s);
+        sd_event_unref(e);
+}
+
+Test(control, a_client_that_does_not_read_blocks_no_one, .init = make_tmpdir, .fini = remove_tmpdir) {
+        _cleanup_free_ char *path = strdup_printf("%s/control", tmpdir), *text = big_reply();
+        _cleanup_free_ char *out = NULL;
+        ControlServer *s = NULL;
+        sd_event *e = NULL;
+        int slow;
+
+        /* One client asks and does not read; the loop goes on serving, and the slow one still gets all. */
+        cr_assert_eq(sd_event_new(&e), 0);
+        cr_assert_eq(control_server_new(e, path, 0, on_big_request, text, &s), 0);
+        slow = connect_looping(e, path);
+        cr_assert_eq(send(slow, "status", 6, MSG_NOSIGNAL), 6);
+        run_for(e, 100 * USEC_PER_MSEC);
+        cr_assert_eq(wait_client(e, start_client(path)), 0);
+        out = client_output("stdout");
+        cr_assert(streq(out, text + 3), "the second client got %zu bytes", strlen(out));
+
+        for (size_t got = 0;;) {
+                char buf[256 * 1024];
+                ssize_t n = recv(slow, buf, sizeof buf, MSG_DONTWAIT);
+
+                if (n < 0 && errno == EAGAIN) {
+                        cr_assert_geq(sd_event_run(e, 10 * USEC_PER_MSEC), 0);
+                        continue;
+                }
+                cr_assert_gt(n, 0, "the slow client's reply ended after %zu bytes: %m", got);
+                cr_assert_eq(memcmp(buf, text + got, MIN((size_t) n, strlen(text) - got)), 0);
+                got += n;
+                if (buf[n - 1] == 0) {
+                        cr_assert_eq(got, strlen(text) + 1);
+                        break;
+                }
+        }
+        close(slow);
+        control_server_free(s);
+        sd_event_unref(e);
+}
+
+/* A server played by hand: accepts one connection, waits for the request, reads it or not, sends the
+ * messages, closes. */
+static void serve_by_hand(const char *path, bool read_request, const char *const *messages, const size_t *sizes,
+                          size_t n, int *ret_rc, char **ret_out, char **ret_err) {
+        int l = socket_at(path, SOCK_SEQPACKET, true), c, queued = 0;
+        pid_t pid = start_client(path);
+
+        c = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+        cr_assert_geq(c, 0);
+        for (int i = 0; i < 500 && queued == 0; i++) {
+                cr_assert_eq(ioctl(c, FIONREAD, &queued), 0);
+                usleep(10000);
+        }
+        cr_assert_gt(queued, 0, "no request");
+        if (read_request)
+                cr_assert_eq(recv(c, (char[CONTROL_REQUEST_MAX]) {}, CONTROL_REQUEST_MAX, 0), queued);
+        for (size_t i = 0; i < n; i++)
+                cr_assert_eq(send(c, messages[i], sizes[i], MSG_NOSIGNAL), (ssize_t) sizes[i]);
+        /* Closed with the request unread, the client sees a reset before the replies. */
+        close(c);
+        close(l);
+        *ret_rc = wait_client(NULL, pid);
+        *ret_out = client_output("stdout");
+        *ret_err = client_output("stderr");
+}
+
+Test(control, client_fails_loudly_on_a_reply_cut_short, .init = make_tmpdir, .fini = remove_tmpdir) {
+        _cleanup_free_ char *path = strdup_printf("%s/control", tmpdir), *out = NULL, *err = NULL;
+        const char *cut[] = { "ok\n{\"slots\": [", "{\"pid\": 1}" };
+        const size_t sizes[] = { strlen(cut[0]), strlen(cut[1]) };
+        int rc;
+
+        serve_by_hand(path, true, cut, sizes, 2, &rc, &out, &err);
+        cr_assert_neq(rc, 0);
+        cr_assert_str_empty(out, "printed a partial reply: %s", out);
+        cr_assert(strstr(err, "cut short"), "stderr: %s", err);
+}
+
+Test(control, client_reads_the_reply_through_a_reset, .init = make_tmpdir, .fini = remove_tmpdir) {
+        _cleanup_free_ char *path = strdup_printf("%s/control", tmpdir), *out = NULL, *err = NULL;
+        const char *whole[] = { "ok\nfirst ", "second\n" };
+        const size_t sizes[] = { strlen(whole[0]), strlen(whole[1]) + 1 };
+        int rc;
+
+        serve_by_hand(path, false, whole, sizes, 2, &rc, &out, &err);
+        cr_assert_eq(rc, 0, "stderr: %s", err);
+        cr_assert_str_eq(out, "first second\n");
+}
+
+Test(control, a_request_the_handler_drops_is_answered) {
+        _cleanup_free_ char *reply = NULL;
+        Seen seen;
+
+        /* A handler that neither replies nor holds: the client hears so at once, not after a deadline. */
+        drop_requests = true;
+        reply = exchange("status", 6, &seen);
+        cr_assert_str_eq(reply, "error: request not handled\n");
+        cr_assert_eq(seen.calls, 1);
 }
