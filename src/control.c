@@ -2,6 +2,7 @@
 /* Control socket server (bounded: connection count, request size and deadline, reply deadline; replies of
  * any size written from the loop) and its client. */
 #include <stdio.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -11,7 +12,9 @@
 #include "unix-path.h"
 
 #define CONTROL_CONNECTIONS_MAX 64
-#define CONTROL_REQUEST_TIMEOUT_USEC (5 * USEC_PER_SEC)
+/* A request is one short message that a client sends right after connect(): a second is plenty, and a client
+ * that sends nothing gives its place back soon, for an operator who may need it. */
+#define CONTROL_REQUEST_TIMEOUT_USEC (1 * USEC_PER_SEC)
 /* What a client that does not read its reply may cost: the reply's memory, for this long. */
 #define CONTROL_REPLY_TIMEOUT_USEC (10 * USEC_PER_SEC)
 /* Up to a batch of connections per wakeup, and at most a burst of wakeups per interval (800 connections a
@@ -22,7 +25,7 @@
 #define CONTROL_LOG_INTERVAL_USEC (10 * USEC_PER_SEC)
 
 typedef enum ConnectionState {
-        CONNECTION_READING,  /* waiting for the request */
+        CONNECTION_READING,  /* no request yet: may make room for a newcomer */
         CONNECTION_HANDLING, /* in the handler */
         CONNECTION_HELD,     /* a waiter, answered by control_server_finish_waiters() */
         CONNECTION_WRITING,  /* the reply goes out as the client reads it */
@@ -35,6 +38,7 @@ struct ControlConnection {
         sd_event_source *timer;
         ConnectionState state;
         bool refused; /* the peer may not use us: its request is read, then refused */
+        pid_t pid;    /* the peer's, 0 if unknown */
         char *reply;  /* the part of the reply that did not go out at once, its NUL included */
         size_t reply_size, written;
         ControlConnection *prev, *next; /* newest first */
@@ -256,6 +260,34 @@ static int on_connection_io(sd_event_source *src, int fd, uint32_t revents, void
         return 0;
 }
 
+/* Makes room for a newcomer: a connection that has not sent a request (none is queued either) is told so
+ * and closed: of the process that holds the most connections, the one idle longest. So a client that hoards
+ * connections loses its own first, and a `corral status` caught between connect() and send() last. Returns
+ * false when every connection is busy (handled, held or being answered). */
+static bool connection_evict(ControlServer *s) {
+        ControlConnection *victim = NULL;
+        unsigned victim_holds = 0;
+
+        for (ControlConnection *c = s->connections; c; c = c->next) {
+                unsigned holds = 0;
+                int queued = 0;
+
+                if (c->state != CONNECTION_READING || ioctl(c->fd, FIONREAD, &queued) < 0 || queued > 0)
+                        continue;
+                for (ControlConnection *d = s->connections; d; d = d->next)
+                        holds += d->pid == c->pid;
+                /* The list is newest first: on a tie, the later one is older. */
+                if (holds >= victim_holds) {
+                        victim = c;
+                        victim_holds = holds;
+                }
+        }
+        if (!victim)
+                return false;
+        control_reply(victim, "error: too many connections\n");
+        return true;
+}
+
 static int connection_new(ControlServer *s, int fd) {
         ControlConnection *c;
         struct ucred cred;
@@ -269,8 +301,12 @@ static int connection_new(ControlServer *s, int fd) {
         /* The socket file is 0600 already; the peer check holds even if someone loosens that. The refusal
          * comes after the request is read: closing with it unread would reset the connection and lose the
          * answer. */
-        c->refused = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
-                     (cred.uid != 0 && cred.uid != geteuid());
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+                c->refused = true;
+        else {
+                c->refused = cred.uid != 0 && cred.uid != geteuid();
+                c->pid = cred.pid;
+        }
         c->fd = fd;
         c->next = s->connections;
         if (c->next)
@@ -323,7 +359,8 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userd
                         /* ECONNABORTED and such concern that one connection. */
                         continue;
                 }
-                if (s->n_connections >= CONTROL_CONNECTIONS_MAX) {
+                /* Full of clients that are served or waited on: nothing to take back from them. */
+                if (s->n_connections >= CONTROL_CONNECTIONS_MAX && !connection_evict(s)) {
                         (void) send(cfd, busy, sizeof busy, MSG_DONTWAIT | MSG_NOSIGNAL);
                         continue;
                 }

@@ -1,15 +1,17 @@
 # SPDX-License-Identifier: MIT
 """The control socket under pressure: its path (only a stale corral socket is replaced, only corral's own
-socket is removed at exit, a frozen corral keeps its path), a full fd table, and replies larger than a
-socket buffer."""
+socket is removed at exit, a frozen corral keeps its path), a full fd table, replies larger than a socket
+buffer, and idle connections that must not lock the operator out."""
 
 import contextlib
 import json
 import os
 import resource
+import select
 import signal
 import socket
 import subprocess
+import threading
 import time
 import unittest
 
@@ -32,6 +34,43 @@ def connect_nonblocking(path):
         s.close()
         return None
     return s
+
+
+class IdleFlood:
+    """Holds COUNT connections to the control socket at PATH that never send a request, and opens a new one
+    for each that corral closes, until stop(): what a stuck or hostile local client does."""
+
+    def __init__(self, path, count):
+        self.path = path
+        self.count = count
+        self.reopened = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def _run(self):
+        held = []
+        try:
+            while not self._stop.is_set():
+                while len(held) < self.count:
+                    s = connect_nonblocking(self.path)
+                    if s is None:
+                        break  # the backlog is full: try again after the wait below
+                    held.append(s)
+                for s in select.select(held, [], [], 0.01)[0]:
+                    s.close()
+                    held.remove(s)
+                    self.reopened += 1
+        finally:
+            for s in held:
+                s.close()
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(10)
 
 
 class ControlSocket(h.CorralTestCase):
@@ -172,6 +211,33 @@ class ControlSocket(h.CorralTestCase):
                            timeout=h.scaled(10), env=h.clean_env())
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(p.stdout.splitlines()[-1].split()[0], "499")
+
+    def test_idle_connections_do_not_lock_the_operator_out(self):
+        control = os.path.join(self.tmp, "control")
+        self.start_corral(self.corral_args(control))
+        h.wait_all_ready(control, 1)
+        flood = IdleFlood(control, 80).start()
+        tries, ok, failures = 50, 0, []
+        deadline = time.monotonic() + h.scaled(120)
+        try:
+            time.sleep(0.5)
+            for _ in range(tries):
+                if time.monotonic() > deadline:
+                    break
+                try:
+                    p = self.status(control, timeout=5)
+                except subprocess.TimeoutExpired:
+                    failures.append("timed out")
+                    continue
+                if p.returncode == 0 and json.loads(p.stdout)["ready"] == 1:
+                    ok += 1
+                else:
+                    failures.append(p.stderr.strip())
+        finally:
+            flood.stop()
+        print(f"\ncorral status with 80 idle connections held: {ok} of {tries} succeeded; "
+              f"{flood.reopened} idle connections closed by corral and re-opened", flush=True)
+        self.assertGreaterEqual(ok, 0.99 * tries, failures[:5])
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Tests for control.c: every request form control_parse_request() accepts and the ones it rejects; the
  * server on a real socket and sd-event loop: the bounds it applies before parsing (size, trailing newline,
- * NUL bytes), its socket path, accepting with the fd table full; replies of any size, and a client that
- * gets them whole or fails. */
+ * NUL bytes), its socket path, accepting with the fd table full, room kept for an operator; replies of any
+ * size, and a client that gets them whole or fails. */
 
 #include <criterion/criterion.h>
 #include <fcntl.h>
@@ -691,4 +691,80 @@ Test(control, a_request_the_handler_drops_is_answered) {
         reply = exchange("status", 6, &seen);
         cr_assert_str_eq(reply, "error: request not handled\n");
         cr_assert_eq(seen.calls, 1);
+}
+
+/* Connection bounds: a short deadline for the request, and a full server makes room for a new client. */
+
+Test(control, an_idle_connection_gets_a_short_deadline, .init = make_tmpdir, .fini = remove_tmpdir) {
+        _cleanup_free_ char *path = strdup_printf("%s/control", tmpdir);
+        ControlServer *s = NULL;
+        sd_event *e = NULL;
+        usec_t start;
+        int fd;
+
+        /* A request is one short message sent right after connect(): a client silent for a second is not
+         * going to send one, and holds a connection an operator may need. */
+        cr_assert_eq(sd_event_new(&e), 0);
+        cr_assert_eq(server_at(e, path, &s), 0);
+        start = now_usec(CLOCK_MONOTONIC);
+        fd = connect_looping(e, path);
+        cr_assert(run_until_readable(e, fd, 3 * USEC_PER_SEC), "never closed");
+        cr_assert_lt(now_usec(CLOCK_MONOTONIC) - start, 1500 * USEC_PER_MSEC);
+        expect_message(fd, "error: no request received in time\n");
+        close(fd);
+        control_server_free(s);
+        sd_event_unref(e);
+}
+
+/* A connection to path that another process made: the peer's credentials are taken at connect(), and this
+ * process keeps the socket after the child is gone. */
+static int connect_as_another_process(const char *path) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), status;
+        pid_t pid;
+
+        cr_assert_geq(fd, 0);
+        strcpy(sa.sun_path, path);
+        pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0)
+                _exit(connect(fd, (struct sockaddr *) &sa, sizeof sa) < 0);
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "connect failed in the child");
+        return fd;
+}
+
+Test(control, a_full_server_evicts_the_oldest_idle_connection_of_the_biggest_holder, .init = make_tmpdir,
+     .fini = remove_tmpdir) {
+        _cleanup_free_ char *path = strdup_printf("%s/control", tmpdir);
+        int idle[63], other, fd;
+        ControlServer *s = NULL;
+        sd_event *e = NULL;
+
+        /* Another process's single idle connection is the oldest; this process holds the other 63. */
+        cr_assert_eq(sd_event_new(&e), 0);
+        cr_assert_eq(server_at(e, path, &s), 0);
+        other = connect_as_another_process(path);
+        run_for(e, 50 * USEC_PER_MSEC);
+        for (size_t i = 0; i < ELEMENTSOF(idle); i++)
+                idle[i] = connect_looping(e, path);
+        run_for(e, 50 * USEC_PER_MSEC);
+
+        /* The operator gets in; the oldest connection of the biggest holder makes room, nothing else. */
+        fd = connect_looping(e, path);
+        cr_assert_eq(send(fd, "status", 6, MSG_NOSIGNAL), 6);
+        cr_assert(run_until_readable(e, fd, USEC_PER_SEC), "no answer");
+        expect_message(fd, "ok\n");
+        cr_assert(run_until_readable(e, idle[0], 0), "the oldest idle connection is still open");
+        expect_message(idle[0], "error: too many connections\n");
+        for (size_t i = 1; i <= ELEMENTSOF(idle); i++) {
+                struct pollfd pfd = { .fd = i < ELEMENTSOF(idle) ? idle[i] : other, .events = POLLIN };
+                cr_assert_eq(poll(&pfd, 1, 0), 0, "connection %zu closed too (63: the other process's)", i);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(idle); i++)
+                close(idle[i]);
+        close(other);
+        close(fd);
+        control_server_free(s);
+        sd_event_unref(e);
 }
