@@ -1,38 +1,62 @@
 /* SPDX-License-Identifier: MIT */
-/* Control socket server (bounded: connection count, request size, request timeout) and its client. */
-#include <poll.h>
+/* Control socket server (bounded: connection count, request size and deadline, reply deadline; replies of
+ * any size written from the loop) and its client. */
 #include <stdio.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include "control.h"
+#include "log.h"
+#include "unix-path.h"
 
 #define CONTROL_CONNECTIONS_MAX 64
-#define CONTROL_REQUEST_TIMEOUT_USEC (5 * USEC_PER_SEC)
+/* A request is one short message that a client sends right after connect(): a second is plenty, and a client
+ * that sends nothing gives its place back soon, for an operator who may need it. */
+#define CONTROL_REQUEST_TIMEOUT_USEC (1 * USEC_PER_SEC)
+/* What a client that does not read its reply may cost: the reply's memory, for this long. */
+#define CONTROL_REPLY_TIMEOUT_USEC (10 * USEC_PER_SEC)
+/* Up to a batch of connections per wakeup, and at most a burst of wakeups per interval (800 connections a
+ * second, far more than operators make). */
+#define CONTROL_ACCEPT_BATCH 16
+#define CONTROL_ACCEPT_BURST 5
+#define CONTROL_ACCEPT_INTERVAL_USEC (100 * USEC_PER_MSEC)
+#define CONTROL_LOG_INTERVAL_USEC (10 * USEC_PER_SEC)
+
+typedef enum ConnectionState {
+        CONNECTION_READING,  /* no request yet: may make room for a newcomer */
+        CONNECTION_HANDLING, /* in the handler */
+        CONNECTION_HELD,     /* a waiter, answered by control_server_finish_waiters() */
+        CONNECTION_WRITING,  /* the reply goes out as the client reads it */
+} ConnectionState;
 
 struct ControlConnection {
         ControlServer *server;
         int fd;
         sd_event_source *io;
         sd_event_source *timer;
-        bool held;
-        bool replied;
+        ConnectionState state;
         bool refused; /* the peer may not use us: its request is read, then refused */
-        ControlConnection *prev, *next;
+        pid_t pid;    /* the peer's, 0 if unknown */
+        char *reply;  /* the part of the reply that did not go out at once, its NUL included */
+        size_t reply_size, written;
+        ControlConnection *prev, *next; /* newest first */
 };
 
 struct ControlServer {
         sd_event *event;
         int fd;
         char *path;
+        UnixPathId path_id;
         sd_event_source *io;
+        usec_t accept_logged_usec;
         int64_t priority;
         control_handler_t handler;
         void *userdata;
         ControlConnection *connections;
         unsigned n_connections;
+        ControlConnection *handling; /* the connection in the handler, NULL once it is freed */
 };
 
 ControlCommand control_parse_request(const char *s, unsigned *ret_arg) {
@@ -52,7 +76,9 @@ ControlCommand control_parse_request(const char *s, unsigned *ret_arg) {
                 return CONTROL_DRAIN;
         if (streq(s, "undrain"))
                 return CONTROL_UNDRAIN;
-        if ((v = startswith(s, "recycle ")) && *v >= '0' && *v <= '9') {
+        /* One spelling per slot, the one status prints: "007" is refused rather than guessed at (octal to
+         * some readers). */
+        if ((v = startswith(s, "recycle ")) && *v >= '0' && *v <= '9' && (v[0] != '0' || !v[1])) {
                 errno = 0;
                 n = strtoul(v, &end, 10);
                 if (errno == 0 && !*end && n < 100000) {
@@ -73,22 +99,65 @@ static void connection_free(ControlConnection *c) {
         if (c->next)
                 c->next->prev = c->prev;
         s->n_connections--;
+        if (s->handling == c)
+                s->handling = NULL;
         sd_event_source_disable_unref(c->io);
         sd_event_source_disable_unref(c->timer);
         safe_close(c->fd);
+        free(c->reply);
         free(c);
 }
 
+/* Sends as much of data as the socket takes now, in messages the kernel accepts whole. Returns the bytes
+ * sent, or a negative errno when the connection is broken. */
+static ssize_t connection_send(ControlConnection *c, const char *data, size_t size) {
+        size_t sent = 0, message = CONTROL_MESSAGE_MAX;
+        socklen_t len = sizeof(int);
+        int sndbuf;
+
+        /* A SOCK_SEQPACKET message larger than the send buffer fails with EMSGSIZE; half of it leaves room
+         * for one more in flight. */
+        if (getsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &len) >= 0 && sndbuf > 0)
+                message = MIN(message, (size_t) sndbuf / 2);
+        while (sent < size) {
+                ssize_t n = send(c->fd, data + sent, MIN(size - sent, message), MSG_DONTWAIT | MSG_NOSIGNAL);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == EAGAIN)
+                                break;
+                        return -errno;
+                }
+                sent += n;
+        }
+        return sent;
+}
+
 void control_reply(ControlConnection *c, const char *text) {
-        /* Best effort and non-blocking: a client that went away or does not read loses its answer, the
-         * loop never waits for it. */
-        (void) send(c->fd, text, strlen(text), MSG_DONTWAIT | MSG_NOSIGNAL);
-        c->replied = true;
-        connection_free(c);
+        size_t size = strlen(text) + 1; /* the NUL tells the client it has the whole reply */
+        ssize_t sent;
+
+        c->state = CONNECTION_WRITING;
+        /* Most replies fit into the socket at once; a larger one is copied and goes out as the client
+         * reads it, so the loop never waits for a client. */
+        sent = connection_send(c, text, size);
+        if (sent < 0 || (size_t) sent == size) {
+                connection_free(c);
+                return;
+        }
+        c->reply_size = size - sent;
+        c->reply = malloc(c->reply_size);
+        if (c->reply)
+                memcpy(c->reply, text + sent, c->reply_size);
+        /* Closing cuts the reply short, which the client notices: out of memory, that is all we can do. */
+        if (!c->reply || sd_event_source_set_io_events(c->io, EPOLLOUT) < 0 ||
+            sd_event_source_set_time_relative(c->timer, CONTROL_REPLY_TIMEOUT_USEC) < 0 ||
+            sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT) < 0)
+                connection_free(c);
 }
 
 void control_hold(ControlConnection *c) {
-        c->held = true;
+        c->state = CONNECTION_HELD;
         (void) sd_event_source_set_enabled(c->timer, SD_EVENT_OFF);
 }
 
@@ -97,91 +166,148 @@ void control_server_finish_waiters(ControlServer *s, const char *text) {
 
         for (; c; c = next) {
                 next = c->next;
-                if (c->held)
+                if (c->state == CONNECTION_HELD)
                         control_reply(c, text);
         }
 }
 
 static int on_connection_timeout(sd_event_source *src, uint64_t usec, void *userdata) {
-        control_reply(userdata, "error: no request received in time\n");
+        ControlConnection *c = userdata;
+
+        if (c->state == CONNECTION_WRITING)
+                connection_free(c); /* the client sees its reply cut short */
+        else
+                control_reply(c, "error: no request received in time\n");
         return 0;
 }
 
-static int on_connection_io(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
-        ControlConnection *c = userdata;
+static void connection_write(ControlConnection *c) {
+        ssize_t sent = connection_send(c, c->reply + c->written, c->reply_size - c->written);
+
+        if (sent < 0 || c->written + sent == c->reply_size) {
+                connection_free(c);
+                return;
+        }
+        c->written += sent;
+}
+
+static void connection_read(ControlConnection *c) {
         ControlServer *s = c->server;
         char buf[CONTROL_REQUEST_MAX + 1];
         ControlCommand cmd;
         unsigned arg = 0;
         ssize_t n;
 
-        if (c->held) {
-                /* A waiter only ever hangs up. */
-                if (revents & (EPOLLHUP | EPOLLERR | EPOLLIN))
-                        connection_free(c);
-                return 0;
-        }
-
-        n = recv(fd, buf, sizeof buf, MSG_DONTWAIT | MSG_TRUNC);
+        n = recv(c->fd, buf, sizeof buf, MSG_DONTWAIT | MSG_TRUNC);
         if (n < 0) {
-                if (errno == EAGAIN || errno == EINTR)
-                        return 0;
-                connection_free(c);
-                return 0;
+                if (errno != EAGAIN && errno != EINTR)
+                        connection_free(c);
+                return;
         }
         if (n == 0) {
                 connection_free(c);
-                return 0;
+                return;
         }
         if ((size_t) n > CONTROL_REQUEST_MAX) {
                 control_reply(c, "error: request too long\n");
-                return 0;
+                return;
         }
         if (c->refused) {
                 control_reply(c, "error: permission denied\n");
-                return 0;
+                return;
+        }
+        /* The parser sees a C string: what follows a NUL would be dropped unseen. */
+        if (memchr(buf, 0, n)) {
+                control_reply(c, "error: request contains a NUL byte\n");
+                return;
         }
         buf[n] = 0;
-        if (n > 0 && buf[n - 1] == '\n')
+        if (buf[n - 1] == '\n')
                 buf[n - 1] = 0;
 
         cmd = control_parse_request(buf, &arg);
         if (cmd < 0) {
                 control_reply(c, "error: unknown request; expected reload [--wait], status [--json], recycle SLOT, drain or undrain\n");
-                return 0;
+                return;
         }
 
+        c->state = CONNECTION_HANDLING;
+        (void) sd_event_source_set_enabled(c->timer, SD_EVENT_OFF);
+        s->handling = c;
         s->handler(s, c, cmd, arg, s->userdata);
+        if (s->handling && s->handling->state == CONNECTION_HANDLING)
+                control_reply(s->handling, "error: request not handled\n");
+        s->handling = NULL;
+}
+
+static int on_connection_io(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        ControlConnection *c = userdata;
+
+        switch (c->state) {
+        case CONNECTION_READING:
+                connection_read(c);
+                break;
+        case CONNECTION_WRITING:
+                if (revents & (EPOLLHUP | EPOLLERR))
+                        connection_free(c);
+                else
+                        connection_write(c);
+                break;
+        default:
+                /* A waiter only ever hangs up. */
+                connection_free(c);
+        }
         return 0;
 }
 
-static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
-        ControlServer *s = userdata;
-        _cleanup_close_ int cfd = -EBADF;
+/* Makes room for a newcomer: a connection that has not sent a request (none is queued either) is told so
+ * and closed: of the process that holds the most connections, the one idle longest. So a client that hoards
+ * connections loses its own first, and a `corral status` caught between connect() and send() last. Returns
+ * false when every connection is busy (handled, held or being answered). */
+static bool connection_evict(ControlServer *s) {
+        ControlConnection *victim = NULL;
+        unsigned victim_holds = 0;
+
+        for (ControlConnection *c = s->connections; c; c = c->next) {
+                unsigned holds = 0;
+                int queued = 0;
+
+                if (c->state != CONNECTION_READING || ioctl(c->fd, FIONREAD, &queued) < 0 || queued > 0)
+                        continue;
+                for (ControlConnection *d = s->connections; d; d = d->next)
+                        holds += d->pid == c->pid;
+                /* The list is newest first: on a tie, the later one is older. */
+                if (holds >= victim_holds) {
+                        victim = c;
+                        victim_holds = holds;
+                }
+        }
+        if (!victim)
+                return false;
+        control_reply(victim, "error: too many connections\n");
+        return true;
+}
+
+static int connection_new(ControlServer *s, int fd) {
+        ControlConnection *c;
         struct ucred cred;
         socklen_t len = sizeof cred;
-        ControlConnection *c;
         int r;
-
-        cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-        if (cfd < 0)
-                return 0;
-
-        if (s->n_connections >= CONTROL_CONNECTIONS_MAX) {
-                (void) send(cfd, "error: too many connections\n", 28, MSG_DONTWAIT | MSG_NOSIGNAL);
-                return 0;
-        }
 
         c = calloc(1, sizeof(ControlConnection));
         if (!c)
-                return 0;
+                return -ENOMEM;
         c->server = s;
         /* The socket file is 0600 already; the peer check holds even if someone loosens that. The refusal
          * comes after the request is read: closing with it unread would reset the connection and lose the
          * answer. */
-        c->refused = getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
-                     (cred.uid != 0 && cred.uid != geteuid());
-        c->fd = TAKE_FD(cfd);
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+                c->refused = true;
+        else {
+                c->refused = cred.uid != 0 && cred.uid != geteuid();
+                c->pid = cred.pid;
+        }
+        c->fd = fd;
         c->next = s->connections;
         if (c->next)
                 c->next->prev = c;
@@ -190,26 +316,65 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userd
 
         r = sd_event_add_io(s->event, &c->io, c->fd, EPOLLIN, on_connection_io, c);
         if (r >= 0)
-                r = sd_event_add_time_relative(s->event, &c->timer, CLOCK_MONOTONIC, CONTROL_REQUEST_TIMEOUT_USEC, 0,
-                                               on_connection_timeout, c);
+                r = sd_event_add_time_relative(s->event, &c->timer, CLOCK_MONOTONIC, CONTROL_REQUEST_TIMEOUT_USEC,
+                                               0, on_connection_timeout, c);
         if (r < 0) {
+                c->fd = -EBADF; /* the caller still owns it */
                 connection_free(c);
-                return 0;
+                return r;
         }
         (void) sd_event_source_set_priority(c->io, s->priority);
+        (void) sd_event_source_set_priority(c->timer, s->priority);
         (void) sd_event_source_set_description(c->io, "control-connection");
+        (void) sd_event_source_set_description(c->timer, "control-timeout");
+        return 0;
+}
+
+/* Nobody else sees this (no request arrives to fail), so it is logged here, once in a while. */
+static void accept_failed(ControlServer *s, int error) {
+        usec_t now = now_usec(CLOCK_MONOTONIC);
+
+        if (s->accept_logged_usec == 0 || now - s->accept_logged_usec >= CONTROL_LOG_INTERVAL_USEC) {
+                s->accept_logged_usec = now;
+                log_warning_errno(error, "Cannot accept on the control socket '%s', will retry: %m", s->path);
+        }
+}
+
+static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        static const char busy[] = "error: too many connections\n"; /* its NUL ends the reply */
+        ControlServer *s = userdata;
+
+        /* A batch per wakeup, so that a flood of connections cannot starve the rest of the loop. */
+        for (unsigned i = 0; i < CONTROL_ACCEPT_BATCH; i++) {
+                _cleanup_close_ int cfd = -EBADF;
+
+                cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+                if (cfd < 0) {
+                        if (errno == EAGAIN)
+                                return 0;
+                        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                                accept_failed(s, errno);
+                                return 0;
+                        }
+                        /* ECONNABORTED and such concern that one connection. */
+                        continue;
+                }
+                /* Full of clients that are served or waited on: nothing to take back from them. */
+                if (s->n_connections >= CONTROL_CONNECTIONS_MAX && !connection_evict(s)) {
+                        (void) send(cfd, busy, sizeof busy, MSG_DONTWAIT | MSG_NOSIGNAL);
+                        continue;
+                }
+                if (connection_new(s, cfd) >= 0)
+                        TAKE_FD(cfd);
+        }
         return 0;
 }
 
 int control_server_new(sd_event *e, const char *path, int64_t priority, control_handler_t handler,
                        void *userdata, ControlServer **ret) {
         _cleanup_(control_server_freep) ControlServer *s = NULL;
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        mode_t old;
         int r;
 
-        if (strlen(path) >= sizeof sa.sun_path)
-                return -ENAMETOOLONG;
         s = calloc(1, sizeof(ControlServer));
         if (!s)
                 return -ENOMEM;
@@ -219,27 +384,16 @@ int control_server_new(sd_event *e, const char *path, int64_t priority, control_
         s->handler = handler;
         s->userdata = userdata;
 
-        s->fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        if (s->fd < 0)
-                return -errno;
-        strcpy(sa.sun_path, path);
-        /* A socket someone answers on belongs to a running corral: refuse rather than steal it. A stale
-         * one (connection refused) is replaced. */
-        {
-                _cleanup_close_ int probe = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-                if (probe >= 0 && connect(probe, (struct sockaddr *) &sa, sizeof sa) >= 0)
-                        return -EADDRINUSE;
-        }
-        (void) unlink(path);
-        /* Create it 0600 from the start: no window where another user could connect. */
-        old = umask(0177);
-        r = bind(s->fd, (struct sockaddr *) &sa, sizeof sa);
-        umask(old);
-        if (r < 0)
-                return -errno;
         s->path = strdup(path);
         if (!s->path)
                 return -ENOMEM;
+        s->fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (s->fd < 0)
+                return -errno;
+        /* Created 0600 from the start: no window where another user could connect. */
+        r = unix_path_bind(s->fd, path, 0600, &s->path_id);
+        if (r < 0)
+                return r;
         if (listen(s->fd, 16) < 0)
                 return -errno;
 
@@ -248,6 +402,12 @@ int control_server_new(sd_event *e, const char *path, int64_t priority, control_
                 return r;
         (void) sd_event_source_set_priority(s->io, priority);
         (void) sd_event_source_set_description(s->io, "control");
+        /* When accept() fails for lack of fds or memory, the connection stays queued and the socket
+         * readable: retrying at once would spin at 100 % of a core. The rate limit rests the source for the
+         * rest of the interval instead, whatever the cause. */
+        r = sd_event_source_set_ratelimit(s->io, CONTROL_ACCEPT_INTERVAL_USEC, CONTROL_ACCEPT_BURST);
+        if (r < 0)
+                return r;
 
         *ret = TAKE_PTR(s);
         return 0;
@@ -259,9 +419,11 @@ ControlServer *control_server_free(ControlServer *s) {
         while (s->connections)
                 connection_free(s->connections);
         sd_event_source_disable_unref(s->io);
-        safe_close(s->fd);
+        /* Unlink before close: once closed, another corral may bind the path and we would remove its socket.
+         * And only our own: someone may have put something else there meanwhile. */
         if (s->path)
-                (void) unlink(s->path);
+                (void) unix_path_unlink_own(s->path, &s->path_id);
+        safe_close(s->fd);
         free(s->path);
         sd_event_unref(s->event);
         free(s);
@@ -279,12 +441,78 @@ char *control_default_path(void) {
         return strdup_printf("%.*s/control", (int) n, d);
 }
 
+/* Reads a reply up to its closing NUL into *ret (allocated and NUL-terminated; *ret_size bytes before the
+ * NUL). dontwait: only what is queued already. Returns 0; -EPIPE when the connection ended before the NUL,
+ * -EBADMSG for a malformed reply, -EMSGSIZE for one too large, or another negative errno; *ret_size says
+ * how much had come then. */
+static int client_read_reply(int fd, bool dontwait, char **ret, size_t *ret_size) {
+        _cleanup_free_ char *buf = NULL;
+        size_t size = 0, allocated = 0;
+        bool reset = false;
+        int r = 0;
+
+        for (;;) {
+                ssize_t n;
+
+                if (size + CONTROL_MESSAGE_MAX > allocated) {
+                        char *p;
+
+                        if (allocated >= CONTROL_REPLY_SIZE_MAX) {
+                                r = -EMSGSIZE;
+                                break;
+                        }
+                        allocated = MIN(MAX(2 * allocated, (size_t) 4 * CONTROL_MESSAGE_MAX),
+                                        (size_t) CONTROL_REPLY_SIZE_MAX + CONTROL_MESSAGE_MAX);
+                        p = realloc(buf, allocated);
+                        if (!p) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        buf = p;
+                }
+                n = recv(fd, buf + size, CONTROL_MESSAGE_MAX, MSG_TRUNC | (dontwait ? MSG_DONTWAIT : 0));
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        /* corral closed with our request unread (it refused or turned us away): the kernel
+                         * reports the reset first, then the messages still queued. */
+                        if (errno == ECONNRESET && !reset) {
+                                reset = true;
+                                continue;
+                        }
+                        r = -errno;
+                        break;
+                }
+                if (n == 0) {
+                        r = -EPIPE;
+                        break;
+                }
+                /* MSG_TRUNC: the length of the message, not of what fitted. */
+                if (n > CONTROL_MESSAGE_MAX) {
+                        r = -EBADMSG;
+                        break;
+                }
+                size += n;
+                if (buf[size - 1] == 0)
+                        break;
+        }
+        *ret_size = size;
+        if (r < 0)
+                return r;
+        if (memchr(buf, 0, size - 1))
+                return -EBADMSG;
+        *ret_size = size - 1;
+        *ret = TAKE_PTR(buf);
+        return 0;
+}
+
 int control_client_run(const char *path, const char *request) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         _cleanup_close_ int fd = -EBADF;
         _cleanup_free_ char *buf = NULL;
-        ssize_t n, sent;
-        int send_errno;
+        ssize_t sent;
+        size_t size = 0;
+        int send_errno, r;
 
         if (strlen(path) >= sizeof sa.sun_path) {
                 fprintf(stderr, "corral: control socket path too long: %s\n", path);
@@ -309,20 +537,22 @@ int control_client_run(const char *path, const char *request) {
         sent = send(fd, request, strlen(request), MSG_NOSIGNAL);
         send_errno = errno;
 
-        buf = malloc(CONTROL_REPLY_MAX + 1);
-        if (!buf)
-                return 1;
-        do
-                n = recv(fd, buf, CONTROL_REPLY_MAX, sent < 0 ? MSG_DONTWAIT : 0);
-        while (n < 0 && errno == EINTR);
-        if (n <= 0) {
-                if (sent < 0)
+        /* Nothing is printed before the whole reply is here: a reply cut short must not pass for a short
+         * one (half a JSON document, say). */
+        r = client_read_reply(fd, sent < 0, &buf, &size);
+        if (r < 0) {
+                const char *why = r == -EPIPE ? "connection closed" : strerror(-r);
+
+                if (size == 0 && sent < 0)
                         fprintf(stderr, "corral: failed to send the request: %s\n", strerror(send_errno));
+                else if (size == 0)
+                        fprintf(stderr, "corral: no reply (%s)\n", why);
+                else if (r == -EBADMSG || r == -EMSGSIZE)
+                        fprintf(stderr, "corral: malformed reply (%s)\n", why);
                 else
-                        fprintf(stderr, "corral: no reply (%s)\n", n < 0 ? strerror(errno) : "connection closed");
+                        fprintf(stderr, "corral: reply cut short after %zu bytes (%s)\n", size, why);
                 return 1;
         }
-        buf[n] = 0;
 
         if (startswith(buf, "error: ")) {
                 fprintf(stderr, "corral: %s", buf + 7);

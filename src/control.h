@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* The control socket (AF_UNIX SOCK_SEQPACKET, mode 0600, peer checked with SO_PEERCRED) and its client,
- * behind `corral reload [--wait]`, `corral status [--json]`, `corral recycle SLOT`. One request message,
- * one or more reply messages; a reply starts with "ok" or "error: ". */
+ * behind `corral reload [--wait]`, `corral status [--json]`, `corral recycle SLOT`, `corral drain|undrain`.
+ * A request is one message of text. A reply is text in one or more messages of at most CONTROL_MESSAGE_MAX
+ * bytes, ended by a NUL byte (text never holds one), so a client knows it has all of it; it starts with
+ * "ok", "degraded" or "error: ". */
 #pragma once
 
 #include <stdbool.h>
@@ -23,40 +25,47 @@ typedef enum ControlCommand {
         _CONTROL_COMMAND_INVALID = -EINVAL,
 } ControlCommand;
 
-/* Longest request and reply message. */
+/* Longest request; longest message of a reply (smaller where the socket's send buffer is); longest reply the
+ * client takes. */
 #define CONTROL_REQUEST_MAX 256
-#define CONTROL_REPLY_MAX 65536
+#define CONTROL_MESSAGE_MAX (32 * 1024)
+#define CONTROL_REPLY_SIZE_MAX (64 * 1024 * 1024)
 
 /* Parses a request ("reload", "reload --wait", "status", "status --json", "recycle 3", "drain",
- * "undrain"). Pure. Returns
- * the command and the numeric argument in *ret_arg, or -EINVAL. */
+ * "undrain"): exactly that text, the slot in decimal as status prints it (no sign, no leading zero), below
+ * 100000. Pure. Returns the command and the numeric argument in *ret_arg, or -EINVAL. */
 ControlCommand control_parse_request(const char *s, unsigned *ret_arg);
 
 typedef struct ControlServer ControlServer;
 typedef struct ControlConnection ControlConnection;
 
-/* Handles a request. Reply with control_reply(); a connection the handler neither replied on nor held
- * (control_hold) is answered with a generic error. */
+/* Handles a request. Reply with control_reply() or hold the connection (control_hold); one the handler did
+ * neither with is answered with a generic error. */
 typedef void (*control_handler_t)(ControlServer *s, ControlConnection *c, ControlCommand cmd, unsigned arg,
                                   void *userdata);
 
-/* Binds path (an existing socket file there is replaced), mode 0600, and serves it from the loop. */
+/* Binds path, mode 0600, and serves it from the loop. Only a stale socket file at path is replaced:
+ * -EADDRINUSE when a live socket is there (another corral, running or stopped, or any other live socket),
+ * -EEXIST when something else is (a file, a directory, a symlink). Never waits. The server logs, throttled,
+ * when it cannot accept for lack of fds: a condition nobody else sees. */
 int control_server_new(sd_event *e, const char *path, int64_t priority, control_handler_t handler,
                        void *userdata, ControlServer **ret);
-/* Closes every connection and unlinks the socket path. */
+/* Closes every connection and unlinks the socket path, if it is still the socket bound there. */
 ControlServer *control_server_free(ControlServer *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(ControlServer *, control_server_free);
 
-/* Sends one reply message and closes the connection. */
+/* Sends text (copied if needed) as the reply, from the loop as the client reads it, then closes the
+ * connection; c is not to be used after. */
 void control_reply(ControlConnection *c, const char *text);
 /* Keeps the connection open as a waiter for control_server_finish_waiters(). */
 void control_hold(ControlConnection *c);
 /* Replies text to every held connection and closes them. */
 void control_server_finish_waiters(ControlServer *s, const char *text);
 
-/* Client: sends request to the socket at path and prints the reply on stdout. Returns the exit code:
- * 0 for an "ok" reply, 1 for "degraded" (status of an unhealthy pool) or "error: ", 3 when corral is not
- * running there, 4 when the caller may not use it. */
+/* Client: sends request to the socket at path and prints the reply on stdout once it has all of it.
+ * Returns the exit code: 0 for an "ok" reply, 1 for "degraded" (status of an unhealthy pool), "error: " or a
+ * reply cut short or malformed (nothing printed on stdout then), 3 when corral is not running there, 4 when
+ * the caller may not use it. */
 int control_client_run(const char *path, const char *request);
 
 /* Where the control socket lives by default: $RUNTIME_DIRECTORY/control (the first directory when there

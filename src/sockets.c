@@ -5,13 +5,12 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "parse.h"
 #include "sockets.h"
+#include "unix-path.h"
 
 #define IN_SET(x, ...)                                                                                      \
         ({                                                                                                  \
@@ -30,9 +29,9 @@ static char *mfree_str(char *p) {
 
 static void listen_socket_done(ListenSocket *l) {
         /* Unlink before close: once closed, another instance may bind the same path and we would remove
-         * its socket. */
+         * its socket. And only while the file is still ours: someone may have replaced it meanwhile. */
         if (l->unix_path)
-                (void) unlink(l->unix_path);
+                (void) unix_path_unlink_own(l->unix_path, &l->unix_id);
         l->fd = safe_close(l->fd);
         l->name = mfree_str(l->name);
         l->unix_path = mfree_str(l->unix_path);
@@ -70,37 +69,11 @@ static int set_error(char **ret_error, int r, const char *what, const char *text
         return r;
 }
 
-/* A UNIX socket file left behind by a process that died without unlinking it would make bind() fail
- * with EADDRINUSE forever. Remove it only when nobody answers on it, so a second instance fails instead
- * of stealing the path. */
-static int unix_remove_stale(const char *path) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        _cleanup_close_ int fd = -EBADF;
-        struct stat st;
-
-        if (lstat(path, &st) < 0)
-                return errno == ENOENT ? 0 : -errno;
-        if (!S_ISSOCK(st.st_mode))
-                return -EEXIST;
-
-        /* Non-blocking, so a live listener with a full backlog answers EAGAIN instead of hanging us. */
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        if (fd < 0)
-                return -errno;
-        /* The spec parser bounded the path; sa is zeroed, so the copy stays NUL-terminated. */
-        memcpy(sa.sun_path, path, MIN(strlen(path), sizeof(sa.sun_path) - 1));
-        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) >= 0 || errno != ECONNREFUSED)
-                return -EADDRINUSE;
-
-        if (unlink(path) < 0 && errno != ENOENT)
-                return -errno;
-        return 0;
-}
-
 static int bind_one(const char *text, const ListenSpec *spec, ListenSocket *ret, char **ret_error) {
         _cleanup_free_ char *name = NULL, *unix_path = NULL;
         _cleanup_close_ int fd = -EBADF;
         int family, type, one = 1, r;
+        UnixPathId unix_id = {};
 
         name = strdup(spec->name);
         if (!name)
@@ -120,37 +93,20 @@ static int bind_one(const char *text, const ListenSpec *spec, ListenSocket *ret,
                 return set_error(ret_error, -errno, "Failed to set IPV6_V6ONLY on", text);
 
         if (family == AF_UNIX) {
-                struct sockaddr_un sa = { .sun_family = AF_UNIX };
-                mode_t old_umask = 0;
-
-                r = unix_remove_stale(spec->path);
-                if (r < 0)
-                        return set_error(ret_error, r, "Failed to bind", text);
-
                 unix_path = strdup(spec->path);
                 if (!unix_path)
                         return -ENOMEM;
-
-                /* bind() creates the inode with 0777 & ~umask; setting the umask around it gives the
-                 * requested mode from the start, with no window where a chmod() has not happened yet.
-                 * corral is single-threaded, so changing the process umask briefly is safe. */
-                if (spec->mode != 0)
-                        old_umask = umask(~spec->mode & 0777);
-                memcpy(sa.sun_path, spec->path, strlen(spec->path) + 1);
-                r = bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0 ? -errno : 0;
-                if (spec->mode != 0)
-                        (void) umask(old_umask);
-                if (r < 0) {
-                        unix_path = mfree_str(unix_path);
+                /* A stale socket file left by a process that died is replaced, a live one is not stolen. */
+                r = unix_path_bind(fd, spec->path, spec->mode, &unix_id);
+                if (r < 0)
                         return set_error(ret_error, r, "Failed to bind", text);
-                }
         } else if (bind(fd, (const struct sockaddr *) &spec->addr, spec->addr_len) < 0)
                 return set_error(ret_error, -errno, "Failed to bind", text);
 
         if (type == SOCK_STREAM && listen(fd, SOMAXCONN) < 0) {
                 r = -errno;
                 if (unix_path)
-                        (void) unlink(unix_path);
+                        (void) unix_path_unlink_own(unix_path, &unix_id);
                 return set_error(ret_error, r, "Failed to listen on", text);
         }
 
@@ -160,6 +116,7 @@ static int bind_one(const char *text, const ListenSpec *spec, ListenSocket *ret,
                 .family = family,
                 .type = type,
                 .unix_path = TAKE_PTR(unix_path),
+                .unix_id = unix_id,
         };
         return 0;
 }

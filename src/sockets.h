@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "unix-path.h"
 #include "util.h"
 
 typedef struct ListenSocket {
@@ -15,7 +16,8 @@ typedef struct ListenSocket {
         char *name;      /* LISTEN_FDNAMES entry */
         int family;      /* AF_INET, AF_INET6, AF_UNIX */
         int type;        /* SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET */
-        char *unix_path; /* UNIX sockets we bound ourselves: unlinked by socket_set_done() */
+        char *unix_path; /* UNIX sockets we bound ourselves: unlinked by socket_set_done()... */
+        UnixPathId unix_id; /* ...while the file there is still the one we bound */
 } ListenSocket;
 
 typedef struct SocketSet {

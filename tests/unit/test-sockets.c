@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "sockets.h"
+#include "tmpdir.h"
 
 TestSuite(sockets, .timeout = 10);
 
@@ -150,25 +151,6 @@ Test(sockets, empty_spec_list_binds_nothing) {
         socket_set_done(&set);
 }
 
-static char tmpdir[64];
-
-static void make_tmpdir(void) {
-        snprintf(tmpdir, sizeof(tmpdir), "/tmp/corral-test-sockets-XXXXXX");
-        cr_assert_not_null(mkdtemp(tmpdir));
-}
-
-static void remove_tmpdir(void) {
-        DIR *d = opendir(tmpdir);
-        struct dirent *de;
-
-        if (!d)
-                return;
-        while ((de = readdir(d)))
-                (void) unlinkat(dirfd(d), de->d_name, 0);
-        closedir(d);
-        (void) rmdir(tmpdir);
-}
-
 /* A bound UNIX socket at path; listening when listening is true, left behind as stale otherwise. */
 static int unix_socket_at(const char *path, bool listening) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -213,6 +195,23 @@ Test(sockets, bind_unix_with_mode_and_unlink_on_done, .init = make_tmpdir, .fini
         socket_set_done(&set);
         cr_assert_eq(stat(path, &st), -1);
         cr_assert_eq(errno, ENOENT);
+}
+
+Test(sockets, done_leaves_a_path_someone_else_took_over, .init = make_tmpdir, .fini = remove_tmpdir) {
+        _cleanup_free_ char *path = strdup_printf("%s/app.sock", tmpdir);
+        _cleanup_free_ char *moved = strdup_printf("%s/moved.sock", tmpdir);
+        _cleanup_free_ char *spec = strdup_printf("unix:%s", path);
+        _cleanup_free_ char *error = NULL;
+        SocketSet set = {};
+        int fd;
+
+        cr_assert_eq(socket_set_bind((char *const[]){ spec, NULL }, &set, &error), 0, "%s", error);
+        cr_assert_eq(rename(path, moved), 0);
+        fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+        cr_assert_geq(fd, 0);
+        close(fd);
+        socket_set_done(&set);
+        cr_assert_eq(access(path, F_OK), 0, "someone else's file was unlinked");
 }
 
 Test(sockets, bind_unix_keeps_umask_when_no_mode, .init = make_tmpdir, .fini = remove_tmpdir) {
