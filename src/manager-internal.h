@@ -74,6 +74,8 @@ struct Manager {
         unsigned term_signals;
         char *status;
         usec_t reject_logged_usec;
+        usec_t fd_error_logged_usec; /* the last "Too many open files" said about a spawn */
+        unsigned fd_errors_unlogged;
         /* Who may notify: the uids the pool's workers run as (manager-workers.c). */
         uid_t worker_uids[4];
         unsigned n_worker_uids;

@@ -84,6 +84,25 @@ static void manager_report_exit(Manager *m, Worker *w, PoolWorker *pw) {
 
 /* ---- plan actions ---- */
 
+/* While the fd table is full every spawn fails alike, a thousand slots at a time: say it once per 10 s,
+ * with how many were not said. Returns whether to log this one; other errors always are. */
+static bool manager_log_spawn_error(Manager *m, int r) {
+        usec_t now = now_usec(CLOCK_MONOTONIC);
+
+        if (r != -EMFILE && r != -ENFILE)
+                return true;
+        if (m->fd_error_logged_usec != 0 && now - m->fd_error_logged_usec < 10 * USEC_PER_SEC) {
+                m->fd_errors_unlogged++;
+                return false;
+        }
+        if (m->fd_errors_unlogged > 0)
+                log_warning("%u more spawn errors for lack of file descriptors in the last 10 s",
+                            m->fd_errors_unlogged);
+        m->fd_error_logged_usec = now;
+        m->fd_errors_unlogged = 0;
+        return true;
+}
+
 static void manager_on_worker_event(Worker *w, const WorkerEvent *ev, void *userdata);
 static void manager_note_worker_uids(Manager *m);
 
@@ -153,7 +172,7 @@ int manager_spawn_worker(Manager *m, PoolWorker *pw) {
          * uncounted (logged), never not at all. */
         if (m->cgroups) {
                 r = cgroup_worker_new(m->cgroups, pw->slot, pw->id, &cw);
-                if (r < 0)
+                if (r < 0 && manager_log_spawn_error(m, r))
                         log_warning_errno(r, "Failed to create the cgroup of worker %u, running it without: %m",
                                           pw->slot);
         }
@@ -176,7 +195,8 @@ int manager_spawn_worker(Manager *m, PoolWorker *pw) {
 
         r = manager_start_worker(m, w);
         if (r < 0) {
-                log_error_errno(r, "Failed to start worker %u: %m", w->slot);
+                if (manager_log_spawn_error(m, r))
+                        log_error_errno(r, "Failed to start worker %u: %m", w->slot);
                 manager_report_exit(m, w, pw);
                 return r;
         }
