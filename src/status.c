@@ -363,6 +363,29 @@ void status_count_reload(StatusCounters *c, bool ok, usec_t duration, usec_t end
         c->reload_seconds_sum += (double) duration / (double) USEC_PER_SEC;
 }
 
+/* Whether rows[i] speaks for its slot in /metrics. A slot's series must stay the same series across
+ * replacements (a dashboard keeps its history, a join on corral_worker_info finds one worker), so each slot
+ * has one: its serving worker, the ready one not being stopped, else its first starting one. A replacement
+ * still starting beside a ready worker and the workers being stopped are left out. */
+static bool row_speaks_for_slot(const StatusWorker *rows, size_t n, size_t i) {
+        if (rows[i].state == WORKER_STOPPING)
+                return false;
+        if (rows[i].state == WORKER_READY)
+                return true;
+        /* Starting: it speaks unless its slot has a ready worker or an earlier starting one. */
+        for (size_t j = i; j > 0 && rows[j - 1].slot == rows[i].slot; j--)
+                if (rows[j - 1].state != WORKER_STOPPING)
+                        return false;
+        for (size_t j = i + 1; j < n && rows[j].slot == rows[i].slot; j++)
+                if (rows[j].state == WORKER_READY)
+                        return false;
+        return true;
+}
+
+static void metric_header(FILE *f, const char *name, const char *type, const char *help) {
+        fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
 char *status_format_metrics(const StatusPool *p, const StatusWorker *rows, size_t n) {
         static const unsigned bounds[STATUS_RELOAD_BUCKETS_N] = STATUS_RELOAD_BUCKETS;
         const StatusCounters *c = p->counters;
@@ -372,37 +395,51 @@ char *status_format_metrics(const StatusPool *p, const StatusWorker *rows, size_
         if (!buf_open(&b))
                 return NULL;
 
-        fputs("# HELP corral_workers Worker processes by state.\n# TYPE corral_workers gauge\n", b.f);
-        fprintf(b.f, "corral_workers{state=\"starting\"} %u\ncorral_workers{state=\"ready\"} %u\n"
-                     "corral_workers{state=\"stopping\"} %u\n",
-                p->starting, p->processes - p->starting - p->stopping, p->stopping);
-        fprintf(b.f, "# HELP corral_workers_wanted Slots the pool keeps.\n# TYPE corral_workers_wanted gauge\n"
-                     "corral_workers_wanted %u\n", p->wanted);
-        fprintf(b.f, "# HELP corral_slots_ready Slots with a ready worker.\n# TYPE corral_slots_ready gauge\n"
-                     "corral_slots_ready %u\n", p->ready);
-        fprintf(b.f, "# HELP corral_generation Generation new workers start as.\n# TYPE corral_generation gauge\n"
-                     "corral_generation %u\n", p->generation);
-        fprintf(b.f, "# HELP corral_drained 1 while /health is drained.\n# TYPE corral_drained gauge\n"
-                     "corral_drained %d\n", p->drained ? 1 : 0);
-        fprintf(b.f, "# HELP corral_uptime_seconds Time since corral started.\n# TYPE corral_uptime_seconds gauge\n"
-                     "corral_uptime_seconds %.3f\n", (double) p->uptime_usec / (double) USEC_PER_SEC);
+        /* The version is ours (a compile definition): no label escaping needed. */
+        metric_header(b.f, "corral_build_info", "gauge", "The version of corral, in the label; always 1.");
+        fprintf(b.f, "corral_build_info{version=\"%s\"} 1\n", p->version);
+        metric_header(b.f, "process_start_time_seconds", "gauge",
+                      "Start time of the process since unix epoch in seconds.");
+        fprintf(b.f, "process_start_time_seconds %.6f\n", (double) p->start_time_usec / (double) USEC_PER_SEC);
 
-        fputs("# HELP corral_worker_restarts_total Workers replaced because they ended unexpectedly.\n"
-              "# TYPE corral_worker_restarts_total counter\n", b.f);
+        metric_header(b.f, "corral_workers", "gauge", "Worker processes by state.");
+        fprintf(b.f,
+                "corral_workers{state=\"starting\"} %u\ncorral_workers{state=\"ready\"} %u\n"
+                "corral_workers{state=\"stopping\"} %u\n",
+                p->starting, p->processes - p->starting - p->stopping, p->stopping);
+        metric_header(b.f, "corral_workers_wanted", "gauge", "Slots the pool keeps.");
+        fprintf(b.f, "corral_workers_wanted %u\n", p->wanted);
+        metric_header(b.f, "corral_slots_ready", "gauge", "Slots with a ready worker.");
+        fprintf(b.f, "corral_slots_ready %u\n", p->ready);
+        metric_header(b.f, "corral_generation", "gauge", "Generation new workers start as.");
+        fprintf(b.f, "corral_generation %u\n", p->generation);
+        metric_header(b.f, "corral_drained", "gauge", "1 while /health is drained.");
+        fprintf(b.f, "corral_drained %d\n", p->drained ? 1 : 0);
+
+        metric_header(b.f, "corral_worker_restarts_total", "counter",
+                      "Workers replaced because they ended unexpectedly.");
         fprintf(b.f, "corral_worker_restarts_total{reason=\"crash\"} %llu\n"
                      "corral_worker_restarts_total{reason=\"failed-start\"} %llu\n",
                 (unsigned long long) c->crashes, (unsigned long long) c->failed_starts);
-        fputs("# HELP corral_worker_recycles_total Workers replaced start-first, by reason.\n"
-              "# TYPE corral_worker_recycles_total counter\n", b.f);
+        metric_header(b.f, "corral_worker_recycles_total", "counter",
+                      "Workers replaced start-first, by reason.");
         for (RecycleReason r = RECYCLE_MEMORY; r < _RECYCLE_REASON_MAX; r++)
                 fprintf(b.f, "corral_worker_recycles_total{reason=\"%s\"} %llu\n", recycle_reason_to_string(r),
                         (unsigned long long) c->recycles[r]);
 
-        fprintf(b.f, "# HELP corral_reloads_total Rolling reloads by result.\n# TYPE corral_reloads_total counter\n"
-                     "corral_reloads_total{result=\"ok\"} %llu\ncorral_reloads_total{result=\"failed\"} %llu\n",
+        metric_header(b.f, "corral_reloads_total", "counter", "Rolling reloads by result.");
+        fprintf(b.f,
+                "corral_reloads_total{result=\"ok\"} %llu\ncorral_reloads_total{result=\"failed\"} %llu\n",
                 (unsigned long long) c->reloads_ok, (unsigned long long) c->reloads_failed);
-        fputs("# HELP corral_reload_duration_seconds Time from a reload request to its end.\n"
-              "# TYPE corral_reload_duration_seconds histogram\n", b.f);
+        /* Before any reload, the configuration corral started with is the last one that loaded. */
+        metric_header(b.f, "corral_last_reload_successful", "gauge", "0 when the last reload failed, else 1.");
+        fprintf(b.f, "corral_last_reload_successful %d\n", c->last_reload_failed ? 0 : 1);
+        metric_header(b.f, "corral_last_reload_timestamp_seconds", "gauge",
+                      "When the last reload ended (before any: the start), Unix time.");
+        fprintf(b.f, "corral_last_reload_timestamp_seconds %.6f\n",
+                (double) (c->last_reload_end_usec ?: p->start_time_usec) / (double) USEC_PER_SEC);
+        metric_header(b.f, "corral_reload_duration_seconds", "histogram",
+                      "Time from a reload request to its end.");
         for (size_t i = 0; i < STATUS_RELOAD_BUCKETS_N; i++) {
                 cumulative += c->reload_buckets[i];
                 fprintf(b.f, "corral_reload_duration_seconds_bucket{le=\"%u\"} %llu\n", bounds[i],
@@ -413,24 +450,28 @@ char *status_format_metrics(const StatusPool *p, const StatusWorker *rows, size_
                      "corral_reload_duration_seconds_sum %.6f\ncorral_reload_duration_seconds_count %llu\n",
                 (unsigned long long) cumulative, c->reload_seconds_sum, (unsigned long long) cumulative);
 
-        fprintf(b.f, "# HELP corral_notify_rejected_total Notifications dropped: not from a worker, or malformed.\n"
-                     "# TYPE corral_notify_rejected_total counter\ncorral_notify_rejected_total %llu\n",
-                (unsigned long long) p->notify_rejected);
-        fprintf(b.f, "# HELP corral_signals_relayed_total Signals passed on to the workers.\n"
-                     "# TYPE corral_signals_relayed_total counter\ncorral_signals_relayed_total %llu\n",
-                (unsigned long long) c->relayed_signals);
+        metric_header(b.f, "corral_notify_rejected_total", "counter",
+                      "Notifications dropped: not from a worker, or malformed.");
+        fprintf(b.f, "corral_notify_rejected_total %llu\n", (unsigned long long) p->notify_rejected);
+        metric_header(b.f, "corral_signals_relayed_total", "counter", "Signals passed on to the workers.");
+        fprintf(b.f, "corral_signals_relayed_total %llu\n", (unsigned long long) c->relayed_signals);
 
-        fputs("# HELP corral_worker_memory_bytes Memory of each worker.\n# TYPE corral_worker_memory_bytes gauge\n",
-              b.f);
+        metric_header(b.f, "corral_worker_info", "gauge",
+                      "The worker serving each slot: its pid and generation.");
         for (size_t i = 0; i < n; i++)
-                fprintf(b.f, "corral_worker_memory_bytes{slot=\"%u\",pid=\"%d\",generation=\"%u\"} %llu\n",
-                        rows[i].slot, (int) rows[i].pid, rows[i].generation, (unsigned long long) rows[i].memory_bytes);
-        fputs("# HELP corral_worker_cpu_seconds_total CPU time of each worker.\n"
-              "# TYPE corral_worker_cpu_seconds_total counter\n", b.f);
+                if (row_speaks_for_slot(rows, n, i))
+                        fprintf(b.f, "corral_worker_info{slot=\"%u\",pid=\"%d\",generation=\"%u\"} 1\n",
+                                rows[i].slot, (int) rows[i].pid, rows[i].generation);
+        metric_header(b.f, "corral_worker_memory_bytes", "gauge", "Memory of the worker serving each slot.");
         for (size_t i = 0; i < n; i++)
-                fprintf(b.f, "corral_worker_cpu_seconds_total{slot=\"%u\",pid=\"%d\",generation=\"%u\"} %.6f\n",
-                        rows[i].slot, (int) rows[i].pid, rows[i].generation,
-                        (double) rows[i].cpu_usec / (double) USEC_PER_SEC);
-
+                if (row_speaks_for_slot(rows, n, i))
+                        fprintf(b.f, "corral_worker_memory_bytes{slot=\"%u\"} %llu\n", rows[i].slot,
+                                (unsigned long long) rows[i].memory_bytes);
+        metric_header(b.f, "corral_worker_cpu_seconds_total", "counter",
+                      "CPU time of the worker serving each slot.");
+        for (size_t i = 0; i < n; i++)
+                if (row_speaks_for_slot(rows, n, i))
+                        fprintf(b.f, "corral_worker_cpu_seconds_total{slot=\"%u\"} %.6f\n", rows[i].slot,
+                                (double) rows[i].cpu_usec / (double) USEC_PER_SEC);
         return buf_close(&b);
 }

@@ -83,7 +83,8 @@ char *status_format_json(const StatusPool *p, const StatusWorker *rows, size_t n
  * and not drained; 503 otherwise. Returns the status code and an allocated JSON body in *ret_body. */
 int status_format_health(const StatusPool *p, char **ret_body);
 
-/* GET /metrics: Prometheus text exposition format 0.0.4. Allocated, NULL on OOM. */
+/* GET /metrics: Prometheus text exposition format 0.0.4; per-worker series carry the slot only, for the
+ * slot's serving worker (rows sorted by slot). Allocated, NULL on OOM. */
 char *status_format_metrics(const StatusPool *p, const StatusWorker *rows, size_t n);
 
 /* Counts one reload that ended at end_realtime (CLOCK_REALTIME) after duration, ok or failed. */

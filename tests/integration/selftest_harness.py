@@ -200,5 +200,22 @@ class WorkerAlone(h.CorralTestCase):
         self.assertIsInstance(err, OSError)
 
 
+class Checkers(unittest.TestCase):
+    """check_metrics() must refuse what it is there to catch."""
+
+    GOOD_METRICS = ("# HELP x_requests_total Requests.\n# TYPE x_requests_total counter\n"
+                    'x_requests_total{slot="0"} 1\nx_requests_total{slot="1"} 2\n')
+
+    def test_check_metrics_refuses_a_series_twice_and_what_promtool_refuses(self):
+        with self.assertRaisesRegex(AssertionError, r"twice: \['x_requests_total\{slot=0\}'\]"):
+            h.check_metrics(self.GOOD_METRICS + 'x_requests_total{slot="0"} 3\n')
+        h.check_metrics(self.GOOD_METRICS)
+        with self.assertRaisesRegex(AssertionError, r'should have "_total" suffix'):
+            h.check_metrics("# HELP x_requests Requests.\n# TYPE x_requests counter\nx_requests 1\n")
+        with self.assertRaisesRegex(AssertionError, r"promtool check metrics: exit"):
+            h.check_metrics('x_requests_total 1\n# HELP x_requests_total Requests.\n'
+                            "# TYPE x_requests_total counter\n")
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -374,8 +374,14 @@ Test(status, health_is_503_for_an_empty_pool) {
         expect_health(&x, 503, 0);
 }
 
-/* Everything but the per-worker series, shared by both metrics tests: the counters are the same. */
+/* Everything but the per-worker series, shared by the metrics tests: the counters are the same. */
 #define METRICS_HEAD(starting, ready, stopping, slots_ready, drained)                                       \
+        "# HELP corral_build_info The version of corral, in the label; always 1.\n"                         \
+        "# TYPE corral_build_info gauge\n"                                                                  \
+        "corral_build_info{version=\"1.2.3\"} 1\n"                                                          \
+        "# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.\n"        \
+        "# TYPE process_start_time_seconds gauge\n"                                                         \
+        "process_start_time_seconds 1709283600.000000\n"                                                    \
         "# HELP corral_workers Worker processes by state.\n"                                                \
         "# TYPE corral_workers gauge\n"                                                                     \
         "corral_workers{state=\"starting\"} " starting "\n"                                                 \
@@ -393,9 +399,6 @@ Test(status, health_is_503_for_an_empty_pool) {
         "# HELP corral_drained 1 while /health is drained.\n"                                               \
         "# TYPE corral_drained gauge\n"                                                                     \
         "corral_drained " drained "\n"                                                                      \
-        "# HELP corral_uptime_seconds Time since corral started.\n"                                         \
-        "# TYPE corral_uptime_seconds gauge\n"                                                              \
-        "corral_uptime_seconds 3898800.000\n"                                                               \
         "# HELP corral_worker_restarts_total Workers replaced because they ended unexpectedly.\n"           \
         "# TYPE corral_worker_restarts_total counter\n"                                                     \
         "corral_worker_restarts_total{reason=\"crash\"} 5\n"                                                \
@@ -412,6 +415,12 @@ Test(status, health_is_503_for_an_empty_pool) {
         "# TYPE corral_reloads_total counter\n"                                                             \
         "corral_reloads_total{result=\"ok\"} 4\n"                                                           \
         "corral_reloads_total{result=\"failed\"} 1\n"                                                       \
+        "# HELP corral_last_reload_successful 0 when the last reload failed, else 1.\n"                     \
+        "# TYPE corral_last_reload_successful gauge\n"                                                      \
+        "corral_last_reload_successful 1\n"                                                                 \
+        "# HELP corral_last_reload_timestamp_seconds When the last reload ended (before any: the start), Unix time.\n" \
+        "# TYPE corral_last_reload_timestamp_seconds gauge\n"                                               \
+        "corral_last_reload_timestamp_seconds 1712758834.000000\n"                                          \
         "# HELP corral_reload_duration_seconds Time from a reload request to its end.\n"                    \
         "# TYPE corral_reload_duration_seconds histogram\n"                                                 \
         "corral_reload_duration_seconds_bucket{le=\"1\"} 1\n"                                               \
@@ -432,39 +441,88 @@ Test(status, health_is_503_for_an_empty_pool) {
         "# HELP corral_signals_relayed_total Signals passed on to the workers.\n"                           \
         "# TYPE corral_signals_relayed_total counter\n"                                                     \
         "corral_signals_relayed_total 9\n"                                                                  \
-        "# HELP corral_worker_memory_bytes Memory of each worker.\n"                                        \
+        "# HELP corral_worker_info The worker serving each slot: its pid and generation.\n"                 \
+        "# TYPE corral_worker_info gauge\n"
+#define METRICS_MEMORY_HEAD                                                                                 \
+        "# HELP corral_worker_memory_bytes Memory of the worker serving each slot.\n"                       \
         "# TYPE corral_worker_memory_bytes gauge\n"
+#define METRICS_CPU_HEAD                                                                                    \
+        "# HELP corral_worker_cpu_seconds_total CPU time of the worker serving each slot.\n"                \
+        "# TYPE corral_worker_cpu_seconds_total counter\n"
 
+/* Slot 2's replacement, still starting beside the worker it replaces, has no series of its own. */
 Test(status, metrics_of_a_reload_in_progress) {
         expect_output(
                 status_format_metrics, SCENARIO_RELOADING,
                 METRICS_HEAD("1", "3", "0", "3", "0")
-                "corral_worker_memory_bytes{slot=\"0\",pid=\"4242\",generation=\"3\"} 13107200\n"
-                "corral_worker_memory_bytes{slot=\"1\",pid=\"4243\",generation=\"3\"} 524288000\n"
-                "corral_worker_memory_bytes{slot=\"2\",pid=\"4100\",generation=\"2\"} 1073741824\n"
-                "corral_worker_memory_bytes{slot=\"2\",pid=\"4251\",generation=\"3\"} 1000\n"
-                "# HELP corral_worker_cpu_seconds_total CPU time of each worker.\n"
-                "# TYPE corral_worker_cpu_seconds_total counter\n"
-                "corral_worker_cpu_seconds_total{slot=\"0\",pid=\"4242\",generation=\"3\"} 15.350000\n"
-                "corral_worker_cpu_seconds_total{slot=\"1\",pid=\"4243\",generation=\"3\"} 12.300000\n"
-                "corral_worker_cpu_seconds_total{slot=\"2\",pid=\"4100\",generation=\"2\"} 3.060000\n"
-                "corral_worker_cpu_seconds_total{slot=\"2\",pid=\"4251\",generation=\"3\"} 0.000000\n");
+                "corral_worker_info{slot=\"0\",pid=\"4242\",generation=\"3\"} 1\n"
+                "corral_worker_info{slot=\"1\",pid=\"4243\",generation=\"3\"} 1\n"
+                "corral_worker_info{slot=\"2\",pid=\"4100\",generation=\"2\"} 1\n"
+                METRICS_MEMORY_HEAD
+                "corral_worker_memory_bytes{slot=\"0\"} 13107200\n"
+                "corral_worker_memory_bytes{slot=\"1\"} 524288000\n"
+                "corral_worker_memory_bytes{slot=\"2\"} 1073741824\n"
+                METRICS_CPU_HEAD
+                "corral_worker_cpu_seconds_total{slot=\"0\"} 15.350000\n"
+                "corral_worker_cpu_seconds_total{slot=\"1\"} 12.300000\n"
+                "corral_worker_cpu_seconds_total{slot=\"2\"} 3.060000\n");
 }
 
 Test(status, metrics_of_a_stopping_pool_without_rows) {
-        expect_output(
-                status_format_metrics, SCENARIO_STOPPING,
-                METRICS_HEAD("0", "0", "3", "0", "0")
-                "# HELP corral_worker_cpu_seconds_total CPU time of each worker.\n"
-                "# TYPE corral_worker_cpu_seconds_total counter\n");
+        expect_output(status_format_metrics, SCENARIO_STOPPING,
+                      METRICS_HEAD("0", "0", "3", "0", "0") METRICS_MEMORY_HEAD METRICS_CPU_HEAD);
 }
 
 Test(status, metrics_say_drained) {
-        expect_output(
-                status_format_metrics, SCENARIO_DRAINED,
-                METRICS_HEAD("0", "3", "0", "3", "1")
-                "# HELP corral_worker_cpu_seconds_total CPU time of each worker.\n"
-                "# TYPE corral_worker_cpu_seconds_total counter\n");
+        expect_output(status_format_metrics, SCENARIO_DRAINED,
+                      METRICS_HEAD("0", "3", "0", "3", "1") METRICS_MEMORY_HEAD METRICS_CPU_HEAD);
+}
+
+/* One series per slot, whatever the slot holds: the worker being stopped, the replacement starting beside the
+ * ready one and the second of two starting ones are left out; a slot with only a stopping worker has none. */
+Test(status, metrics_have_one_series_per_slot_for_its_serving_worker) {
+        static const StatusWorker rows[] = {
+                { .slot = 0, .pid = 100, .generation = 1, .state = WORKER_STOPPING, .memory_bytes = 1 },
+                { .slot = 0, .pid = 101, .generation = 2, .state = WORKER_READY, .memory_bytes = 2 },
+                { .slot = 0, .pid = 102, .generation = 3, .state = WORKER_STARTING, .memory_bytes = 3 },
+                { .slot = 1, .pid = 110, .generation = 2, .state = WORKER_STARTING, .memory_bytes = 4 },
+                { .slot = 1, .pid = 111, .generation = 3, .state = WORKER_STARTING, .memory_bytes = 5 },
+                { .slot = 2, .pid = 120, .generation = 2, .state = WORKER_STOPPING, .memory_bytes = 6 },
+                { .slot = 3, .pid = 130, .generation = 2, .state = WORKER_STARTING, .memory_bytes = 7 },
+                { .slot = 3, .pid = 131, .generation = 3, .state = WORKER_READY, .memory_bytes = 8 },
+        };
+        Snapshot x = snapshot(SCENARIO_RELOADING);
+        _cleanup_free_ char *text = status_format_metrics(&x.pool, rows, ELEMENTSOF(rows));
+
+        cr_assert_not_null(text);
+        cr_assert_not_null(strstr(text, METRICS_MEMORY_HEAD
+                                        "corral_worker_memory_bytes{slot=\"0\"} 2\n"
+                                        "corral_worker_memory_bytes{slot=\"1\"} 4\n"
+                                        "corral_worker_memory_bytes{slot=\"3\"} 8\n"
+                                        METRICS_CPU_HEAD),
+                           "%s", text);
+        cr_assert_not_null(strstr(text, "# TYPE corral_worker_info gauge\n"
+                                        "corral_worker_info{slot=\"0\",pid=\"101\",generation=\"2\"} 1\n"
+                                        "corral_worker_info{slot=\"1\",pid=\"110\",generation=\"2\"} 1\n"
+                                        "corral_worker_info{slot=\"3\",pid=\"131\",generation=\"3\"} 1\n#"),
+                           "%s", text);
+}
+
+/* Before any reload, the configuration corral started with counts as the last one, loaded when it started. */
+Test(status, metrics_last_reload_before_and_after_one) {
+        StatusCounters fresh = {};
+        Snapshot x = snapshot(SCENARIO_RUNNING);
+        _cleanup_free_ char *before = NULL, *after = NULL;
+
+        x.pool.counters = &fresh;
+        before = status_format_metrics(&x.pool, NULL, 0);
+        cr_assert_not_null(strstr(before, "\ncorral_last_reload_successful 1\n"), "%s", before);
+        cr_assert_not_null(strstr(before, "\ncorral_last_reload_timestamp_seconds 1709283600.000000\n"), "%s", before);
+        status_count_reload(&fresh, false, SEC(2), SEC(1709290800) + MSEC(250));
+        after = status_format_metrics(&x.pool, NULL, 0);
+        cr_assert_not_null(strstr(after, "\ncorral_last_reload_successful 0\n"), "%s", after);
+        cr_assert_not_null(strstr(after, "\ncorral_last_reload_timestamp_seconds 1709290800.250000\n"), "%s", after);
+        cr_assert_not_null(strstr(after, "\ncorral_reloads_total{result=\"failed\"} 1\n"), "%s", after);
 }
 
 Test(status, reload_durations_fall_in_the_bucket_of_their_upper_bound) {
