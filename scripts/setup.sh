@@ -46,7 +46,8 @@ info() {
 
 # The packages the build, the unit tests and the integration tests need. systemd provides
 # systemd-socket-activate, which the integration tests use.
-PACKAGES=(build-essential cmake pkg-config scdoc libsystemd-dev libinih-dev libcriterion-dev python3 python3-prometheus-client python3-gunicorn nodejs curl systemd)
+# python3-jsonschema validates `corral status --json` against docs/status.schema.json.
+PACKAGES=(build-essential cmake pkg-config scdoc libsystemd-dev libinih-dev libcriterion-dev python3 python3-prometheus-client python3-jsonschema python3-gunicorn nodejs curl systemd)
 # `promtool check metrics` checks /metrics in the integration tests. Debian ships promtool only inside the
 # prometheus package, a server with a web UI and a service (96 MB installed): its .deb (19 MB) is
 # downloaded instead, and promtool alone is unpacked into the build directory (BUILD/tools/promtool).

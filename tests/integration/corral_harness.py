@@ -570,6 +570,28 @@ def control_status(control, timeout=30):
     return p.returncode, json.loads(p.stdout)
 
 
+STATUS_SCHEMA = os.path.normpath(os.path.join(HERE, "..", "..", "docs", "status.schema.json"))
+_SCHEMA_CHECK = """
+import json, sys
+import jsonschema
+with open(sys.argv[1]) as f:
+    schema = json.load(f)
+jsonschema.Draft202012Validator.check_schema(schema)
+for e in sorted(jsonschema.Draft202012Validator(schema).iter_errors(json.load(sys.stdin)), key=str):
+    print("/" + "/".join(str(p) for p in e.absolute_path) + ": " + e.message)
+"""
+
+
+def check_status_schema(text):
+    """Fails unless TEXT, the JSON that `corral status --json` prints, is valid against docs/status.schema.json
+    (itself checked against draft 2020-12). Checked by Debian's python3-jsonschema (scripts/setup.sh installs
+    it) under /usr/bin/python3, which may differ from the interpreter running the tests."""
+    p = subprocess.run(["/usr/bin/python3", "-c", _SCHEMA_CHECK, STATUS_SCHEMA], input=text, capture_output=True,
+                       text=True, timeout=scaled(30))
+    if p.returncode != 0 or p.stdout:
+        raise AssertionError(f"corral status --json against {STATUS_SCHEMA}:\n{p.stdout}{p.stderr}\n{text}")
+
+
 def wait_all_ready(control, count, timeout=20):
     """Waits until corral, asked on CONTROL, runs with COUNT of COUNT workers ready (what it logs as "all N
     workers ready"); returns that status."""

@@ -142,6 +142,45 @@ class Operator(h.CorralTestCase):
         self.assertEqual(p.returncode, 3)
         self.assertIn("not running", p.stderr)
 
+    def test_status_json_is_valid_against_its_schema(self):
+        """docs/status.schema.json describes what corral really prints: at rest with a config file and a
+        health endpoint, after a crash (a structured last_exit), and in the middle of a roll (a slot with a
+        replacement starting beside its worker, ready_after_usec null)."""
+        self.port, status_port = h.free_port(), h.free_port()
+        self.control = os.path.join(self.tmp, "control")
+        conf = os.path.join(self.tmp, "corral.conf")
+        with open(conf, "w") as f:
+            f.write(f"[Worker]\nExecStart={h.worker_bin()} --ready-delay 1\nCount=2\n"
+                    f"[Socket]\nListen=http=127.0.0.1:{self.port}\n[Health]\nListen=127.0.0.1:{status_port}\n")
+        self.start_corral(["--config", conf, "--control", self.control])
+        h.wait_all_ready(self.control, 2, timeout=30)
+
+        def status_text():
+            rc, out, err = self.ctl("status", "--json")
+            self.assertIn(rc, (0, 1), err)
+            return out
+
+        first = status_text()
+        h.check_status_schema(first)
+        st = json.loads(first)
+        self.assertEqual((st["config"], st["health_listen"]), (conf, f"127.0.0.1:{status_port}"))
+        victim = st["workers"][0]["pid"]
+        os.kill(victim, signal.SIGSEGV)
+        self.wait_gone_and_replaced(victim)
+        crashed = status_text()
+        h.check_status_schema(crashed)
+        last = json.loads(crashed)["workers"][0]["last_exit"]
+        self.assertIn((last["code"], last["signal"]), [("killed", "SEGV"), ("dumped", "SEGV")], last)
+        self.assertEqual(last["status"], signal.SIGSEGV)
+
+        self.assertEqual(self.ctl("reload")[0], 0)
+        def mid_roll():
+            text = status_text()
+            st = json.loads(text)
+            return text if st["state"] == "reloading" and any(w["ready_after_usec"] is None for w in st["workers"]) \
+                else None
+        h.check_status_schema(h.wait_until(mid_roll, 10, message="no replacement ever seen starting"))
+
     def test_other_users_are_refused(self):
         if os.geteuid() != 0 or not shutil.which("setpriv"):
             self.skipTest("needs root and setpriv to act as another user")
