@@ -8,8 +8,9 @@ usage() {
     cat <<'EOF'
 Usage: scripts/setup.sh [OPTIONS] [-- CMAKE_ARGS...]
 
-Installs the missing build and test dependencies with apt-get (as root, or through sudo), then
-configures and builds corral with CMake.
+Installs the missing build and test dependencies with apt-get (as root, or through sudo),
+unpacks promtool into BUILD_DIR/tools (from the prometheus package's .deb, when no promtool is
+installed), then configures and builds corral with CMake.
 
 Options:
   -B, --build-dir DIR   build directory, relative to the repository root (default: build,
@@ -45,7 +46,12 @@ info() {
 
 # The packages the build, the unit tests and the integration tests need. systemd provides
 # systemd-socket-activate, which the integration tests use.
-PACKAGES=(build-essential cmake pkg-config scdoc libsystemd-dev libinih-dev libcriterion-dev python3 python3-prometheus-client python3-gunicorn nodejs curl systemd)
+# python3-jsonschema validates `corral status --json` against docs/status.schema.json.
+PACKAGES=(build-essential cmake pkg-config scdoc libsystemd-dev libinih-dev libcriterion-dev python3 python3-prometheus-client python3-jsonschema python3-gunicorn nodejs curl systemd)
+# `promtool check metrics` checks /metrics in the integration tests. Debian ships promtool only inside the
+# prometheus package, a server with a web UI and a service (96 MB installed): its .deb (19 MB) is
+# downloaded instead, and promtool alone is unpacked into the build directory (BUILD/tools/promtool).
+PROMTOOL_PACKAGE=prometheus
 # The end-to-end tier (tests/e2e/run.sh, only with --e2e): mmdebstrap builds the container's rootfs,
 # systemd-container provides systemd-nspawn.
 E2E_PACKAGES=(mmdebstrap systemd-container)
@@ -201,6 +207,32 @@ install_dependencies() {
     fi
 }
 
+download_deb() {
+    (cd "$1" && apt-get -q download "$2")
+}
+
+unpack_promtool() {
+    dpkg-deb --fsys-tarfile "$1" | tar -x -O ./usr/bin/promtool >"$2.tmp"
+    chmod 0755 "$2.tmp"
+    mv "$2.tmp" "$2"
+}
+
+# Unpacks promtool into the build directory, unless it is there already or installed. No root needed.
+fetch_promtool() {
+    local tools=$build_dir/tools deb=$logdir/deb
+    if [[ -x $tools/promtool ]] || command -v promtool >/dev/null; then
+        return 0
+    fi
+    info "unpacking promtool from the $PROMTOOL_PACKAGE package into '$tools'"
+    run_step "mkdir $tools" mkdir -p "$tools" "$deb"
+    # _apt, which downloads for root, must be able to write there.
+    run_step "chmod $deb" chmod 0777 "$deb"
+    run_step "apt-get download $PROMTOOL_PACKAGE" download_deb "$deb" "$PROMTOOL_PACKAGE"
+    if ((!dry_run)); then
+        run_step "unpack promtool" unpack_promtool "$(echo "$deb"/*.deb)" "$tools/promtool"
+    fi
+}
+
 build() {
     info "configuring and building in '$build_dir'${cmake_args[*]:+ (${cmake_args[*]})}"
     run_step "cmake configure" cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "${cmake_args[@]}"
@@ -209,4 +241,5 @@ build() {
 }
 
 install_dependencies
+fetch_promtool
 ((deps_only)) || build

@@ -253,25 +253,10 @@ static int write_pid_file(const char *path) {
 }
 
 static void log_socket(const ListenSocket *s) {
-        struct sockaddr_storage ss;
-        socklen_t len = sizeof ss;
-        char host[INET6_ADDRSTRLEN] = "?";
-        const char *kind = s->type == SOCK_DGRAM ? "udp " : "";
+        char address[SOCKET_ADDRESS_MAX];
 
-        if (getsockname(s->fd, (struct sockaddr *) &ss, &len) < 0)
-                return;
-        if (ss.ss_family == AF_INET) {
-                struct sockaddr_in *in = (struct sockaddr_in *) &ss;
-                inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
-                log_info("listening on %s%s:%u (%s)", kind, host, ntohs(in->sin_port), s->name);
-        } else if (ss.ss_family == AF_INET6) {
-                struct sockaddr_in6 *in6 = (struct sockaddr_in6 *) &ss;
-                inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
-                log_info("listening on %s[%s]:%u (%s)", kind, host, ntohs(in6->sin6_port), s->name);
-        } else if (ss.ss_family == AF_UNIX) {
-                struct sockaddr_un *un = (struct sockaddr_un *) &ss;
-                log_info("listening on unix:%s (%s)", un->sun_path[0] ? un->sun_path : "@abstract", s->name);
-        }
+        if (listen_socket_address(s, address, sizeof address))
+                log_info("listening on %s (%s)", address, s->name);
 }
 
 /* The config and the first generation: exit 64 when nothing names a command, 78 for a config error or a

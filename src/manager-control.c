@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Manager: operator requests from the control socket (reload, status, recycle) and the status snapshot. */
+/* Manager: operator requests from the control socket (reload, status, recycle, drain) and the status
+ * snapshot: corral's own facts, its sockets and accounting, and every worker. */
 #include <stdio.h>
 
 #include "manager-internal.h"
@@ -13,31 +14,51 @@ static int compare_rows(const void *a, const void *b) {
         return x->generation < y->generation ? -1 : x->generation > y->generation;
 }
 
-static void manager_status_snapshot(Manager *m, StatusPool *ret_pool, StatusWorker **ret_rows, size_t *ret_n) {
-        usec_t now = now_usec(CLOCK_MONOTONIC);
+/* What `corral status`, /health and /metrics are formatted from. The pool's pointers point into the
+ * Manager and into the arrays here: valid until the next dispatch, freed by snapshot_done(). */
+typedef struct Snapshot {
+        StatusPool pool;
         StatusWorker *rows;
-        PoolCounts c;
-        size_t n = 0;
+        size_t n_rows;
+        StatusSocket *sockets;
+        char (*addresses)[SOCKET_ADDRESS_MAX]; /* the workers' sockets', then the health endpoint's */
+} Snapshot;
 
-        pool_counts(m->pool, &c);
-        *ret_pool = (StatusPool) {
-                .starting = c.starting,
-                .stopping = c.stopping,
-                .min_ready = m->target->config->min_ready,
-                .drained = m->drained,
-                .counters = &m->counters,
-                .state = pool_state(m->pool),
-                .generation = pool_generation(m->pool),
-                .ready = c.ready,
-                .wanted = c.wanted,
-                .workers = c.workers,
-                .reloads_ok = m->reloads_ok,
-                .reloads_failed = m->reloads_failed,
-                .uptime_usec = now - m->started_usec,
-                .notify_rejected = notify_socket_rejected(m->notify),
-        };
-        rows = calloc(MAX(c.workers, 1U), sizeof(StatusWorker));
-        for (PoolWorker *pw = pool_workers(m->pool); rows && pw; pw = pw->next) {
+static void snapshot_done(Snapshot *s) {
+        free(s->rows);
+        free(s->sockets);
+        free(s->addresses);
+}
+
+/* The listen sockets with their addresses, as the kernel has them now. */
+static void manager_snapshot_sockets(Manager *m, Snapshot *s) {
+        size_t n = m->sockets.n;
+
+        s->sockets = calloc(MAX(n, 1U), sizeof(StatusSocket));
+        s->addresses = calloc(n + 1, sizeof(*s->addresses));
+        if (!s->sockets || !s->addresses)
+                return;
+        for (size_t i = 0; i < n; i++) {
+                const ListenSocket *l = &m->sockets.sockets[i];
+
+                s->sockets[i] = (StatusSocket) {
+                        .name = l->name,
+                        .address = listen_socket_address(l, s->addresses[i], SOCKET_ADDRESS_MAX) ?: "?",
+                        .type = listen_socket_type(l),
+                };
+        }
+        s->pool.sockets = s->sockets;
+        s->pool.n_sockets = n;
+        if (m->status_sockets.n > 0)
+                s->pool.health_listen = listen_socket_address(&m->status_sockets.sockets[0], s->addresses[n],
+                                                              SOCKET_ADDRESS_MAX);
+}
+
+/* The workers, fresh figures included, by slot then generation: a slot being replaced shows its old worker
+ * above its new one. */
+static void manager_snapshot_workers(Manager *m, Snapshot *s, usec_t now) {
+        s->rows = calloc(MAX(s->pool.processes, 1U), sizeof(StatusWorker));
+        for (PoolWorker *pw = pool_workers(m->pool); s->rows && pw; pw = pw->next) {
                 Worker *w = pw->process;
                 PoolExit last = {};
                 CgroupSample cs;
@@ -48,11 +69,11 @@ static void manager_status_snapshot(Manager *m, StatusPool *ret_pool, StatusWork
                 (void) pool_slot_last_exit(m->pool, pw->slot, &last, &when);
                 /* Fresh figures; no recycling decision is taken here, that is the sampling timer's. */
                 (void) manager_read_accounting(pw, &cs);
-                rows[n++] = (StatusWorker) {
+                s->rows[s->n_rows++] = (StatusWorker) {
                         .slot = pw->slot,
                         .pid = w->pid,
                         .generation = pw->generation,
-                        .state = worker_state_to_string(pw->state),
+                        .state = pw->state,
                         .uptime_usec = now - w->started_usec,
                         .ready_after_usec = pw->ready_usec ? pw->ready_usec - pw->started_usec : 0,
                         .memory_bytes = pw->memory_bytes,
@@ -63,11 +84,43 @@ static void manager_status_snapshot(Manager *m, StatusPool *ret_pool, StatusWork
                         .last_exit_ago_usec = when ? now - when : 0,
                 };
         }
-        /* By slot, then generation: a slot being replaced shows its old worker above its new one. */
-        if (rows)
-                qsort(rows, n, sizeof(StatusWorker), compare_rows);
-        *ret_rows = rows;
-        *ret_n = n;
+        if (s->rows)
+                qsort(s->rows, s->n_rows, sizeof(StatusWorker), compare_rows);
+}
+
+/* Takes a snapshot; on OOM, rows or sockets are missing from it, never the pool's figures. */
+static void manager_snapshot(Manager *m, Snapshot *ret) {
+        usec_t now = now_usec(CLOCK_MONOTONIC);
+        PoolCounts c;
+
+        pool_counts(m->pool, &c);
+        *ret = (Snapshot) {
+                .pool = {
+                        .pid = m->pid,
+                        .version = CORRAL_VERSION,
+                        .state = pool_state(m->pool),
+                        .generation = pool_generation(m->pool),
+                        .ready = c.ready,
+                        .wanted = c.wanted,
+                        .processes = c.workers,
+                        .starting = c.starting,
+                        .stopping = c.stopping,
+                        .min_ready = m->target->config->min_ready,
+                        .drained = m->drained,
+                        .start_time_usec = m->started_realtime_usec,
+                        .uptime_usec = now - m->started_usec,
+                        .command = m->target->config->exec_start,
+                        .config_path = m->params.config_path,
+                        .notify_rejected = notify_socket_rejected(m->notify),
+                        .counters = &m->counters,
+                },
+        };
+        if (m->cgroups) {
+                ret->pool.accounting = cgroup_backend_to_string(cgroup_manager_backend(m->cgroups));
+                ret->pool.memory_source = cgroup_manager_memory_source(m->cgroups);
+        }
+        manager_snapshot_sockets(m, ret);
+        manager_snapshot_workers(m, ret, now);
 }
 
 void manager_on_control(ControlServer *s, ControlConnection *c, ControlCommand cmd, unsigned arg, void *userdata) {
@@ -94,12 +147,11 @@ void manager_on_control(ControlServer *s, ControlConnection *c, ControlCommand c
                 return;
         case CONTROL_STATUS:
         case CONTROL_STATUS_JSON: {
-                _cleanup_free_ StatusWorker *rows = NULL;
-                StatusPool sp;
-                size_t n;
+                _cleanup_(snapshot_done) Snapshot snap = {};
 
-                manager_status_snapshot(m, &sp, &rows, &n);
-                text = cmd == CONTROL_STATUS_JSON ? status_format_json(&sp, rows, n) : status_format_table(&sp, rows, n);
+                manager_snapshot(m, &snap);
+                text = cmd == CONTROL_STATUS_JSON ? status_format_json(&snap.pool, snap.rows, snap.n_rows) :
+                                                    status_format_table(&snap.pool, snap.rows, snap.n_rows);
                 if (!text) {
                         control_reply(c, "error: out of memory\n");
                         return;
@@ -134,22 +186,20 @@ void manager_on_control(ControlServer *s, ControlConnection *c, ControlCommand c
 
 void manager_on_http(Httpd *h, const HttpRequest *req, HttpdResponse *resp, void *userdata) {
         Manager *m = userdata;
-        _cleanup_free_ StatusWorker *rows = NULL;
+        _cleanup_(snapshot_done) Snapshot snap = {};
         _cleanup_free_ char *body = NULL;
-        StatusPool sp;
-        size_t n;
         int code;
 
         if (!streq(req->path, "/health") && !streq(req->path, "/metrics")) {
                 (void) httpd_respond(resp, 404, NULL, "not found: try /health or /metrics\n");
                 return;
         }
-        manager_status_snapshot(m, &sp, &rows, &n);
+        manager_snapshot(m, &snap);
         if (streq(req->path, "/health")) {
-                code = status_format_health(&sp, &body);
+                code = status_format_health(&snap.pool, &body);
                 (void) httpd_respond(resp, body ? code : 500, "application/json", body ?: "{}\n");
                 return;
         }
-        body = status_format_metrics(&sp, rows, n);
+        body = status_format_metrics(&snap.pool, snap.rows, snap.n_rows);
         (void) httpd_respond(resp, body ? 200 : 500, "text/plain; version=0.0.4; charset=utf-8", body ?: "");
 }

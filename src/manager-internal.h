@@ -69,8 +69,8 @@ struct Manager {
         int exit_code; /* what corral exits with once the pool is empty */
         bool memory_limits_warned;
         bool reloading; /* a reload was requested and is not finished */
-        unsigned reloads_ok, reloads_failed;
-        usec_t started_usec;
+        usec_t started_usec;          /* CLOCK_MONOTONIC */
+        usec_t started_realtime_usec; /* the same moment on CLOCK_REALTIME, for process_start_time_seconds */
         unsigned term_signals;
         char *status;
         usec_t reject_logged_usec;

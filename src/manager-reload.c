@@ -20,11 +20,8 @@ void manager_reload_finished(Manager *m, bool ok, const char *why) {
                 log_fields_add(&f, "REASON=%s", why);
                 log_event(LOG_ERR, MESSAGE_ID_RELOAD_FAILED, &f, "reload failed: %s", why);
         }
-        if (ok)
-                m->reloads_ok++;
-        else
-                m->reloads_failed++;
-        status_count_reload(&m->counters, now_usec(CLOCK_MONOTONIC) - m->reload_started_usec);
+        status_count_reload(&m->counters, ok, now_usec(CLOCK_MONOTONIC) - m->reload_started_usec,
+                            now_usec(CLOCK_REALTIME));
         if (m->control) {
                 _cleanup_free_ char *reply = ok ? strdup_printf("ok: generation %u\n", pool_generation(m->pool)) :
                                                   strdup_printf("error: reload failed: %s\n", why);

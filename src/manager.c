@@ -379,6 +379,7 @@ int manager_new(const ManagerParams *params, Generation *generation, SocketSet *
         m->pid = getpid();
         m->ncpus = usable_cpus();
         m->started_usec = now_usec(CLOCK_MONOTONIC);
+        m->started_realtime_usec = now_usec(CLOCK_REALTIME);
         g->number = 1;
         generation_assign(&m->target, g);
         generation_assign(&m->stable, g);

@@ -2,6 +2,7 @@
 /* The listening sockets: binding --listen specs (parsed by listen_spec_parse() in parse.c), or taking
  * over the ones systemd passed. Helpers only: errors go back as strings for the caller to log. */
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -277,4 +278,43 @@ char *socket_set_names(const SocketSet *s) {
         for (size_t i = 0; i < s->n; i++)
                 p = stpcpy(stpcpy(p, i > 0 ? ":" : ""), s->sockets[i].name);
         return names;
+}
+
+const char *listen_socket_address(const ListenSocket *s, char *buf, size_t size) {
+        const char *proto = s->type == SOCK_DGRAM && s->family != AF_UNIX ? "udp:" : "";
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        char host[INET6_ADDRSTRLEN];
+
+        if (getsockname(s->fd, (struct sockaddr *) &ss, &len) < 0)
+                return NULL;
+        if (ss.ss_family == AF_INET) {
+                const struct sockaddr_in *in = (const struct sockaddr_in *) &ss;
+
+                if (!inet_ntop(AF_INET, &in->sin_addr, host, sizeof host))
+                        return NULL;
+                snprintf(buf, size, "%s%s:%u", proto, host, ntohs(in->sin_port));
+        } else if (ss.ss_family == AF_INET6) {
+                const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *) &ss;
+
+                if (!inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host))
+                        return NULL;
+                snprintf(buf, size, "%s[%s]:%u", proto, host, ntohs(in6->sin6_port));
+        } else if (ss.ss_family == AF_UNIX) {
+                const struct sockaddr_un *un = (const struct sockaddr_un *) &ss;
+                /* The path is not NUL-terminated when it fills sun_path; an abstract name starts with NUL. */
+                int n = (int) (len - offsetof(struct sockaddr_un, sun_path));
+
+                if (n > 0 && un->sun_path[0] == 0)
+                        snprintf(buf, size, "unix:@%.*s", n - 1, un->sun_path + 1);
+                else
+                        snprintf(buf, size, "unix:%.*s", (int) strnlen(un->sun_path, (size_t) MAX(n, 0)),
+                                 un->sun_path);
+        } else
+                return NULL;
+        return buf;
+}
+
+const char *listen_socket_type(const ListenSocket *s) {
+        return s->type == SOCK_DGRAM ? "datagram" : s->type == SOCK_SEQPACKET ? "seqpacket" : "stream";
 }

@@ -43,3 +43,12 @@ int socket_set_take(SocketSet *s, const char *name, SocketSet *ret);
 
 /* "name1:name2:..." for LISTEN_FDNAMES; NULL on OOM. */
 char *socket_set_names(const SocketSet *s);
+
+/* The address s is bound to, written as a --listen spec names it: "127.0.0.1:8080", "[::1]:8080",
+ * "udp:127.0.0.1:5353", "unix:/run/app.sock", "unix:@name" (abstract). Returns buf (at least
+ * SOCKET_ADDRESS_MAX bytes), or NULL when getsockname() fails or the family is none of these. */
+#define SOCKET_ADDRESS_MAX 128
+const char *listen_socket_address(const ListenSocket *s, char *buf, size_t size);
+
+/* "stream", "datagram" or "seqpacket". */
+const char *listen_socket_type(const ListenSocket *s);

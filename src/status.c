@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* Formatting of `corral status`: a table readable at 80 columns and the same facts as JSON. */
+/* Formatting of `corral status` (a table for people, JSON for programs: docs/status.schema.json), /health
+ * and /metrics. */
 #include <signal.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "status.h"
 
@@ -12,13 +14,28 @@ typedef struct Buf {
         size_t size;
 } Buf;
 
+static bool buf_open(Buf *b) {
+        *b = (Buf) {};
+        b->f = open_memstream(&b->data, &b->size);
+        return b->f;
+}
+
+/* Returns the text, or NULL when writing it failed. */
+static char *buf_close(Buf *b) {
+        if (fclose(b->f) != 0) {
+                free(b->data);
+                return NULL;
+        }
+        return b->data;
+}
+
 /* The first line of a status reply: "ok" for a pool that serves at full strength (running, or rolling
  * without losing capacity), "degraded" otherwise; the client turns it into its exit status. */
 static const char *status_verdict(const StatusPool *p) {
         return p->state == POOL_RUNNING || p->state == POOL_RELOADING ? "ok" : "degraded";
 }
 
-/* A duration in at most 7 columns: "850ms", "12.3s", "5m07s", "3h12m", "41d02h". */
+/* A duration in at most 6 columns: "850ms", "12.3s", "5m07s", "3h12m", "41d02h". */
 static const char *format_short(char *buf, size_t size, usec_t u) {
         if (u < USEC_PER_SEC)
                 snprintf(buf, size, "%llums", (unsigned long long) (u / USEC_PER_MSEC));
@@ -36,17 +53,50 @@ static const char *format_short(char *buf, size_t size, usec_t u) {
         return buf;
 }
 
-/* "status 3 5m07s ago", "SEGV+core 2s ago", or "-". */
+/* A CLOCK_REALTIME time in local time, as the journal shows it: "2024-03-01 09:00:00 UTC". */
+static const char *format_realtime(char *buf, size_t size, usec_t u) {
+        time_t t = (time_t) (u / USEC_PER_SEC);
+        struct tm tm;
+
+        if (!localtime_r(&t, &tm) || strftime(buf, size, "%Y-%m-%d %H:%M:%S %Z", &tm) == 0)
+                snprintf(buf, size, "@%llu", (unsigned long long) (u / USEC_PER_SEC));
+        return buf;
+}
+
+/* A signal's name without "SIG": "SEGV", "RTMIN+3" (as signal_from_string() reads them), or NULL for a
+ * number without one. glibc reserves the first real-time signals, so SIGRTMIN is known at run time only. */
+#define SIGNAL_NAME_MAX 16
+static const char *signal_name(char *buf, size_t size, int sig) {
+        if (signal_to_string(sig))
+                return signal_to_string(sig);
+        if (sig < SIGRTMIN || sig > SIGRTMAX)
+                return NULL;
+        if (sig == SIGRTMIN)
+                return "RTMIN";
+        snprintf(buf, size, "RTMIN+%d", sig - SIGRTMIN);
+        return buf;
+}
+
+/* siginfo's si_code of an exit, as systemd names it (ExecMainCode=). */
+static const char *exit_code_to_string(int code) {
+        return code == CLD_EXITED ? "exited" : code == CLD_DUMPED ? "dumped" : "killed";
+}
+
+/* "status 3 5m07s ago", "SEGV+core 2.0s ago", "RTMIN+3 1.0s ago", "signal 32 1.0s ago", or "-". */
 static const char *format_last_exit(char *buf, size_t size, const StatusWorker *w) {
-        char ago[16];
+        char ago[16], sig[SIGNAL_NAME_MAX];
+        const char *name;
 
         if (w->last_exit_code == 0)
                 return "-";
         format_short(ago, sizeof ago, w->last_exit_ago_usec);
+        name = signal_name(sig, sizeof sig, w->last_exit_status);
         if (w->last_exit_code == CLD_EXITED)
                 snprintf(buf, size, "status %d %s ago", w->last_exit_status, ago);
+        else if (name)
+                snprintf(buf, size, "%s%s %s ago", name, w->last_exit_code == CLD_DUMPED ? "+core" : "", ago);
         else
-                snprintf(buf, size, "%s%s %s ago", signal_to_string(w->last_exit_status) ?: "signal",
+                snprintf(buf, size, "signal %d%s %s ago", w->last_exit_status,
                          w->last_exit_code == CLD_DUMPED ? "+core" : "", ago);
         return buf;
 }
@@ -56,65 +106,228 @@ static double cpu_percent(const StatusWorker *w) {
         return w->uptime_usec > 0 ? 100.0 * (double) w->cpu_usec / (double) w->uptime_usec : 0;
 }
 
-char *status_format_table(const StatusPool *p, const StatusWorker *rows, size_t n) {
-        char up[FORMAT_USEC_MAX], rdy[16], mem[FORMAT_BYTES_MAX], last[48];
-        Buf b = {};
+static uint64_t total_memory(const StatusWorker *rows, size_t n) {
+        uint64_t sum = 0;
 
-        b.f = open_memstream(&b.data, &b.size);
-        if (!b.f)
-                return NULL;
-        fprintf(b.f, "%s\ncorral: %s, generation %u, %u/%u workers ready, up %s\nreloads: %u ok, %u failed%s\n",
-                status_verdict(p), pool_state_to_string(p->state), p->generation, p->ready, p->wanted,
-                format_short(up, sizeof up, p->uptime_usec), p->reloads_ok, p->reloads_failed,
-                p->drained ? "; /health drained" : "");
-        /* 80 columns: 5+8+4+9+7+7+7+6+5 plus spaces, and the last exit. */
-        fprintf(b.f, "%-4s %-7s %-3s %-8s %-6s %-6s %-6s %-5s %-4s %s\n", "SLOT", "PID", "GEN", "STATE", "UPTIME",
-                "READY", "MEM", "CPU%", "RST", "LAST EXIT");
         for (size_t i = 0; i < n; i++)
-                fprintf(b.f, "%-4u %-7d %-3u %-8s %-6s %-6s %-6s %-5.1f %-4u %s\n", rows[i].slot, (int) rows[i].pid,
-                        rows[i].generation, rows[i].state, format_short(up, sizeof up, rows[i].uptime_usec),
-                        rows[i].ready_after_usec ? format_short(rdy, sizeof rdy, rows[i].ready_after_usec) : "-",
-                        rows[i].memory_bytes ? format_bytes(mem, sizeof mem, rows[i].memory_bytes) : "-",
-                        cpu_percent(&rows[i]), rows[i].restarts, format_last_exit(last, sizeof last, &rows[i]));
-        if (fclose(b.f) != 0) {
-                free(b.data);
-                return NULL;
+                sum += rows[i].memory_bytes;
+        return sum;
+}
+
+/* A command-line argument or a path for people: as it is where the shell would take it so, else in single
+ * quotes, with control characters as \xNN so that it stays on its line (the JSON has the exact bytes). */
+static void table_word(FILE *f, const char *s) {
+        static const char plain[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_@%+=:,./-";
+
+        if (*s && s[strspn(s, plain)] == 0) {
+                fputs(s, f);
+                return;
         }
-        return b.data;
+        fputc('\'', f);
+        for (const unsigned char *c = (const unsigned char *) s; *c; c++)
+                if (*c == '\'')
+                        fputs("'\\''", f);
+                else if (*c < 0x20 || *c == 0x7f)
+                        fprintf(f, "\\x%02x", *c);
+                else
+                        fputc(*c, f);
+        fputc('\'', f);
+}
+
+/* corral's own facts, labelled the way `systemctl status` labels a unit's. */
+static void table_facts(FILE *f, const StatusPool *p, const StatusWorker *rows, size_t n) {
+        char since[64], up[16], mem[FORMAT_BYTES_MAX];
+        uint64_t memory = total_memory(rows, n);
+
+        format_realtime(since, sizeof since, p->start_time_usec);
+        fprintf(f, "     since: %s; up %s\n   command:", since, format_short(up, sizeof up, p->uptime_usec));
+        for (char *const *a = p->command; a && *a; a++) {
+                fputc(' ', f);
+                table_word(f, *a);
+        }
+        fputs("\n   sockets: ", f);
+        if (p->n_sockets == 0)
+                fputs("none", f);
+        for (size_t i = 0; i < p->n_sockets; i++) {
+                fprintf(f, "%s%s=%s", i > 0 ? ", " : "", p->sockets[i].name, p->sockets[i].address);
+                if (!streq(p->sockets[i].type, "stream"))
+                        fprintf(f, " (%s)", p->sockets[i].type);
+        }
+        fprintf(f, "\n    health: %s\n    config: ", p->health_listen ?: "none");
+        if (p->config_path)
+                table_word(f, p->config_path);
+        else
+                fputs("none (command line only)", f);
+        if (p->accounting)
+                fprintf(f, "\naccounting: %s, memory from %s\n", p->accounting, p->memory_source);
+        else
+                fputs("\naccounting: none\n", f);
+        if (memory > 0)
+                fprintf(f, "    memory: %s in %zu worker%s\n", format_bytes(mem, sizeof mem, memory), n,
+                        n == 1 ? "" : "s");
+        else
+                fputs("    memory: -\n", f);
+        fprintf(f, "   reloads: %llu ok, %llu failed%s\n", (unsigned long long) p->counters->reloads_ok,
+                (unsigned long long) p->counters->reloads_failed, p->drained ? "; /health drained" : "");
+}
+
+char *status_format_table(const StatusPool *p, const StatusWorker *rows, size_t n) {
+        char up[16], rdy[16], mem[FORMAT_BYTES_MAX], last[48];
+        Buf b;
+
+        if (!buf_open(&b))
+                return NULL;
+        fprintf(b.f, "%s\ncorral %s, pid %d: %s, generation %u, %u/%u workers ready\n", status_verdict(p),
+                p->version, (int) p->pid, pool_state_to_string(p->state), p->generation, p->ready, p->wanted);
+        table_facts(b.f, p, rows, n);
+
+        /* About 100 columns: 4+7+10+8+6+11+7+6+8 plus spaces, and the last exit. */
+        fprintf(b.f, "\n%-4s %-7s %-10s %-8s %-6s %-11s %-7s %-6s %-8s %s\n", "SLOT", "PID", "GENERATION",
+                "STATE", "UPTIME", "READY AFTER", "MEMORY", "CPU%", "RESTARTS", "LAST EXIT");
+        for (size_t i = 0; i < n; i++) {
+                const StatusWorker *w = &rows[i];
+
+                fprintf(b.f, "%-4u %-7d %-10u %-8s %-6s %-11s %-7s %-6.1f %-8u %s\n", w->slot, (int) w->pid,
+                        w->generation, worker_state_to_string(w->state),
+                        format_short(up, sizeof up, w->uptime_usec),
+                        w->ready_after_usec ? format_short(rdy, sizeof rdy, w->ready_after_usec) : "-",
+                        w->memory_bytes ? format_bytes(mem, sizeof mem, w->memory_bytes) : "-",
+                        cpu_percent(w), w->restarts, format_last_exit(last, sizeof last, w));
+        }
+        return buf_close(&b);
+}
+
+/* The length of the UTF-8 sequence at s (1 to 4), or 0 when it is not one: a stray continuation byte, an
+ * overlong form, a surrogate, beyond U+10FFFF, or cut short. */
+static size_t utf8_sequence_length(const unsigned char *s) {
+        unsigned char lo = 0x80, hi = 0xbf;
+        size_t n;
+
+        if (s[0] < 0x80)
+                return 1;
+        if (s[0] >= 0xc2 && s[0] <= 0xdf)
+                n = 2;
+        else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+                n = 3;
+                lo = s[0] == 0xe0 ? 0xa0 : lo;
+                hi = s[0] == 0xed ? 0x9f : hi;
+        } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+                n = 4;
+                lo = s[0] == 0xf0 ? 0x90 : lo;
+                hi = s[0] == 0xf4 ? 0x8f : hi;
+        } else
+                return 0;
+        if (s[1] < lo || s[1] > hi)
+                return 0;
+        for (size_t i = 2; i < n; i++)
+                if ((s[i] & 0xc0) != 0x80)
+                        return 0;
+        return n;
+}
+
+/* A JSON string, or null for NULL. Commands and paths are anyone's bytes: quotes, backslashes and control
+ * characters are escaped, and a byte that is not UTF-8 becomes U+FFFD, so that the output is always JSON. */
+static void json_string(FILE *f, const char *s) {
+        const unsigned char *c = (const unsigned char *) s;
+
+        if (!s) {
+                fputs("null", f);
+                return;
+        }
+        fputc('"', f);
+        while (*c) {
+                size_t n = utf8_sequence_length(c);
+
+                if (*c == '"' || *c == '\\')
+                        fprintf(f, "\\%c", *c);
+                else if (*c < 0x20 || *c == 0x7f)
+                        fprintf(f, "\\u%04x", *c);
+                else if (n == 0)
+                        fputs("\\ufffd", f);
+                else
+                        fwrite(c, 1, n, f);
+                c += MAX(n, 1U);
+        }
+        fputc('"', f);
+}
+
+static void json_last_exit(FILE *f, const StatusWorker *w) {
+        char sig[SIGNAL_NAME_MAX];
+
+        if (w->last_exit_code == 0) {
+                fputs("null", f);
+                return;
+        }
+        fprintf(f, "{\"code\":\"%s\",\"status\":%d,\"signal\":", exit_code_to_string(w->last_exit_code),
+                w->last_exit_status);
+        /* "signal" is null for an exit status, and for a signal without a name (the number is "status"). */
+        json_string(f, w->last_exit_code != CLD_EXITED ? signal_name(sig, sizeof sig, w->last_exit_status) : NULL);
+        fprintf(f, ",\"core_dumped\":%s,\"ago_usec\":%llu}",
+                w->last_exit_code == CLD_DUMPED ? "true" : "false", (unsigned long long) w->last_exit_ago_usec);
+}
+
+static void json_worker(FILE *f, const StatusWorker *w) {
+        fprintf(f, "{\"slot\":%u,\"pid\":%d,\"generation\":%u,\"state\":\"%s\",\"uptime_usec\":%llu,"
+                   "\"ready_after_usec\":",
+                w->slot, (int) w->pid, w->generation, worker_state_to_string(w->state),
+                (unsigned long long) w->uptime_usec);
+        if (w->ready_after_usec)
+                fprintf(f, "%llu", (unsigned long long) w->ready_after_usec);
+        else
+                fputs("null", f);
+        fprintf(f, ",\"memory_bytes\":%llu,\"cpu_usec\":%llu,\"restarts\":%u,\"last_exit\":",
+                (unsigned long long) w->memory_bytes, (unsigned long long) w->cpu_usec, w->restarts);
+        json_last_exit(f, w);
+        fputc('}', f);
 }
 
 char *status_format_json(const StatusPool *p, const StatusWorker *rows, size_t n) {
-        char last[48];
-        Buf b = {};
+        Buf b;
 
-        b.f = open_memstream(&b.data, &b.size);
-        if (!b.f)
+        if (!buf_open(&b))
                 return NULL;
-        /* Every string printed here is one of ours (states), never user input: no escaping needed. */
+        fprintf(b.f, "%s\n{\"pid\":%d,\"version\":", status_verdict(p), (int) p->pid);
+        json_string(b.f, p->version);
         fprintf(b.f,
-                "%s\n{\"state\":\"%s\",\"generation\":%u,\"ready\":%u,\"wanted\":%u,\"workers\":%u,"
-                "\"reloads_ok\":%u,\"reloads_failed\":%u,\"uptime_usec\":%llu,\"notify_rejected\":%llu,"
-                "\"drained\":%s,\"slots\":[",
-                status_verdict(p), pool_state_to_string(p->state), p->generation, p->ready, p->wanted, p->workers,
-                p->reloads_ok, p->reloads_failed, (unsigned long long) p->uptime_usec, (unsigned long long) p->notify_rejected,
-                p->drained ? "true" : "false");
-        for (size_t i = 0; i < n; i++)
-                fprintf(b.f,
-                        "%s{\"slot\":%u,\"pid\":%d,\"generation\":%u,\"state\":\"%s\",\"uptime_usec\":%llu,"
-                        "\"ready_after_usec\":%llu,\"memory_bytes\":%llu,\"cpu_usec\":%llu,\"restarts\":%u,"
-                        "\"last_exit\":%s%s%s}",
-                        i ? "," : "", rows[i].slot, (int) rows[i].pid, rows[i].generation, rows[i].state,
-                        (unsigned long long) rows[i].uptime_usec, (unsigned long long) rows[i].ready_after_usec,
-                        (unsigned long long) rows[i].memory_bytes, (unsigned long long) rows[i].cpu_usec,
-                        rows[i].restarts, rows[i].last_exit_code ? "\"" : "null",
-                        rows[i].last_exit_code ? format_last_exit(last, sizeof last, &rows[i]) : "",
-                        rows[i].last_exit_code ? "\"" : "");
-        fputs("]}\n", b.f);
-        if (fclose(b.f) != 0) {
-                free(b.data);
-                return NULL;
+                ",\"state\":\"%s\",\"generation\":%u,\"ready\":%u,\"wanted\":%u,\"processes\":%u,\"drained\":%s,"
+                "\"start_time_usec\":%llu,\"uptime_usec\":%llu,\"command\":[",
+                pool_state_to_string(p->state), p->generation, p->ready, p->wanted, p->processes,
+                p->drained ? "true" : "false", (unsigned long long) p->start_time_usec,
+                (unsigned long long) p->uptime_usec);
+        for (char *const *a = p->command; a && *a; a++) {
+                if (a != p->command)
+                        fputc(',', b.f);
+                json_string(b.f, *a);
         }
-        return b.data;
+        fputs("],\"sockets\":[", b.f);
+        for (size_t i = 0; i < p->n_sockets; i++) {
+                fputs(i > 0 ? ",{\"name\":" : "{\"name\":", b.f);
+                json_string(b.f, p->sockets[i].name);
+                fputs(",\"address\":", b.f);
+                json_string(b.f, p->sockets[i].address);
+                fprintf(b.f, ",\"type\":\"%s\"}", p->sockets[i].type);
+        }
+        fputs("],\"health_listen\":", b.f);
+        json_string(b.f, p->health_listen);
+        fputs(",\"config\":", b.f);
+        json_string(b.f, p->config_path);
+        if (p->accounting)
+                fprintf(b.f, ",\"accounting\":{\"backend\":\"%s\",\"memory_source\":\"%s\"}", p->accounting,
+                        p->memory_source);
+        else
+                fputs(",\"accounting\":null", b.f);
+        fprintf(b.f,
+                ",\"memory_bytes\":%llu,\"reloads_ok\":%llu,\"reloads_failed\":%llu,\"notify_rejected\":%llu,"
+                "\"workers\":[",
+                (unsigned long long) total_memory(rows, n), (unsigned long long) p->counters->reloads_ok,
+                (unsigned long long) p->counters->reloads_failed, (unsigned long long) p->notify_rejected);
+        for (size_t i = 0; i < n; i++) {
+                if (i > 0)
+                        fputc(',', b.f);
+                json_worker(b.f, &rows[i]);
+        }
+        fputs("]}\n", b.f);
+        return buf_close(&b);
 }
 
 static bool status_healthy(const StatusPool *p) {
@@ -134,57 +347,99 @@ int status_format_health(const StatusPool *p, char **ret_body) {
         return ok ? 200 : 503;
 }
 
-void status_count_reload(StatusCounters *c, usec_t duration) {
+void status_count_reload(StatusCounters *c, bool ok, usec_t duration, usec_t end_realtime) {
         static const unsigned bounds[STATUS_RELOAD_BUCKETS_N] = STATUS_RELOAD_BUCKETS;
         size_t i = 0;
 
+        if (ok)
+                c->reloads_ok++;
+        else
+                c->reloads_failed++;
+        c->last_reload_failed = !ok;
+        c->last_reload_end_usec = end_realtime;
         while (i < STATUS_RELOAD_BUCKETS_N && duration > bounds[i] * USEC_PER_SEC)
                 i++;
         c->reload_buckets[i]++;
         c->reload_seconds_sum += (double) duration / (double) USEC_PER_SEC;
 }
 
+/* Whether rows[i] speaks for its slot in /metrics. A slot's series must stay the same series across
+ * replacements (a dashboard keeps its history, a join on corral_worker_info finds one worker), so each slot
+ * has one: its serving worker, the ready one not being stopped, else its first starting one. A replacement
+ * still starting beside a ready worker and the workers being stopped are left out. */
+static bool row_speaks_for_slot(const StatusWorker *rows, size_t n, size_t i) {
+        if (rows[i].state == WORKER_STOPPING)
+                return false;
+        if (rows[i].state == WORKER_READY)
+                return true;
+        /* Starting: it speaks unless its slot has a ready worker or an earlier starting one. */
+        for (size_t j = i; j > 0 && rows[j - 1].slot == rows[i].slot; j--)
+                if (rows[j - 1].state != WORKER_STOPPING)
+                        return false;
+        for (size_t j = i + 1; j < n && rows[j].slot == rows[i].slot; j++)
+                if (rows[j].state == WORKER_READY)
+                        return false;
+        return true;
+}
+
+static void metric_header(FILE *f, const char *name, const char *type, const char *help) {
+        fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
 char *status_format_metrics(const StatusPool *p, const StatusWorker *rows, size_t n) {
         static const unsigned bounds[STATUS_RELOAD_BUCKETS_N] = STATUS_RELOAD_BUCKETS;
         const StatusCounters *c = p->counters;
         uint64_t cumulative = 0;
-        Buf b = {};
+        Buf b;
 
-        b.f = open_memstream(&b.data, &b.size);
-        if (!b.f)
+        if (!buf_open(&b))
                 return NULL;
 
-        fputs("# HELP corral_workers Worker processes by state.\n# TYPE corral_workers gauge\n", b.f);
-        fprintf(b.f, "corral_workers{state=\"starting\"} %u\ncorral_workers{state=\"ready\"} %u\n"
-                     "corral_workers{state=\"stopping\"} %u\n",
-                p->starting, p->workers - p->starting - p->stopping, p->stopping);
-        fprintf(b.f, "# HELP corral_workers_wanted Slots the pool keeps.\n# TYPE corral_workers_wanted gauge\n"
-                     "corral_workers_wanted %u\n", p->wanted);
-        fprintf(b.f, "# HELP corral_slots_ready Slots with a ready worker.\n# TYPE corral_slots_ready gauge\n"
-                     "corral_slots_ready %u\n", p->ready);
-        fprintf(b.f, "# HELP corral_generation Generation new workers start as.\n# TYPE corral_generation gauge\n"
-                     "corral_generation %u\n", p->generation);
-        fprintf(b.f, "# HELP corral_drained 1 while /health is drained.\n# TYPE corral_drained gauge\n"
-                     "corral_drained %d\n", p->drained ? 1 : 0);
-        fprintf(b.f, "# HELP corral_uptime_seconds Time since corral started.\n# TYPE corral_uptime_seconds gauge\n"
-                     "corral_uptime_seconds %.3f\n", (double) p->uptime_usec / (double) USEC_PER_SEC);
+        /* The version is ours (a compile definition): no label escaping needed. */
+        metric_header(b.f, "corral_build_info", "gauge", "The version of corral, in the label; always 1.");
+        fprintf(b.f, "corral_build_info{version=\"%s\"} 1\n", p->version);
+        metric_header(b.f, "process_start_time_seconds", "gauge",
+                      "Start time of the process since unix epoch in seconds.");
+        fprintf(b.f, "process_start_time_seconds %.6f\n", (double) p->start_time_usec / (double) USEC_PER_SEC);
 
-        fputs("# HELP corral_worker_restarts_total Workers replaced because they ended unexpectedly.\n"
-              "# TYPE corral_worker_restarts_total counter\n", b.f);
+        metric_header(b.f, "corral_workers", "gauge", "Worker processes by state.");
+        fprintf(b.f,
+                "corral_workers{state=\"starting\"} %u\ncorral_workers{state=\"ready\"} %u\n"
+                "corral_workers{state=\"stopping\"} %u\n",
+                p->starting, p->processes - p->starting - p->stopping, p->stopping);
+        metric_header(b.f, "corral_workers_wanted", "gauge", "Slots the pool keeps.");
+        fprintf(b.f, "corral_workers_wanted %u\n", p->wanted);
+        metric_header(b.f, "corral_slots_ready", "gauge", "Slots with a ready worker.");
+        fprintf(b.f, "corral_slots_ready %u\n", p->ready);
+        metric_header(b.f, "corral_generation", "gauge", "Generation new workers start as.");
+        fprintf(b.f, "corral_generation %u\n", p->generation);
+        metric_header(b.f, "corral_drained", "gauge", "1 while /health is drained.");
+        fprintf(b.f, "corral_drained %d\n", p->drained ? 1 : 0);
+
+        metric_header(b.f, "corral_worker_restarts_total", "counter",
+                      "Workers replaced because they ended unexpectedly.");
         fprintf(b.f, "corral_worker_restarts_total{reason=\"crash\"} %llu\n"
                      "corral_worker_restarts_total{reason=\"failed-start\"} %llu\n",
                 (unsigned long long) c->crashes, (unsigned long long) c->failed_starts);
-        fputs("# HELP corral_worker_recycles_total Workers replaced start-first, by reason.\n"
-              "# TYPE corral_worker_recycles_total counter\n", b.f);
+        metric_header(b.f, "corral_worker_recycles_total", "counter",
+                      "Workers replaced start-first, by reason.");
         for (RecycleReason r = RECYCLE_MEMORY; r < _RECYCLE_REASON_MAX; r++)
                 fprintf(b.f, "corral_worker_recycles_total{reason=\"%s\"} %llu\n", recycle_reason_to_string(r),
                         (unsigned long long) c->recycles[r]);
 
-        fprintf(b.f, "# HELP corral_reloads_total Rolling reloads by result.\n# TYPE corral_reloads_total counter\n"
-                     "corral_reloads_total{result=\"ok\"} %u\ncorral_reloads_total{result=\"failed\"} %u\n",
-                p->reloads_ok, p->reloads_failed);
-        fputs("# HELP corral_reload_duration_seconds Time from a reload request to its end.\n"
-              "# TYPE corral_reload_duration_seconds histogram\n", b.f);
+        metric_header(b.f, "corral_reloads_total", "counter", "Rolling reloads by result.");
+        fprintf(b.f,
+                "corral_reloads_total{result=\"ok\"} %llu\ncorral_reloads_total{result=\"failed\"} %llu\n",
+                (unsigned long long) c->reloads_ok, (unsigned long long) c->reloads_failed);
+        /* Before any reload, the configuration corral started with is the last one that loaded. */
+        metric_header(b.f, "corral_last_reload_successful", "gauge", "0 when the last reload failed, else 1.");
+        fprintf(b.f, "corral_last_reload_successful %d\n", c->last_reload_failed ? 0 : 1);
+        metric_header(b.f, "corral_last_reload_timestamp_seconds", "gauge",
+                      "When the last reload ended (before any: the start), Unix time.");
+        fprintf(b.f, "corral_last_reload_timestamp_seconds %.6f\n",
+                (double) (c->last_reload_end_usec ?: p->start_time_usec) / (double) USEC_PER_SEC);
+        metric_header(b.f, "corral_reload_duration_seconds", "histogram",
+                      "Time from a reload request to its end.");
         for (size_t i = 0; i < STATUS_RELOAD_BUCKETS_N; i++) {
                 cumulative += c->reload_buckets[i];
                 fprintf(b.f, "corral_reload_duration_seconds_bucket{le=\"%u\"} %llu\n", bounds[i],
@@ -195,28 +450,28 @@ char *status_format_metrics(const StatusPool *p, const StatusWorker *rows, size_
                      "corral_reload_duration_seconds_sum %.6f\ncorral_reload_duration_seconds_count %llu\n",
                 (unsigned long long) cumulative, c->reload_seconds_sum, (unsigned long long) cumulative);
 
-        fprintf(b.f, "# HELP corral_notify_rejected_total Notifications dropped: not from a worker, or malformed.\n"
-                     "# TYPE corral_notify_rejected_total counter\ncorral_notify_rejected_total %llu\n",
-                (unsigned long long) p->notify_rejected);
-        fprintf(b.f, "# HELP corral_signals_relayed_total Signals passed on to the workers.\n"
-                     "# TYPE corral_signals_relayed_total counter\ncorral_signals_relayed_total %llu\n",
-                (unsigned long long) c->relayed_signals);
+        metric_header(b.f, "corral_notify_rejected_total", "counter",
+                      "Notifications dropped: not from a worker, or malformed.");
+        fprintf(b.f, "corral_notify_rejected_total %llu\n", (unsigned long long) p->notify_rejected);
+        metric_header(b.f, "corral_signals_relayed_total", "counter", "Signals passed on to the workers.");
+        fprintf(b.f, "corral_signals_relayed_total %llu\n", (unsigned long long) c->relayed_signals);
 
-        fputs("# HELP corral_worker_memory_bytes Memory of each worker.\n# TYPE corral_worker_memory_bytes gauge\n",
-              b.f);
+        metric_header(b.f, "corral_worker_info", "gauge",
+                      "The worker serving each slot: its pid and generation.");
         for (size_t i = 0; i < n; i++)
-                fprintf(b.f, "corral_worker_memory_bytes{slot=\"%u\",pid=\"%d\",generation=\"%u\"} %llu\n",
-                        rows[i].slot, (int) rows[i].pid, rows[i].generation, (unsigned long long) rows[i].memory_bytes);
-        fputs("# HELP corral_worker_cpu_seconds_total CPU time of each worker.\n"
-              "# TYPE corral_worker_cpu_seconds_total counter\n", b.f);
+                if (row_speaks_for_slot(rows, n, i))
+                        fprintf(b.f, "corral_worker_info{slot=\"%u\",pid=\"%d\",generation=\"%u\"} 1\n",
+                                rows[i].slot, (int) rows[i].pid, rows[i].generation);
+        metric_header(b.f, "corral_worker_memory_bytes", "gauge", "Memory of the worker serving each slot.");
         for (size_t i = 0; i < n; i++)
-                fprintf(b.f, "corral_worker_cpu_seconds_total{slot=\"%u\",pid=\"%d\",generation=\"%u\"} %.6f\n",
-                        rows[i].slot, (int) rows[i].pid, rows[i].generation,
-                        (double) rows[i].cpu_usec / (double) USEC_PER_SEC);
-
-        if (fclose(b.f) != 0) {
-                free(b.data);
-                return NULL;
-        }
-        return b.data;
+                if (row_speaks_for_slot(rows, n, i))
+                        fprintf(b.f, "corral_worker_memory_bytes{slot=\"%u\"} %llu\n", rows[i].slot,
+                                (unsigned long long) rows[i].memory_bytes);
+        metric_header(b.f, "corral_worker_cpu_seconds_total", "counter",
+                      "CPU time of the worker serving each slot.");
+        for (size_t i = 0; i < n; i++)
+                if (row_speaks_for_slot(rows, n, i))
+                        fprintf(b.f, "corral_worker_cpu_seconds_total{slot=\"%u\"} %.6f\n", rows[i].slot,
+                                (double) rows[i].cpu_usec / (double) USEC_PER_SEC);
+        return buf_close(&b);
 }

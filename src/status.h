@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* `corral status` output: the pool line and one row per worker, as an aligned table or as one JSON
- * object. Pure formatting of a snapshot the manager takes. */
+/* `corral status` output: corral's own facts, the pool line and one row per worker, as an aligned table or
+ * as one JSON object (docs/status.schema.json); /health and /metrics. Pure formatting of a snapshot the
+ * manager takes. */
 #pragma once
 
 #include <stdbool.h>
@@ -16,24 +17,44 @@
 #define STATUS_RELOAD_BUCKETS { 1, 2, 5, 10, 30, 60, 120, 300, 600 }
 #define STATUS_RELOAD_BUCKETS_N 9
 
-/* Counters the manager keeps for /metrics; they only grow. */
+/* Counters the manager keeps for /metrics; they only grow. All zero: nothing happened yet. */
 typedef struct StatusCounters {
         uint64_t crashes;        /* unexpected exits of ready workers */
         uint64_t failed_starts;  /* exec failures, exits before ready, ready timeouts */
         uint64_t recycles[_RECYCLE_REASON_MAX]; /* by RecycleReason */
+        uint64_t reloads_ok, reloads_failed;
         uint64_t reload_buckets[STATUS_RELOAD_BUCKETS_N + 1]; /* not cumulative; last: over the top bound */
         double reload_seconds_sum;
+        bool last_reload_failed;
+        usec_t last_reload_end_usec; /* CLOCK_REALTIME; 0: no reload yet */
         uint64_t relayed_signals;
 } StatusCounters;
 
+/* One of the workers' listen sockets. Strings borrowed. */
+typedef struct StatusSocket {
+        const char *name;    /* its LISTEN_FDNAMES entry */
+        const char *address; /* in --listen syntax: "127.0.0.1:8080", "udp:[::1]:53", "unix:/run/app.sock" */
+        const char *type;    /* "stream", "datagram", "seqpacket" */
+} StatusSocket;
+
+/* corral and its pool. Every pointer is borrowed; strings may hold anything a config file can. */
 typedef struct StatusPool {
+        pid_t pid;
+        const char *version;
         PoolState state;
         unsigned generation;
-        unsigned ready, wanted, workers, starting, stopping;
+        unsigned ready, wanted, processes, starting, stopping;
         unsigned min_ready; /* for /health; 0: all */
         bool drained;
-        unsigned reloads_ok, reloads_failed;
+        usec_t start_time_usec; /* CLOCK_REALTIME when corral started */
         usec_t uptime_usec;
+        char *const *command;        /* ExecStart= of the generation new workers start as */
+        const StatusSocket *sockets; /* what the workers get, in LISTEN_FDS order */
+        size_t n_sockets;
+        const char *health_listen; /* the /health and /metrics endpoint's address; NULL: none */
+        const char *config_path;   /* NULL: the command line only */
+        const char *accounting;    /* "cgroup-v2", "hybrid", "proc"; NULL: no accounting */
+        const char *memory_source; /* "memory.current", "memory.usage_in_bytes", "pss" */
         uint64_t notify_rejected;
         const StatusCounters *counters;
 } StatusPool;
@@ -42,7 +63,7 @@ typedef struct StatusWorker {
         unsigned slot;
         pid_t pid;
         unsigned generation;
-        const char *state;
+        WorkerState state;
         usec_t uptime_usec;
         usec_t ready_after_usec; /* 0: not ready (yet) */
         uint64_t memory_bytes;
@@ -54,7 +75,7 @@ typedef struct StatusWorker {
 } StatusWorker;
 
 /* Both return an allocated reply for the control socket, or NULL on OOM: a first line "ok" (running or
- * reloading) or "degraded" (anything else), then the text. */
+ * reloading) or "degraded" (anything else), then the text. rows are sorted by slot. */
 char *status_format_table(const StatusPool *p, const StatusWorker *rows, size_t n);
 char *status_format_json(const StatusPool *p, const StatusWorker *rows, size_t n);
 
@@ -62,8 +83,9 @@ char *status_format_json(const StatusPool *p, const StatusWorker *rows, size_t n
  * and not drained; 503 otherwise. Returns the status code and an allocated JSON body in *ret_body. */
 int status_format_health(const StatusPool *p, char **ret_body);
 
-/* GET /metrics: Prometheus text exposition format 0.0.4. Allocated, NULL on OOM. */
+/* GET /metrics: Prometheus text exposition format 0.0.4; per-worker series carry the slot only, for the
+ * slot's serving worker (rows sorted by slot). Allocated, NULL on OOM. */
 char *status_format_metrics(const StatusPool *p, const StatusWorker *rows, size_t n);
 
-/* Counts one reload of the given duration into the histogram. */
-void status_count_reload(StatusCounters *c, usec_t duration);
+/* Counts one reload that ended at end_realtime (CLOCK_REALTIME) after duration, ok or failed. */
+void status_count_reload(StatusCounters *c, bool ok, usec_t duration, usec_t end_realtime);

@@ -137,11 +137,11 @@ def wait_ready(h, control, workers, timeout=10):
     deadline = time.monotonic() + timeout
     while True:
         s = status(h, control)
-        if s["ready"] == workers and s["workers"] == workers:
+        if s["ready"] == workers and s["processes"] == workers:
             return s
         if time.monotonic() > deadline:
             raise RuntimeError(f"pool not back to {workers} ready workers: {s['ready']} ready, "
-                               f"{s['workers']} processes")
+                               f"{s['processes']} processes")
         time.sleep(0.02)
 
 
@@ -182,7 +182,7 @@ def run(args, h):
             rng = random.Random(args.seed)
             for i in range(1, args.kills + 1):
                 s = wait_ready(h, control, args.workers)
-                victim = rng.choice([w["pid"] for w in s["slots"] if w["state"] == "ready"])
+                victim = rng.choice([w["pid"] for w in s["workers"] if w["state"] == "ready"])
                 os.kill(victim, signal.SIGKILL)
                 h.wait_until(lambda: not h.pid_alive(victim), 5, message=f"worker {victim} survived SIGKILL")
                 if i % args.every == 0 or i == args.kills:

@@ -202,7 +202,7 @@ def measure_respawn(h, args, n):
             slot = i % n
             st = json.loads(subprocess.run([h.corral_bin(), "status", "--json", "--control", control],
                                            capture_output=True, text=True, timeout=10, env=h.clean_env()).stdout)
-            old = next(w["pid"] for w in st["slots"] if w["slot"] == slot)
+            old = next(w["pid"] for w in st["workers"] if w["slot"] == slot)
             c.tracker.track(old)
             mark = len(c.log.lines())
             logged = {}

@@ -145,7 +145,7 @@ pool_json() { ct corral status --json --control "$CONTROL" 2>/dev/null | sed -n 
 pyjson() { # EXPR: evaluates EXPR with j = the JSON document on stdin
     python3 -c 'import json, sys; j = json.loads(sys.stdin.read() or "null"); r = eval(sys.argv[1]); print(" ".join(map(str, r)) if isinstance(r, (list, tuple, set)) else r)' "$1"
 }
-worker_pids() { pool_json | pyjson 'sorted(w["pid"] for w in j["slots"])'; }
+worker_pids() { pool_json | pyjson 'sorted(w["pid"] for w in j["workers"])'; }
 
 wait_until() { # SECONDS CMD...: polls CMD every 100 ms
     local end=$(($(now_us) + $1 * 1000000))
@@ -160,7 +160,7 @@ wait_until() { # SECONDS CMD...: polls CMD every 100 ms
 pool_settled() { # GEN
     local j
     j=$(pool_json) || return 1
-    [[ $(pyjson "len(j['slots']) == $WORKERS and all(w['state'] == 'ready' and w['generation'] == $1 for w in j['slots']) and j['workers'] == $WORKERS" <<<"$j") == True ]] &&
+    [[ $(pyjson "len(j['workers']) == $WORKERS and all(w['state'] == 'ready' and w['generation'] == $1 for w in j['workers']) and j['processes'] == $WORKERS" <<<"$j") == True ]] &&
         [[ $(prop "$UNIT" SubState) == running ]]
 }
 
@@ -292,7 +292,7 @@ sc_reload() {
     rc=$?
     dur=$(elapsed "$t0")
     # Taken at once: a reload that returned before the roll ended shows here.
-    status_after=$(pool_json | pyjson '"gen %d, %d/%d ready, states %s" % (j["generation"], j["ready"], j["wanted"], ",".join(w["state"] + "@" + str(w["generation"]) for w in j["slots"]))')
+    status_after=$(pool_json | pyjson '"gen %d, %d/%d ready, states %s" % (j["generation"], j["ready"], j["wanted"], ",".join(w["state"] + "@" + str(w["generation"]) for w in j["workers"]))')
     local sub_after
     sub_after=$(prop "$UNIT" SubState)
     sleep 0.5
@@ -361,15 +361,15 @@ sc_accounting() {
     own=$(ct sh -c "sed -n 's/^0:://p' /proc/$main/cgroup")
     check "corral in its own leaf ($own)" eq "$own" "$cg/supervisor"
     j=$(pool_json)
-    for pid in $(pyjson '" ".join(str(w["pid"]) for w in j["slots"])' <<<"$j"); do
+    for pid in $(pyjson '" ".join(str(w["pid"]) for w in j["workers"])' <<<"$j"); do
         wcg=$(ct sh -c "sed -n 's/^0:://p' /proc/$pid/cgroup")
         check "worker $pid in a leaf of its own ($wcg)" matches "$wcg" "$cg/worker-*-*"
         leaves=$((leaves + 1))
     done
     check "memory and CPU figures in corral status" python3 -c 'import json, sys
 j = json.loads(sys.argv[1])
-sys.exit(not (j["slots"] and all(w["memory_bytes"] > 0 for w in j["slots"])))' "$j"
-    finish "$name" "$leaves worker leaves under $cg, corral in $own; $(pyjson '"memory %s, cpu_usec %s" % ([w["memory_bytes"] for w in j["slots"]], [w["cpu_usec"] for w in j["slots"]])' <<<"$j")"
+sys.exit(not (j["workers"] and all(w["memory_bytes"] > 0 for w in j["workers"])))' "$j"
+    finish "$name" "$leaves worker leaves under $cg, corral in $own; $(pyjson '"memory %s, cpu_usec %s" % ([w["memory_bytes"] for w in j["workers"]], [w["cpu_usec"] for w in j["workers"]])' <<<"$j")"
 }
 
 sc_crash() {
@@ -377,14 +377,14 @@ sc_crash() {
     begin
     local j victim slot gen cur t0 repl dur
     j=$(pool_json)
-    victim=$(pyjson 'j["slots"][0]["pid"]' <<<"$j")
-    slot=$(pyjson 'j["slots"][0]["slot"]' <<<"$j")
-    gen=$(pyjson 'j["slots"][0]["generation"]' <<<"$j")
+    victim=$(pyjson 'j["workers"][0]["pid"]' <<<"$j")
+    slot=$(pyjson 'j["workers"][0]["slot"]' <<<"$j")
+    gen=$(pyjson 'j["workers"][0]["generation"]' <<<"$j")
     cur=$(now_us)
     t0=$(now)
     check "SIGKILL worker $victim" ct kill -KILL "$victim"
     replaced() {
-        repl=$(pool_json | pyjson "[w['pid'] for w in j['slots'] if w['slot'] == $slot and w['state'] == 'ready' and w['pid'] != $victim]")
+        repl=$(pool_json | pyjson "[w['pid'] for w in j['workers'] if w['slot'] == $slot and w['state'] == 'ready' and w['pid'] != $victim]")
         [[ -n $repl ]]
     }
     check "slot $slot gets a ready replacement" wait_until 15 replaced

@@ -3,12 +3,14 @@
 test, or under systemd-socket-activate), read its log with deadlines, talk HTTP to its workers, receive its
 sd_notify datagrams, generate load, and clean up every process started — always by pid, never by name.
 
-Environment: CORRAL_BIN and CORRAL_TEST_WORKER (absolute paths, set by CTest); CORRAL_TEST_TIMEOUT_SCALE
-(a float, default 1) stretches every deadline for slow builds (sanitizers, emulation).
+Environment: CORRAL_BIN and CORRAL_TEST_WORKER (absolute paths, set by CTest); CORRAL_PROMTOOL (set by
+CTest when CMake found promtool); CORRAL_TEST_TIMEOUT_SCALE (a float, default 1) stretches every deadline
+for slow builds (sanitizers, emulation).
 """
 
 import array
 import atexit
+import collections
 import contextlib
 import gc
 import http.client
@@ -569,6 +571,28 @@ def control_status(control, timeout=30):
     return p.returncode, json.loads(p.stdout)
 
 
+STATUS_SCHEMA = os.path.normpath(os.path.join(HERE, "..", "..", "docs", "status.schema.json"))
+_SCHEMA_CHECK = """
+import json, sys
+import jsonschema
+with open(sys.argv[1]) as f:
+    schema = json.load(f)
+jsonschema.Draft202012Validator.check_schema(schema)
+for e in sorted(jsonschema.Draft202012Validator(schema).iter_errors(json.load(sys.stdin)), key=str):
+    print("/" + "/".join(str(p) for p in e.absolute_path) + ": " + e.message)
+"""
+
+
+def check_status_schema(text):
+    """Fails unless TEXT, the JSON that `corral status --json` prints, is valid against docs/status.schema.json
+    (itself checked against draft 2020-12). Checked by Debian's python3-jsonschema (scripts/setup.sh installs
+    it) under /usr/bin/python3, which may differ from the interpreter running the tests."""
+    p = subprocess.run(["/usr/bin/python3", "-c", _SCHEMA_CHECK, STATUS_SCHEMA], input=text, capture_output=True,
+                       text=True, timeout=scaled(30))
+    if p.returncode != 0 or p.stdout:
+        raise AssertionError(f"corral status --json against {STATUS_SCHEMA}:\n{p.stdout}{p.stderr}\n{text}")
+
+
 def wait_all_ready(control, count, timeout=20):
     """Waits until corral, asked on CONTROL, runs with COUNT of COUNT workers ready (what it logs as "all N
     workers ready"); returns that status."""
@@ -585,22 +609,55 @@ _METRIC_LINE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$")
 _METRIC_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
 
-def metrics(target, timeout=5):
-    """GET /metrics from TARGET (a port on 127.0.0.1 or a UNIX path) as {"name{label=value,...}": float},
-    labels sorted: the keys test_health's check with prometheus_client produces."""
-    a = http_get(target, "/metrics", timeout)
-    if a.status != 200:
-        raise AssertionError(f"/metrics answered {a.status}: {a.text[:200]}")
-    out = {}
-    for line in a.lines():
+def metrics_samples(text):
+    """The samples of a /metrics text, in order, as ("name{label=value,...}", float), labels sorted."""
+    out = []
+    for line in text.splitlines():
         if not line or line.startswith("#"):
             continue
         m = _METRIC_LINE.match(line)
         if not m:
             raise AssertionError(f"not a sample line in /metrics: {line!r}")
         labels = ",".join(f"{k}={v}" for k, v in sorted(_METRIC_LABEL.findall(m.group(2) or "")))
-        out[m.group(1) + ("{" + labels + "}" if labels else "")] = float(m.group(3))
+        out.append((m.group(1) + ("{" + labels + "}" if labels else ""), float(m.group(3))))
     return out
+
+
+def metrics_text(target, timeout=5):
+    """GET /metrics from TARGET (a port on 127.0.0.1 or a UNIX path): its text."""
+    a = http_get(target, "/metrics", timeout)
+    if a.status != 200:
+        raise AssertionError(f"/metrics answered {a.status}: {a.text[:200]}")
+    return a.text
+
+
+def metrics(target, timeout=5):
+    """GET /metrics from TARGET as {"name{label=value,...}": float}, labels sorted: the keys test_health's
+    check with prometheus_client produces."""
+    return dict(metrics_samples(metrics_text(target, timeout)))
+
+
+def promtool():
+    """promtool, from CORRAL_PROMTOOL (CTest sets it when CMake found one; scripts/setup.sh unpacks one into
+    the build directory) or PATH; None when there is none."""
+    path = os.environ.get("CORRAL_PROMTOOL") or shutil.which("promtool")
+    return path if path and os.access(path, os.X_OK) else None
+
+
+def check_metrics(text):
+    """Fails unless TEXT is /metrics as Prometheus would keep it: no series twice (promtool 2.42 does not
+    check that, Prometheus rejects such a scrape), and `promtool check metrics` passes it: its parser (HELP
+    and TYPE before a family's samples, label syntax) and its linter (counters end in _total, base units,
+    snake_case, ...). Without promtool the test is skipped after the first check."""
+    twice = sorted(k for k, n in collections.Counter(k for k, _ in metrics_samples(text)).items() if n > 1)
+    if twice:
+        raise AssertionError(f"series in /metrics twice: {twice}\n{text}")
+    tool = promtool()
+    if not tool:
+        raise unittest.SkipTest("promtool not found: scripts/setup.sh unpacks it into BUILD/tools")
+    p = subprocess.run([tool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=scaled(30))
+    if p.returncode != 0:
+        raise AssertionError(f"promtool check metrics: exit {p.returncode}:\n{p.stdout}{p.stderr}\n{text}")
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ prefix so that the test_*.py glob, which runs corral, leaves it out); by hand:
     CORRAL_TEST_WORKER=build/tests/corral-test-worker python3 -m unittest -v selftest_harness
 """
 
+import json
 import os
 import signal
 import socket
@@ -198,6 +199,50 @@ class WorkerAlone(h.CorralTestCase):
         os.close(w)
         err = h.send_datagram(n.path, b"X" * (1 << 20))
         self.assertIsInstance(err, OSError)
+
+
+class Checkers(unittest.TestCase):
+    """check_metrics() and check_status_schema() must refuse what they are there to catch."""
+
+    GOOD_METRICS = ("# HELP x_requests_total Requests.\n# TYPE x_requests_total counter\n"
+                    'x_requests_total{slot="0"} 1\nx_requests_total{slot="1"} 2\n')
+
+    def test_check_metrics_refuses_a_series_twice_and_what_promtool_refuses(self):
+        with self.assertRaisesRegex(AssertionError, r"twice: \['x_requests_total\{slot=0\}'\]"):
+            h.check_metrics(self.GOOD_METRICS + 'x_requests_total{slot="0"} 3\n')
+        h.check_metrics(self.GOOD_METRICS)
+        with self.assertRaisesRegex(AssertionError, r'should have "_total" suffix'):
+            h.check_metrics("# HELP x_requests Requests.\n# TYPE x_requests counter\nx_requests 1\n")
+        with self.assertRaisesRegex(AssertionError, r"promtool check metrics: exit"):
+            h.check_metrics('x_requests_total 1\n# HELP x_requests_total Requests.\n'
+                            "# TYPE x_requests_total counter\n")
+
+    def test_check_status_schema_refuses_what_the_schema_forbids(self):
+        exit_ = {"code": "exited", "status": 3, "signal": None, "core_dumped": False, "ago_usec": 1}
+        worker = {"slot": 0, "pid": 2, "generation": 1, "state": "ready", "uptime_usec": 5, "ready_after_usec": None,
+                  "memory_bytes": 0, "cpu_usec": 0, "restarts": 1, "last_exit": exit_}
+        status = {"pid": 1, "version": "1", "state": "running", "generation": 1, "ready": 1, "wanted": 1,
+                  "processes": 1, "drained": False, "start_time_usec": 1, "uptime_usec": 1, "command": ["x"],
+                  "sockets": [{"name": "http", "address": "127.0.0.1:1", "type": "stream"}],
+                  "health_listen": None, "config": None, "accounting": None, "memory_bytes": 0, "reloads_ok": 0,
+                  "reloads_failed": 0, "notify_rejected": 0, "workers": [worker]}
+        h.check_status_schema(json.dumps(status))
+        for path, value, message in [
+                (("workers", 0, "last_exit", "signal"), "KILL", r"/workers/0/last_exit: .* not valid"),
+                (("workers", 0, "state"), "gone", r"/workers/0/state: 'gone' is not one of"),
+                (("slots",), [], r"/: Additional properties are not allowed \('slots' was unexpected\)"),
+                (("accounting",), {"backend": "cgroup-v2"}, r"/accounting: .* not valid"),
+                (("pid",), "1", r"/pid: '1' is not of type 'integer'")]:
+            broken = json.loads(json.dumps(status))
+            target = broken
+            for key in path[:-1]:
+                target = target[key]
+            target[path[-1]] = value
+            with self.assertRaisesRegex(AssertionError, message):
+                h.check_status_schema(json.dumps(broken))
+        del status["workers"]
+        with self.assertRaisesRegex(AssertionError, r"/: 'workers' is a required property"):
+            h.check_status_schema(json.dumps(status))
 
 
 if __name__ == "__main__":

@@ -205,8 +205,8 @@ class ControlSocket(h.CorralTestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertGreater(len(p.stdout), 64 * 1024)
         st = json.loads(p.stdout)
-        self.assertEqual(len(st["slots"]), 500)
-        self.assertEqual(sorted(w["slot"] for w in st["slots"]), list(range(500)))
+        self.assertEqual(len(st["workers"]), 500)
+        self.assertEqual(sorted(w["slot"] for w in st["workers"]), list(range(500)))
         p = subprocess.run([h.corral_bin(), "status", "--control", control], capture_output=True, text=True,
                            timeout=h.scaled(10), env=h.clean_env())
         self.assertEqual(p.returncode, 0, p.stderr)

@@ -38,10 +38,13 @@ class Crash(h.CorralTestCase):
         self.assertEqual(after["1"].fields["count"], "3")
         # corral's account of it: slot 1 restarted once after a SIGKILL, the others never.
         _, st = h.control_status(control)
-        slots = {w["slot"]: w for w in st["slots"]}
+        slots = {w["slot"]: w for w in st["workers"]}
         self.assertEqual(sorted(slots), [0, 1, 2], st)
         self.assertEqual(slots[1]["pid"], after["1"].pid)
-        self.assertRegex(slots[1]["last_exit"] or "", r"^KILL \S+ ago$")
+        last = slots[1]["last_exit"]
+        self.assertEqual({k: last[k] for k in ("code", "status", "signal", "core_dumped")},
+                         {"code": "killed", "status": signal.SIGKILL, "signal": "KILL", "core_dumped": False}, st)
+        self.assertGreater(last["ago_usec"], 0)
         self.assertEqual(slots[1]["restarts"], 1)
         self.assertEqual([(slots[i]["last_exit"], slots[i]["restarts"]) for i in (0, 2)], [(None, 0)] * 2)
 

@@ -51,7 +51,7 @@ class Examples(h.CorralTestCase):
         """One rolling reload to GENERATION while 8 clients send requests; returns the load summary and
         the pool's status once the old generation is gone."""
         old = self.status()
-        old_pids = {w["pid"] for w in old["slots"]}
+        old_pids = {w["pid"] for w in old["workers"]}
         c.snapshot_tree()
         old_tree = set(h.descendant_pids(c.pid))
 
@@ -79,11 +79,11 @@ class Examples(h.CorralTestCase):
         # draining (gunicorn takes about half a second to stop). Wait for it, bounded.
         def settled():
             st = self.status()
-            return st if len(st["slots"]) == COUNT and all(w["generation"] == generation for w in st["slots"]) \
+            return st if len(st["workers"]) == COUNT and all(w["generation"] == generation for w in st["workers"]) \
                 else None
         new = h.wait_until(settled, 20, interval=0.1, message="the old generation did not stop")
-        self.assertTrue(all(w["state"] == "ready" for w in new["slots"]), new)
-        new_pids = {w["pid"] for w in new["slots"]}
+        self.assertTrue(all(w["state"] == "ready" for w in new["workers"]), new)
+        new_pids = {w["pid"] for w in new["workers"]}
         self.assertEqual(len(new_pids), COUNT)
         self.assertFalse(new_pids & old_pids, "the reload kept a worker")
         # The old generation is gone, process trees included (gunicorn's own workers, systemd-notify).
@@ -104,8 +104,8 @@ class Examples(h.CorralTestCase):
         notify.wait_for("READY", "1", timeout=30)
         first = self.status()
         self.assertEqual(first["state"], "running", first)
-        self.assertEqual(len(first["slots"]), COUNT, first)
-        self.assertTrue(all(w["state"] == "ready" and w["generation"] == 1 for w in first["slots"]), first)
+        self.assertEqual(len(first["workers"]), COUNT, first)
+        self.assertTrue(all(w["state"] == "ready" and w["generation"] == 1 for w in first["workers"]), first)
 
         before = h.collect_workers(self.port, COUNT, timeout=15, corral=c)
         for slot, a in before.items():

@@ -68,7 +68,7 @@ class Generations(h.CorralTestCase):
         rc, out, err = self.corralctl("status", "--json")
         self.assertIn(rc, (0, 1), err)
         st = json.loads(out)
-        for w in st["slots"]:
+        for w in st["workers"]:
             corral.tracker.track(w["pid"])  # killed by pidfd at cleanup whatever happens
         return st
 
@@ -84,7 +84,7 @@ class Generations(h.CorralTestCase):
         Returns the status."""
         def mid_roll():
             st = self.status(corral)
-            rows = st["slots"]
+            rows = st["workers"]
             if st["generation"] != 2 or st["state"] != "reloading":
                 return None
             if not any(w["generation"] == 1 and w["state"] == "ready" for w in rows):
@@ -124,7 +124,7 @@ class Generations(h.CorralTestCase):
 
         # Witnesses: the generation-2 workers that ignore SIGTERM already (the ready ones, which generation 3
         # replaces start-first and then stops; a starting one, whose roll is superseded, is stopped at once).
-        victims = {w["pid"]: f'slot {w["slot"]}, {w["state"]}' for w in mid["slots"]
+        victims = {w["pid"]: f'slot {w["slot"]}, {w["state"]}' for w in mid["workers"]
                    if w["generation"] == 2 and ignores_sigterm(w["pid"])}
         self.assertGreaterEqual(len(victims), 2, mid)
         pidfds = {pid: os.pidfd_open(pid) for pid in victims}
@@ -144,7 +144,7 @@ class Generations(h.CorralTestCase):
         while True:
             st = self.status(c)
             now = time.monotonic()
-            for w in st["slots"]:
+            for w in st["workers"]:
                 if w["pid"] in victims and w["state"] == "stopping" and w["pid"] not in seen_stopping:
                     seen_stopping[w["pid"]] = now
                     generation_then[w["pid"]] = st["generation"]
@@ -189,7 +189,7 @@ class Generations(h.CorralTestCase):
         final = self.status(c)
         self.assertEqual(final["reloads_ok"], 1,
                          f"the roll to generation 2 completed before it was superseded: {final}")
-        self.assertEqual({w["generation"] for w in final["slots"] if w["state"] != "stopping"}, {3}, final)
+        self.assertEqual({w["generation"] for w in final["workers"] if w["state"] != "stopping"}, {3}, final)
 
         self.shut_down_at_once(c, list(victims))
 
@@ -218,16 +218,16 @@ class Generations(h.CorralTestCase):
         self.write_config(["--watchdog", "--ready-delay", "10"], count, "5s", "WorkerWatchdogSec=1s\n")
         self.reload()
         t_reload = time.monotonic()
-        witnesses = [w["pid"] for w in mid["slots"] if w["generation"] == 2 and w["state"] == "ready"]
+        witnesses = [w["pid"] for w in mid["workers"] if w["generation"] == 2 and w["state"] == "ready"]
         self.assertEqual(self.status(c)["generation"], 3)
 
         # Two and a half ping periods of generation 2; generation 3 is not ready yet (10 s), so nothing
         # replaces the witnesses meanwhile.
         time.sleep(max(0.0, t_reload + 5.0 - time.monotonic()))
         st = self.status(c)
-        rows = {w["pid"]: w for w in st["slots"]}
+        rows = {w["pid"]: w for w in st["workers"]}
         self.assertEqual(st["generation"], 3, st)
-        self.assertFalse([w for w in st["slots"] if w["generation"] == 3 and w["state"] == "ready"],
+        self.assertFalse([w for w in st["workers"] if w["generation"] == 3 and w["state"] == "ready"],
                          f"generation 3 became ready too early for this test: {st}")
         for pid in witnesses:
             self.assertEqual(rows.get(pid, {}).get("state"), "ready", f"witness {pid} no longer serves: {st}")
@@ -239,7 +239,7 @@ class Generations(h.CorralTestCase):
 
         # Every worker here drains on SIGTERM: one SIGTERM stops them all at once.
         self.assertEqual(c.stop(signal.SIGTERM, timeout=10), 0)
-        self.assertAllGone([w["pid"] for w in st["slots"]], timeout=3)
+        self.assertAllGone([w["pid"] for w in st["workers"]], timeout=3)
 
 
 if __name__ == "__main__":

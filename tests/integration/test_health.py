@@ -79,6 +79,10 @@ class Health(h.CorralTestCase):
         h.wait_until(lambda: h.metrics(self.status_port).get(key) == value, timeout,
                      message=f"{key} never {value}: {h.metrics(self.status_port).get(key)}")
 
+    def version(self):
+        p = subprocess.run([h.corral_bin(), "--version"], capture_output=True, text=True, timeout=h.scaled(10))
+        return p.stdout.split()[1]
+
     def ctl(self, *args):
         return subprocess.run([h.corral_bin(), *args, "--control", self.control], capture_output=True, text=True,
                               timeout=h.scaled(60), env=h.clean_env())
@@ -121,7 +125,7 @@ class Health(h.CorralTestCase):
         self.assertEqual(m["corral_workers_wanted"], 2)
         self.assertEqual(m["corral_worker_restarts_total{reason=crash}"], 0)
         self.assertEqual(m["corral_reloads_total{result=ok}"], 0)
-        pids = [int(k.split("pid=")[1].split(",")[0]) for k in m if k.startswith("corral_worker_memory_bytes{")]
+        pids = [int(k.split("pid=")[1].split(",")[0]) for k in m if k.startswith("corral_worker_info{")]
         self.assertEqual(len(pids), 2)
         self.assertTrue(all(m[k] > 0 for k in m if k.startswith("corral_worker_memory_bytes{")))
 
@@ -140,6 +144,54 @@ class Health(h.CorralTestCase):
         self.assertEqual(m["corral_generation"], 2)
         self.assertGreaterEqual(m["corral_notify_rejected_total"], 1)
         self.assertEqual(m["corral_signals_relayed_total"], 1)
+
+    def test_metrics_pass_promtool_and_keep_their_series_across_a_reload(self):
+        """A dashboard keeps a slot's history: the per-worker series carry the slot alone, so a reload with the
+        same Count= (or a crash) starts no new series; corral_worker_info joins the slot to its pid and
+        generation. The text passes promtool at rest and in the middle of the roll, when a slot holds its
+        worker and the replacement starting beside it."""
+        self.start(2, cmd=[h.worker_bin(), "--ready-delay", "1"])
+        h.wait_all_ready(self.control, 2, timeout=30)
+        per_worker = ("corral_worker_memory_bytes{", "corral_worker_cpu_seconds_total{")
+
+        def series(m):
+            return sorted(k for k in m if k.startswith(per_worker))
+
+        def info(m):
+            return sorted(k for k in m if k.startswith("corral_worker_info{"))
+
+        before_text = h.metrics_text(self.status_port)
+        h.check_metrics(before_text)
+        before = h.metrics(self.status_port)
+        self.assertEqual(series(before), ["corral_worker_cpu_seconds_total{slot=0}",
+                                          "corral_worker_cpu_seconds_total{slot=1}",
+                                          "corral_worker_memory_bytes{slot=0}", "corral_worker_memory_bytes{slot=1}"])
+        self.assertTrue(all(k.endswith(",slot=0}") or k.endswith(",slot=1}") for k in info(before)), before)
+        self.assertEqual(before["process_start_time_seconds"], before["corral_last_reload_timestamp_seconds"])
+        self.assertLess(abs(before["process_start_time_seconds"] - time.time()), 120)
+        self.assertEqual(before["corral_last_reload_successful"], 1)
+        self.assertEqual(self.ctl("reload").returncode, 0)
+
+        def mid_roll():
+            text = h.metrics_text(self.status_port)
+            m = dict(h.metrics_samples(text))
+            return (text, m) if m["corral_generation"] == 2 and m["corral_workers{state=starting}"] >= 1 else None
+        mid_text, mid = h.wait_until(mid_roll, 10, message="no replacement ever seen starting")
+        h.check_metrics(mid_text)
+        self.assertEqual(series(mid), series(before))
+        self.assertEqual(len(info(mid)), 2)
+
+        self.wait_metric("corral_reloads_total{result=ok}", 1, timeout=30)
+        after_text = h.metrics_text(self.status_port)
+        h.check_metrics(after_text)
+        after = h.metrics(self.status_port)
+        self.assertEqual(series(after), series(before))
+        self.assertEqual(len(info(after)), 2)
+        self.assertTrue(all("generation=2," in k for k in info(after)), info(after))
+        self.assertFalse(set(info(after)) & set(info(before)), "the info series must name the new workers")
+        self.assertGreater(after["corral_last_reload_timestamp_seconds"], before["process_start_time_seconds"])
+        self.assertEqual(after["corral_last_reload_successful"], 1)
+        self.assertEqual(after["corral_build_info{version=" + self.version() + "}"], 1)
 
     def test_bad_http_gets_4xx_and_the_pool_keeps_serving(self):
         c = self.start(1)

@@ -4,6 +4,7 @@ recycle on request and from the worker (RECYCLE=1), and the pid file."""
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -36,7 +37,7 @@ class Operator(h.CorralTestCase):
         included) and every slot is ready again."""
         def done():
             st = self.status()[1]
-            return pid not in {w["pid"] for w in st["slots"]} and st["ready"] == st["wanted"]
+            return pid not in {w["pid"] for w in st["workers"]} and st["ready"] == st["wanted"]
         h.wait_until(done, timeout, message=f"worker {pid} still listed, or its slot not ready again")
 
     def test_relayed_signals_reach_every_worker_and_others_are_ignored(self):
@@ -60,12 +61,12 @@ class Operator(h.CorralTestCase):
 
     def test_hung_worker_is_replaced_start_first_and_aborted(self):
         c = self.start(2, "--worker-watchdog", "1s", worker_args=["--watchdog"])
-        before = {w["pid"] for w in self.status()[1]["slots"]}
+        before = {w["pid"] for w in self.status()[1]["workers"]}
         env = h.http_get(self.port, "/env").env()
         self.assertEqual(env["WATCHDOG_USEC"], "1000000")
         self.assertEqual(env["WATCHDOG_PID"], env["LISTEN_PID"])
         time.sleep(2.5)  # healthy workers keep pinging: nothing is replaced
-        self.assertEqual({w["pid"] for w in self.status()[1]["slots"]}, before)
+        self.assertEqual({w["pid"] for w in self.status()[1]["workers"]}, before)
         self.assertNotIn("WATCHDOG=1 for", c.output())
 
         load = h.LoadGenerator(self.port, concurrency=4, duration=h.scaled(30), keepalive=False, timeout=10).start()
@@ -92,36 +93,96 @@ class Operator(h.CorralTestCase):
         self.assertLess(out.index("sent no WATCHDOG=1"), out.index(f"(pid {hung}) killed by signal ABRT"))
         rc, st = self.status()
         self.assertEqual(rc, 0)
-        self.assertNotIn(hung, {w["pid"] for w in st["slots"]})
-        self.assertEqual(len(st["slots"]), 2)
+        self.assertNotIn(hung, {w["pid"] for w in st["workers"]})
+        self.assertEqual(len(st["workers"]), 2)
 
     def test_status_table_json_and_exit_codes(self):
-        self.start(2)
+        c = self.start(2)
         rc, out, err = self.ctl("status")
         self.assertEqual(rc, 0, err)
-        self.assertRegex(out, r"corral: running, generation 1, 2/2 workers ready")
-        self.assertRegex(out, r"SLOT\s+PID\s+GEN\s+STATE\s+UPTIME\s+READY\s+MEM\s+CPU%\s+RST\s+LAST EXIT")
-        self.assertRegex(out.splitlines()[1], r"^reloads: 0 ok, 0 failed$")
-        rows = [l.split() for l in out.splitlines()[3:]]
+        lines = out.splitlines()
+        blank = lines.index("")
+        self.assertRegex(lines[0], rf"^corral \S+, pid {c.pid}: running, generation 1, 2/2 workers ready$")
+        # corral's own facts, as `systemctl status` shows a unit's, then the workers.
+        facts = dict(line.strip().split(": ", 1) for line in lines[1:blank])
+        self.assertEqual(list(facts), ["since", "command", "sockets", "health", "config", "accounting", "memory",
+                                       "reloads"], out)
+        self.assertEqual(facts["command"], shlex.join([h.worker_bin()]))
+        self.assertEqual(facts["sockets"], f"listen=127.0.0.1:{self.port}")
+        self.assertEqual((facts["health"], facts["config"]), ("none", "none (command line only)"))
+        self.assertRegex(facts["accounting"], r"^(cgroup-v2|hybrid|proc), memory from \S+$")
+        self.assertRegex(facts["memory"], r"^\S+ in 2 workers$")
+        self.assertEqual(facts["reloads"], "0 ok, 0 failed")
+        self.assertRegex(lines[blank + 1], r"^SLOT\s+PID\s+GENERATION\s+STATE\s+UPTIME\s+READY AFTER\s+MEMORY\s+"
+                                           r"CPU%\s+RESTARTS\s+LAST EXIT$")
+        rows = [line.split() for line in lines[blank + 2:]]
         self.assertEqual([r[0] for r in rows], ["0", "1"], out)
-        self.assertTrue(all(len(l) <= 80 for l in out.splitlines()), out)
+        self.assertTrue(all(len(line) <= 100 for line in lines[blank:]), out)
+        rc, st = self.status()
+        self.assertEqual((st["pid"], st["command"], st["config"], st["health_listen"], st["processes"]),
+                         (c.pid, [h.worker_bin()], None, None, 2))
+        self.assertEqual(st["sockets"], [{"name": "listen", "address": f"127.0.0.1:{self.port}", "type": "stream"}])
+        version = subprocess.run([h.corral_bin(), "--version"], capture_output=True, text=True, timeout=h.scaled(10))
+        self.assertEqual(f"corral {st['version']}\n", version.stdout)
         # After a crash, the slot's row says how it ended.
         victim = int(rows[1][1])
         os.kill(victim, signal.SIGKILL)
         def replaced():
             st = self.status()[1]  # one snapshot for both conditions
-            return st["ready"] == 2 and victim not in {w["pid"] for w in st["slots"]}
+            return st["ready"] == 2 and victim not in {w["pid"] for w in st["workers"]}
         h.wait_until(replaced, 10, message="not replaced")
         rc, out, err = self.ctl("status")
-        self.assertRegex(out.splitlines()[4], r"^1 .* 1\s+KILL \S+ ago$", out)
-        self.assertRegex(self.status()[1]["slots"][1]["last_exit"], r"^KILL \S+ ago$")
+        self.assertRegex(out.splitlines()[-1], r"^1 .* 1\s+KILL \S+ ago$", out)
         rc, st = self.status()
+        self.assertEqual(st["workers"][1]["last_exit"]["signal"], "KILL")
         self.assertEqual((rc, st["state"], st["ready"], st["wanted"]), (0, "running", 2, 2))
         # Not running: exit 3.
         p = subprocess.run([h.corral_bin(), "status", "--control", os.path.join(self.tmp, "nope")],
                            capture_output=True, text=True, timeout=h.scaled(10))
         self.assertEqual(p.returncode, 3)
         self.assertIn("not running", p.stderr)
+
+    def test_status_json_is_valid_against_its_schema(self):
+        """docs/status.schema.json describes what corral really prints: at rest with a config file and a
+        health endpoint, after a worker was killed (a structured last_exit), and in the middle of a roll (a
+        slot with a replacement starting beside its worker, ready_after_usec null)."""
+        self.port, status_port = h.free_port(), h.free_port()
+        self.control = os.path.join(self.tmp, "control")
+        conf = os.path.join(self.tmp, "corral.conf")
+        with open(conf, "w") as f:
+            f.write(f"[Worker]\nExecStart={h.worker_bin()} --ready-delay 1\nCount=2\n"
+                    f"[Socket]\nListen=http=127.0.0.1:{self.port}\n[Health]\nListen=127.0.0.1:{status_port}\n")
+        self.start_corral(["--config", conf, "--control", self.control])
+        h.wait_all_ready(self.control, 2, timeout=30)
+
+        def status_text():
+            rc, out, err = self.ctl("status", "--json")
+            self.assertIn(rc, (0, 1), err)
+            return out
+
+        first = status_text()
+        h.check_status_schema(first)
+        st = json.loads(first)
+        self.assertEqual((st["config"], st["health_listen"]), (conf, f"127.0.0.1:{status_port}"))
+        # A real-time signal kills by default and has no fixed name: corral names it from SIGRTMIN. (Not
+        # SIGSEGV: a worker built with ASan catches that one and exits 1.)
+        victim = st["workers"][0]["pid"]
+        os.kill(victim, signal.SIGRTMIN + 3)
+        self.wait_gone_and_replaced(victim)
+        crashed = status_text()
+        h.check_status_schema(crashed)
+        last = json.loads(crashed)["workers"][0]["last_exit"]
+        self.assertEqual((last["code"], last["status"], last["signal"], last["core_dumped"]),
+                         ("killed", signal.SIGRTMIN + 3, "RTMIN+3", False), last)
+        self.assertRegex(self.ctl("status")[1], r"\n0 .* 1\s+RTMIN\+3 \S+ ago\n")
+
+        self.assertEqual(self.ctl("reload")[0], 0)
+        def mid_roll():
+            text = status_text()
+            st = json.loads(text)
+            return text if st["state"] == "reloading" and any(w["ready_after_usec"] is None for w in st["workers"]) \
+                else None
+        h.check_status_schema(h.wait_until(mid_roll, 10, message="no replacement ever seen starting"))
 
     def test_other_users_are_refused(self):
         if os.geteuid() != 0 or not shutil.which("setpriv"):
@@ -155,23 +216,23 @@ class Operator(h.CorralTestCase):
     def test_recycle_on_request_and_from_the_worker(self):
         c = self.start(2)
         rc, st = self.status()
-        by_slot = {w["slot"]: w["pid"] for w in st["slots"]}
+        by_slot = {w["slot"]: w["pid"] for w in st["workers"]}
         rc, out, err = self.ctl("recycle", "1")
         self.assertEqual(rc, 0, err)
         self.wait_gone_and_replaced(by_slot[1])
         rc, st = self.status()
-        now = {w["slot"]: w["pid"] for w in st["slots"]}
+        now = {w["slot"]: w["pid"] for w in st["workers"]}
         self.assertEqual(now[0], by_slot[0])
         self.assertNotEqual(now[1], by_slot[1])
-        self.assertEqual({w["generation"] for w in st["slots"]}, {1})
+        self.assertEqual({w["generation"] for w in st["workers"]}, {1})
         # A worker asking for it: RECYCLE=1 from the worker's own pid (GET /recycle makes it send one).
         victim = h.http_get(self.port, "/recycle")
         pid = int(victim.headers["X-Worker-Pid"])
         c.wait_for_line(rf"\(pid {pid}\) asked to be recycled", timeout=10)
         self.wait_gone_and_replaced(pid)
         rc, st = self.status()
-        self.assertEqual(len(st["slots"]), 2)
-        self.assertNotIn(pid, {w["pid"] for w in st["slots"]})
+        self.assertEqual(len(st["workers"]), 2)
+        self.assertNotIn(pid, {w["pid"] for w in st["workers"]})
         self.assertEqual(st["state"], "running")
 
     def test_pid_file_is_written_and_removed(self):

@@ -59,7 +59,7 @@ class Reload(h.CorralTestCase):
         c = self.start_pool(["--ready-delay", "0.5:1.0"])
         first = self.status()
         self.assertEqual(first["generation"], 1)
-        old_pids = {w["pid"] for w in first["slots"]}
+        old_pids = {w["pid"] for w in first["workers"]}
         self.assertEqual(len(old_pids), WORKERS)
 
         load = h.LoadGenerator(self.port, concurrency=CONNECTIONS, duration=h.scaled(120), timeout=10).start()
@@ -72,10 +72,10 @@ class Reload(h.CorralTestCase):
                 windows.append((t0, time.monotonic()))
                 self.assertEqual(rc, 0, f"reload {i + 1} failed: {out}{err}")
                 self.assertIn(f"generation {i + 2}", out)
-                seen_pids |= {w["pid"] for w in self.status()["slots"]}
+                seen_pids |= {w["pid"] for w in self.status()["workers"]}
             # reload --wait returns once the new generation serves; the old workers may still be draining
             # (finishing requests, answering a last one on a lingering keep-alive connection).
-            self.assertAllGone(seen_pids - {w["pid"] for w in self.status()["slots"]}, timeout=h.scaled(15))
+            self.assertAllGone(seen_pids - {w["pid"] for w in self.status()["workers"]}, timeout=h.scaled(15))
             all_old_gone = time.monotonic()
             time.sleep(1.0)
         finally:
@@ -86,9 +86,9 @@ class Reload(h.CorralTestCase):
         self.assertEqual(final["generation"], RELOADS + 1)
         self.assertEqual(final["state"], "running")
         self.assertEqual(final["reloads_ok"], RELOADS)
-        new_pids = {w["pid"] for w in final["slots"]}
+        new_pids = {w["pid"] for w in final["workers"]}
         self.assertEqual(len(new_pids), WORKERS)
-        self.assertTrue(all(w["generation"] == RELOADS + 1 and w["state"] == "ready" for w in final["slots"]),
+        self.assertTrue(all(w["generation"] == RELOADS + 1 and w["state"] == "ready" for w in final["workers"]),
                         final)
         self.assertFalse(new_pids & old_pids)
         self.assertAllGone(seen_pids - new_pids)
@@ -134,7 +134,7 @@ class Reload(h.CorralTestCase):
 
     def bad_deploy(self, c, worker_args, ready_timeout, reason_pattern):
         before = self.status()
-        pids = {w["pid"] for w in before["slots"]}
+        pids = {w["pid"] for w in before["workers"]}
         ready_count = sum(1 for d in self.notify.datagrams() if d.get("READY") == "1")
         self.write_config(worker_args, ready_timeout=ready_timeout)
         load = h.LoadGenerator(self.port, concurrency=CONNECTIONS, duration=h.scaled(60), timeout=10).start()
@@ -148,7 +148,7 @@ class Reload(h.CorralTestCase):
         self.assertRegex(err, reason_pattern)
         self.assertNoFailures(load)
         after = self.status()
-        self.assertEqual({w["pid"] for w in after["slots"] if w["state"] == "ready"}, pids,
+        self.assertEqual({w["pid"] for w in after["workers"] if w["state"] == "ready"}, pids,
                          "the old generation is not what serves")
         self.assertEqual(after["generation"], before["generation"])
         self.assertEqual({r.generation for r in load.records()}, {str(before["generation"])})
@@ -178,7 +178,7 @@ class Reload(h.CorralTestCase):
         final = self.status()
         self.assertEqual(final["state"], "running")
         # reload --wait returns once the new generation serves; old workers may still be stopping.
-        self.assertEqual(len({w["pid"] for w in final["slots"] if w["state"] != "stopping"}), WORKERS)
+        self.assertEqual(len({w["pid"] for w in final["workers"] if w["state"] != "stopping"}), WORKERS)
         self.assertEqual(final["reloads_failed"], 3)
         self.assertEqual(final["reloads_ok"], 1)
 
@@ -190,9 +190,9 @@ class Reload(h.CorralTestCase):
         self.assertEqual(rc, 0, err)
         self.assertIn("generation 3", out)
         # No strays: once the stopping ones are gone, exactly the generation-3 workers remain.
-        h.wait_until(lambda: len(self.status()["slots"]) == WORKERS, 15, message=f"strays left: {self.status()}")
+        h.wait_until(lambda: len(self.status()["workers"]) == WORKERS, 15, message=f"strays left: {self.status()}")
         final = self.status()
-        self.assertEqual({w["generation"] for w in final["slots"]}, {3})
+        self.assertEqual({w["generation"] for w in final["workers"]}, {3})
         h.wait_until(lambda: len(c.worker_pids()) == WORKERS, 10, message="stray workers")
 
     def test_sighup_reloads_and_count_changes_apply(self):
@@ -202,12 +202,12 @@ class Reload(h.CorralTestCase):
         c.wait_for_line(r"reload done", timeout=20)
         final = self.status()
         # Old workers may still be stopping: count the serving ones.
-        self.assertEqual(sorted(w["slot"] for w in final["slots"] if w["state"] != "stopping"), [0, 1, 2])
+        self.assertEqual(sorted(w["slot"] for w in final["workers"] if w["state"] != "stopping"), [0, 1, 2])
         self.write_config(["--ready-delay", "0.2"], count=1)
         rc, out, err = self.corralctl("reload", "--wait")
         self.assertEqual(rc, 0, err)
-        h.wait_until(lambda: len(self.status()["slots"]) == 1, 15, message="scale-down did not happen")
-        self.assertEqual(self.status()["slots"][0]["generation"], 3)
+        h.wait_until(lambda: len(self.status()["workers"]) == 1, 15, message="scale-down did not happen")
+        self.assertEqual(self.status()["workers"][0]["generation"], 3)
 
     def test_control_socket_rejects_bad_requests_and_keeps_serving(self):
         self.start_pool(["--ready-delay", "0.2"], count=2)

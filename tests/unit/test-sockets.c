@@ -89,6 +89,47 @@ Test(sockets, bind_several_in_order_with_names) {
         socket_set_done(&set);
 }
 
+/* What `corral status` shows: each address as a --listen spec would name it, so it can be bound again. */
+Test(sockets, addresses_read_back_in_listen_spec_syntax) {
+        char dir[] = "/tmp/test-sockets-XXXXXX", path[64], address[SOCKET_ADDRESS_MAX];
+        _cleanup_free_ char *error = NULL, *unix_spec = NULL, *tcp = NULL, *udp = NULL;
+        SocketSet set = {};
+
+        cr_assert_not_null(mkdtemp(dir));
+        snprintf(path, sizeof path, "%s/app.sock", dir);
+        unix_spec = strdup_printf("unix:%s", path);
+        cr_assert_eq(socket_set_bind((char *const[]){ (char *) "http=127.0.0.1:0", (char *) "dns=udp:127.0.0.1:0",
+                                                      unix_spec, NULL },
+                                     &set, &error),
+                     0, "%s", error);
+        tcp = strdup_printf("127.0.0.1:%u", fd_port(set.sockets[0].fd));
+        udp = strdup_printf("udp:127.0.0.1:%u", fd_port(set.sockets[1].fd));
+        cr_assert_str_eq(listen_socket_address(&set.sockets[0], address, sizeof address), tcp);
+        cr_assert_str_eq(listen_socket_address(&set.sockets[1], address, sizeof address), udp);
+        cr_assert_str_eq(listen_socket_address(&set.sockets[2], address, sizeof address), unix_spec);
+        cr_assert_str_eq(listen_socket_type(&set.sockets[0]), "stream");
+        cr_assert_str_eq(listen_socket_type(&set.sockets[1]), "datagram");
+        cr_assert_str_eq(listen_socket_type(&set.sockets[2]), "stream");
+        socket_set_done(&set);
+        cr_assert_eq(rmdir(dir), 0);
+}
+
+/* systemd may pass an abstract socket, which a spec cannot bind: it reads back with "@". */
+Test(sockets, abstract_address_reads_back_with_an_at) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX, .sun_path = "\0test-sockets-abstract" };
+        ListenSocket l = { .family = AF_UNIX, .type = SOCK_SEQPACKET };
+        char address[SOCKET_ADDRESS_MAX];
+
+        l.fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        cr_assert_geq(l.fd, 0);
+        cr_assert_eq(bind(l.fd, (struct sockaddr *) &sa,
+                          offsetof(struct sockaddr_un, sun_path) + 1 + strlen("test-sockets-abstract")),
+                     0);
+        cr_assert_str_eq(listen_socket_address(&l, address, sizeof address), "unix:@test-sockets-abstract");
+        cr_assert_str_eq(listen_socket_type(&l), "seqpacket");
+        close(l.fd);
+}
+
 Test(sockets, bind_ipv6_loopback_is_v6only) {
         char *const specs[] = { (char *) "[::1]:0", NULL };
         _cleanup_free_ char *error = NULL;

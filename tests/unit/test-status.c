@@ -1,20 +1,27 @@
 /* SPDX-License-Identifier: MIT */
 /* Tests for status.c: the exact text of `corral status` (table and JSON), /health and /metrics for fixed
- * snapshots, and the reload histogram. */
+ * snapshots, and the reload counters. */
 
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "status.h"
 
-TestSuite(status, .timeout = 10);
+/* The table shows corral's start in local time: make that UTC. */
+static void utc(void) {
+        setenv("TZ", "UTC", 1);
+        tzset();
+}
+
+TestSuite(status, .timeout = 10, .init = utc);
 
 typedef enum Scenario {
         SCENARIO_RUNNING,   /* 3 of 3 ready, no rows */
         SCENARIO_RELOADING, /* generation 3 replacing 2: slot 2's old worker ready, its new one starting */
         SCENARIO_DEGRADED,  /* slot 2 throttled after crashes: 2 of 3 ready */
-        SCENARIO_DRAINED,   /* running, /health drained, no rows */
+        SCENARIO_DRAINED,   /* running, /health drained, no rows; no config file, sockets, endpoint, accounting */
         SCENARIO_STOPPING,  /* every worker told to stop, no rows */
 } Scenario;
 
@@ -30,17 +37,17 @@ typedef struct Snapshot {
 
 /* Slot 0 exited with a status long ago, slot 1 dumped core, slot 2 was SIGKILLed and is being replaced. */
 static const StatusWorker rows_reloading[] = {
-        { .slot = 0, .pid = 4242, .generation = 3, .state = "ready", .uptime_usec = SEC(307),
+        { .slot = 0, .pid = 4242, .generation = 3, .state = WORKER_READY, .uptime_usec = SEC(307),
           .ready_after_usec = MSEC(850), .memory_bytes = 13107200, .cpu_usec = MSEC(15350), .restarts = 1,
           .last_exit_code = CLD_EXITED, .last_exit_status = 3,
           .last_exit_ago_usec = SEC(41 * 86400 + 2 * 3600) },
-        { .slot = 1, .pid = 4243, .generation = 3, .state = "ready", .uptime_usec = MSEC(12300),
+        { .slot = 1, .pid = 4243, .generation = 3, .state = WORKER_READY, .uptime_usec = MSEC(12300),
           .ready_after_usec = MSEC(1200), .memory_bytes = 524288000, .cpu_usec = MSEC(12300), .restarts = 2,
           .last_exit_code = CLD_DUMPED, .last_exit_status = SIGSEGV, .last_exit_ago_usec = MSEC(12500) },
-        { .slot = 2, .pid = 4100, .generation = 2, .state = "ready", .uptime_usec = SEC(306),
+        { .slot = 2, .pid = 4100, .generation = 2, .state = WORKER_READY, .uptime_usec = SEC(306),
           .ready_after_usec = MSEC(100), .memory_bytes = 1073741824, .cpu_usec = MSEC(3060), .restarts = 7,
           .last_exit_code = CLD_KILLED, .last_exit_status = SIGKILL, .last_exit_ago_usec = SEC(307) },
-        { .slot = 2, .pid = 4251, .generation = 3, .state = "starting", .uptime_usec = MSEC(850),
+        { .slot = 2, .pid = 4251, .generation = 3, .state = WORKER_STARTING, .uptime_usec = MSEC(850),
           .memory_bytes = 1000, .restarts = 7, .last_exit_code = CLD_KILLED, .last_exit_status = SIGKILL,
           .last_exit_ago_usec = SEC(307) },
 };
@@ -49,18 +56,33 @@ static const StatusCounters counters = {
         .crashes = 5,
         .failed_starts = 2,
         .recycles = { [RECYCLE_MEMORY] = 3, [RECYCLE_AGE] = 1, [RECYCLE_REQUEST] = 2, [RECYCLE_OOM] = 1 },
+        .reloads_ok = 4,
+        .reloads_failed = 1,
         .reload_buckets = { 1, 2, 1, 0, 0, 0, 0, 0, 0, 1 },
         .reload_seconds_sum = 700.25,
+        .last_reload_end_usec = SEC(1712758834), /* 2024-04-10 14:20:34 UTC */
         .relayed_signals = 9,
+};
+
+static char *const command[] = { "/usr/bin/app", "--greeting", "hello world", NULL };
+static const StatusSocket sockets[] = {
+        { .name = "http", .address = "127.0.0.1:8080", .type = "stream" },
+        { .name = "dns", .address = "udp:127.0.0.1:5353", .type = "datagram" },
 };
 
 /* The one place that builds a StatusPool; x.state is the state as the formatters must spell it. */
 static Snapshot snapshot(Scenario s) {
         Snapshot x = {
                 .pool = {
-                        .generation = 3, .ready = 3, .wanted = 3, .workers = 3,
-                        .reloads_ok = 4, .reloads_failed = 1,
+                        .pid = 1234, .version = "1.2.3",
+                        .generation = 3, .ready = 3, .wanted = 3, .processes = 3,
+                        .start_time_usec = SEC(1709283600), /* 2024-03-01 09:00:00 UTC */
                         .uptime_usec = SEC(45 * 86400 + 3 * 3600),
+                        .command = command,
+                        .sockets = sockets, .n_sockets = ELEMENTSOF(sockets),
+                        .health_listen = "127.0.0.1:9100",
+                        .config_path = "/etc/corral/app.conf",
+                        .accounting = "cgroup-v2", .memory_source = "memory.current",
                         .notify_rejected = 17,
                         .counters = &counters,
                 },
@@ -74,7 +96,7 @@ static Snapshot snapshot(Scenario s) {
         case SCENARIO_RELOADING:
                 x.pool.state = POOL_RELOADING;
                 x.state = "reloading";
-                x.pool.workers = 4;
+                x.pool.processes = 4;
                 x.pool.starting = 1;
                 x.rows = rows_reloading;
                 x.n = ELEMENTSOF(rows_reloading);
@@ -82,7 +104,7 @@ static Snapshot snapshot(Scenario s) {
         case SCENARIO_DEGRADED:
                 x.pool.state = POOL_DEGRADED;
                 x.state = "degraded";
-                x.pool.ready = x.pool.workers = 2;
+                x.pool.ready = x.pool.processes = 2;
                 x.rows = rows_reloading;
                 x.n = 2;
                 break;
@@ -90,6 +112,8 @@ static Snapshot snapshot(Scenario s) {
                 x.pool.state = POOL_RUNNING;
                 x.state = "running";
                 x.pool.drained = true;
+                x.pool.n_sockets = 0;
+                x.pool.health_listen = x.pool.config_path = x.pool.accounting = x.pool.memory_source = NULL;
                 break;
         case SCENARIO_STOPPING:
                 x.pool.state = POOL_STOPPING;
@@ -127,88 +151,179 @@ static void expect_health(const Snapshot *x, int code, unsigned min_ready) {
         cr_assert_str_eq(text, expected);
 }
 
+/* corral's facts in the table, the same in every scenario but the drained one. */
+#define TABLE_FACTS                                                                                         \
+        "     since: 2024-03-01 09:00:00 UTC; up 45d03h\n"                                                  \
+        "   command: /usr/bin/app --greeting 'hello world'\n"                                               \
+        "   sockets: http=127.0.0.1:8080, dns=udp:127.0.0.1:5353 (datagram)\n"                              \
+        "    health: 127.0.0.1:9100\n"                                                                      \
+        "    config: /etc/corral/app.conf\n"                                                                \
+        "accounting: cgroup-v2, memory from memory.current\n"
+#define TABLE_COLUMNS "SLOT PID     GENERATION STATE    UPTIME READY AFTER MEMORY  CPU%   RESTARTS LAST EXIT\n"
+
 Test(status, table_of_a_reload_in_progress) {
         expect_output(status_format_table, SCENARIO_RELOADING,
                       "ok\n"
-                      "corral: reloading, generation 3, 3/3 workers ready, up 45d03h\n"
-                      "reloads: 4 ok, 1 failed\n"
-                      "SLOT PID     GEN STATE    UPTIME READY  MEM    CPU%  RST  LAST EXIT\n"
-                      "0    4242    3   ready    5m07s  850ms  12.5M  5.0   1    status 3 41d02h ago\n"
-                      "1    4243    3   ready    12.3s  1.2s   500.0M 100.0 2    SEGV+core 12.5s ago\n"
-                      "2    4100    2   ready    5m06s  100ms  1.0G   1.0   7    KILL 5m07s ago\n"
-                      "2    4251    3   starting 850ms  -      1000B  0.0   7    KILL 5m07s ago\n");
+                      "corral 1.2.3, pid 1234: reloading, generation 3, 3/3 workers ready\n"
+                      TABLE_FACTS
+                      "    memory: 1.5G in 4 workers\n"
+                      "   reloads: 4 ok, 1 failed\n"
+                      "\n"
+                      TABLE_COLUMNS
+                      "0    4242    3          ready    5m07s  850ms       12.5M   5.0    1        status 3 41d02h ago\n"
+                      "1    4243    3          ready    12.3s  1.2s        500.0M  100.0  2        SEGV+core 12.5s ago\n"
+                      "2    4100    2          ready    5m06s  100ms       1.0G    1.0    7        KILL 5m07s ago\n"
+                      "2    4251    3          starting 850ms  -           1000B   0.0    7        KILL 5m07s ago\n");
 }
 
 Test(status, table_of_a_degraded_pool) {
         expect_output(status_format_table, SCENARIO_DEGRADED,
                       "degraded\n"
-                      "corral: degraded, generation 3, 2/3 workers ready, up 45d03h\n"
-                      "reloads: 4 ok, 1 failed\n"
-                      "SLOT PID     GEN STATE    UPTIME READY  MEM    CPU%  RST  LAST EXIT\n"
-                      "0    4242    3   ready    5m07s  850ms  12.5M  5.0   1    status 3 41d02h ago\n"
-                      "1    4243    3   ready    12.3s  1.2s   500.0M 100.0 2    SEGV+core 12.5s ago\n");
+                      "corral 1.2.3, pid 1234: degraded, generation 3, 2/3 workers ready\n"
+                      TABLE_FACTS
+                      "    memory: 512.5M in 2 workers\n"
+                      "   reloads: 4 ok, 1 failed\n"
+                      "\n"
+                      TABLE_COLUMNS
+                      "0    4242    3          ready    5m07s  850ms       12.5M   5.0    1        status 3 41d02h ago\n"
+                      "1    4243    3          ready    12.3s  1.2s        500.0M  100.0  2        SEGV+core 12.5s ago\n");
 }
 
-Test(status, table_of_a_drained_pool_without_rows) {
+Test(status, table_of_a_drained_pool_without_rows_sockets_config_or_accounting) {
         expect_output(status_format_table, SCENARIO_DRAINED,
                       "ok\n"
-                      "corral: running, generation 3, 3/3 workers ready, up 45d03h\n"
-                      "reloads: 4 ok, 1 failed; /health drained\n"
-                      "SLOT PID     GEN STATE    UPTIME READY  MEM    CPU%  RST  LAST EXIT\n");
+                      "corral 1.2.3, pid 1234: running, generation 3, 3/3 workers ready\n"
+                      "     since: 2024-03-01 09:00:00 UTC; up 45d03h\n"
+                      "   command: /usr/bin/app --greeting 'hello world'\n"
+                      "   sockets: none\n"
+                      "    health: none\n"
+                      "    config: none (command line only)\n"
+                      "accounting: none\n"
+                      "    memory: -\n"
+                      "   reloads: 4 ok, 1 failed; /health drained\n"
+                      "\n"
+                      TABLE_COLUMNS);
 }
 
 Test(status, table_of_a_stopping_pool_is_degraded) {
         expect_output(status_format_table, SCENARIO_STOPPING,
                       "degraded\n"
-                      "corral: stopping, generation 3, 0/3 workers ready, up 45d03h\n"
-                      "reloads: 4 ok, 1 failed\n"
-                      "SLOT PID     GEN STATE    UPTIME READY  MEM    CPU%  RST  LAST EXIT\n");
+                      "corral 1.2.3, pid 1234: stopping, generation 3, 0/3 workers ready\n"
+                      TABLE_FACTS
+                      "    memory: -\n"
+                      "   reloads: 4 ok, 1 failed\n"
+                      "\n"
+                      TABLE_COLUMNS);
 }
+
+/* The JSON object's fields before "memory_bytes", the same in every scenario but the drained one. */
+#define JSON_FACTS                                                                                          \
+        "\"start_time_usec\":1709283600000000,\"uptime_usec\":3898800000000,"                               \
+        "\"command\":[\"/usr/bin/app\",\"--greeting\",\"hello world\"],"                                    \
+        "\"sockets\":[{\"name\":\"http\",\"address\":\"127.0.0.1:8080\",\"type\":\"stream\"},"              \
+        "{\"name\":\"dns\",\"address\":\"udp:127.0.0.1:5353\",\"type\":\"datagram\"}],"                     \
+        "\"health_listen\":\"127.0.0.1:9100\",\"config\":\"/etc/corral/app.conf\","                         \
+        "\"accounting\":{\"backend\":\"cgroup-v2\",\"memory_source\":\"memory.current\"},"
 
 Test(status, json_of_a_reload_in_progress) {
         expect_output(
                 status_format_json, SCENARIO_RELOADING,
                 "ok\n"
-                "{\"state\":\"reloading\",\"generation\":3,\"ready\":3,\"wanted\":3,\"workers\":4,"
-                "\"reloads_ok\":4,\"reloads_failed\":1,\"uptime_usec\":3898800000000,\"notify_rejected\":17,"
-                "\"drained\":false,\"slots\":["
+                "{\"pid\":1234,\"version\":\"1.2.3\",\"state\":\"reloading\",\"generation\":3,\"ready\":3,"
+                "\"wanted\":3,\"processes\":4,\"drained\":false,"
+                JSON_FACTS
+                "\"memory_bytes\":1611138024,\"reloads_ok\":4,\"reloads_failed\":1,\"notify_rejected\":17,"
+                "\"workers\":["
                 "{\"slot\":0,\"pid\":4242,\"generation\":3,\"state\":\"ready\",\"uptime_usec\":307000000,"
                 "\"ready_after_usec\":850000,\"memory_bytes\":13107200,\"cpu_usec\":15350000,\"restarts\":1,"
-                "\"last_exit\":\"status 3 41d02h ago\"},"
+                "\"last_exit\":{\"code\":\"exited\",\"status\":3,\"signal\":null,\"core_dumped\":false,"
+                "\"ago_usec\":3549600000000}},"
                 "{\"slot\":1,\"pid\":4243,\"generation\":3,\"state\":\"ready\",\"uptime_usec\":12300000,"
-                "\"ready_after_usec\":1200000,\"memory_bytes\":524288000,\"cpu_usec\":12300000,"
-                "\"restarts\":2,\"last_exit\":\"SEGV+core 12.5s ago\"},"
+                "\"ready_after_usec\":1200000,\"memory_bytes\":524288000,\"cpu_usec\":12300000,\"restarts\":2,"
+                "\"last_exit\":{\"code\":\"dumped\",\"status\":11,\"signal\":\"SEGV\",\"core_dumped\":true,"
+                "\"ago_usec\":12500000}},"
                 "{\"slot\":2,\"pid\":4100,\"generation\":2,\"state\":\"ready\",\"uptime_usec\":306000000,"
-                "\"ready_after_usec\":100000,\"memory_bytes\":1073741824,\"cpu_usec\":3060000,"
-                "\"restarts\":7,\"last_exit\":\"KILL 5m07s ago\"},"
+                "\"ready_after_usec\":100000,\"memory_bytes\":1073741824,\"cpu_usec\":3060000,\"restarts\":7,"
+                "\"last_exit\":{\"code\":\"killed\",\"status\":9,\"signal\":\"KILL\",\"core_dumped\":false,"
+                "\"ago_usec\":307000000}},"
                 "{\"slot\":2,\"pid\":4251,\"generation\":3,\"state\":\"starting\",\"uptime_usec\":850000,"
-                "\"ready_after_usec\":0,\"memory_bytes\":1000,\"cpu_usec\":0,\"restarts\":7,"
-                "\"last_exit\":\"KILL 5m07s ago\"}"
+                "\"ready_after_usec\":null,\"memory_bytes\":1000,\"cpu_usec\":0,\"restarts\":7,"
+                "\"last_exit\":{\"code\":\"killed\",\"status\":9,\"signal\":\"KILL\",\"core_dumped\":false,"
+                "\"ago_usec\":307000000}}"
                 "]}\n");
 }
 
-Test(status, json_of_a_drained_pool_without_rows) {
+Test(status, json_of_a_drained_pool_without_rows_sockets_config_or_accounting) {
         expect_output(
                 status_format_json, SCENARIO_DRAINED,
                 "ok\n"
-                "{\"state\":\"running\",\"generation\":3,\"ready\":3,\"wanted\":3,\"workers\":3,"
-                "\"reloads_ok\":4,\"reloads_failed\":1,\"uptime_usec\":3898800000000,\"notify_rejected\":17,"
-                "\"drained\":true,\"slots\":[]}\n");
+                "{\"pid\":1234,\"version\":\"1.2.3\",\"state\":\"running\",\"generation\":3,\"ready\":3,"
+                "\"wanted\":3,\"processes\":3,\"drained\":true,"
+                "\"start_time_usec\":1709283600000000,\"uptime_usec\":3898800000000,"
+                "\"command\":[\"/usr/bin/app\",\"--greeting\",\"hello world\"],\"sockets\":[],"
+                "\"health_listen\":null,\"config\":null,\"accounting\":null,"
+                "\"memory_bytes\":0,\"reloads_ok\":4,\"reloads_failed\":1,\"notify_rejected\":17,\"workers\":[]}\n");
 }
 
 Test(status, json_of_a_degraded_pool_with_a_slot_never_exited) {
-        static const StatusWorker fresh = { .slot = 0, .pid = 1, .generation = 1, .state = "ready" };
+        static const StatusWorker fresh = { .slot = 0, .pid = 1, .generation = 1, .state = WORKER_READY };
         Snapshot x = snapshot(SCENARIO_DEGRADED);
         _cleanup_free_ char *text = status_format_json(&x.pool, &fresh, 1);
 
         cr_assert_str_eq(text,
                          "degraded\n"
-                         "{\"state\":\"degraded\",\"generation\":3,\"ready\":2,\"wanted\":3,\"workers\":2,"
-                         "\"reloads_ok\":4,\"reloads_failed\":1,\"uptime_usec\":3898800000000,"
-                         "\"notify_rejected\":17,\"drained\":false,\"slots\":["
+                         "{\"pid\":1234,\"version\":\"1.2.3\",\"state\":\"degraded\",\"generation\":3,\"ready\":2,"
+                         "\"wanted\":3,\"processes\":2,\"drained\":false,"
+                         JSON_FACTS
+                         "\"memory_bytes\":0,\"reloads_ok\":4,\"reloads_failed\":1,\"notify_rejected\":17,"
+                         "\"workers\":["
                          "{\"slot\":0,\"pid\":1,\"generation\":1,\"state\":\"ready\",\"uptime_usec\":0,"
-                         "\"ready_after_usec\":0,\"memory_bytes\":0,\"cpu_usec\":0,\"restarts\":0,"
+                         "\"ready_after_usec\":null,\"memory_bytes\":0,\"cpu_usec\":0,\"restarts\":0,"
                          "\"last_exit\":null}]}\n");
+}
+
+/* Real-time signals have no fixed name (glibc keeps the first ones for itself), and some numbers none. */
+Test(status, last_exit_names_real_time_signals_and_numbers_the_others) {
+        const StatusWorker rows[] = {
+                { .slot = 0, .pid = 10, .generation = 1, .state = WORKER_READY, .last_exit_code = CLD_KILLED,
+                  .last_exit_status = SIGRTMIN + 3, .last_exit_ago_usec = SEC(2) },
+                { .slot = 1, .pid = 11, .generation = 1, .state = WORKER_READY, .last_exit_code = CLD_KILLED,
+                  .last_exit_status = SIGRTMIN, .last_exit_ago_usec = SEC(2) },
+                { .slot = 2, .pid = 12, .generation = 1, .state = WORKER_READY, .last_exit_code = CLD_DUMPED,
+                  .last_exit_status = 32, .last_exit_ago_usec = SEC(2) },
+        };
+        Snapshot x = snapshot(SCENARIO_DRAINED);
+        _cleanup_free_ char *table = status_format_table(&x.pool, rows, ELEMENTSOF(rows));
+        _cleanup_free_ char *json = status_format_json(&x.pool, rows, ELEMENTSOF(rows));
+
+        cr_assert_not_null(strstr(table, "\n0    10      1          ready    0ms    -           -       0.0    0  "
+                                         "      RTMIN+3 2.0s ago\n"), "%s", table);
+        cr_assert_not_null(strstr(table, " RTMIN 2.0s ago\n"), "%s", table);
+        cr_assert_not_null(strstr(table, " signal 32+core 2.0s ago\n"), "%s", table);
+        cr_assert_not_null(strstr(json, "\"last_exit\":{\"code\":\"killed\",\"status\":37,\"signal\":\"RTMIN+3\","
+                                        "\"core_dumped\":false,\"ago_usec\":2000000}"), "%s", json);
+        cr_assert_not_null(strstr(json, "\"last_exit\":{\"code\":\"dumped\",\"status\":32,\"signal\":null,"
+                                        "\"core_dumped\":true,\"ago_usec\":2000000}"), "%s", json);
+}
+
+/* A command line and a config path are anyone's bytes: the JSON stays JSON, the table stays one line each. */
+Test(status, commands_and_paths_are_escaped) {
+        static char *const odd[] = { "/opt/app", "say \"hi\"", "back\\slash", "it's", "tab\there", "\xc3\xa9t\xc3\xa9",
+                                     "bad\xff\xc3(", "", NULL };
+        Snapshot x = snapshot(SCENARIO_DRAINED);
+        _cleanup_free_ char *table = NULL, *json = NULL;
+
+        x.pool.command = odd;
+        x.pool.config_path = "/etc/new\nline.conf";
+        table = status_format_table(&x.pool, NULL, 0);
+        json = status_format_json(&x.pool, NULL, 0);
+        cr_assert_not_null(strstr(table, "\n   command: /opt/app 'say \"hi\"' 'back\\slash' 'it'\\''s' 'tab\\x09here' "
+                                         "'\xc3\xa9t\xc3\xa9' 'bad\xff\xc3(' ''\n"), "%s", table);
+        cr_assert_not_null(strstr(json, "\"command\":[\"/opt/app\",\"say \\\"hi\\\"\",\"back\\\\slash\",\"it's\","
+                                        "\"tab\\u0009here\",\"\xc3\xa9t\xc3\xa9\",\"bad\\ufffd\\ufffd(\",\"\"]"),
+                           "%s", json);
+        cr_assert_not_null(strstr(json, "\"config\":\"/etc/new\\u000aline.conf\""), "%s", json);
+        cr_assert_not_null(strstr(table, "\n    config: '/etc/new\\x0aline.conf'\n"), "%s", table);
 }
 
 Test(status, health_is_200_with_every_slot_ready) {
@@ -259,8 +374,14 @@ Test(status, health_is_503_for_an_empty_pool) {
         expect_health(&x, 503, 0);
 }
 
-/* Everything but the per-worker series, shared by both metrics tests: the counters are the same. */
+/* Everything but the per-worker series, shared by the metrics tests: the counters are the same. */
 #define METRICS_HEAD(starting, ready, stopping, slots_ready, drained)                                       \
+        "# HELP corral_build_info The version of corral, in the label; always 1.\n"                         \
+        "# TYPE corral_build_info gauge\n"                                                                  \
+        "corral_build_info{version=\"1.2.3\"} 1\n"                                                          \
+        "# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.\n"        \
+        "# TYPE process_start_time_seconds gauge\n"                                                         \
+        "process_start_time_seconds 1709283600.000000\n"                                                    \
         "# HELP corral_workers Worker processes by state.\n"                                                \
         "# TYPE corral_workers gauge\n"                                                                     \
         "corral_workers{state=\"starting\"} " starting "\n"                                                 \
@@ -278,9 +399,6 @@ Test(status, health_is_503_for_an_empty_pool) {
         "# HELP corral_drained 1 while /health is drained.\n"                                               \
         "# TYPE corral_drained gauge\n"                                                                     \
         "corral_drained " drained "\n"                                                                      \
-        "# HELP corral_uptime_seconds Time since corral started.\n"                                         \
-        "# TYPE corral_uptime_seconds gauge\n"                                                              \
-        "corral_uptime_seconds 3898800.000\n"                                                               \
         "# HELP corral_worker_restarts_total Workers replaced because they ended unexpectedly.\n"           \
         "# TYPE corral_worker_restarts_total counter\n"                                                     \
         "corral_worker_restarts_total{reason=\"crash\"} 5\n"                                                \
@@ -297,6 +415,12 @@ Test(status, health_is_503_for_an_empty_pool) {
         "# TYPE corral_reloads_total counter\n"                                                             \
         "corral_reloads_total{result=\"ok\"} 4\n"                                                           \
         "corral_reloads_total{result=\"failed\"} 1\n"                                                       \
+        "# HELP corral_last_reload_successful 0 when the last reload failed, else 1.\n"                     \
+        "# TYPE corral_last_reload_successful gauge\n"                                                      \
+        "corral_last_reload_successful 1\n"                                                                 \
+        "# HELP corral_last_reload_timestamp_seconds When the last reload ended (before any: the start), Unix time.\n" \
+        "# TYPE corral_last_reload_timestamp_seconds gauge\n"                                               \
+        "corral_last_reload_timestamp_seconds 1712758834.000000\n"                                          \
         "# HELP corral_reload_duration_seconds Time from a reload request to its end.\n"                    \
         "# TYPE corral_reload_duration_seconds histogram\n"                                                 \
         "corral_reload_duration_seconds_bucket{le=\"1\"} 1\n"                                               \
@@ -317,39 +441,88 @@ Test(status, health_is_503_for_an_empty_pool) {
         "# HELP corral_signals_relayed_total Signals passed on to the workers.\n"                           \
         "# TYPE corral_signals_relayed_total counter\n"                                                     \
         "corral_signals_relayed_total 9\n"                                                                  \
-        "# HELP corral_worker_memory_bytes Memory of each worker.\n"                                        \
+        "# HELP corral_worker_info The worker serving each slot: its pid and generation.\n"                 \
+        "# TYPE corral_worker_info gauge\n"
+#define METRICS_MEMORY_HEAD                                                                                 \
+        "# HELP corral_worker_memory_bytes Memory of the worker serving each slot.\n"                       \
         "# TYPE corral_worker_memory_bytes gauge\n"
+#define METRICS_CPU_HEAD                                                                                    \
+        "# HELP corral_worker_cpu_seconds_total CPU time of the worker serving each slot.\n"                \
+        "# TYPE corral_worker_cpu_seconds_total counter\n"
 
+/* Slot 2's replacement, still starting beside the worker it replaces, has no series of its own. */
 Test(status, metrics_of_a_reload_in_progress) {
         expect_output(
                 status_format_metrics, SCENARIO_RELOADING,
                 METRICS_HEAD("1", "3", "0", "3", "0")
-                "corral_worker_memory_bytes{slot=\"0\",pid=\"4242\",generation=\"3\"} 13107200\n"
-                "corral_worker_memory_bytes{slot=\"1\",pid=\"4243\",generation=\"3\"} 524288000\n"
-                "corral_worker_memory_bytes{slot=\"2\",pid=\"4100\",generation=\"2\"} 1073741824\n"
-                "corral_worker_memory_bytes{slot=\"2\",pid=\"4251\",generation=\"3\"} 1000\n"
-                "# HELP corral_worker_cpu_seconds_total CPU time of each worker.\n"
-                "# TYPE corral_worker_cpu_seconds_total counter\n"
-                "corral_worker_cpu_seconds_total{slot=\"0\",pid=\"4242\",generation=\"3\"} 15.350000\n"
-                "corral_worker_cpu_seconds_total{slot=\"1\",pid=\"4243\",generation=\"3\"} 12.300000\n"
-                "corral_worker_cpu_seconds_total{slot=\"2\",pid=\"4100\",generation=\"2\"} 3.060000\n"
-                "corral_worker_cpu_seconds_total{slot=\"2\",pid=\"4251\",generation=\"3\"} 0.000000\n");
+                "corral_worker_info{slot=\"0\",pid=\"4242\",generation=\"3\"} 1\n"
+                "corral_worker_info{slot=\"1\",pid=\"4243\",generation=\"3\"} 1\n"
+                "corral_worker_info{slot=\"2\",pid=\"4100\",generation=\"2\"} 1\n"
+                METRICS_MEMORY_HEAD
+                "corral_worker_memory_bytes{slot=\"0\"} 13107200\n"
+                "corral_worker_memory_bytes{slot=\"1\"} 524288000\n"
+                "corral_worker_memory_bytes{slot=\"2\"} 1073741824\n"
+                METRICS_CPU_HEAD
+                "corral_worker_cpu_seconds_total{slot=\"0\"} 15.350000\n"
+                "corral_worker_cpu_seconds_total{slot=\"1\"} 12.300000\n"
+                "corral_worker_cpu_seconds_total{slot=\"2\"} 3.060000\n");
 }
 
 Test(status, metrics_of_a_stopping_pool_without_rows) {
-        expect_output(
-                status_format_metrics, SCENARIO_STOPPING,
-                METRICS_HEAD("0", "0", "3", "0", "0")
-                "# HELP corral_worker_cpu_seconds_total CPU time of each worker.\n"
-                "# TYPE corral_worker_cpu_seconds_total counter\n");
+        expect_output(status_format_metrics, SCENARIO_STOPPING,
+                      METRICS_HEAD("0", "0", "3", "0", "0") METRICS_MEMORY_HEAD METRICS_CPU_HEAD);
 }
 
 Test(status, metrics_say_drained) {
-        expect_output(
-                status_format_metrics, SCENARIO_DRAINED,
-                METRICS_HEAD("0", "3", "0", "3", "1")
-                "# HELP corral_worker_cpu_seconds_total CPU time of each worker.\n"
-                "# TYPE corral_worker_cpu_seconds_total counter\n");
+        expect_output(status_format_metrics, SCENARIO_DRAINED,
+                      METRICS_HEAD("0", "3", "0", "3", "1") METRICS_MEMORY_HEAD METRICS_CPU_HEAD);
+}
+
+/* One series per slot, whatever the slot holds: the worker being stopped, the replacement starting beside the
+ * ready one and the second of two starting ones are left out; a slot with only a stopping worker has none. */
+Test(status, metrics_have_one_series_per_slot_for_its_serving_worker) {
+        static const StatusWorker rows[] = {
+                { .slot = 0, .pid = 100, .generation = 1, .state = WORKER_STOPPING, .memory_bytes = 1 },
+                { .slot = 0, .pid = 101, .generation = 2, .state = WORKER_READY, .memory_bytes = 2 },
+                { .slot = 0, .pid = 102, .generation = 3, .state = WORKER_STARTING, .memory_bytes = 3 },
+                { .slot = 1, .pid = 110, .generation = 2, .state = WORKER_STARTING, .memory_bytes = 4 },
+                { .slot = 1, .pid = 111, .generation = 3, .state = WORKER_STARTING, .memory_bytes = 5 },
+                { .slot = 2, .pid = 120, .generation = 2, .state = WORKER_STOPPING, .memory_bytes = 6 },
+                { .slot = 3, .pid = 130, .generation = 2, .state = WORKER_STARTING, .memory_bytes = 7 },
+                { .slot = 3, .pid = 131, .generation = 3, .state = WORKER_READY, .memory_bytes = 8 },
+        };
+        Snapshot x = snapshot(SCENARIO_RELOADING);
+        _cleanup_free_ char *text = status_format_metrics(&x.pool, rows, ELEMENTSOF(rows));
+
+        cr_assert_not_null(text);
+        cr_assert_not_null(strstr(text, METRICS_MEMORY_HEAD
+                                        "corral_worker_memory_bytes{slot=\"0\"} 2\n"
+                                        "corral_worker_memory_bytes{slot=\"1\"} 4\n"
+                                        "corral_worker_memory_bytes{slot=\"3\"} 8\n"
+                                        METRICS_CPU_HEAD),
+                           "%s", text);
+        cr_assert_not_null(strstr(text, "# TYPE corral_worker_info gauge\n"
+                                        "corral_worker_info{slot=\"0\",pid=\"101\",generation=\"2\"} 1\n"
+                                        "corral_worker_info{slot=\"1\",pid=\"110\",generation=\"2\"} 1\n"
+                                        "corral_worker_info{slot=\"3\",pid=\"131\",generation=\"3\"} 1\n#"),
+                           "%s", text);
+}
+
+/* Before any reload, the configuration corral started with counts as the last one, loaded when it started. */
+Test(status, metrics_last_reload_before_and_after_one) {
+        StatusCounters fresh = {};
+        Snapshot x = snapshot(SCENARIO_RUNNING);
+        _cleanup_free_ char *before = NULL, *after = NULL;
+
+        x.pool.counters = &fresh;
+        before = status_format_metrics(&x.pool, NULL, 0);
+        cr_assert_not_null(strstr(before, "\ncorral_last_reload_successful 1\n"), "%s", before);
+        cr_assert_not_null(strstr(before, "\ncorral_last_reload_timestamp_seconds 1709283600.000000\n"), "%s", before);
+        status_count_reload(&fresh, false, SEC(2), SEC(1709290800) + MSEC(250));
+        after = status_format_metrics(&x.pool, NULL, 0);
+        cr_assert_not_null(strstr(after, "\ncorral_last_reload_successful 0\n"), "%s", after);
+        cr_assert_not_null(strstr(after, "\ncorral_last_reload_timestamp_seconds 1709290800.250000\n"), "%s", after);
+        cr_assert_not_null(strstr(after, "\ncorral_reloads_total{result=\"failed\"} 1\n"), "%s", after);
 }
 
 Test(status, reload_durations_fall_in_the_bucket_of_their_upper_bound) {
@@ -368,7 +541,7 @@ Test(status, reload_durations_fall_in_the_bucket_of_their_upper_bound) {
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
                 uint64_t before = c.reload_buckets[cases[i].bucket];
 
-                status_count_reload(&c, cases[i].duration);
+                status_count_reload(&c, true, cases[i].duration, SEC(1700000000));
                 sum += (double) cases[i].duration / (double) USEC_PER_SEC;
                 cr_assert_eq(c.reload_buckets[cases[i].bucket], before + 1, "%llu usec not in bucket %zu",
                              (unsigned long long) cases[i].duration, cases[i].bucket);
@@ -377,4 +550,20 @@ Test(status, reload_durations_fall_in_the_bucket_of_their_upper_bound) {
         for (size_t i = 0; i <= STATUS_RELOAD_BUCKETS_N; i++)
                 total += c.reload_buckets[i];
         cr_assert_eq(total, ELEMENTSOF(cases));
+        cr_assert_eq(c.reloads_ok, ELEMENTSOF(cases));
+}
+
+Test(status, reloads_count_by_result_and_the_last_one_is_remembered) {
+        StatusCounters c = {};
+
+        status_count_reload(&c, false, SEC(3), SEC(1700000000));
+        cr_assert_eq(c.reloads_failed, 1);
+        cr_assert(c.last_reload_failed);
+        cr_assert_eq(c.last_reload_end_usec, SEC(1700000000));
+        status_count_reload(&c, true, SEC(4), SEC(1700000100));
+        cr_assert_eq(c.reloads_ok, 1);
+        cr_assert_eq(c.reloads_failed, 1);
+        cr_assert_not(c.last_reload_failed);
+        cr_assert_eq(c.last_reload_end_usec, SEC(1700000100));
+        cr_assert_eq(c.reload_buckets[2], 2);
 }
