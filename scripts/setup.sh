@@ -22,6 +22,8 @@ Options:
                         systemd-container: tests/e2e/run.sh)
       --vm              also install what the VM tier needs (qemu-system-x86, qemu-utils,
                         mmdebstrap: tests/vm/run.sh)
+      --fuzz            also install what the fuzz tier needs (clang, libclang-rt-14-dev, llvm:
+                        tests/fuzz/)
   -n, --dry-run         print what would be installed and run, change nothing
   -v, --verbose         show the full output of apt-get and the build
   -h, --help            show this help
@@ -58,6 +60,10 @@ E2E_PACKAGES=(mmdebstrap systemd-container)
 # The VM tier (tests/vm/run.sh, only with --vm): QEMU boots a Debian image that mmdebstrap builds and
 # mkfs.ext4 (e2fsprogs) packs.
 VM_PACKAGES=(qemu-system-x86 qemu-utils mmdebstrap e2fsprogs)
+# The fuzz tier (tests/fuzz/, only with --fuzz): clang with libFuzzer and the sanitizer runtimes
+# (libclang-rt-14-dev, only recommended by clang), and llvm for llvm-symbolizer, which turns the
+# addresses in a crash report into file:line.
+FUZZ_PACKAGES=(clang libclang-rt-14-dev llvm)
 
 build_dir=${CORRAL_BUILD_DIR:-build}
 cmake_args=()
@@ -107,6 +113,10 @@ while (($# > 0)); do
             ;;
         --vm)
             PACKAGES+=("${VM_PACKAGES[@]}")
+            shift
+            ;;
+        --fuzz)
+            PACKAGES+=("${FUZZ_PACKAGES[@]}")
             shift
             ;;
         -n | --dry-run)

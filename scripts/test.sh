@@ -1,23 +1,28 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # The README's "test" command and what CI runs: installs and builds, then runs every test tier.
-# Tiers: unit + integration tests (build/), the same under ASan/UBSan (build-asan/), and, in a later
-# issue, end to end under a real systemd. Exits non-zero if anything failed.
+# Tiers: unit + integration tests (build/), the same under ASan/UBSan (build-asan/), the fuzz targets
+# (build-fuzz/), end to end under a real systemd, and cgroup v2 in a VM. Exits non-zero if anything
+# failed.
 set -euo pipefail
 
 usage() {
     cat <<'EOF_USAGE'
-Usage: scripts/test.sh [--no-asan] [--no-e2e] [-- CTEST_ARGS...]
+Usage: scripts/test.sh [--no-asan] [--no-fuzz] [--no-e2e] [-- CTEST_ARGS...]
 
 Installs missing dependencies (scripts/setup.sh), builds, and runs:
   1. unit + integration tests          in build/       (ctest)
   2. unit + integration under ASan/UBSan in build-asan/ (ctest, -DCORRAL_SANITIZE=ON)
-  3. end to end under a real systemd   tests/e2e/run.sh build (systemd-nspawn containers booted
+  3. fuzzing                           each libFuzzer target of tests/fuzz/ for $CORRAL_FUZZ_SECONDS
+                                       (default 30) in build-fuzz/ (clang, -DCORRAL_FUZZ=ON)
+  4. end to end under a real systemd   tests/e2e/run.sh build (systemd-nspawn containers booted
                                        from a Debian rootfs cached in $CORRAL_E2E_CACHE, default
                                        /var/cache/corral-e2e; needs root or sudo)
+  5. cgroup v2 in a QEMU VM            tests/vm/run.sh build (CORRAL_NO_VM=1 skips it)
 
 Options:
   --no-asan   skip the ASan/UBSan tier (reported as skipped)
+  --no-fuzz   skip the fuzz tier (reported as skipped)
   --no-e2e    skip the end-to-end tier (reported as skipped)
   -h, --help  show this help
 Arguments after "--" go to every ctest run, e.g. -- -R pool  or  -- -L unit
@@ -25,12 +30,17 @@ EOF_USAGE
 }
 
 run_asan=1
+run_fuzz=1
 run_e2e=1
 ctest_args=()
 while (($# > 0)); do
     case $1 in
         --no-asan)
             run_asan=0
+            shift
+            ;;
+        --no-fuzz)
+            run_fuzz=0
             shift
             ;;
         --no-e2e)
@@ -108,6 +118,37 @@ tier_asan() {
         UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
         build_and_test asan build-asan -DCORRAL_SANITIZE=ON
 }
+
+# ---- FUZZ TIER -------------------------------------------------------------------------------------
+# The libFuzzer targets of tests/fuzz/ (notify parser and socket, HTTP request parser, config, value
+# parsers, cgroup and /proc parsers) in their own clang build, the core instrumented for them. Each runs
+# for $CORRAL_FUZZ_SECONDS (30) on a temporary copy of its seeds, one after the other: a little over 3
+# minutes with the build. A crash, leak, timeout or broken property fails the tier, and tests/fuzz/run.sh
+# prints the input.
+tier_fuzz() {
+    if ((!run_fuzz)); then
+        record fuzz skipped
+        return 0
+    fi
+    section "fuzz: build (build-fuzz)"
+    if ! scripts/setup.sh --fuzz --build-dir build-fuzz -- -DCMAKE_C_COMPILER=clang -DCORRAL_FUZZ=ON \
+        -DCORRAL_TESTS=OFF; then
+        record fuzz-build FAILED
+        record fuzz not-run
+        return 0
+    fi
+    record fuzz-build ok
+    local seconds=${CORRAL_FUZZ_SECONDS:-30} t0=$SECONDS
+    section "fuzz: every target for $seconds s"
+    if tests/fuzz/run.sh --time "$seconds" build-fuzz; then
+        echo "test.sh: fuzz: PASS ($((SECONDS - t0)) s)"
+        record fuzz ok
+    else
+        echo "test.sh: fuzz: FAIL (see the findings above) ($((SECONDS - t0)) s)"
+        record fuzz FAILED
+    fi
+}
+# ----------------------------------------------------------------------------------------------------
 
 # ---- END-TO-END TIER ------------------------------------------------------------------------------
 # corral under a real systemd: tests/e2e/run.sh boots systemd 252 (and 254 from bookworm-backports) as
@@ -198,6 +239,7 @@ fi
 
 tier_default
 tier_asan
+tier_fuzz
 tier_e2e
 tier_vm
 

@@ -368,11 +368,13 @@ int proc_parse_stat(const char *s, ProcStat *ret) {
 }
 
 usec_t proc_ticks_to_usec(uint64_t ticks, uint64_t hz) {
+        unsigned __int128 usec;
+
         if (hz == 0)
                 return 0;
-        if (ticks / hz > UINT64_MAX / USEC_PER_SEC - 1)
-                return UINT64_MAX;
-        return ticks / hz * USEC_PER_SEC + ticks % hz * USEC_PER_SEC / hz;
+        /* ticks * 10^6 always fits in 128 bits: exact for every result usec_t can hold, whatever hz is. */
+        usec = (unsigned __int128) ticks * USEC_PER_SEC / hz;
+        return usec > UINT64_MAX ? UINT64_MAX : (usec_t) usec;
 }
 
 bool cgroup_controllers_contain(const char *s, const char *name) {

@@ -213,3 +213,21 @@ Test(cgroup_parse, ticks_to_usec) {
         cr_assert_eq(proc_ticks_to_usec(1, 1024), 976);
         cr_assert_eq(proc_ticks_to_usec(UINT64_MAX, 100), UINT64_MAX);
 }
+
+/* Found by tests/fuzz's cgroup-parse target: results just below UINT64_MAX saturated up to a second
+ * early. */
+Test(cgroup_parse, ticks_to_usec_exact_up_to_the_limit) {
+        cr_assert_eq(proc_ticks_to_usec(UINT64_C(18446744073709), 1), UINT64_C(18446744073709000000));
+        cr_assert_eq(proc_ticks_to_usec(UINT64_C(1844674407370955), 100), UINT64_C(18446744073709550000));
+        cr_assert_eq(proc_ticks_to_usec(UINT64_C(1844674407370956), 100), UINT64_MAX);
+}
+
+/* Found by the same target: at rates above about 1.8e13 Hz the sub-second part overflowed. */
+Test(cgroup_parse, ticks_to_usec_any_rate) {
+        const uint64_t ticks = UINT64_C(7142836988087201891), hz = UINT64_C(7308533433169376624);
+
+        cr_assert_eq(proc_ticks_to_usec(ticks, hz), 977328);
+        cr_assert_eq(proc_ticks_to_usec(UINT64_MAX, UINT64_MAX), USEC_PER_SEC);
+        cr_assert_eq(proc_ticks_to_usec(UINT64_MAX / 2, UINT64_MAX), USEC_PER_SEC / 2 - 1);
+        cr_assert_eq(proc_ticks_to_usec(5, 0), 0);
+}
