@@ -114,8 +114,11 @@ tier_asan() {
         record asan skipped
         return 0
     fi
+    # Sanitized binaries run two to three times slower: the integration tests' waits are doubled (their
+    # own bounds, like "killed within 3 s", scale with them; what they assert does not change).
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
         UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+        CORRAL_TEST_TIMEOUT_SCALE=${CORRAL_TEST_TIMEOUT_SCALE:-2} \
         build_and_test asan build-asan -DCORRAL_SANITIZE=ON
 }
 
