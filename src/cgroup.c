@@ -6,8 +6,10 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/pidfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -211,19 +213,50 @@ static int kill_procs_of(int dir_fd) {
         return error < 0 ? error : killed;
 }
 
+/* pidfds of killed leftovers, waited for before their leaves are removed. Bounded: a crash leaves at most
+ * a leaf per worker, and the bound is only on how many exits are waited for. */
+typedef struct PidfdSet {
+        int fds[256];
+        size_t n;
+} PidfdSet;
+
 /* Kills what is left in a dead instance's leaf (cgroup.kill where the leaf has it), unless the leaf can be
  * removed at once, being empty. Returns how many processes were signalled (cgroup.kill: 1 if any were). */
-static int gc_dead_leaf_kill(int inst_fd, const char *name) {
+static int gc_dead_leaf_kill(int inst_fd, const char *name, PidfdSet *waits) {
         _cleanup_close_ int leaf = -EBADF;
+        _cleanup_free_ pid_t *pids = NULL;
+        int n;
 
         if (unlinkat(inst_fd, name, AT_REMOVEDIR) >= 0 || errno != EBUSY)
                 return 0;
         leaf = openat(inst_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (leaf < 0)
                 return 0;
+        /* Watched before the kill: a process leaves its cgroup before its exit is done (a big address
+         * space, a sanitized one reserves terabytes, takes a while to tear down), and only then are its fds,
+         * the listening sockets among them, closed. Its pidfd says when. */
+        n = dir_read_pids(leaf, "cgroup.procs", &pids);
+        for (int i = 0; i < n && waits->n < ELEMENTSOF(waits->fds); i++) {
+                int fd = pidfd_open(pids[i], 0);
+                if (fd >= 0)
+                        waits->fds[waits->n++] = fd;
+        }
         if (dir_write_file(leaf, "cgroup.kill", "1") >= 0)
                 return 1;
         return MAX(kill_procs_of(leaf), 0);
+}
+
+/* Waits until every watched process has exited, or deadline; closes the pidfds. */
+static void pidfd_set_wait(PidfdSet *s, usec_t deadline) {
+        for (size_t i = 0; i < s->n; i++) {
+                struct pollfd p = { .fd = s->fds[i], .events = POLLIN };
+                usec_t now = now_usec(CLOCK_MONOTONIC);
+
+                if (now < deadline)
+                        (void) poll(&p, 1, (int) ((deadline - now + USEC_PER_MSEC - 1) / USEC_PER_MSEC));
+                safe_close(s->fds[i]);
+        }
+        s->n = 0;
 }
 
 /* Removes the worker leaves of an instance directory, then the directory, retrying while killed processes
@@ -250,6 +283,7 @@ static void gc_dead_instance_remove(int parent_fd, int inst_fd, const char *name
  * naming, only dead pids. Returns how many leftover processes were signalled. */
 static unsigned gc_dead_instances(int parent_fd) {
         _cleanup_(closedirp) DIR *d = NULL;
+        PidfdSet waits = {};
         unsigned killed = 0;
         usec_t deadline = 0;
         int fd;
@@ -281,10 +315,11 @@ static unsigned gc_dead_instances(int parent_fd) {
                 leaves = fdopendir(fcntl(inst, F_DUPFD_CLOEXEC, 3));
                 for (struct dirent *le; leaves && (le = readdir(leaves));)
                         if (startswith(le->d_name, "worker-"))
-                                killed += (unsigned) gc_dead_leaf_kill(inst, le->d_name);
+                                killed += (unsigned) gc_dead_leaf_kill(inst, le->d_name, &waits);
                 /* One bound for the whole start-up, however many leaves a crash left. */
                 if (deadline == 0)
-                        deadline = now_usec(CLOCK_MONOTONIC) + USEC_PER_SEC;
+                        deadline = now_usec(CLOCK_MONOTONIC) + 5 * USEC_PER_SEC;
+                pidfd_set_wait(&waits, deadline);
                 gc_dead_instance_remove(parent_fd, inst, de->d_name, deadline);
         }
         return killed;

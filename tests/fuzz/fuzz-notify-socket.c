@@ -38,11 +38,11 @@ static NotifySocket *notify;
 static int sender = -EBADF;
 static Seen seen;
 
-static void on_message(NotifySocket *n, pid_t pid, const NotifyMessage *m, void *userdata) {
+static void on_message(NotifySocket *n, const struct ucred *cred, const NotifyMessage *m, void *userdata) {
         Seen *s = userdata;
 
         s->calls++;
-        s->pid = pid;
+        s->pid = cred ? cred->pid : 0;
         s->accepted = m;
         if (!m)
                 return;
