@@ -232,9 +232,10 @@ static int gc_dead_leaf_kill(int inst_fd, const char *name, PidfdSet *waits) {
         leaf = openat(inst_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (leaf < 0)
                 return 0;
-        /* Watched before the kill: a process leaves its cgroup before its exit is done (a big address
-         * space, a sanitized one reserves terabytes, takes a while to tear down), and only then are its fds,
-         * the listening sockets among them, closed. Its pidfd says when. */
+        /* Watched before the kill: the leaf could be removed while a leftover's exit was still under way
+         * (a big address space, a sanitized one reserves terabytes, takes a while to tear down) and its
+         * fds, the listening sockets among them, still open: the next bind failed. Its pidfd says when
+         * the exit is done. */
         n = dir_read_pids(leaf, "cgroup.procs", &pids);
         for (int i = 0; i < n && waits->n < ELEMENTSOF(waits->fds); i++) {
                 int fd = pidfd_open(pids[i], 0);

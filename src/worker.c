@@ -56,12 +56,43 @@ int worker_new(const WorkerParams *p, Worker **list, Worker **ret) {
         return 0;
 }
 
+static void worker_exited(Worker *w, const siginfo_t *si);
+static int worker_arm_timer(Worker *w, WorkerEventType type, usec_t delay);
+
+/* The worker was SIGKILLed a while ago and its exit has still not been dispatched. Seen with sanitized
+ * workers, whose exit-time leak check ptrace-attaches to them: the pidfd reported the exit while only the
+ * tracer could collect it, and sd-event (which then finds nothing to wait for) never looked again. Ask the
+ * kernel directly; if the worker is gone, reap it here and take the source's place. */
+static void worker_check_reaped(Worker *w) {
+        siginfo_t si = {};
+        int pidfd;
+
+        pidfd = sd_event_source_get_child_pidfd(w->child_source);
+        if (pidfd < 0 || waitid(P_PIDFD, (id_t) pidfd, &si, WEXITED | WNOHANG | WNOWAIT) < 0 || si.si_pid == 0) {
+                (void) worker_arm_timer(w, WORKER_EVENT_KILLED, USEC_PER_SEC);
+                return;
+        }
+        (void) sd_event_source_set_enabled(w->child_source, SD_EVENT_OFF);
+        (void) sd_event_source_set_child_process_own(w->child_source, false);
+        /* Reaped only after: until then the zombie pins the process group id worker_exited() kills. The
+         * worker stays valid: the manager frees it after the dispatch. */
+        worker_exited(w, &si);
+        (void) waitid(P_PIDFD, (id_t) pidfd, &si, WEXITED);
+}
+
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Worker *w = userdata;
         WorkerEvent ev = { .type = w->timer_event };
 
-        if (w->timer_event == WORKER_EVENT_KILLED)
+        if (w->timer_event == WORKER_EVENT_KILLED) {
+                if (w->reap_check) {
+                        worker_check_reaped(w);
+                        return 0;
+                }
                 worker_kill(w);
+                worker_emit(w, &ev);
+                return 0;
+        }
         worker_emit(w, &ev);
         return 0;
 }
@@ -159,7 +190,11 @@ static bool worker_new_oom_kill(Worker *w) {
 }
 
 static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata) {
-        Worker *w = userdata;
+        worker_exited(userdata, si);
+        return 0;
+}
+
+static void worker_exited(Worker *w, const siginfo_t *si) {
         WorkerEvent ev = { .type = WORKER_EVENT_EXITED, .siginfo = si };
 
         /* Child exits are dispatched first: read what the child wrote before it exited, so an exec
@@ -186,7 +221,6 @@ static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata) {
         (void) sd_event_source_set_enabled(w->watchdog_source, SD_EVENT_OFF);
         (void) sd_event_source_set_enabled(w->events_source, SD_EVENT_OFF);
         worker_emit(w, &ev);
-        return 0;
 }
 
 static int on_memory_events(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
@@ -323,6 +357,9 @@ void worker_kill(Worker *w) {
         (void) kill(-w->pid, SIGKILL);
         if (w->cgroup)
                 (void) cgroup_worker_kill(w->cgroup);
+        /* Its exit comes through the child source; if it has not within a second, look. */
+        if (w->timer_source && worker_arm_timer(w, WORKER_EVENT_KILLED, USEC_PER_SEC) >= 0)
+                w->reap_check = true;
 }
 
 int worker_sample(Worker *w, CgroupSample *ret) {

@@ -53,6 +53,7 @@ struct Worker {
         int exit_status;      /* exit status or signal */
         bool oom_killed;      /* its SIGKILL came with a new OOM kill in its leaf */
         bool abort_on_stop;   /* stop it with SIGABRT, for a core dump (its watchdog expired) */
+        bool reap_check;      /* killed: the timer now checks that its exit was seen */
         RecycleState recycle; /* the recycling policy's view of it */
 
         CgroupWorker *cgroup;           /* its leaf, owned; NULL without accounting */
