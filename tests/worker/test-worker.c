@@ -194,7 +194,11 @@ static void send_ready(void) {
                 fprintf(stderr, "test-worker %s: sd_notify(READY=1) not delivered\n", slot);
 }
 
-static void spawn_leftover(void) {
+/* A child left behind on purpose, bounded by an alarm so a failing test never leaks it for good. A plain
+ * leftover stays in the worker's session and closes the listening sockets; an escaped one leaves the
+ * session (setsid) and keeps them, as a daemonizing helper would: killing the worker's process group does
+ * not reach it, only its cgroup does. */
+static void spawn_child(bool escape) {
         pid_t pid = fork();
 
         if (pid < 0)
@@ -202,41 +206,20 @@ static void spawn_leftover(void) {
         if (pid == 0) {
                 sigset_t ss;
 
-                /* Deliberately not killed by us; bounded so a failing test never leaks it for good. */
-                for (size_t i = 0; i < n_listen; i++)
-                        close(listen_sources[i].fd);
+                if (escape)
+                        (void) setsid();
+                else
+                        for (size_t i = 0; i < n_listen; i++)
+                                close(listen_sources[i].fd);
                 close(epoll_fd);
                 sigemptyset(&ss);
                 sigprocmask(SIG_SETMASK, &ss, NULL);
                 signal(SIGTERM, SIG_DFL);
-                alarm(60);
+                alarm(escape ? 30 : 60);
                 for (;;)
                         pause();
         }
-        fprintf(stderr, "test-worker %s: spawned leftover child %d\n", slot, (int) pid);
-}
-
-/* A child that leaves the worker's session (setsid) and keeps the listening sockets, as a daemonizing
- * helper would: killing the worker's process group does not reach it, only its cgroup does. Bounded by an
- * alarm so a failing test never leaks it for good. */
-static void spawn_escaped(void) {
-        pid_t pid = fork();
-
-        if (pid < 0)
-                die(1, "fork failed");
-        if (pid == 0) {
-                sigset_t ss;
-
-                (void) setsid();
-                close(epoll_fd);
-                sigemptyset(&ss);
-                sigprocmask(SIG_SETMASK, &ss, NULL);
-                signal(SIGTERM, SIG_DFL);
-                alarm(30);
-                for (;;)
-                        pause();
-        }
-        fprintf(stderr, "test-worker %s: spawned escaped child %d\n", slot, (int) pid);
+        fprintf(stderr, "test-worker %s: spawned %s child %d\n", slot, escape ? "escaped" : "leftover", (int) pid);
 }
 
 static void conn_close(Conn *c) {
@@ -630,9 +613,9 @@ int main(int argc, char **argv) {
         epoll_set(EPOLL_CTL_ADD, &sig_source, EPOLLIN);
 
         if (arg.spawn_child)
-                spawn_leftover();
+                spawn_child(false);
         if (arg.escaped_child)
-                spawn_escaped();
+                spawn_child(true);
 
         if (!arg.no_ready && arg.ready_delay <= 0)
                 send_ready();
