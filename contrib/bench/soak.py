@@ -16,7 +16,6 @@ and its workers are stopped however the run ends.
 """
 
 import argparse
-import http.client
 import json
 import os
 import random
@@ -29,91 +28,22 @@ import time
 
 import benchlib as B
 
+sys.path.insert(0, os.path.join(B.ROOT, "tests", "e2e"))
+from load import Load  # noqa: E402
 
-class Load:
-    """Closed-loop keep-alive load that only counts (millions of requests: no per-request records)."""
 
-    def __init__(self, port, connections):
-        self.port, self.connections = port, connections
-        self.ok = self.failed = self.retried = 0
-        self.reasons = {}
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._threads = []
+def start_load(port, connections):
+    """The end-to-end tier's keep-alive load client (tests/e2e/load.py), run in a thread until stopped."""
+    load = Load(port, connections, duration=24 * 3600, timeout=5)
+    thread = threading.Thread(target=lambda: setattr(load, "result", load.run()), daemon=True, name="soak-load")
+    thread.start()
+    return load, thread
 
-    def _run(self):
-        ok = failed = retried = 0
-        reasons = {}
-        conn, reused = None, False
-        while not self._stop.is_set():
-            for attempt in (0, 1):
-                if conn is None:
-                    conn, reused = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5), False
-                try:
-                    conn.request("GET", "/")
-                    r = conn.getresponse()
-                    r.read()
-                except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as e:
-                    conn.close()
-                    conn = None
-                    if reused and attempt == 0:
-                        retried += 1
-                        continue
-                    failed += 1
-                    reasons[type(e).__name__] = reasons.get(type(e).__name__, 0) + 1
-                    break
-                except (OSError, http.client.HTTPException) as e:
-                    conn.close()
-                    conn = None
-                    failed += 1
-                    reasons[type(e).__name__] = reasons.get(type(e).__name__, 0) + 1
-                    time.sleep(0.01)  # a refused connection must not spin
-                    break
-                if r.status == 200:
-                    ok += 1
-                else:
-                    failed += 1
-                    reasons[f"HTTP {r.status}"] = reasons.get(f"HTTP {r.status}", 0) + 1
-                if r.will_close:
-                    conn.close()
-                    conn = None
-                else:
-                    reused = True
-                break
-            if ok % 64 == 0 or failed:
-                with self._lock:
-                    self.ok += ok
-                    self.failed += failed
-                    self.retried += retried
-                    for k, v in reasons.items():
-                        self.reasons[k] = self.reasons.get(k, 0) + v
-                ok = failed = retried = 0
-                reasons = {}
-        if conn is not None:
-            conn.close()
-        with self._lock:
-            self.ok += ok
-            self.failed += failed
-            self.retried += retried
-            for k, v in reasons.items():
-                self.reasons[k] = self.reasons.get(k, 0) + v
 
-    def counts(self):
-        with self._lock:
-            return {"ok": self.ok, "failed": self.failed, "retried": self.retried, "reasons": dict(self.reasons)}
-
-    def start(self):
-        for i in range(self.connections):
-            t = threading.Thread(target=self._run, daemon=True, name=f"soak-load-{i}")
-            t.start()
-            self._threads.append(t)
-        return self
-
-    def stop(self):
-        self._stop.set()
-        for t in self._threads:
-            t.join(10)
-        return self.counts()
+def stop_load(load, thread):
+    load.stop.set()
+    thread.join(30)
+    return load.result if hasattr(load, "result") else load.counts()
 
 
 def rss_kb(pid):
@@ -164,7 +94,7 @@ def run(args, h):
               "connections": args.connections, "rows": []}
     with corral:
         h.wait_all_ready(control, args.workers)
-        load = Load(port, args.connections).start()
+        load, load_thread = start_load(port, args.connections)
         t0 = time.monotonic()
         try:
             time.sleep(1)
@@ -188,7 +118,7 @@ def run(args, h):
                 if i % args.every == 0 or i == args.kills:
                     result["rows"].append(checkpoint(h, corral, control, args.workers, "kill", i, load, t0))
         finally:
-            counts = load.stop()
+            counts = stop_load(load, load_thread)
         result["failed_reloads"] = failed_reloads
         result["requests"] = counts
         result["reload_phase_failed_requests"] = reload_requests["failed"]
@@ -227,6 +157,8 @@ def main():
     B.emit(r, args.json)
     if args.check:
         problems = []
+        if r["requests"]["ok"] == 0:
+            problems.append("no request was answered: the load never ran")
         if r["failed_reloads"]:
             problems.append(f"{r['failed_reloads']} reloads failed")
         if r["reload_phase_failed_requests"]:

@@ -43,10 +43,33 @@ class Load:
         self.max_latency = 0.0
         self.pids, self.generations, self.errors = set(), set(), {}
 
+    @staticmethod
+    def _tally():
+        return {"ok": 0, "failed": 0, "refused": 0, "retried": 0, "max_latency": 0.0, "pids": set(), "gens": set(),
+                "errors": {}}
+
+    def _flush(self, t):
+        """Adds a thread's tallies T to the totals and clears them."""
+        with self.lock:
+            self.ok += t["ok"]
+            self.failed += t["failed"]
+            self.refused += t["refused"]
+            self.retried += t["retried"]
+            self.max_latency = max(self.max_latency, t["max_latency"])
+            self.pids |= t["pids"]
+            self.generations |= t["gens"]
+            for k, v in t["errors"].items():
+                self.errors[k] = self.errors.get(k, 0) + v
+        t.update(self._tally())
+
+    def counts(self):
+        """The totals so far (threads add theirs every 64 answers, and at once after a failure)."""
+        with self.lock:
+            return {"ok": self.ok, "failed": self.failed, "refused": self.refused, "retried": self.retried,
+                    "errors": dict(self.errors)}
+
     def run_thread(self, deadline):
-        ok = failed = refused = retried = 0
-        max_latency = 0.0
-        pids, gens, errors = set(), set(), {}
+        t = self._tally()
         conn, reused = None, False
         while not self.stop.is_set() and time.monotonic() < deadline:
             t0 = time.monotonic()
@@ -61,46 +84,39 @@ class Load:
                     conn.close()
                     conn = None
                     if reused and attempt == 0:
-                        retried += 1
+                        t["retried"] += 1
                         continue
-                    failed += 1
-                    errors[repr(e)[:80]] = errors.get(repr(e)[:80], 0) + 1
+                    t["failed"] += 1
+                    t["errors"][repr(e)[:80]] = t["errors"].get(repr(e)[:80], 0) + 1
                     break
                 except (OSError, http.client.HTTPException) as e:
                     conn.close()
                     conn = None
-                    failed += 1
+                    t["failed"] += 1
                     if isinstance(e, ConnectionRefusedError):
-                        refused += 1
-                    errors[repr(e)[:80]] = errors.get(repr(e)[:80], 0) + 1
+                        t["refused"] += 1
+                    t["errors"][repr(e)[:80]] = t["errors"].get(repr(e)[:80], 0) + 1
                     time.sleep(0.01)
                     break
                 if r.status == 200:
-                    ok += 1
-                    pids.add(r.getheader("X-Worker-Pid"))
-                    gens.add(r.getheader("X-Worker-Generation"))
+                    t["ok"] += 1
+                    t["pids"].add(r.getheader("X-Worker-Pid"))
+                    t["gens"].add(r.getheader("X-Worker-Generation"))
                 else:
-                    failed += 1
-                    errors[f"HTTP {r.status}"] = errors.get(f"HTTP {r.status}", 0) + 1
-                max_latency = max(max_latency, time.monotonic() - t0)
+                    t["failed"] += 1
+                    t["errors"][f"HTTP {r.status}"] = t["errors"].get(f"HTTP {r.status}", 0) + 1
+                t["max_latency"] = max(t["max_latency"], time.monotonic() - t0)
                 if r.will_close:
                     conn.close()
                     conn = None
                 else:
                     reused = True
                 break
+            if t["ok"] >= 64 or t["failed"]:
+                self._flush(t)
         if conn is not None:
             conn.close()
-        with self.lock:
-            self.ok += ok
-            self.failed += failed
-            self.refused += refused
-            self.retried += retried
-            self.max_latency = max(self.max_latency, max_latency)
-            self.pids |= pids
-            self.generations |= gens
-            for k, v in errors.items():
-                self.errors[k] = self.errors.get(k, 0) + v
+        self._flush(t)
 
     def run(self):
         start = time.monotonic()
