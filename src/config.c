@@ -255,6 +255,21 @@ static int config_parse_status_listen(const ConfigKey *k, const char *value, Con
         return 0;
 }
 
+static int config_parse_name(const ConfigKey *k, const char *value, Config *c, char *why, size_t n) {
+        char **field = config_field(k, c);
+        char *copy = NULL;
+
+        if (value && !instance_name_is_valid(value)) {
+                snprintf(why, n, "expected 1 to %d of A-Z a-z 0-9 _ . @ : - (not first: . -)", INSTANCE_NAME_MAX);
+                return -EINVAL;
+        }
+        if (value && !(copy = strdup(value)))
+                return -ENOMEM;
+        free(*field);
+        *field = copy;
+        return 0;
+}
+
 static int config_parse_listen(const ConfigKey *k, const char *value, Config *c, char *why, size_t n) {
         char ***field = config_field(k, c);
         const char *reason = NULL;
@@ -380,6 +395,11 @@ static const ConfigKey config_keys[] = {
         KEY("Recycle", "MaxAgeJitterSec", "max-age-jitter", 0, "DURATION", "0",
             "Random extra age per worker, so workers started together are not recycled together",
             config_parse_duration, max_age_jitter_usec, 0, 365 * USEC_PER_DAY),
+        KEY_NO_DEFAULT("Service", "Name", "name", 0, "NAME",
+                       "Instance name: names the control socket's directory (/run/corral/NAME, or "
+                       "$XDG_RUNTIME_DIR/corral/NAME) and corral list's rows (default: the unit's instance under "
+                       "systemd, e.g. app for corral@app.service, else the command's file name)",
+                       config_parse_name, name, 0, 0),
 };
 /* clang-format on */
 
@@ -447,6 +467,7 @@ Config *config_free(Config *c) {
         strv_free(c->exec_start);
         strv_free(c->listen);
         free(c->status_listen);
+        free(c->name);
         free(c);
         return NULL;
 }

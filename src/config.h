@@ -32,6 +32,7 @@ typedef enum CountMode {
 
 typedef struct Config {
         char *path;        /* the file this came from, NULL when there was none */
+        char *name;        /* [Service] Name=, NULL: the default (instance.h) */
         char **exec_start; /* argv of the worker command, never empty after a successful load */
 
         CountMode count_mode;

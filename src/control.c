@@ -23,6 +23,8 @@
 #define CONTROL_ACCEPT_BURST 5
 #define CONTROL_ACCEPT_INTERVAL_USEC (100 * USEC_PER_MSEC)
 #define CONTROL_LOG_INTERVAL_USEC (10 * USEC_PER_SEC)
+/* How often a held connection (`reload --wait`) hears that corral is still at it. */
+#define CONTROL_KEEPALIVE_INTERVAL_USEC (1 * USEC_PER_SEC)
 
 typedef enum ConnectionState {
         CONNECTION_READING,  /* no request yet: may make room for a newcomer */
@@ -76,6 +78,8 @@ ControlCommand control_parse_request(const char *s, unsigned *ret_arg) {
                 return CONTROL_DRAIN;
         if (streq(s, "undrain"))
                 return CONTROL_UNDRAIN;
+        if (streq(s, "summary"))
+                return CONTROL_SUMMARY;
         /* One spelling per slot, the one status prints: "007" is refused rather than guessed at (octal to
          * some readers). */
         if ((v = startswith(s, "recycle ")) && *v >= '0' && *v <= '9' && (v[0] != '0' || !v[1])) {
@@ -156,9 +160,20 @@ void control_reply(ControlConnection *c, const char *text) {
                 connection_free(c);
 }
 
+/* A keepalive to a waiter, at once and then every interval: its client times out on silence, not on the
+ * length of a roll. One that does not fit now (the client does not read) is skipped. */
+static void connection_keepalive(ControlConnection *c) {
+        static const char keepalive = CONTROL_KEEPALIVE;
+
+        (void) send(c->fd, &keepalive, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (sd_event_source_set_time_relative(c->timer, CONTROL_KEEPALIVE_INTERVAL_USEC) < 0 ||
+            sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT) < 0)
+                (void) sd_event_source_set_enabled(c->timer, SD_EVENT_OFF);
+}
+
 void control_hold(ControlConnection *c) {
         c->state = CONNECTION_HELD;
-        (void) sd_event_source_set_enabled(c->timer, SD_EVENT_OFF);
+        connection_keepalive(c);
 }
 
 void control_server_finish_waiters(ControlServer *s, const char *text) {
@@ -176,6 +191,8 @@ static int on_connection_timeout(sd_event_source *src, uint64_t usec, void *user
 
         if (c->state == CONNECTION_WRITING)
                 connection_free(c); /* the client sees its reply cut short */
+        else if (c->state == CONNECTION_HELD)
+                connection_keepalive(c);
         else
                 control_reply(c, "error: no request received in time\n");
         return 0;
@@ -227,7 +244,7 @@ static void connection_read(ControlConnection *c) {
 
         cmd = control_parse_request(buf, &arg);
         if (cmd < 0) {
-                control_reply(c, "error: unknown request; expected reload [--wait], status [--json], recycle SLOT, drain or undrain\n");
+                control_reply(c, "error: unknown request; expected reload [--wait], status [--json], summary, recycle SLOT, drain or undrain\n");
                 return;
         }
 
@@ -428,148 +445,4 @@ ControlServer *control_server_free(ControlServer *s) {
         sd_event_unref(s->event);
         free(s);
         return NULL;
-}
-
-char *control_default_path(void) {
-        const char *d = getenv("RUNTIME_DIRECTORY");
-        size_t n;
-
-        if (isempty(d))
-                return NULL;
-        /* systemd separates several RuntimeDirectory= entries with ':'; use the first. */
-        n = strcspn(d, ":");
-        return strdup_printf("%.*s/control", (int) n, d);
-}
-
-/* Reads a reply up to its closing NUL into *ret (allocated and NUL-terminated; *ret_size bytes before the
- * NUL). dontwait: only what is queued already. Returns 0; -EPIPE when the connection ended before the NUL,
- * -EBADMSG for a malformed reply, -EMSGSIZE for one too large, or another negative errno; *ret_size says
- * how much had come then. */
-static int client_read_reply(int fd, bool dontwait, char **ret, size_t *ret_size) {
-        _cleanup_free_ char *buf = NULL;
-        size_t size = 0, allocated = 0;
-        bool reset = false;
-        int r = 0;
-
-        for (;;) {
-                ssize_t n;
-
-                if (size + CONTROL_MESSAGE_MAX > allocated) {
-                        char *p;
-
-                        if (allocated >= CONTROL_REPLY_SIZE_MAX) {
-                                r = -EMSGSIZE;
-                                break;
-                        }
-                        allocated = MIN(MAX(2 * allocated, (size_t) 4 * CONTROL_MESSAGE_MAX),
-                                        (size_t) CONTROL_REPLY_SIZE_MAX + CONTROL_MESSAGE_MAX);
-                        p = realloc(buf, allocated);
-                        if (!p) {
-                                r = -ENOMEM;
-                                break;
-                        }
-                        buf = p;
-                }
-                n = recv(fd, buf + size, CONTROL_MESSAGE_MAX, MSG_TRUNC | (dontwait ? MSG_DONTWAIT : 0));
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        /* corral closed with our request unread (it refused or turned us away): the kernel
-                         * reports the reset first, then the messages still queued. */
-                        if (errno == ECONNRESET && !reset) {
-                                reset = true;
-                                continue;
-                        }
-                        r = -errno;
-                        break;
-                }
-                if (n == 0) {
-                        r = -EPIPE;
-                        break;
-                }
-                /* MSG_TRUNC: the length of the message, not of what fitted. */
-                if (n > CONTROL_MESSAGE_MAX) {
-                        r = -EBADMSG;
-                        break;
-                }
-                size += n;
-                if (buf[size - 1] == 0)
-                        break;
-        }
-        *ret_size = size;
-        if (r < 0)
-                return r;
-        if (memchr(buf, 0, size - 1))
-                return -EBADMSG;
-        *ret_size = size - 1;
-        *ret = TAKE_PTR(buf);
-        return 0;
-}
-
-int control_client_run(const char *path, const char *request) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        _cleanup_close_ int fd = -EBADF;
-        _cleanup_free_ char *buf = NULL;
-        ssize_t sent;
-        size_t size = 0;
-        int send_errno, r;
-
-        if (strlen(path) >= sizeof sa.sun_path) {
-                fprintf(stderr, "corral: control socket path too long: %s\n", path);
-                return 1;
-        }
-        strcpy(sa.sun_path, path);
-        fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-        if (fd < 0) {
-                fprintf(stderr, "corral: socket: %m\n");
-                return 1;
-        }
-        if (connect(fd, (struct sockaddr *) &sa, sizeof sa) < 0) {
-                if (errno == EACCES || errno == EPERM) {
-                        fprintf(stderr, "corral: permission denied: '%s' is for root and corral's own user\n", path);
-                        return 4;
-                }
-                fprintf(stderr, "corral: not running (cannot connect to '%s': %m)\n", path);
-                return 3;
-        }
-        /* corral may answer and close before reading anything (a refused peer): then sending fails, but
-         * its answer is waiting, so read it either way. */
-        sent = send(fd, request, strlen(request), MSG_NOSIGNAL);
-        send_errno = errno;
-
-        /* Nothing is printed before the whole reply is here: a reply cut short must not pass for a short
-         * one (half a JSON document, say). */
-        r = client_read_reply(fd, sent < 0, &buf, &size);
-        if (r < 0) {
-                const char *why = r == -EPIPE ? "connection closed" : strerror(-r);
-
-                if (size == 0 && sent < 0)
-                        fprintf(stderr, "corral: failed to send the request: %s\n", strerror(send_errno));
-                else if (size == 0)
-                        fprintf(stderr, "corral: no reply (%s)\n", why);
-                else if (r == -EBADMSG || r == -EMSGSIZE)
-                        fprintf(stderr, "corral: malformed reply (%s)\n", why);
-                else
-                        fprintf(stderr, "corral: reply cut short after %zu bytes (%s)\n", size, why);
-                return 1;
-        }
-
-        if (startswith(buf, "error: ")) {
-                fprintf(stderr, "corral: %s", buf + 7);
-                /* corral checked our credentials (SO_PEERCRED) and refused them. */
-                return startswith(buf, "error: permission denied") ? 4 : 1;
-        }
-        /* "ok\n" or "degraded\n" then the payload, or "ok: message\n". A degraded pool is an answer, but
-         * not a healthy one: exit 1, as `systemctl is-active` style scripts expect. */
-        if (startswith(buf, "degraded\n")) {
-                fputs(buf + 9, stdout);
-                return 1;
-        }
-        if (startswith(buf, "ok\n"))
-                fputs(buf + 3, stdout);
-        else if (startswith(buf, "ok: "))
-                fputs(buf + 4, stdout);
-        else
-                fputs(buf, stdout);
-        return startswith(buf, "ok") ? 0 : 1;
 }

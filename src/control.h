@@ -3,7 +3,9 @@
  * behind `corral reload [--wait]`, `corral status [--json]`, `corral recycle SLOT`, `corral drain|undrain`.
  * A request is one message of text. A reply is text in one or more messages of at most CONTROL_MESSAGE_MAX
  * bytes, ended by a NUL byte (text never holds one), so a client knows it has all of it; it starts with
- * "ok", "degraded" or "error: ". */
+ * "ok", "degraded" or "error: ", and may hold "warning: " lines after the first. Before the reply, a held
+ * connection (`reload --wait`) gets a keepalive, a message of the single byte CONTROL_KEEPALIVE, every
+ * second. The client is control-client.c. */
 #pragma once
 
 #include <stdbool.h>
@@ -21,6 +23,7 @@ typedef enum ControlCommand {
         CONTROL_RECYCLE, /* argument: slot */
         CONTROL_DRAIN,   /* /health answers 503 from now on; workers untouched */
         CONTROL_UNDRAIN,
+        CONTROL_SUMMARY, /* one line for `corral list` */
         _CONTROL_COMMAND_MAX,
         _CONTROL_COMMAND_INVALID = -EINVAL,
 } ControlCommand;
@@ -30,9 +33,11 @@ typedef enum ControlCommand {
 #define CONTROL_REQUEST_MAX 256
 #define CONTROL_MESSAGE_MAX (32 * 1024)
 #define CONTROL_REPLY_SIZE_MAX (64 * 1024 * 1024)
+/* ASCII SYN, "synchronous idle": never the first byte of a reply. */
+#define CONTROL_KEEPALIVE '\026'
 
 /* Parses a request ("reload", "reload --wait", "status", "status --json", "recycle 3", "drain",
- * "undrain"): exactly that text, the slot in decimal as status prints it (no sign, no leading zero), below
+ * "undrain", "summary"): exactly that text, the slot in decimal as status prints it (no sign, no leading zero), below
  * 100000. Pure. Returns the command and the numeric argument in *ret_arg, or -EINVAL. */
 ControlCommand control_parse_request(const char *s, unsigned *ret_arg);
 
@@ -61,13 +66,3 @@ void control_reply(ControlConnection *c, const char *text);
 void control_hold(ControlConnection *c);
 /* Replies text to every held connection and closes them. */
 void control_server_finish_waiters(ControlServer *s, const char *text);
-
-/* Client: sends request to the socket at path and prints the reply on stdout once it has all of it.
- * Returns the exit code: 0 for an "ok" reply, 1 for "degraded" (status of an unhealthy pool), "error: " or a
- * reply cut short or malformed (nothing printed on stdout then), 3 when corral is not running there, 4 when
- * the caller may not use it. */
-int control_client_run(const char *path, const char *request);
-
-/* Where the control socket lives by default: $RUNTIME_DIRECTORY/control (the first directory when there
- * are several), or NULL when it is not set. Allocated. */
-char *control_default_path(void);

@@ -12,8 +12,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "client.h"
+#include "cmdline.h"
 #include "config.h"
-#include "control.h"
+#include "instance.h"
 #include "log.h"
 #include "generation.h"
 #include "manager.h"
@@ -27,8 +29,6 @@ enum {
         ARG_CONTROL,
         ARG_PID_FILE,
         ARG_CGROUP_ROOT,
-        ARG_WAIT,
-        ARG_JSON,
         ARG_KEY_BASE = 0x200, /* + index into the config key table */
 };
 
@@ -49,24 +49,32 @@ static void help(void) {
 
         keys = config_key_table(&n);
         printf("Usage: corral [OPTIONS] [--config FILE] [-- COMMAND [ARGS...]]\n"
-               "       corral reload [--wait] [--control PATH]\n"
-               "       corral status [--json] [--control PATH]\n"
-               "       corral recycle SLOT [--control PATH]\n"
-               "       corral drain|undrain [--control PATH]\n\n"
+               "       corral check [OPTIONS] [--config FILE] [-- COMMAND [ARGS...]]\n"
+               "       corral list\n"
+               "       corral status [--json] [NAME]\n"
+               "       corral reload [--wait] [NAME]\n"
+               "       corral recycle SLOT [NAME]\n"
+               "       corral drain|undrain [NAME]\n\n"
                "Runs COMMAND as a pool of workers sharing the listening sockets corral holds: from systemd\n"
-               "socket activation (LISTEN_FDS), or bound by corral from --listen.\n\n"
+               "socket activation (LISTEN_FDS), or bound by corral from --listen. The command comes after --\n"
+               "or from ExecStart=.\n\n"
                "  -h --help                  Show this help\n"
                "     --version               Show the version\n"
                "  -c --config FILE           Read the configuration from FILE (INI)\n"
-               "     --control PATH          Control socket (default: $RUNTIME_DIRECTORY/control; none\n"
-               "                             when neither is set)\n"
+               "     --control PATH          Control socket (default: $RUNTIME_DIRECTORY/control under systemd,\n"
+               "                             else /run/corral/NAME/control for root and\n"
+               "                             $XDG_RUNTIME_DIR/corral/NAME/control for other users)\n"
                "     --pid-file PATH         Write corral's pid to PATH (atomically), remove it at exit\n"
                "     --cgroup-root PATH      cgroupfs for per-worker accounting (default: /sys/fs/cgroup);\n"
                "                             'none' accounts from /proc only\n"
                "     --log-level LEVEL       debug, info, notice, warning or err (default: info)\n\n"
-               "reload rolls every worker to a new generation after re-reading the configuration (like\n"
-               "SIGHUP); with --wait it returns when the roll is over and fails when the roll failed.\n"
-               "drain makes GET /health answer 503 (workers keep serving) until undrain.\n\n"
+               "check validates what a start would (the configuration, ExecStart=, Count=) and prints one\n"
+               "line; it starts nothing. list shows the running instances. The other verbs talk to one\n"
+               "instance: by NAME, by --control PATH, or the only one running; each waits at most\n"
+               "--timeout DURATION (default 5s) for an answer. reload rolls every worker to a new generation\n"
+               "after re-reading the configuration (like SIGHUP); with --wait it returns when the roll is\n"
+               "over and fails when the roll failed. drain makes GET /health answer 503 (workers keep\n"
+               "serving) until undrain.\n\n"
                "Every configuration key has an option; options override the file:\n");
         for (size_t i = 0; i < n; i++) {
                 char opt[64];
@@ -75,8 +83,10 @@ static void help(void) {
                          keys[i].short_option ? keys[i].short_option : ' ', keys[i].option, keys[i].metavar);
                 printf("  %-40s [%s] %s=\n        %s\n", opt, keys[i].section, keys[i].key, keys[i].help);
         }
-        printf("\nExit status: 0 stopped cleanly, 1 startup failure, 64 usage error, 70 internal error, 71 system "
-               "error,\n78 configuration error. Clients: 0 ok, 1 failed or degraded, 3 corral not running,\n4 permission denied.\n");
+        printf("\nExit status: 0 stopped cleanly (check: valid), 1 startup failure, 64 usage error (an unknown\n"
+               "option or verb), 70 internal error, 71 system error, 78 configuration error (a bad value in\n"
+               "the file or an option). Clients: 0 ok, 1 failed or degraded, 3 corral not running, 4\n"
+               "permission denied, 64 usage error, 75 no answer in time, 78 bad option value.\n");
 }
 
 /* Returns 0 to go on, or an exit code. */
@@ -94,7 +104,7 @@ static int parse_argv(int argc, char *argv[], Args *a) {
         _cleanup_free_ struct option *options = NULL;
         char shortopts[64] = "+hc:";
         size_t n, k = 0;
-        int c, r;
+        int c, r, bad;
 
         keys = config_key_table(&n);
         options = calloc(ELEMENTSOF(own) + n + 1, sizeof(struct option));
@@ -113,7 +123,16 @@ static int parse_argv(int argc, char *argv[], Args *a) {
                 }
         }
 
-        /* "+": stop at the first non-option, which starts the command (with or without "--"). */
+        options[k] = (struct option) {};
+        bad = cmdline_find_abbreviated(argc, argv, options, shortopts);
+        if (bad > 0) {
+                log_error("unknown option '%s'; see --help", argv[bad]);
+                return EXIT_USAGE;
+        }
+
+        /* "+": stop at the first non-option, which must come after "--". */
+        opterr = 0;
+        optind = 1;
         while ((c = getopt_long(argc, argv, shortopts, options, NULL)) >= 0) {
                 switch (c) {
                 case 'h':
@@ -139,13 +158,20 @@ static int parse_argv(int argc, char *argv[], Args *a) {
                 case ARG_LOG_LEVEL:
                         r = log_level_from_string(optarg);
                         if (r < 0) {
-                                log_error("--log-level: invalid value '%s'", optarg);
-                                return EXIT_USAGE;
+                                log_error("--log-level: invalid value '%s' (expected debug, info, notice, warning or "
+                                          "err)", optarg);
+                                return EXIT_CONFIG;
                         }
                         log_set_max_level(r);
                         break;
                 case '?':
-                        /* getopt printed what was wrong. */
+                        if (optopt > 0 && optopt < ARG_VERSION && !strchr(shortopts, optopt))
+                                log_error("unknown option '-%c'; see --help", optopt);
+                        else if (optopt > 0 && optopt < ARG_VERSION)
+                                log_error("option '-%c' needs a value", optopt);
+                        else
+                                log_error("option '%s' %s", argv[optind - 1],
+                                          strchr(argv[optind - 1], '=') ? "takes no value" : "needs a value");
                         return EXIT_USAGE;
                 default:
                         if (c >= ARG_KEY_BASE && (size_t) (c - ARG_KEY_BASE) < n) {
@@ -162,72 +188,16 @@ static int parse_argv(int argc, char *argv[], Args *a) {
                 }
         }
 
-        if (optind < argc)
+        if (optind < argc) {
+                /* Only "--" starts the command: "corral top" is a typo of a verb, not a pool of top. */
+                if (!streq(argv[optind - 1], "--")) {
+                        log_error("unexpected argument '%s': the worker command goes after --, e.g. corral -- %s",
+                                  argv[optind], argv[optind]);
+                        return EXIT_USAGE;
+                }
                 a->command = argv + optind;
-        return 0;
-}
-
-/* `corral reload|status|recycle`: a client of the control socket. Returns the exit code. */
-static int run_client(int argc, char *argv[]) {
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "control", required_argument, NULL, ARG_CONTROL },
-                { "wait", no_argument, NULL, ARG_WAIT },
-                { "json", no_argument, NULL, ARG_JSON },
-                {},
-        };
-        const char *verb = argv[1], *control = NULL;
-        _cleanup_free_ char *path = NULL, *request = NULL;
-        bool wait = false, json = false;
-        unsigned slot = 0;
-        int c;
-
-        optind = 2;
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
-                switch (c) {
-                case 'h':
-                        help();
-                        return 0;
-                case ARG_CONTROL:
-                        control = optarg;
-                        break;
-                case ARG_WAIT:
-                        wait = true;
-                        break;
-                case ARG_JSON:
-                        json = true;
-                        break;
-                default:
-                        return EXIT_USAGE;
-                }
-
-        if (streq(verb, "recycle")) {
-                if (optind != argc - 1 ||
-                    parse_unsigned(argv[optind], 0, COUNT_MAX - 1, &slot) < 0) {
-                        log_error("usage: corral recycle SLOT");
-                        return EXIT_USAGE;
-                }
-                request = strdup_printf("recycle %u", slot);
-        } else if (optind != argc) {
-                log_error("%s: unexpected argument '%s'", verb, argv[optind]);
-                return EXIT_USAGE;
-        } else if ((wait && !streq(verb, "reload")) || (json && !streq(verb, "status"))) {
-                log_error("%s: --wait goes with reload, --json with status", verb);
-                return EXIT_USAGE;
-        } else
-                request = strdup_printf("%s%s%s", verb, wait ? " --wait" : "", json ? " --json" : "");
-        if (!request)
-                return log_oom(), EXIT_OSERR;
-
-        if (!control) {
-                path = control_default_path();
-                if (!path) {
-                        log_error("No control socket: pass --control PATH (RUNTIME_DIRECTORY is not set)");
-                        return EXIT_USAGE;
-                }
-                control = path;
         }
-        return control_client_run(control, request);
+        return 0;
 }
 
 /* Writes "PID\n" to a temporary file beside path and renames it over path, so a reader never sees a
@@ -395,19 +365,80 @@ static CgroupManager *setup_accounting(const Args *a) {
         return m;
 }
 
+/* Where the control socket goes: --control, $RUNTIME_DIRECTORY/control under systemd, else the instance's
+ * directory below /run/corral or $XDG_RUNTIME_DIR/corral, made now; none when there is no such place. */
+typedef struct ControlPlace {
+        char *path;     /* NULL: none */
+        bool optional;  /* the default place: a failure there is a warning */
+        char *base;     /* set when we made base/name, to remove it at exit */
+        const char *name;
+} ControlPlace;
+
+static void control_place_done(ControlPlace *p) {
+        if (p->base)
+                instance_remove_dir(p->base, p->name);
+        free(p->path);
+        free(p->base);
+}
+
+static int place_control(const Args *a, const char *name, ControlPlace *ret) {
+        _cleanup_free_ char *base = NULL;
+        bool created;
+        int r;
+
+        ret->name = name;
+        if (a->control_path) {
+                ret->path = strdup(a->control_path);
+                return ret->path ? 0 : -ENOMEM;
+        }
+        ret->path = instance_runtime_directory_control();
+        if (ret->path)
+                return 0;
+        r = instance_base_dir(&base);
+        if (r == -ENXIO) {
+                log_notice("No control socket: XDG_RUNTIME_DIR is not set; pass --control PATH for one");
+                return 0;
+        }
+        if (r < 0)
+                return r;
+        r = instance_make_dir(base, name, &created);
+        if (r < 0) {
+                log_warning_errno(r, "No control socket: cannot make '%s/%s' (0700, ours): %m", base, name);
+                return 0;
+        }
+        ret->path = instance_control_path(base, name);
+        if (!ret->path)
+                return -ENOMEM;
+        ret->optional = true;
+        if (created)
+                ret->base = TAKE_PTR(base);
+        return 0;
+}
+
 /* The manager's life: set up, pid file, run. Returns the exit code. */
 static int run_manager(const Args *a, Generation *generation, SocketSet *sockets, SocketSet *status,
                        CgroupManager *cgroups, uint64_t nofile_soft) {
         _cleanup_(manager_freep) Manager *m = NULL;
-        _cleanup_free_ char *control = NULL;
+        _cleanup_free_ char *name = NULL;
+        ControlPlace control = {};
         int r;
 
+        name = generation->config->name ? strdup(generation->config->name) :
+                                          instance_default_name(generation->config->exec_start);
+        if (!name || place_control(a, name, &control) < 0) {
+                generation_unref(generation);
+                cgroup_manager_free(cgroups);
+                control_place_done(&control);
+                return log_oom(), EXIT_OSERR;
+        }
         ManagerParams params = {
+                .name = name,
                 .config_path = a->config_path,
                 .args = a->config_args,
                 .n_args = a->n_config_args,
                 .command = a->command,
-                .control_path = a->control_path ?: (control = control_default_path()),
+                .control_path = control.path,
+                .control_optional = control.optional,
                 .status_socket = status,
                 .cgroups = cgroups,
                 .nofile_soft = nofile_soft,
@@ -415,19 +446,55 @@ static int run_manager(const Args *a, Generation *generation, SocketSet *sockets
         r = manager_new(&params, generation, sockets, &m);
         if (r < 0) {
                 (void) notify_manager_errno(r);
-                return EXIT_FAILURE;
+                r = EXIT_FAILURE;
+        } else if (a->pid_file && (r = write_pid_file(a->pid_file)) < 0) {
+                log_error_errno(r, "Failed to write the pid file '%s': %m", a->pid_file);
+                r = EXIT_FAILURE;
+        } else {
+                log_info("instance %s, control socket %s", name, control.path ?: "none");
+                r = manager_run(m);
+                if (a->pid_file)
+                        (void) unlink(a->pid_file);
         }
-        if (a->pid_file) {
-                r = write_pid_file(a->pid_file);
-                if (r < 0) {
-                        log_error_errno(r, "Failed to write the pid file '%s': %m", a->pid_file);
-                        return EXIT_FAILURE;
-                }
-        }
-        r = manager_run(m);
-        if (a->pid_file)
-                (void) unlink(a->pid_file);
+        /* The control socket is unlinked with the manager, then its directory can go. */
+        m = manager_free(m);
+        control_place_done(&control);
         return r;
+}
+
+/* `corral check`: everything a start validates, without starting: the config, ExecStart=, Count= against
+ * the fd limit. One line on stdout; 0, or 64/78 as a start would exit. */
+static int run_check(int argc, char *argv[]) {
+        _cleanup_(generation_unrefp) Generation *g = NULL;
+        _cleanup_free_ ConfigArg *config_args = NULL;
+        _cleanup_free_ char *name = NULL;
+        const Config *c;
+        Args a = {};
+        int r;
+
+        r = parse_argv(argc, argv, &a);
+        config_args = a.config_args;
+        if (r != 0 || a.exit_now)
+                return r;
+        r = load_generation(&a, &g);
+        if (r != 0)
+                return r;
+        (void) raise_nofile_limit();
+        r = check_fd_limit(g, NULL);
+        if (r != 0)
+                return r;
+        c = g->config;
+        name = c->name ? strdup(c->name) : instance_default_name(c->exec_start);
+        if (!name)
+                return log_oom(), EXIT_OSERR;
+        printf("%s: ok: %s, %u workers of %s, ready by %s; sockets: ", c->path ?: "command line", name,
+               config_worker_count(c, usable_cpus()), g->exec_path, ready_mode_to_string(c->ready_mode));
+        if (!c->listen || !c->listen[0])
+                fputs("from systemd (no Listen=)", stdout);
+        for (char **l = c->listen; l && *l; l++)
+                printf("%s%s", l == c->listen ? "" : " ", *l);
+        printf("; health: %s\n", c->status_listen ?: "none");
+        return 0;
 }
 
 static int run(int argc, char *argv[]) {
@@ -440,9 +507,15 @@ static int run(int argc, char *argv[]) {
         int r;
 
         log_open();
-        if (argc > 1 && (streq(argv[1], "reload") || streq(argv[1], "status") || streq(argv[1], "recycle") ||
-                         streq(argv[1], "drain") || streq(argv[1], "undrain")))
-                return run_client(argc, argv);
+        if (argc > 1 && client_is_verb(argv[1]))
+                return client_run(argc, argv);
+        if (argc > 1 && streq(argv[1], "check"))
+                return run_check(argc - 1, argv + 1);
+        if (argc > 1 && argv[1][0] != '-') {
+                log_error("unknown verb '%s'; the verbs are %s, and a worker command goes after --", argv[1],
+                          CORRAL_VERBS);
+                return EXIT_USAGE;
+        }
 
         r = parse_argv(argc, argv, &a);
         config_args = a.config_args;

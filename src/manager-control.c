@@ -96,6 +96,8 @@ static void manager_snapshot(Manager *m, Snapshot *ret) {
         pool_counts(m->pool, &c);
         *ret = (Snapshot) {
                 .pool = {
+                        .name = m->params.name,
+                        .control_path = m->control ? m->params.control_path : NULL,
                         .pid = m->pid,
                         .version = CORRAL_VERSION,
                         .state = pool_state(m->pool),
@@ -130,10 +132,12 @@ void manager_on_control(ControlServer *s, ControlConnection *c, ControlCommand c
         switch (cmd) {
         case CONTROL_RELOAD:
                 if (manager_reload(m) < 0) {
-                        control_reply(c, "error: reload failed, see the log\n");
+                        text = strdup_printf("error: reload failed: %s\n", m->reload_failure ?: "see the log");
+                        control_reply(c, text ?: "error: reload failed\n");
                         return;
                 }
-                text = strdup_printf("ok: reloading to generation %u\n", pool_generation(m->pool));
+                text = strdup_printf("ok: reloading to generation %u\n%s", pool_generation(m->pool),
+                                     m->reload_warnings ?: "");
                 control_reply(c, text ?: "ok\n");
                 return;
         case CONTROL_RELOAD_WAIT:
@@ -146,11 +150,13 @@ void manager_on_control(ControlServer *s, ControlConnection *c, ControlCommand c
                 (void) manager_reload(m);
                 return;
         case CONTROL_STATUS:
-        case CONTROL_STATUS_JSON: {
+        case CONTROL_STATUS_JSON:
+        case CONTROL_SUMMARY: {
                 _cleanup_(snapshot_done) Snapshot snap = {};
 
                 manager_snapshot(m, &snap);
                 text = cmd == CONTROL_STATUS_JSON ? status_format_json(&snap.pool, snap.rows, snap.n_rows) :
+                       cmd == CONTROL_SUMMARY     ? status_format_summary(&snap.pool) :
                                                     status_format_table(&snap.pool, snap.rows, snap.n_rows);
                 if (!text) {
                         control_reply(c, "error: out of memory\n");

@@ -57,6 +57,8 @@ struct Manager {
         bool drained;
         StatusCounters counters;
         usec_t reload_started_usec;
+        char *reload_warnings; /* "warning: " lines about the last reload's config, NULL: none */
+        char *reload_failure;  /* why the last reload failed, NULL: it did not */
         Pool *pool;
         Worker *workers; /* every worker with a pool record: starting, ready, stopping */
         Worker *gone;    /* exited, or never started: freed after the current dispatch */

@@ -22,15 +22,48 @@ void manager_reload_finished(Manager *m, bool ok, const char *why) {
         }
         status_count_reload(&m->counters, ok, now_usec(CLOCK_MONOTONIC) - m->reload_started_usec,
                             now_usec(CLOCK_REALTIME));
+        free(m->reload_failure);
+        m->reload_failure = ok ? NULL : strdup(why);
         if (m->control) {
-                _cleanup_free_ char *reply = ok ? strdup_printf("ok: generation %u\n", pool_generation(m->pool)) :
-                                                  strdup_printf("error: reload failed: %s\n", why);
+                _cleanup_free_ char *reply =
+                        ok ? strdup_printf("ok: generation %u\n%s", pool_generation(m->pool), m->reload_warnings ?: "") :
+                             strdup_printf("error: reload failed: %s\n%s", why, m->reload_warnings ?: "");
                 control_server_finish_waiters(m->control, reply ?: (ok ? "ok\n" : "error: reload failed\n"));
         }
         /* Every way out of a reload tells systemd it is over, success or not. */
         free(m->status);
         m->status = NULL;
         (void) notify_manager_ready(ok ? "reload done" : "reload failed");
+}
+
+/* What a reload cannot change: said in the log and, as "warning: " lines, to the client that asked. */
+static void manager_reload_check_fixed(Manager *m, const Config *config) {
+        static const char listen[] = "[Socket] Listen= changed, but the listening sockets cannot change while "
+                                     "corral runs: restart corral to apply it",
+                          health[] = "[Health] Listen= changed, but the health endpoint cannot move while corral "
+                                     "runs: restart corral to apply it",
+                          name[] = "[Service] Name= changed, but the instance keeps its name and control socket "
+                                   "while corral runs: restart corral to apply it";
+        const Config *old = m->target->config;
+        bool changed[3] = {
+                !strv_equal(config->listen, old->listen),
+                !streq_ptr(config->status_listen, old->status_listen),
+                !streq_ptr(config->name, old->name),
+        };
+        const char *texts[3] = { listen, health, name };
+        char *w = NULL;
+
+        for (size_t i = 0; i < ELEMENTSOF(texts); i++) {
+                char *joined;
+
+                if (!changed[i])
+                        continue;
+                log_warning("reload: %s", texts[i]);
+                joined = strdup_printf("%swarning: %s\n", w ?: "", texts[i]);
+                free(w);
+                w = joined; /* out of memory: the log has said it */
+        }
+        m->reload_warnings = w;
 }
 
 int manager_reload(Manager *m) {
@@ -49,16 +82,14 @@ int manager_reload(Manager *m) {
                 m->reload_started_usec = now_usec(CLOCK_MONOTONIC);
         m->reloading = true;
 
+        free(m->reload_warnings);
+        m->reload_warnings = NULL;
         r = config_load(m->params.config_path, m->params.args, m->params.n_args, m->params.command, &config, &error);
         if (r < 0) {
                 manager_reload_finished(m, false, error ?: "failed to load the configuration");
                 return r;
         }
-        if (!strv_equal(config->listen, m->target->config->listen))
-                log_warning("reload: [Socket] Listen= cannot change while corral runs; restart corral to change "
-                            "sockets");
-        if (!streq_ptr(config->status_listen, m->target->config->status_listen))
-                log_warning("reload: [Health] Listen= cannot change while corral runs; restart corral to change it");
+        manager_reload_check_fixed(m, config);
 
         r = generation_new(config, 0, &g, &error);
         if (r < 0) {

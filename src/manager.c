@@ -327,7 +327,14 @@ static int manager_setup_endpoints(Manager *m) {
         if (params->control_path) {
                 r = control_server_new(m->event, params->control_path, PRIORITY_NOTIFY, manager_on_control, m,
                                        &m->control);
-                if (r < 0)
+                if (r == -EADDRINUSE)
+                        return log_error_errno(r, "Another corral is running as '%s': its control socket '%s' answers. "
+                                               "Pass --name NAME (or --control PATH) to run a second one.",
+                                               params->name, params->control_path);
+                if (r < 0 && params->control_optional)
+                        log_warning_errno(r, "Running without a control socket: cannot create '%s': %m",
+                                          params->control_path);
+                else if (r < 0)
                         return log_error_errno(r, "Failed to create the control socket '%s': %m", params->control_path);
         }
         return 0;
@@ -441,6 +448,8 @@ Manager *manager_free(Manager *m) {
         free(m->fds);
         free(m->fd_names);
         free(m->status);
+        free(m->reload_warnings);
+        free(m->reload_failure);
         free(m);
         return NULL;
 }

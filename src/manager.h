@@ -16,7 +16,10 @@ typedef struct ManagerParams {
         const ConfigArg *args;
         size_t n_args;
         char *const *command;
+        const char *name;         /* the instance's name */
         const char *control_path; /* NULL: no control socket */
+        bool control_optional;    /* a default path: failing to bind it (but for a live corral there) is a
+                                   * warning, not an error */
         SocketSet *status_socket; /* the health/metrics socket(s); taken over by manager_new(), may be empty */
         CgroupManager *cgroups;   /* the accounting backend, taken over by manager_new(); NULL: none */
         uint64_t nofile_soft;     /* RLIMIT_NOFILE soft limit workers start with (corral raised its own) */

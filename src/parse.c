@@ -527,3 +527,15 @@ int listen_spec_parse(const char *s, ListenSpec *ret, const char **ret_reason) {
         *ret = spec;
         return 0;
 }
+
+bool instance_name_is_valid(const char *s) {
+        size_t n = 0;
+
+        if (!s || !*s || *s == '.' || *s == '-')
+                return false;
+        for (; s[n]; n++)
+                if (!(s[n] >= 'a' && s[n] <= 'z') && !(s[n] >= 'A' && s[n] <= 'Z') && !(s[n] >= '0' && s[n] <= '9') &&
+                    !strchr("_.@:-", s[n]))
+                        return false;
+        return n <= INSTANCE_NAME_MAX;
+}

@@ -33,6 +33,12 @@ int parse_command_line(const char *s, char ***ret);
  * glibc's, read at run time). Returns the signal or -EINVAL. The reverse is signal_to_string() (util.h). */
 int signal_from_string(const char *s);
 
+/* An instance name (`--name`, [Service] Name=): 1 to 64 of A-Z a-z 0-9 _ . @ : -, not starting with '.' or
+ * '-'. It names a directory below /run/corral, a column of `corral list` and a journal identifier, so
+ * nothing that a path, a shell word or a table would treat specially. Pure. */
+#define INSTANCE_NAME_MAX 64
+bool instance_name_is_valid(const char *s);
+
 typedef enum ListenKind {
         LISTEN_TCP,
         LISTEN_UDP,

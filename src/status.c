@@ -153,7 +153,12 @@ static void table_facts(FILE *f, const StatusPool *p, const StatusWorker *rows, 
                 if (!streq(p->sockets[i].type, "stream"))
                         fprintf(f, " (%s)", p->sockets[i].type);
         }
-        fprintf(f, "\n    health: %s\n    config: ", p->health_listen ?: "none");
+        fprintf(f, "\n    health: %s\n   control: ", p->health_listen ?: "none");
+        if (p->control_path)
+                table_word(f, p->control_path);
+        else
+                fputs("none", f);
+        fputs("\n    config: ", f);
         if (p->config_path)
                 table_word(f, p->config_path);
         else
@@ -177,8 +182,9 @@ char *status_format_table(const StatusPool *p, const StatusWorker *rows, size_t 
 
         if (!buf_open(&b))
                 return NULL;
-        fprintf(b.f, "%s\ncorral %s, pid %d: %s, generation %u, %u/%u workers ready\n", status_verdict(p),
-                p->version, (int) p->pid, pool_state_to_string(p->state), p->generation, p->ready, p->wanted);
+        fprintf(b.f, "%s\n%s: corral %s, pid %d: %s, generation %u, %u/%u workers ready\n", status_verdict(p),
+                p->name, p->version, (int) p->pid, pool_state_to_string(p->state), p->generation, p->ready,
+                p->wanted);
         table_facts(b.f, p, rows, n);
 
         /* About 100 columns: 4+7+10+8+6+11+7+6+8 plus spaces, and the last exit. */
@@ -281,13 +287,25 @@ static void json_worker(FILE *f, const StatusWorker *w) {
         fputc('}', f);
 }
 
+char *status_format_summary(const StatusPool *p) {
+        return strdup_printf("ok\n%s\t%d\t%s\t%u\t%u\t%u\n", p->name, (int) p->pid, pool_state_to_string(p->state),
+                             p->ready, p->wanted, p->generation);
+}
+
 char *status_format_json(const StatusPool *p, const StatusWorker *rows, size_t n) {
         Buf b;
 
         if (!buf_open(&b))
                 return NULL;
-        fprintf(b.f, "%s\n{\"pid\":%d,\"version\":", status_verdict(p), (int) p->pid);
+        fprintf(b.f, "%s\n{\"name\":", status_verdict(p));
+        json_string(b.f, p->name);
+        fprintf(b.f, ",\"pid\":%d,\"version\":", (int) p->pid);
         json_string(b.f, p->version);
+        fputs(",\"control\":", b.f);
+        if (p->control_path)
+                json_string(b.f, p->control_path);
+        else
+                fputs("null", b.f);
         fprintf(b.f,
                 ",\"state\":\"%s\",\"generation\":%u,\"ready\":%u,\"wanted\":%u,\"processes\":%u,\"drained\":%s,"
                 "\"start_time_usec\":%llu,\"uptime_usec\":%llu,\"command\":[",

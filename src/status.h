@@ -39,6 +39,8 @@ typedef struct StatusSocket {
 
 /* corral and its pool. Every pointer is borrowed; strings may hold anything a config file can. */
 typedef struct StatusPool {
+        const char *name; /* the instance's name */
+        const char *control_path; /* NULL: no control socket */
         pid_t pid;
         const char *version;
         PoolState state;
@@ -78,6 +80,10 @@ typedef struct StatusWorker {
  * reloading) or "degraded" (anything else), then the text. rows are sorted by slot. */
 char *status_format_table(const StatusPool *p, const StatusWorker *rows, size_t n);
 char *status_format_json(const StatusPool *p, const StatusWorker *rows, size_t n);
+
+/* `corral list`'s line: "ok\n" then NAME, PID, STATE, READY, WANTED, GENERATION separated by tabs (a name
+ * holds none). Allocated, NULL on OOM. */
+char *status_format_summary(const StatusPool *p);
 
 /* GET /health: 200 while at least min_ready (0: all wanted) workers are ready, the pool is not stopping
  * and not drained; 503 otherwise. Returns the status code and an allocated JSON body in *ret_body. */

@@ -109,10 +109,14 @@ const char *format_bytes(char *buf, size_t size, uint64_t bytes);
  * signal_from_string() in parse.h. */
 const char *signal_to_string(int sig);
 
-/* Exit codes corral itself uses (sysexits-style where one fits). */
+/* Exit codes corral itself uses (sysexits-style where one fits; 3 and 4 as LSB status codes: "not
+ * running", "unknown"/not allowed). */
 enum {
+        EXIT_NOT_RUNNING = 3,
+        EXIT_DENIED = 4,
         EXIT_USAGE = 64,
         EXIT_SOFTWARE = 70,
         EXIT_OSERR = 71,
+        EXIT_TEMPFAIL = 75, /* the daemon did not answer in time */
         EXIT_CONFIG = 78,
 };

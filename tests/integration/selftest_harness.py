@@ -221,7 +221,7 @@ class Checkers(unittest.TestCase):
         exit_ = {"code": "exited", "status": 3, "signal": None, "core_dumped": False, "ago_usec": 1}
         worker = {"slot": 0, "pid": 2, "generation": 1, "state": "ready", "uptime_usec": 5, "ready_after_usec": None,
                   "memory_bytes": 0, "cpu_usec": 0, "restarts": 1, "last_exit": exit_}
-        status = {"pid": 1, "version": "1", "state": "running", "generation": 1, "ready": 1, "wanted": 1,
+        status = {"name": "app", "pid": 1, "version": "1", "control": None, "state": "running", "generation": 1, "ready": 1, "wanted": 1,
                   "processes": 1, "drained": False, "start_time_usec": 1, "uptime_usec": 1, "command": ["x"],
                   "sockets": [{"name": "http", "address": "127.0.0.1:1", "type": "stream"}],
                   "health_listen": None, "config": None, "accounting": None, "memory_bytes": 0, "reloads_ok": 0,
@@ -232,7 +232,8 @@ class Checkers(unittest.TestCase):
                 (("workers", 0, "state"), "gone", r"/workers/0/state: 'gone' is not one of"),
                 (("slots",), [], r"/: Additional properties are not allowed \('slots' was unexpected\)"),
                 (("accounting",), {"backend": "cgroup-v2"}, r"/accounting: .* not valid"),
-                (("pid",), "1", r"/pid: '1' is not of type 'integer'")]:
+                (("pid",), "1", r"/pid: '1' is not of type 'integer'"),
+                (("name",), "a/b", r"/name: 'a/b' does not match")]:
             broken = json.loads(json.dumps(status))
             target = broken
             for key in path[:-1]:

@@ -102,11 +102,11 @@ class Operator(h.CorralTestCase):
         self.assertEqual(rc, 0, err)
         lines = out.splitlines()
         blank = lines.index("")
-        self.assertRegex(lines[0], rf"^corral \S+, pid {c.pid}: running, generation 1, 2/2 workers ready$")
+        self.assertRegex(lines[0], rf"^corral-test-worker: corral \S+, pid {c.pid}: running, generation 1, 2/2 workers ready$")
         # corral's own facts, as `systemctl status` shows a unit's, then the workers.
         facts = dict(line.strip().split(": ", 1) for line in lines[1:blank])
-        self.assertEqual(list(facts), ["since", "command", "sockets", "health", "config", "accounting", "memory",
-                                       "reloads"], out)
+        self.assertEqual(list(facts), ["since", "command", "sockets", "health", "control", "config", "accounting",
+                                       "memory", "reloads"], out)
         self.assertEqual(facts["command"], shlex.join([h.worker_bin()]))
         self.assertEqual(facts["sockets"], f"listen=127.0.0.1:{self.port}")
         self.assertEqual((facts["health"], facts["config"]), ("none", "none (command line only)"))
@@ -119,8 +119,9 @@ class Operator(h.CorralTestCase):
         self.assertEqual([r[0] for r in rows], ["0", "1"], out)
         self.assertTrue(all(len(line) <= 100 for line in lines[blank:]), out)
         rc, st = self.status()
-        self.assertEqual((st["pid"], st["command"], st["config"], st["health_listen"], st["processes"]),
-                         (c.pid, [h.worker_bin()], None, None, 2))
+        self.assertEqual((st["name"], st["pid"], st["command"], st["config"], st["health_listen"], st["processes"]),
+                         ("corral-test-worker", c.pid, [h.worker_bin()], None, None, 2))
+        self.assertEqual(st["control"], facts["control"])
         self.assertEqual(st["sockets"], [{"name": "listen", "address": f"127.0.0.1:{self.port}", "type": "stream"}])
         version = subprocess.run([h.corral_bin(), "--version"], capture_output=True, text=True, timeout=h.scaled(10))
         self.assertEqual(f"corral {st['version']}\n", version.stdout)

@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "control-client.h"
 #include "control.h"
 #include "tmpdir.h"
 
@@ -214,7 +215,7 @@ Test(control, server_strips_one_trailing_newline) {
         /* Only one: a second newline is junk. */
         reply = exchange("status\n\n", 8, &seen);
         cr_assert_str_eq(reply,
-                         "error: unknown request; expected reload [--wait], status [--json], recycle SLOT, "
+                         "error: unknown request; expected reload [--wait], status [--json], summary, recycle SLOT, "
                          "drain or undrain\n");
         cr_assert_eq(seen.calls, 0);
 }
@@ -524,7 +525,7 @@ static pid_t start_client(const char *path) {
 
                 if (o < 0 || x < 0 || dup2(o, STDOUT_FILENO) < 0 || dup2(x, STDERR_FILENO) < 0)
                         _exit(99);
-                rc = control_client_run(path, "status");
+                rc = control_client_run(path, "status", 5 * USEC_PER_SEC);
                 fflush(stdout);
                 fflush(stderr);
                 _exit(rc);

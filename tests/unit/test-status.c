@@ -74,7 +74,7 @@ static const StatusSocket sockets[] = {
 static Snapshot snapshot(Scenario s) {
         Snapshot x = {
                 .pool = {
-                        .pid = 1234, .version = "1.2.3",
+                        .name = "app", .control_path = "/run/corral/app/control", .pid = 1234, .version = "1.2.3",
                         .generation = 3, .ready = 3, .wanted = 3, .processes = 3,
                         .start_time_usec = SEC(1709283600), /* 2024-03-01 09:00:00 UTC */
                         .uptime_usec = SEC(45 * 86400 + 3 * 3600),
@@ -157,6 +157,7 @@ static void expect_health(const Snapshot *x, int code, unsigned min_ready) {
         "   command: /usr/bin/app --greeting 'hello world'\n"                                               \
         "   sockets: http=127.0.0.1:8080, dns=udp:127.0.0.1:5353 (datagram)\n"                              \
         "    health: 127.0.0.1:9100\n"                                                                      \
+        "   control: /run/corral/app/control\n"                                                             \
         "    config: /etc/corral/app.conf\n"                                                                \
         "accounting: cgroup-v2, memory from memory.current\n"
 #define TABLE_COLUMNS "SLOT PID     GENERATION STATE    UPTIME READY AFTER MEMORY  CPU%   RESTARTS LAST EXIT\n"
@@ -164,7 +165,7 @@ static void expect_health(const Snapshot *x, int code, unsigned min_ready) {
 Test(status, table_of_a_reload_in_progress) {
         expect_output(status_format_table, SCENARIO_RELOADING,
                       "ok\n"
-                      "corral 1.2.3, pid 1234: reloading, generation 3, 3/3 workers ready\n"
+                      "app: corral 1.2.3, pid 1234: reloading, generation 3, 3/3 workers ready\n"
                       TABLE_FACTS
                       "    memory: 1.5G in 4 workers\n"
                       "   reloads: 4 ok, 1 failed\n"
@@ -179,7 +180,7 @@ Test(status, table_of_a_reload_in_progress) {
 Test(status, table_of_a_degraded_pool) {
         expect_output(status_format_table, SCENARIO_DEGRADED,
                       "degraded\n"
-                      "corral 1.2.3, pid 1234: degraded, generation 3, 2/3 workers ready\n"
+                      "app: corral 1.2.3, pid 1234: degraded, generation 3, 2/3 workers ready\n"
                       TABLE_FACTS
                       "    memory: 512.5M in 2 workers\n"
                       "   reloads: 4 ok, 1 failed\n"
@@ -192,11 +193,11 @@ Test(status, table_of_a_degraded_pool) {
 Test(status, table_of_a_drained_pool_without_rows_sockets_config_or_accounting) {
         expect_output(status_format_table, SCENARIO_DRAINED,
                       "ok\n"
-                      "corral 1.2.3, pid 1234: running, generation 3, 3/3 workers ready\n"
+                      "app: corral 1.2.3, pid 1234: running, generation 3, 3/3 workers ready\n"
                       "     since: 2024-03-01 09:00:00 UTC; up 45d03h\n"
                       "   command: /usr/bin/app --greeting 'hello world'\n"
                       "   sockets: none\n"
-                      "    health: none\n"
+                      "    health: none\n   control: /run/corral/app/control\n"
                       "    config: none (command line only)\n"
                       "accounting: none\n"
                       "    memory: -\n"
@@ -208,7 +209,7 @@ Test(status, table_of_a_drained_pool_without_rows_sockets_config_or_accounting) 
 Test(status, table_of_a_stopping_pool_is_degraded) {
         expect_output(status_format_table, SCENARIO_STOPPING,
                       "degraded\n"
-                      "corral 1.2.3, pid 1234: stopping, generation 3, 0/3 workers ready\n"
+                      "app: corral 1.2.3, pid 1234: stopping, generation 3, 0/3 workers ready\n"
                       TABLE_FACTS
                       "    memory: -\n"
                       "   reloads: 4 ok, 1 failed\n"
@@ -229,7 +230,7 @@ Test(status, json_of_a_reload_in_progress) {
         expect_output(
                 status_format_json, SCENARIO_RELOADING,
                 "ok\n"
-                "{\"pid\":1234,\"version\":\"1.2.3\",\"state\":\"reloading\",\"generation\":3,\"ready\":3,"
+                "{\"name\":\"app\",\"pid\":1234,\"version\":\"1.2.3\",\"control\":\"/run/corral/app/control\",\"state\":\"reloading\",\"generation\":3,\"ready\":3,"
                 "\"wanted\":3,\"processes\":4,\"drained\":false,"
                 JSON_FACTS
                 "\"memory_bytes\":1611138024,\"reloads_ok\":4,\"reloads_failed\":1,\"notify_rejected\":17,"
@@ -257,7 +258,7 @@ Test(status, json_of_a_drained_pool_without_rows_sockets_config_or_accounting) {
         expect_output(
                 status_format_json, SCENARIO_DRAINED,
                 "ok\n"
-                "{\"pid\":1234,\"version\":\"1.2.3\",\"state\":\"running\",\"generation\":3,\"ready\":3,"
+                "{\"name\":\"app\",\"pid\":1234,\"version\":\"1.2.3\",\"control\":\"/run/corral/app/control\",\"state\":\"running\",\"generation\":3,\"ready\":3,"
                 "\"wanted\":3,\"processes\":3,\"drained\":true,"
                 "\"start_time_usec\":1709283600000000,\"uptime_usec\":3898800000000,"
                 "\"command\":[\"/usr/bin/app\",\"--greeting\",\"hello world\"],\"sockets\":[],"
@@ -272,7 +273,7 @@ Test(status, json_of_a_degraded_pool_with_a_slot_never_exited) {
 
         cr_assert_str_eq(text,
                          "degraded\n"
-                         "{\"pid\":1234,\"version\":\"1.2.3\",\"state\":\"degraded\",\"generation\":3,\"ready\":2,"
+                         "{\"name\":\"app\",\"pid\":1234,\"version\":\"1.2.3\",\"control\":\"/run/corral/app/control\",\"state\":\"degraded\",\"generation\":3,\"ready\":2,"
                          "\"wanted\":3,\"processes\":2,\"drained\":false,"
                          JSON_FACTS
                          "\"memory_bytes\":0,\"reloads_ok\":4,\"reloads_failed\":1,\"notify_rejected\":17,"
