@@ -2,7 +2,7 @@
 /* The control socket's client, behind `corral status/reload/recycle/drain/undrain/list`: one request, the
  * whole reply or an error, and never a hang. Every wait has a deadline: connecting (a frozen corral with a
  * full backlog), the reply's first message, and the gap between two messages. A corral holding a
- * `reload --wait` sends a keepalive message (CONTROL_KEEPALIVE, control.h) every second until it answers,
+ * `reload --wait` sends a keepalive message (CONTROL_KEEPALIVE, control.h) every 0.4 s until it answers,
  * so a long roll is waited for while a dead or stopped corral is still noticed. */
 #pragma once
 

@@ -23,8 +23,9 @@
 #define CONTROL_ACCEPT_BURST 5
 #define CONTROL_ACCEPT_INTERVAL_USEC (100 * USEC_PER_MSEC)
 #define CONTROL_LOG_INTERVAL_USEC (10 * USEC_PER_SEC)
-/* How often a held connection (`reload --wait`) hears that corral is still at it. */
-#define CONTROL_KEEPALIVE_INTERVAL_USEC (1 * USEC_PER_SEC)
+/* How often a held connection (`reload --wait`) hears that corral is still at it: with the loop's timer
+ * slack (250 ms), well within a client's shortest sensible timeout of a second. */
+#define CONTROL_KEEPALIVE_INTERVAL_USEC (400 * USEC_PER_MSEC)
 
 typedef enum ConnectionState {
         CONNECTION_READING,  /* no request yet: may make room for a newcomer */

@@ -5,7 +5,7 @@
  * bytes, ended by a NUL byte (text never holds one), so a client knows it has all of it; it starts with
  * "ok", "degraded" or "error: ", and may hold "warning: " lines after the first. Before the reply, a held
  * connection (`reload --wait`) gets a keepalive, a message of the single byte CONTROL_KEEPALIVE, every
- * second. The client is control-client.c. */
+ * 0.4 s. The client is control-client.c. */
 #pragma once
 
 #include <stdbool.h>

@@ -43,6 +43,7 @@ struct Manager {
         Generation *target;  /* what new workers are started as: pool_generation() */
         Generation *stable;  /* what a rollback returns to: pool_stable_generation() */
         Generation *relayed; /* whose RelaySignals= have signal sources */
+        Generation *first;   /* what corral started with: its sockets and name are those of this config */
 
         SocketSet sockets;
         int *fds;

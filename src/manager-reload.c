@@ -36,7 +36,7 @@ void manager_reload_finished(Manager *m, bool ok, const char *why) {
         (void) notify_manager_ready(ok ? "reload done" : "reload failed");
 }
 
-/* What a reload cannot change: said in the log and, as "warning: " lines, to the client that asked. */
+/* What a reload cannot change, against what corral started with: said in the log and, as "warning: " lines, to the client that asked. */
 static void manager_reload_check_fixed(Manager *m, const Config *config) {
         static const char listen[] = "[Socket] Listen= changed, but the listening sockets cannot change while "
                                      "corral runs: restart corral to apply it",
@@ -44,7 +44,7 @@ static void manager_reload_check_fixed(Manager *m, const Config *config) {
                                      "runs: restart corral to apply it",
                           name[] = "[Service] Name= changed, but the instance keeps its name and control socket "
                                    "while corral runs: restart corral to apply it";
-        const Config *old = m->target->config;
+        const Config *old = m->first->config;
         bool changed[3] = {
                 !strv_equal(config->listen, old->listen),
                 !streq_ptr(config->status_listen, old->status_listen),

@@ -389,6 +389,7 @@ int manager_new(const ManagerParams *params, Generation *generation, SocketSet *
         m->started_realtime_usec = now_usec(CLOCK_REALTIME);
         g->number = 1;
         generation_assign(&m->target, g);
+        generation_assign(&m->first, g);
         generation_assign(&m->stable, g);
 
         srandom((unsigned) (getpid() ^ now_usec(CLOCK_MONOTONIC)));
@@ -444,6 +445,7 @@ Manager *manager_free(Manager *m) {
         generation_unref(m->target);
         generation_unref(m->stable);
         generation_unref(m->relayed);
+        generation_unref(m->first);
         socket_set_done(&m->sockets);
         free(m->fds);
         free(m->fd_names);

@@ -308,7 +308,8 @@ class Corral:
         # Without a name or --control, corral puts its control socket in /run/corral/NAME, NAME defaulting to
         # the command's file name: tests running side by side would take each other's. Its RUNTIME_DIRECTORY
         # (as systemd would set it) keeps each in its own directory; a test of the default places sets "".
-        self.env.setdefault("RUNTIME_DIRECTORY", self.workdir)
+        if "RUNTIME_DIRECTORY" not in self.env:
+            self.env["RUNTIME_DIRECTORY"] = tempfile.mkdtemp(prefix=f"{name}-run-", dir=self.workdir)
         if notify_socket:
             self.env["NOTIFY_SOCKET"] = notify_socket
         self.echo = echo or bool(os.environ.get("CORRAL_TEST_ECHO"))
