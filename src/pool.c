@@ -130,6 +130,17 @@ Pool *pool_free(Pool *p) {
         return NULL;
 }
 
+/* Puts w last on the list of live workers (the oldest first). */
+static void record_append(Pool *p, PoolWorker *w) {
+        w->next = NULL;
+        w->prev = p->workers_tail;
+        if (p->workers_tail)
+                p->workers_tail->next = w;
+        else
+                p->workers = w;
+        p->workers_tail = w;
+}
+
 static PoolWorker *record_new(Pool *p, unsigned slot, usec_t now) {
         PoolWorker *w = calloc(1, sizeof(PoolWorker));
 
@@ -140,12 +151,7 @@ static PoolWorker *record_new(Pool *p, unsigned slot, usec_t now) {
         w->generation = p->generation;
         w->state = WORKER_STARTING;
         w->started_usec = now;
-        w->prev = p->workers_tail;
-        if (p->workers_tail)
-                p->workers_tail->next = w;
-        else
-                p->workers = w;
-        p->workers_tail = w;
+        record_append(p, w);
         return w;
 }
 
@@ -688,4 +694,178 @@ int pool_worker_compare_rank(const PoolWorker *a, const PoolWorker *b) {
         if (a->started_usec != b->started_usec)
                 return a->started_usec < b->started_usec ? -1 : 1;
         return a->slot < b->slot ? -1 : a->slot > b->slot;
+}
+
+int pool_image(const Pool *p, PoolImage *ret) {
+        PoolImage img = {
+                .config = p->config,
+                .stable_config = p->stable_config,
+                .generation = p->generation,
+                .stable_generation = p->stable_generation,
+                .last_generation = p->last_generation,
+                .next_id = p->next_id,
+                .stopping = p->stopping,
+                .rolling = p->rolling,
+                .rollback = p->rollback,
+                .reached_ready = p->reached_ready,
+                .roll_first_id = p->roll_first_id,
+                .n_slots = p->n_slots,
+        };
+        size_t n = 0;
+
+        if (p->n_reports > 0)
+                return -EBUSY;
+        for (const PoolWorker *w = p->workers; w; w = w->next)
+                n++;
+        img.slots = calloc(p->n_slots, sizeof(PoolSlotImage));
+        img.workers = n > 0 ? calloc(n, sizeof(PoolWorker)) : NULL;
+        if (!img.slots || (n > 0 && !img.workers)) {
+                pool_image_done(&img);
+                return -ENOMEM;
+        }
+        for (unsigned i = 0; i < p->n_slots; i++) {
+                const PoolSlot *s = &p->slots[i];
+                img.slots[i] = (PoolSlotImage) {
+                        .current_id = s->current ? s->current->id : 0,
+                        .replacement_id = s->replacement ? s->replacement->id : 0,
+                        .failures = s->failures,
+                        .restart_at = s->restart_at,
+                        .disabled = s->disabled,
+                        .restarts = s->restarts,
+                        .last_exit = s->last_exit,
+                        .last_exit_usec = s->last_exit_usec,
+                };
+        }
+        for (const PoolWorker *w = p->workers; w; w = w->next) {
+                PoolWorker *c = &img.workers[img.n_workers++];
+                *c = *w;
+                c->process = NULL;
+                c->prev = c->next = NULL;
+        }
+        *ret = img;
+        return 0;
+}
+
+void pool_image_done(PoolImage *img) {
+        free(img->slots);
+        free(img->workers);
+        *img = (PoolImage) {};
+}
+
+/* Every check a live pool satisfies; the first that fails is named. */
+static const char *image_check(const PoolImage *img) {
+        uint64_t last_id = 0;
+
+        if (img->n_slots < MAX(img->config.count, 1U) || img->n_slots > POOL_IMAGE_SLOTS_MAX)
+                return "the number of slots does not fit the count";
+        if (img->generation < 1 || img->stable_generation < 1 || img->generation > img->last_generation ||
+            img->stable_generation > img->last_generation)
+                return "a generation number is out of range";
+        if (img->rollback && !img->rolling)
+                return "a rollback outside a roll";
+        if (img->roll_first_id > img->next_id)
+                return "the roll's first worker id is out of range";
+        for (size_t i = 0; i < img->n_workers; i++) {
+                const PoolWorker *w = &img->workers[i];
+                if (w->id <= last_id || w->id >= img->next_id)
+                        return "worker ids are not increasing, or not below the next id";
+                last_id = w->id;
+                if (w->slot >= img->n_slots)
+                        return "a worker's slot is out of range";
+                if (w->state < 0 || w->state >= _WORKER_STATE_MAX)
+                        return "a worker's state is unknown";
+                if (w->state == WORKER_STOPPING && (w->stop_reason < 0 || w->stop_reason >= _STOP_REASON_MAX))
+                        return "a stopping worker's reason is unknown";
+                if (w->generation < 1 || w->generation > img->last_generation)
+                        return "a worker's generation is out of range";
+                if (w->state == WORKER_READY && w->ready_usec == 0)
+                        return "a ready worker has no ready time";
+        }
+        return NULL;
+}
+
+static PoolWorker *image_worker(const PoolImage *img, Pool *p, uint64_t id, unsigned slot, bool replacement,
+                                const char **ret_error) {
+        PoolWorker *w;
+
+        if (id == 0)
+                return NULL;
+        for (w = p->workers; w && w->id != id; w = w->next)
+                ;
+        if (!w || w->slot != slot)
+                *ret_error = "a slot names a worker that is not in it";
+        else if (w->state == WORKER_STOPPING || (replacement && w->state != WORKER_STARTING))
+                *ret_error = "a slot names a worker in the wrong state";
+        else if (w->process)
+                *ret_error = "a worker is named by its slot twice";
+        else {
+                w->process = (struct Worker *) img; /* a mark, cleared below */
+                return w;
+        }
+        return NULL;
+}
+
+int pool_from_image(const PoolImage *img, Pool **ret, const char **ret_error) {
+        const char *error = image_check(img);
+        Pool *p;
+
+        if (error) {
+                if (ret_error)
+                        *ret_error = error;
+                return -EINVAL;
+        }
+        p = pool_new(&img->config);
+        if (!p || pool_ensure_slots(p, img->n_slots) < 0) {
+                pool_free(p);
+                return -ENOMEM;
+        }
+        p->stable_config = img->stable_config;
+        p->generation = img->generation;
+        p->stable_generation = img->stable_generation;
+        p->last_generation = img->last_generation;
+        p->next_id = img->next_id;
+        p->stopping = img->stopping;
+        p->rolling = img->rolling;
+        p->rollback = img->rollback;
+        p->reached_ready = img->reached_ready;
+        p->roll_first_id = img->roll_first_id;
+        for (size_t i = 0; i < img->n_workers; i++) {
+                PoolWorker *w = malloc(sizeof(PoolWorker));
+                if (!w) {
+                        pool_free(p);
+                        return -ENOMEM;
+                }
+                *w = img->workers[i];
+                w->process = NULL;
+                record_append(p, w);
+        }
+        for (unsigned i = 0; i < img->n_slots && !error; i++) {
+                const PoolSlotImage *si = &img->slots[i];
+                PoolSlot *s = &p->slots[i];
+                *s = (PoolSlot) {
+                        .failures = si->failures,
+                        .restart_at = si->restart_at,
+                        .disabled = si->disabled,
+                        .restarts = si->restarts,
+                        .last_exit = si->last_exit,
+                        .last_exit_usec = si->last_exit_usec,
+                };
+                s->current = image_worker(img, p, si->current_id, i, false, &error);
+                if (!error)
+                        s->replacement = image_worker(img, p, si->replacement_id, i, true, &error);
+        }
+        /* A starting or ready worker its slot does not name would never be planned for again. */
+        for (PoolWorker *w = p->workers; w && !error; w = w->next)
+                if (w->state != WORKER_STOPPING && !w->process)
+                        error = "a starting or ready worker is not named by its slot";
+        for (PoolWorker *w = p->workers; w; w = w->next)
+                w->process = NULL;
+        if (error) {
+                if (ret_error)
+                        *ret_error = error;
+                pool_free(p);
+                return -EINVAL;
+        }
+        *ret = p;
+        return 0;
 }

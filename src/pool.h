@@ -215,6 +215,43 @@ PoolWorker *pool_workers(const Pool *p);
  * once the pool forgot it. */
 PoolWorker *pool_find_worker(const Pool *p, unsigned slot, uint64_t id);
 
+/* The pool as plain data, for the upgrade state: what pool_image() copies out and pool_from_image()
+ * checks and takes back. Workers are copies (process, prev, next NULL), oldest first; a slot names its
+ * current and replacement worker by id (0: none). */
+/* Slots an image may have: far beyond any Count= corral accepts. */
+#define POOL_IMAGE_SLOTS_MAX 65536U
+
+typedef struct PoolSlotImage {
+        uint64_t current_id, replacement_id;
+        unsigned failures;
+        usec_t restart_at;
+        bool disabled;
+        unsigned restarts;
+        PoolExit last_exit;
+        usec_t last_exit_usec;
+} PoolSlotImage;
+
+typedef struct PoolImage {
+        PoolConfig config, stable_config;
+        unsigned generation, stable_generation, last_generation;
+        uint64_t next_id;
+        bool stopping, rolling, rollback, reached_ready;
+        uint64_t roll_first_id;
+        PoolSlotImage *slots;
+        unsigned n_slots;
+        PoolWorker *workers;
+        size_t n_workers;
+} PoolImage;
+
+/* Copies the pool out. Returns 0, -EBUSY while roll reports wait for the next plan (take the image right
+ * after a plan), or -ENOMEM. Free with pool_image_done(). */
+int pool_image(const Pool *p, PoolImage *ret);
+void pool_image_done(PoolImage *img);
+/* A pool from an image, checked: slots, states, ids, generations and roll fields must agree as a live
+ * pool's would. Returns 0 and the pool in *ret, -EINVAL (and in *ret_error, may be NULL, a static
+ * string saying what disagrees), or -ENOMEM. */
+int pool_from_image(const PoolImage *img, Pool **ret, const char **ret_error);
+
 /* Replacement order: negative when a should be replaced before b (more memory, then more CPU, then
  * older). */
 int pool_worker_compare_rank(const PoolWorker *a, const PoolWorker *b);
