@@ -605,12 +605,21 @@ int cgroup_manager_gc(CgroupManager *m) {
 /* ---- workers ---- */
 
 /* Makes (or reuses an empty) leaf name below base_fd and opens it and its cgroup.procs. */
-static int leaf_open(int base_fd, const char *name, int *ret_dir, int *ret_procs) {
+/* Opens (and makes) a worker's leaf; with adopt, the leaf of a live worker of ours, made by the image
+ * before an upgrade: it must exist, is populated, and needs no cgroup.procs fd (ret_procs untouched). */
+static int leaf_open(int base_fd, const char *name, bool adopt, int *ret_dir, int *ret_procs) {
         _cleanup_close_ int dir = -EBADF, procs = -EBADF;
         _cleanup_free_ pid_t *stale = NULL;
         bool created = false;
         int r = 0;
 
+        if (adopt) {
+                dir = openat(base_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (dir < 0)
+                        return -errno;
+                *ret_dir = TAKE_FD(dir);
+                return 0;
+        }
         if (mkdirat(base_fd, name, 0755) >= 0)
                 created = true;
         else if (errno != EEXIST)
@@ -637,7 +646,7 @@ static int leaf_open(int base_fd, const char *name, int *ret_dir, int *ret_procs
         return 0;
 }
 
-int cgroup_worker_new(CgroupManager *m, unsigned slot, uint64_t worker_id, CgroupWorker **ret) {
+static int cgroup_worker_open(CgroupManager *m, unsigned slot, uint64_t worker_id, bool adopt, CgroupWorker **ret) {
         _cleanup_(cgroup_worker_freep) CgroupWorker *w = NULL;
         size_t n = 0;
         int r;
@@ -663,18 +672,34 @@ int cgroup_worker_new(CgroupManager *m, unsigned slot, uint64_t worker_id, Cgrou
         m->workers = w;
 
         if (m->v2_fd >= 0) {
-                r = leaf_open(m->v2_fd, w->name, &w->v2_fd, &w->procs_fds[n]);
+                r = leaf_open(m->v2_fd, w->name, adopt, &w->v2_fd, &w->procs_fds[n]);
                 if (r < 0)
                         return r;
                 n++;
         }
         if (m->v1_fd >= 0) {
-                r = leaf_open(m->v1_fd, w->name, &w->v1_fd, &w->procs_fds[n]);
+                r = leaf_open(m->v1_fd, w->name, adopt, &w->v1_fd, &w->procs_fds[n]);
                 if (r < 0)
                         return r;
         }
 
         *ret = TAKE_PTR(w);
+        return 0;
+}
+
+int cgroup_worker_new(CgroupManager *m, unsigned slot, uint64_t worker_id, CgroupWorker **ret) {
+        return cgroup_worker_open(m, slot, worker_id, false, ret);
+}
+
+int cgroup_worker_adopt(CgroupManager *m, unsigned slot, uint64_t worker_id, pid_t pid, CgroupWorker **ret) {
+        CgroupWorker *w;
+        int r;
+
+        r = cgroup_worker_open(m, slot, worker_id, true, &w);
+        if (r < 0)
+                return r;
+        (void) cgroup_worker_attach_pid(w, pid);
+        *ret = w;
         return 0;
 }
 

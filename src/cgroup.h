@@ -79,6 +79,11 @@ int cgroup_manager_get_ppid(CgroupManager *m, pid_t pid, pid_t *ret);
  * Returns 0 and the worker (owned by the caller; free it before the manager), or -errno. */
 int cgroup_worker_new(CgroupManager *m, unsigned slot, uint64_t worker_id, CgroupWorker **ret);
 
+/* The leaf of a live worker started before an upgrade (same slot and id, so the same name), for the next
+ * image: it must exist; it is not emptied or checked. The proc backend only records pid. Returns 0 and the
+ * worker (owned by the caller), or -errno (-ENOENT: no such leaf). */
+int cgroup_worker_adopt(CgroupManager *m, unsigned slot, uint64_t worker_id, pid_t pid, CgroupWorker **ret);
+
 /* Removes the leaves. One still populated (the worker's processes have not all exited) stays and is
  * retried by cgroup_manager_gc(). Closes every fd the worker owns, including the events fd: disable any
  * event source on it first. Accepts and returns NULL. */

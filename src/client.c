@@ -38,7 +38,7 @@ typedef struct Survey {
         char *line;  /* NAME\tPID\tSTATE\tREADY\tWANTED\tGENERATION */
 } Survey;
 
-static const char *const verbs[] = { "list", "status", "reload", "recycle", "drain", "undrain" };
+static const char *const verbs[] = { "list", "status", "reload", "recycle", "drain", "undrain", "upgrade" };
 
 bool client_is_verb(const char *s) {
         for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
@@ -53,6 +53,7 @@ static void usage(FILE *f) {
               "       corral reload [--wait] [NAME]\n"
               "       corral recycle SLOT [NAME]\n"
               "       corral drain|undrain [NAME]\n"
+              "       corral upgrade [--wait] [NAME]\n"
               "Every one takes --control PATH (instead of NAME) and --timeout DURATION (default 5s).\n"
               "corral --help shows everything.\n",
               f);
@@ -110,8 +111,9 @@ static int parse_client_argv(int argc, char *argv[], ClientArgs *a) {
                         return EXIT_USAGE;
                 }
 
-        if ((a->wait && !streq(a->verb, "reload")) || (a->json && !streq(a->verb, "status"))) {
-                log_error("%s: --wait goes with reload, --json with status", a->verb);
+        if ((a->wait && !streq(a->verb, "reload") && !streq(a->verb, "upgrade")) ||
+            (a->json && !streq(a->verb, "status"))) {
+                log_error("%s: --wait goes with reload and upgrade, --json with status", a->verb);
                 return EXIT_USAGE;
         }
         positional = optind + 1;
@@ -287,6 +289,8 @@ int client_run(int argc, char *argv[]) {
 
         if (streq(a.verb, "recycle"))
                 request = strdup_printf("recycle %u", a.slot);
+        else if (streq(a.verb, "upgrade"))
+                request = strdup("upgrade"); /* always answered when it is over: --wait is what it does */
         else
                 request = strdup_printf("%s%s%s", a.verb, a.wait ? " --wait" : "", a.json ? " --json" : "");
         if (!request)

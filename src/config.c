@@ -464,6 +464,7 @@ Config *config_free(Config *c) {
         if (!c)
                 return NULL;
         free(c->path);
+        free(c->text);
         strv_free(c->exec_start);
         strv_free(c->listen);
         free(c->status_listen);
@@ -624,6 +625,7 @@ static int config_handler(void *user, const char *section, const char *name, con
 
 static int read_file(const char *path, char **ret, size_t *ret_size) {
         _cleanup_free_ char *buf = NULL;
+        char *shrunk;
         FILE *f;
         size_t n;
         int r = 0;
@@ -647,29 +649,25 @@ static int read_file(const char *path, char **ret, size_t *ret_size) {
         if (r < 0)
                 return r;
 
+        /* Kept with the Config for its whole life: no more than it takes. */
+        shrunk = realloc(buf, n + 1);
+        if (shrunk)
+                buf = shrunk;
+        buf[n] = '\0';
         *ret = TAKE_PTR(buf);
         *ret_size = n;
         return 0;
 }
 
-static int config_parse_file(Config *c, const char *path, char **ret_error) {
-        _cleanup_free_ char *data = NULL;
+/* Parses c->text, the file's content, named path in messages. */
+static int config_parse_text(Config *c, const char *path, char **ret_error) {
         ConfigParser p = {
                 .config = c,
                 .path = path,
+                .data = c->text,
+                .size = c->text_size,
         };
-        size_t size = 0;
         int r;
-
-        r = read_file(path, &data, &size);
-        if (r < 0) {
-                if (ret_error)
-                        *ret_error = strdup_printf("Failed to read configuration file %s: %s", path,
-                                                   strerror(-r));
-                return r;
-        }
-        p.data = data;
-        p.size = size;
 
         r = ini_parse_stream(config_reader, &p, config_handler, &p);
         if (p.error < 0) {
@@ -745,21 +743,26 @@ static int config_verify(const Config *c, char **ret_error) {
         return -EINVAL;
 }
 
-int config_load(const char *path, const ConfigArg *args, size_t n_args, char *const *command, Config **ret,
-                char **ret_error) {
+/* Loads a config from text, the content of the file at path (both NULL: no file). */
+static int config_load_internal(const char *path, char *text, size_t size, const ConfigArg *args, size_t n_args,
+                                char *const *command, Config **ret, char **ret_error) {
         _cleanup_(config_freep) Config *c = NULL;
         _cleanup_free_ char *error = NULL;
         int r;
 
         r = config_new(&c);
-        if (r < 0)
+        if (r < 0) {
+                free(text);
                 return r;
+        }
+        c->text = text;
+        c->text_size = size;
 
         if (path) {
                 c->path = strdup(path);
                 if (!c->path)
                         return -ENOMEM;
-                r = config_parse_file(c, path, &error);
+                r = config_parse_text(c, path, &error);
                 if (r < 0)
                         goto fail;
         }
@@ -788,6 +791,43 @@ fail:
         if (ret_error)
                 *ret_error = TAKE_PTR(error);
         return r;
+}
+
+int config_load(const char *path, const ConfigArg *args, size_t n_args, char *const *command, Config **ret,
+                char **ret_error) {
+        char *text = NULL;
+        size_t size = 0;
+        int r;
+
+        if (path) {
+                r = read_file(path, &text, &size);
+                if (r < 0) {
+                        if (ret_error)
+                                *ret_error = strdup_printf("Failed to read configuration file %s: %s", path,
+                                                           strerror(-r));
+                        return r;
+                }
+        }
+        return config_load_internal(path, text, size, args, n_args, command, ret, ret_error);
+}
+
+int config_load_text(const char *path, const char *text, size_t size, const ConfigArg *args, size_t n_args,
+                     char *const *command, Config **ret, char **ret_error) {
+        char *copy = NULL;
+
+        if (path) {
+                if (size > CONFIG_FILE_MAX) {
+                        if (ret_error)
+                                *ret_error = strdup_printf("%s: larger than a configuration file may be", path);
+                        return -EFBIG;
+                }
+                copy = malloc(size + 1);
+                if (!copy)
+                        return -ENOMEM;
+                memcpy(copy, text, size);
+                copy[size] = '\0';
+        }
+        return config_load_internal(path, copy, size, args, n_args, command, ret, ret_error);
 }
 
 unsigned config_worker_count(const Config *c, unsigned ncpus) {

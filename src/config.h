@@ -32,6 +32,9 @@ typedef enum CountMode {
 
 typedef struct Config {
         char *path;        /* the file this came from, NULL when there was none */
+        char *text;        /* its content as read (NUL-terminated; NULL without a file): what an upgrade
+                            * hands over, so the next image loads this very config */
+        size_t text_size;
         char *name;        /* [Service] Name=, NULL: the default (instance.h) */
         char **exec_start; /* argv of the worker command, never empty after a successful load */
 
@@ -101,6 +104,11 @@ typedef struct ConfigArg {
  * Unknown sections and keys are errors. */
 int config_load(const char *path, const ConfigArg *args, size_t n_args, char *const *command, Config **ret,
                 char **ret_error);
+
+/* The same from the text of the file at path, read before (an upgrade's state carries it): path only
+ * names it in messages and in Config.path. */
+int config_load_text(const char *path, const char *text, size_t size, const ConfigArg *args, size_t n_args,
+                     char *const *command, Config **ret, char **ret_error);
 
 Config *config_free(Config *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Config *, config_free);

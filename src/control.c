@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Control socket server (bounded: connection count, request size and deadline, reply deadline; replies of
  * any size written from the loop) and its client. */
+#include <fcntl.h>
 #include <stdio.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -81,6 +82,8 @@ ControlCommand control_parse_request(const char *s, unsigned *ret_arg) {
                 return CONTROL_UNDRAIN;
         if (streq(s, "summary"))
                 return CONTROL_SUMMARY;
+        if (streq(s, "upgrade"))
+                return CONTROL_UPGRADE;
         /* One spelling per slot, the one status prints: "007" is refused rather than guessed at (octal to
          * some readers). */
         if ((v = startswith(s, "recycle ")) && *v >= '0' && *v <= '9' && (v[0] != '0' || !v[1])) {
@@ -245,7 +248,7 @@ static void connection_read(ControlConnection *c) {
 
         cmd = control_parse_request(buf, &arg);
         if (cmd < 0) {
-                control_reply(c, "error: unknown request; expected reload [--wait], status [--json], summary, recycle SLOT, drain or undrain\n");
+                control_reply(c, "error: unknown request; expected reload [--wait], status [--json], summary, recycle SLOT, drain, undrain or upgrade\n");
                 return;
         }
 
@@ -388,22 +391,44 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userd
         return 0;
 }
 
-int control_server_new(sd_event *e, const char *path, int64_t priority, control_handler_t handler,
-                       void *userdata, ControlServer **ret) {
-        _cleanup_(control_server_freep) ControlServer *s = NULL;
-        int r;
+static ControlServer *control_server_alloc(sd_event *e, const char *path, int64_t priority,
+                                          control_handler_t handler, void *userdata) {
+        ControlServer *s = calloc(1, sizeof(ControlServer));
 
-        s = calloc(1, sizeof(ControlServer));
         if (!s)
-                return -ENOMEM;
+                return NULL;
         s->fd = -EBADF;
         s->event = sd_event_ref(e);
         s->priority = priority;
         s->handler = handler;
         s->userdata = userdata;
-
         s->path = strdup(path);
         if (!s->path)
+                return control_server_free(s);
+        return s;
+}
+
+/* Accepts from s->fd, listening already. */
+static int control_server_serve(ControlServer *s) {
+        int r;
+
+        r = sd_event_add_io(s->event, &s->io, s->fd, EPOLLIN, on_accept, s);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_priority(s->io, s->priority);
+        (void) sd_event_source_set_description(s->io, "control");
+        /* When accept() fails for lack of fds or memory, the connection stays queued and the socket
+         * readable: retrying at once would spin at 100 % of a core. The rate limit rests the source for the
+         * rest of the interval instead, whatever the cause. */
+        return sd_event_source_set_ratelimit(s->io, CONTROL_ACCEPT_INTERVAL_USEC, CONTROL_ACCEPT_BURST);
+}
+
+int control_server_new(sd_event *e, const char *path, int64_t priority, control_handler_t handler,
+                       void *userdata, ControlServer **ret) {
+        _cleanup_(control_server_freep) ControlServer *s = control_server_alloc(e, path, priority, handler, userdata);
+        int r;
+
+        if (!s)
                 return -ENOMEM;
         s->fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (s->fd < 0)
@@ -414,21 +439,81 @@ int control_server_new(sd_event *e, const char *path, int64_t priority, control_
                 return r;
         if (listen(s->fd, 16) < 0)
                 return -errno;
-
-        r = sd_event_add_io(e, &s->io, s->fd, EPOLLIN, on_accept, s);
+        r = control_server_serve(s);
         if (r < 0)
                 return r;
-        (void) sd_event_source_set_priority(s->io, priority);
-        (void) sd_event_source_set_description(s->io, "control");
-        /* When accept() fails for lack of fds or memory, the connection stays queued and the socket
-         * readable: retrying at once would spin at 100 % of a core. The rate limit rests the source for the
-         * rest of the interval instead, whatever the cause. */
-        r = sd_event_source_set_ratelimit(s->io, CONTROL_ACCEPT_INTERVAL_USEC, CONTROL_ACCEPT_BURST);
-        if (r < 0)
-                return r;
-
         *ret = TAKE_PTR(s);
         return 0;
+}
+
+int control_server_adopt(sd_event *e, int fd, const char *path, const UnixPathId *path_id, int64_t priority,
+                         control_handler_t handler, void *userdata, ControlServer **ret) {
+        _cleanup_(control_server_freep) ControlServer *s = control_server_alloc(e, path, priority, handler, userdata);
+        int type = 0, listening = 0, r;
+
+        if (!s) {
+                safe_close(fd);
+                return -ENOMEM;
+        }
+        s->fd = fd;
+        s->path_id = *path_id;
+        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &(socklen_t) { sizeof type }) < 0 ||
+            getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &(socklen_t) { sizeof listening }) < 0)
+                return -errno;
+        if (type != SOCK_SEQPACKET || !listening)
+                return -ENOTSOCK;
+        if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 || fcntl(fd, F_SETFL, O_NONBLOCK) < 0)
+                return -errno;
+        r = control_server_serve(s);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+int control_server_adopt_waiter(ControlServer *s, int fd) {
+        int r;
+
+        if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 || fcntl(fd, F_SETFL, O_NONBLOCK) < 0) {
+                r = -errno;
+                safe_close(fd);
+                return r;
+        }
+        r = connection_new(s, fd);
+        if (r < 0) {
+                safe_close(fd);
+                return r;
+        }
+        control_hold(s->connections); /* connection_new() puts the newest first */
+        return 0;
+}
+
+int control_server_fd(const ControlServer *s, UnixPathId *ret_path_id) {
+        if (ret_path_id)
+                *ret_path_id = s->path_id;
+        return s->fd;
+}
+
+int control_server_waiter_fds(const ControlServer *s, int **ret, size_t *ret_n) {
+        size_t n = 0;
+        int *fds;
+
+        for (const ControlConnection *c = s->connections; c; c = c->next)
+                n += c->state == CONNECTION_HELD;
+        fds = calloc(MAX(n, 1U), sizeof(int));
+        if (!fds)
+                return -ENOMEM;
+        n = 0;
+        for (const ControlConnection *c = s->connections; c; c = c->next)
+                if (c->state == CONNECTION_HELD)
+                        fds[n++] = c->fd;
+        *ret = fds;
+        *ret_n = n;
+        return 0;
+}
+
+int control_connection_fd(const ControlConnection *c) {
+        return c->fd;
 }
 
 ControlServer *control_server_free(ControlServer *s) {

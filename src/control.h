@@ -13,6 +13,7 @@
 
 #include <systemd/sd-event.h>
 
+#include "unix-path.h"
 #include "util.h"
 
 typedef enum ControlCommand {
@@ -24,6 +25,7 @@ typedef enum ControlCommand {
         CONTROL_DRAIN,   /* /health answers 503 from now on; workers untouched */
         CONTROL_UNDRAIN,
         CONTROL_SUMMARY, /* one line for `corral list` */
+        CONTROL_UPGRADE, /* exec the binary anew in place; answered by the new image */
         _CONTROL_COMMAND_MAX,
         _CONTROL_COMMAND_INVALID = -EINVAL,
 } ControlCommand;
@@ -55,6 +57,20 @@ typedef void (*control_handler_t)(ControlServer *s, ControlConnection *c, Contro
  * when it cannot accept for lack of fds: a condition nobody else sees. */
 int control_server_new(sd_event *e, const char *path, int64_t priority, control_handler_t handler,
                        void *userdata, ControlServer **ret);
+/* Serves a listening socket control_server_new() bound at path, inherited across execve() by an upgrade;
+ * path_id is what it was bound as (control_server_fd()). Takes fd whatever happens; -ENOTSOCK when it is
+ * not a listening SOCK_SEQPACKET socket. */
+int control_server_adopt(sd_event *e, int fd, const char *path, const UnixPathId *path_id, int64_t priority,
+                         control_handler_t handler, void *userdata, ControlServer **ret);
+/* Takes fd, a connection whose request was handled by the image before an upgrade, as a held waiter:
+ * control_server_finish_waiters() answers it. */
+int control_server_adopt_waiter(ControlServer *s, int fd);
+/* The listening socket (owned by s) and the file it is bound as. */
+int control_server_fd(const ControlServer *s, UnixPathId *ret_path_id);
+/* The sockets of the held connections (owned by s) in an allocated array. Returns 0 or -ENOMEM. */
+int control_server_waiter_fds(const ControlServer *s, int **ret, size_t *ret_n);
+/* A connection's socket, owned by c. */
+int control_connection_fd(const ControlConnection *c);
 /* Closes every connection and unlinks the socket path, if it is still the socket bound there. */
 ControlServer *control_server_free(ControlServer *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(ControlServer *, control_server_free);

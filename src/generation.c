@@ -7,11 +7,16 @@
 #include "spawn.h"
 
 int generation_new(Config *config, unsigned number, Generation **ret, char **ret_error) {
+        return generation_new_resolved(config, number, NULL, ret, ret_error);
+}
+
+int generation_new_resolved(Config *config, unsigned number, const char *exec_path, Generation **ret,
+                            char **ret_error) {
         _cleanup_free_ char *path = NULL;
         Generation *g;
         int r;
 
-        r = find_executable(config->exec_start[0], &path);
+        r = exec_path ? ((path = strdup(exec_path)) ? 0 : -ENOMEM) : find_executable(config->exec_start[0], &path);
         if (r < 0) {
                 if (ret_error) {
                         errno = -r;

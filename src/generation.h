@@ -22,6 +22,11 @@ typedef struct Generation {
  * naming it. Returns 0 and a generation with one reference in *ret, or a negative errno. */
 int generation_new(Config *config, unsigned number, Generation **ret, char **ret_error);
 
+/* The same with the executable resolved already (exec_path, copied; NULL: resolve it): an upgrade's next
+ * image keeps what the generation was made with. */
+int generation_new_resolved(Config *config, unsigned number, const char *exec_path, Generation **ret,
+                            char **ret_error);
+
 Generation *generation_ref(Generation *g);
 /* Drops a reference; the last one frees the config. Accepts and returns NULL. */
 Generation *generation_unref(Generation *g);

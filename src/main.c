@@ -22,6 +22,8 @@
 #include "notify.h"
 #include "parse.h"
 #include "sockets.h"
+#include "upgrade-state.h"
+#include "upgrade.h"
 
 enum {
         ARG_VERSION = 0x100,
@@ -40,6 +42,7 @@ typedef struct Args {
         ConfigArg *config_args;
         size_t n_config_args;
         char **command;
+        char **argv; /* corral's own */
         bool exit_now;
 } Args;
 
@@ -106,6 +109,7 @@ static int parse_argv(int argc, char *argv[], Args *a) {
         size_t n, k = 0;
         int c, r, bad;
 
+        a->argv = argv;
         keys = config_key_table(&n);
         options = calloc(ELEMENTSOF(own) + n + 1, sizeof(struct option));
         a->config_args = calloc((size_t) argc + 1, sizeof(ConfigArg));
@@ -415,6 +419,38 @@ static int place_control(const Args *a, const char *name, ControlPlace *ret) {
         return 0;
 }
 
+/* What the manager is made with, from the command line and the control socket's place. */
+static ManagerParams manager_params(const Args *a, const char *name, const ControlPlace *control,
+                                    CgroupManager *cgroups, uint64_t nofile_soft) {
+        return (ManagerParams) {
+                .name = name,
+                .argv = a->argv,
+                .control_base = control->base,
+                .config_path = a->config_path,
+                .args = a->config_args,
+                .n_args = a->n_config_args,
+                .command = a->command,
+                .control_path = control->path,
+                .control_optional = control->optional,
+                .cgroups = cgroups,
+                .nofile_soft = nofile_soft,
+        };
+}
+
+/* Runs m until the pool stopped, then frees it and the control socket's place. Returns the exit code. */
+static int manager_run_to_end(Manager *m, const Args *a, const char *name, const char *how, ControlPlace *control) {
+        int r;
+
+        log_info("instance %s%s, control socket %s", name, how, control->path ?: "none");
+        r = manager_run(m);
+        if (a->pid_file)
+                (void) unlink(a->pid_file);
+        /* The control socket is unlinked with the manager, then its directory can go. */
+        manager_free(m);
+        control_place_done(control);
+        return r;
+}
+
 /* The manager's life: set up, pid file, run. Returns the exit code. */
 static int run_manager(const Args *a, Generation *generation, SocketSet *sockets, SocketSet *status,
                        CgroupManager *cgroups, uint64_t nofile_soft) {
@@ -431,18 +467,8 @@ static int run_manager(const Args *a, Generation *generation, SocketSet *sockets
                 control_place_done(&control);
                 return log_oom(), EXIT_OSERR;
         }
-        ManagerParams params = {
-                .name = name,
-                .config_path = a->config_path,
-                .args = a->config_args,
-                .n_args = a->n_config_args,
-                .command = a->command,
-                .control_path = control.path,
-                .control_optional = control.optional,
-                .status_socket = status,
-                .cgroups = cgroups,
-                .nofile_soft = nofile_soft,
-        };
+        ManagerParams params = manager_params(a, name, &control, cgroups, nofile_soft);
+        params.status_socket = status;
         r = manager_new(&params, generation, sockets, &m);
         if (r < 0) {
                 (void) notify_manager_errno(r);
@@ -450,13 +476,8 @@ static int run_manager(const Args *a, Generation *generation, SocketSet *sockets
         } else if (a->pid_file && (r = write_pid_file(a->pid_file)) < 0) {
                 log_error_errno(r, "Failed to write the pid file '%s': %m", a->pid_file);
                 r = EXIT_FAILURE;
-        } else {
-                log_info("instance %s, control socket %s", name, control.path ?: "none");
-                r = manager_run(m);
-                if (a->pid_file)
-                        (void) unlink(a->pid_file);
-        }
-        /* The control socket is unlinked with the manager, then its directory can go. */
+        } else
+                return manager_run_to_end(TAKE_PTR(m), a, name, "", &control);
         m = manager_free(m);
         control_place_done(&control);
         return r;
@@ -497,6 +518,151 @@ static int run_check(int argc, char *argv[]) {
         return 0;
 }
 
+/* ---- an image started by an upgrade ---- */
+
+/* The image before handed over a state this one cannot resume from: exec that binary again with the same
+ * state and the reason, so it carries on and tells the clients. Returns only when that fails. */
+static int go_back(int previous_fd, int state_fd, char **rest, const char *why) {
+        _cleanup_strv_free_ char **argv = NULL;
+        _cleanup_free_ char *extra = NULL;
+        int r;
+
+        if (previous_fd < 0) {
+                log_error("upgrade: cannot resume (%s), and there is no binary to go back to", why);
+                return EXIT_FAILURE;
+        }
+        log_error("upgrade: cannot resume (%s): going back to the binary before", why);
+        extra = strdup_printf(UPGRADE_FAILED_OPTION "%s", why);
+        argv = extra ? upgrade_argv(rest[0], state_fd, -EBADF, false, extra, rest) : NULL;
+        if (!argv)
+                return log_oom(), EXIT_OSERR;
+        r = upgrade_exec(NULL, previous_fd, argv);
+        log_error_errno(r, "upgrade: going back to the binary before failed: %m");
+        return EXIT_FAILURE;
+}
+
+/* The check mode: everything a resume would read, without taking anything. One line; 0 when fine. */
+static int check_state(const Args *a, const UpgradeState *s) {
+        for (size_t i = 0; i < s->n_generations; i++) {
+                const UpgradeGeneration *g = &s->generations[i];
+                _cleanup_(config_freep) Config *c = NULL;
+                _cleanup_free_ char *error = NULL;
+
+                if (config_load_text(g->config_path, g->config_text, g->config_size, a->config_args,
+                                     a->n_config_args, a->command, &c, &error) < 0) {
+                        log_error("generation %u does not load here: %s", g->number, error ?: "out of memory");
+                        return EXIT_CONFIG;
+                }
+        }
+        printf("corral %s resumes corral %s's state: %zu workers, %zu generations, %zu sockets\n", CORRAL_VERSION,
+               s->writer_version, s->n_workers, s->n_generations, s->n_sockets);
+        return 0;
+}
+
+static int resume(const Args *a, UpgradeState *s, int state_fd, const char *failure, bool *ret_fds_taken) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        _cleanup_(config_freep) Config *first_config = NULL;
+        _cleanup_free_ char *name = NULL;
+        CgroupManager *cgroups;
+        ControlPlace control = {};
+        const Config *c;
+        int r;
+
+        *ret_fds_taken = false;
+        /* The first generation's config names the instance, as it did at start. */
+        c = NULL;
+        for (size_t i = 0; i < s->n_generations && !c; i++)
+                if (s->generations[i].number == s->first) {
+                        _cleanup_free_ char *error = NULL;
+                        if (config_load_text(s->generations[i].config_path, s->generations[i].config_text,
+                                             s->generations[i].config_size, a->config_args, a->n_config_args,
+                                             a->command, &first_config, &error) < 0) {
+                                log_error("upgrade: the first generation does not load: %s", error ?: "out of memory");
+                                return EXIT_CONFIG;
+                        }
+                        c = first_config;
+                }
+        if (!c)
+                return EXIT_CONFIG;
+        name = c->name ? strdup(c->name) : instance_default_name(c->exec_start);
+        if (!name)
+                return log_oom(), EXIT_OSERR;
+        control.name = name;
+        control.path = s->control_path ? strdup(s->control_path) : NULL;
+        control.base = s->control_base ? strdup(s->control_base) : NULL;
+
+        cgroups = setup_accounting(a);
+        ManagerParams params = manager_params(a, name, &control, cgroups, s->nofile_soft);
+        params.upgrade_failure = failure;
+        r = manager_resume(&params, s, &m, ret_fds_taken);
+        if (r < 0) {
+                control_place_done(&control);
+                return EXIT_FAILURE;
+        }
+        /* Taken in or no longer needed: the state, and the binary before (this image opened its own). */
+        safe_close(state_fd);
+        s->previous_exe_fd = safe_close(s->previous_exe_fd);
+        return manager_run_to_end(TAKE_PTR(m), a, name, " resumed", &control);
+}
+
+/* argv[1] is UPGRADE_STATE_OPTION, or UPGRADE_CHECK_OPTION and then it; then perhaps
+ * UPGRADE_FAILED_OPTION; then the arguments corral was first started with. */
+static int run_upgraded(int argc, char *argv[]) {
+        bool check = streq(argv[1], UPGRADE_CHECK_OPTION), fds_taken = false;
+        _cleanup_(upgrade_state_done) UpgradeState s = {};
+        _cleanup_free_ ConfigArg *config_args = NULL;
+        _cleanup_free_ char **rest = NULL;
+        _cleanup_free_ char *text = NULL, *error = NULL;
+        const char *v, *failure = NULL;
+        int state_fd, previous_fd, i = check ? 2 : 1, n = 0, r;
+        size_t size;
+        Args a = {};
+
+        if (i >= argc || !(v = startswith(argv[i], UPGRADE_STATE_OPTION)) ||
+            upgrade_parse_state_option(v, &state_fd, &previous_fd) < 0) {
+                log_error("%s: expected %sFD:FD", argv[1], UPGRADE_STATE_OPTION);
+                return EXIT_USAGE;
+        }
+        i++;
+        if (i < argc && (v = startswith(argv[i], UPGRADE_FAILED_OPTION))) {
+                failure = v;
+                i++;
+        }
+        rest = calloc((size_t) argc + 1, sizeof(char *));
+        if (!rest)
+                return log_oom(), EXIT_OSERR;
+        rest[n++] = argv[0];
+        for (; i < argc; i++)
+                rest[n++] = argv[i];
+
+        r = parse_argv(n, rest, &a);
+        config_args = a.config_args;
+        if (r != 0 || a.exit_now)
+                return check || r != 0 ? (r ?: EXIT_USAGE) : go_back(previous_fd, state_fd, rest, "its arguments");
+
+        r = upgrade_state_fd_read(state_fd, &text, &size);
+        if (r >= 0)
+                r = upgrade_state_read(text, size, &s, &error);
+        if (r < 0) {
+                if (!error) {
+                        errno = -r;
+                        error = strdup_printf("cannot read the state: %m");
+                }
+                if (check) {
+                        log_error("%s", error ?: "cannot read the state");
+                        return EXIT_FAILURE;
+                }
+                return go_back(previous_fd, state_fd, rest, error ?: "cannot read the state");
+        }
+        if (check)
+                return check_state(&a, &s);
+
+        r = resume(&a, &s, state_fd, failure, &fds_taken);
+        if (r != 0 && !fds_taken && r != EXIT_SUCCESS && !failure)
+                return go_back(previous_fd, state_fd, rest, "its manager did not resume; see the log");
+        return r;
+}
+
 static int run(int argc, char *argv[]) {
         _cleanup_(generation_unrefp) Generation *generation = NULL;
         _cleanup_(cgroup_manager_freep) CgroupManager *cgroups = NULL;
@@ -507,6 +673,8 @@ static int run(int argc, char *argv[]) {
         int r;
 
         log_open();
+        if (argc > 1 && (startswith(argv[1], UPGRADE_STATE_OPTION) || streq(argv[1], UPGRADE_CHECK_OPTION)))
+                return run_upgraded(argc, argv);
         if (argc > 1 && client_is_verb(argv[1]))
                 return client_run(argc, argv);
         if (argc > 1 && streq(argv[1], "check"))

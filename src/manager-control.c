@@ -145,6 +145,10 @@ void manager_on_control(ControlServer *s, ControlConnection *c, ControlCommand c
                         control_reply(c, "error: corral is stopping\n");
                         return;
                 }
+                if (m->upgrading) {
+                        control_reply(c, "error: reload failed: an upgrade is in progress; reload when it is over\n");
+                        return;
+                }
                 /* Held first, so that a reload failing at once answers it too. */
                 control_hold(c);
                 (void) manager_reload(m);
@@ -165,6 +169,9 @@ void manager_on_control(ControlServer *s, ControlConnection *c, ControlCommand c
                 control_reply(c, text);
                 return;
         }
+        case CONTROL_UPGRADE:
+                manager_upgrade_request(m, c);
+                return;
         case CONTROL_DRAIN:
         case CONTROL_UNDRAIN:
                 m->drained = cmd == CONTROL_DRAIN;

@@ -20,6 +20,7 @@
 #include "pool.h"
 #include "sockets.h"
 #include "status.h"
+#include "upgrade-state.h"
 #include "worker.h"
 
 /* Child exits first (they settle what the other events refer to), then signals, worker notifications,
@@ -86,7 +87,35 @@ struct Manager {
         usec_t trace_window_usec;
         unsigned trace_window_count;
         uint64_t untraced; /* notifications dropped because the budget was spent */
+
+        /* Upgrades in place (manager-upgrade.c). */
+        char *exe_path;               /* this binary, as /proc/self/exe named it at start: what is run next */
+        int self_exe_fd;              /* this binary, open: what a successor that cannot resume goes back to */
+        bool upgrading;               /* `corral upgrade` asked; the sentinel runs or the exec waits */
+        bool upgrade_exec_pending;    /* the sentinel passed: exec at the next quiet point */
+        usec_t upgrade_deadline;      /* give up when not done by then */
+        sd_event_source *upgrade_sentinel; /* its pidfd */
+        sd_event_source *upgrade_timer;
+        int upgrade_output;           /* the sentinel's stdout and stderr */
+        int upgrade_check_fd;         /* the state the sentinel reads */
+        char *upgraded_from;          /* after a resume: the version that handed over */
+        char *upgrade_failure;        /* after a fallback: why the successor could not resume */
 };
+
+/* manager-upgrade.c */
+/* `corral upgrade`: checks that it can be done now, runs the sentinel, holds c for the answer. */
+void manager_upgrade_request(Manager *m, ControlConnection *c);
+/* After every dispatch: the exec, once the sentinel passed and the pool is quiet. */
+void manager_upgrade_post(Manager *m);
+/* Ends an upgrade that did not happen: its clients get "error: why", the log says it. */
+void manager_upgrade_failed(Manager *m, const char *why);
+/* Fills m from the state the image before wrote: generations, counters, the pool, the notify socket, the
+ * workers (adopted). The loop exists already; manager_resume() takes the rest (sockets, control socket,
+ * waiting clients). Returns 0 or -errno after logging. */
+int manager_upgrade_restore(Manager *m, UpgradeState *s, bool *ret_fds_taken);
+/* The end of a resume: the waiting clients answered, the journal and systemd told (READY=1). failure: this
+ * image came back because its successor could not resume, and why. */
+void manager_upgrade_resumed(Manager *m, const char *failure);
 
 /* manager-reload.c */
 /* Re-reads the config and starts a roll to a new generation. Returns 0 when the roll started, or a
@@ -102,6 +131,10 @@ void manager_handle_roll_reports(Manager *m, const PoolPlan *plan);
  * fails is reported to the pool as an exit; returns -errno then. */
 int manager_spawn_worker(Manager *m, PoolWorker *pw);
 void manager_stop_worker(Manager *m, PoolWorker *pw);
+/* Takes over a ready worker the image before an upgrade started, for its pool record pw (restored): its
+ * leaf, pidfd (taken whatever happens) and recycling state, under generation g. Returns 0 or -errno (the
+ * process is then left alone: it is not ours to stop). */
+int manager_adopt_worker(Manager *m, PoolWorker *pw, Generation *g, const UpgradeWorker *uw);
 /* SIGKILLs every worker now (a second stop signal). */
 void manager_kill_workers(Manager *m);
 /* Frees the workers that exited; called after each dispatch. */

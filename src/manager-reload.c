@@ -76,6 +76,13 @@ int manager_reload(Manager *m) {
 
         if (pool_is_stopping(m->pool))
                 return -ESHUTDOWN;
+        if (m->upgrading) {
+                /* The exec would cut the roll off; the state carries no roll. */
+                log_warning("reload refused: an upgrade is in progress; reload when it is over");
+                free(m->reload_failure);
+                m->reload_failure = strdup("an upgrade is in progress; reload when it is over");
+                return -EBUSY;
+        }
 
         (void) notify_manager_reloading("reloading: reading configuration");
         if (!m->reloading)

@@ -154,6 +154,21 @@ static int manager_start_worker(Manager *m, Worker *w) {
         return worker_start(w, m->event, &sp, (double) random() / ((double) RAND_MAX + 1.0));
 }
 
+/* A worker object on the manager's list, not started: its leaf cw (taken, may be NULL). */
+static int manager_new_worker(Manager *m, unsigned slot, uint64_t id, Generation *g, CgroupWorker *cw, Worker **ret) {
+        return worker_new(&(WorkerParams) {
+                                  .id = id,
+                                  .slot = slot,
+                                  .generation = g,
+                                  .cgroup = cw,
+                                  .child_priority = PRIORITY_CHILD,
+                                  .timer_priority = PRIORITY_TIMER,
+                                  .handler = manager_on_worker_event,
+                                  .userdata = m,
+                          },
+                          &m->workers, ret);
+}
+
 int manager_spawn_worker(Manager *m, PoolWorker *pw) {
         Generation *g = manager_generation(m, pw->generation);
         CgroupWorker *cw = NULL;
@@ -176,17 +191,7 @@ int manager_spawn_worker(Manager *m, PoolWorker *pw) {
                         log_warning_errno(r, "Failed to create the cgroup of worker %u, running it without: %m",
                                           pw->slot);
         }
-        r = worker_new(&(WorkerParams) {
-                                .id = pw->id,
-                                .slot = pw->slot,
-                                .generation = g,
-                                .cgroup = cw,
-                                .child_priority = PRIORITY_CHILD,
-                                .timer_priority = PRIORITY_TIMER,
-                                .handler = manager_on_worker_event,
-                                .userdata = m,
-                        },
-                       &m->workers, &w);
+        r = manager_new_worker(m, pw->slot, pw->id, g, cw, &w);
         if (r < 0) {
                 log_oom();
                 (void) pool_worker_exited(m->pool, pw, &(PoolExit) {}, now_usec(CLOCK_MONOTONIC), NULL);
@@ -204,6 +209,33 @@ int manager_spawn_worker(Manager *m, PoolWorker *pw) {
         worker_log_fields(&f, w);
         log_event(LOG_INFO, MESSAGE_ID_WORKER_STARTED, &f, "worker %u (pid %d, generation %u) started", w->slot,
                   (int) w->pid, g->number);
+        return 0;
+}
+
+int manager_adopt_worker(Manager *m, PoolWorker *pw, Generation *g, const UpgradeWorker *uw) {
+        CgroupWorker *cw = NULL;
+        Worker *w;
+        int r;
+
+        /* Its leaf has its name: the same slot and id. Missing (accounting changed under us), it runs on
+         * uncounted, like a worker whose leaf could not be made. */
+        if (m->cgroups) {
+                r = cgroup_worker_adopt(m->cgroups, uw->slot, uw->id, uw->pid, &cw);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to find the cgroup of worker %u (pid %d), running it without: %m",
+                                          uw->slot, (int) uw->pid);
+        }
+        r = manager_new_worker(m, uw->slot, uw->id, g, cw, &w);
+        if (r < 0) {
+                safe_close(uw->pidfd);
+                return log_oom();
+        }
+        r = worker_adopt(w, m->event, uw->pid, uw->pidfd, uw->started_usec, &uw->recycle, uw->watchdog_usec);
+        if (r < 0) {
+                worker_free(w);
+                return log_error_errno(r, "Failed to watch worker %u (pid %d) again: %m", uw->slot, (int) uw->pid);
+        }
+        pw->process = w;
         return 0;
 }
 

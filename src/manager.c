@@ -244,6 +244,7 @@ static int on_post(sd_event_source *s, void *userdata) {
         /* The gone are freed after the plan: its roll reports may name one of them. */
         manager_reconcile(m);
         manager_free_gone(m);
+        manager_upgrade_post(m);
 
         if (pool_is_stopping(m->pool) && pool_is_empty(m->pool))
                 return sd_event_exit(m->event, m->exit_code);
@@ -268,6 +269,8 @@ static int on_plan_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
 static const int manager_signals[] = { SIGTERM, SIGINT, SIGHUP };
 
+/* The loop, SIGCHLD blocked, and the stop and reload signals; the relayed ones need the target
+ * generation (manager_watch_relay_signals()). */
 static int manager_setup_loop(Manager *m) {
         sigset_t ss;
         int r;
@@ -285,7 +288,7 @@ static int manager_setup_loop(Manager *m) {
                 if (r < 0)
                         return r;
         }
-        return manager_watch_relay_signals(m);
+        return 0;
 }
 
 /* The listen sockets the workers get, as fds 3.. in their order, with their names. */
@@ -298,6 +301,22 @@ static int manager_setup_sockets(Manager *m, SocketSet *sockets) {
                 return log_oom();
         for (size_t i = 0; i < m->sockets.n; i++)
                 m->fds[i] = m->sockets.sockets[i].fd;
+        return 0;
+}
+
+/* The health endpoint on the status socket, if there is one. */
+static int manager_setup_httpd(Manager *m) {
+        int fd, r;
+
+        if (m->status_sockets.n == 0)
+                return 0;
+        /* httpd owns the fd it is given; the set keeps its own, to unlink a UNIX path at exit. */
+        fd = fcntl(m->status_sockets.sockets[0].fd, F_DUPFD_CLOEXEC, 3);
+        if (fd < 0)
+                return log_error_errno(errno, "Failed to duplicate the status socket: %m");
+        r = httpd_new(m->event, fd, PRIORITY_NOTIFY, manager_on_http, m, &m->httpd);
+        if (r < 0)
+                return log_error_errno(r, "Failed to serve the health endpoint: %m");
         return 0;
 }
 
@@ -314,15 +333,9 @@ static int manager_setup_endpoints(Manager *m) {
                 m->status_sockets = *params->status_socket;
                 *params->status_socket = (SocketSet) {};
         }
-        if (m->status_sockets.n > 0) {
-                /* httpd owns the fd it is given; the set keeps its own, to unlink a UNIX path at exit. */
-                int fd = fcntl(m->status_sockets.sockets[0].fd, F_DUPFD_CLOEXEC, 3);
-                if (fd < 0)
-                        return log_error_errno(errno, "Failed to duplicate the status socket: %m");
-                r = httpd_new(m->event, fd, PRIORITY_NOTIFY, manager_on_http, m, &m->httpd);
-                if (r < 0)
-                        return log_error_errno(r, "Failed to serve the health endpoint: %m");
-        }
+        r = manager_setup_httpd(m);
+        if (r < 0)
+                return r;
 
         if (params->control_path) {
                 r = control_server_new(m->event, params->control_path, PRIORITY_NOTIFY, manager_on_control, m,
@@ -369,22 +382,40 @@ static int manager_setup_timers(Manager *m) {
 
 /* ---- life cycle ---- */
 
+/* A manager with its params, the accounting backend taken; nothing else set up yet. */
+static Manager *manager_alloc(const ManagerParams *params) {
+        Manager *m = calloc(1, sizeof(Manager));
+        char *exe = NULL;
+
+        if (!m)
+                return NULL;
+        m->params = *params;
+        m->cgroups = TAKE_PTR(m->params.cgroups);
+        m->pid = getpid();
+        m->ncpus = usable_cpus();
+        m->upgrade_output = m->upgrade_check_fd = -EBADF;
+        /* What an upgrade runs: the file this binary was started from, which a package upgrade replaces
+         * (/proc/self/exe names the deleted old file then, and still opens it: the way back). */
+        if (readlink_malloc("/proc/self/exe", &exe) >= 0)
+                m->exe_path = exe;
+        m->self_exe_fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+        if (m->self_exe_fd < 0)
+                m->self_exe_fd = -EBADF;
+        return m;
+}
+
 int manager_new(const ManagerParams *params, Generation *generation, SocketSet *sockets, Manager **ret) {
         _cleanup_(generation_unrefp) Generation *g = generation;
         _cleanup_(manager_freep) Manager *m = NULL;
         PoolConfig pc;
         int r;
 
-        m = calloc(1, sizeof(Manager));
+        m = manager_alloc(params);
         if (!m) {
                 socket_set_done(sockets);
                 cgroup_manager_free(params->cgroups);
                 return log_oom();
         }
-        m->params = *params;
-        m->cgroups = TAKE_PTR(m->params.cgroups);
-        m->pid = getpid();
-        m->ncpus = usable_cpus();
         m->started_usec = now_usec(CLOCK_MONOTONIC);
         m->started_realtime_usec = now_usec(CLOCK_REALTIME);
         g->number = 1;
@@ -399,6 +430,9 @@ int manager_new(const ManagerParams *params, Generation *generation, SocketSet *
         r = manager_setup_loop(m);
         if (r < 0)
                 return r;
+        r = manager_watch_relay_signals(m);
+        if (r < 0)
+                return r;
         r = manager_setup_endpoints(m);
         if (r < 0)
                 return r;
@@ -411,6 +445,92 @@ int manager_new(const ManagerParams *params, Generation *generation, SocketSet *
         if (!m->pool)
                 return log_oom();
 
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+/* The sockets of an upgrade's state, of one set, as a SocketSet that owns them. */
+static int sockets_from_state(UpgradeState *s, UpgradeSocketSet which, SocketSet *ret) {
+        size_t n = 0;
+
+        for (size_t i = 0; i < s->n_sockets; i++)
+                n += s->sockets[i].set == which;
+        ret->sockets = calloc(MAX(n, 1U), sizeof(ListenSocket));
+        if (!ret->sockets)
+                return -ENOMEM;
+        for (size_t i = 0; i < s->n_sockets; i++) {
+                UpgradeSocket *u = &s->sockets[i];
+                if (u->set != which)
+                        continue;
+                /* Close-on-exec again: it was cleared for the exec. */
+                (void) fcntl(u->fd, F_SETFD, FD_CLOEXEC);
+                ret->sockets[ret->n++] = (ListenSocket) {
+                        .fd = TAKE_FD(u->fd),
+                        .name = TAKE_PTR(u->name),
+                        .family = u->family,
+                        .type = u->type,
+                        .unix_path = TAKE_PTR(u->unix_path),
+                        .unix_id = { .dev = (dev_t) u->unix_dev, .ino = (ino_t) u->unix_ino },
+                };
+        }
+        return 0;
+}
+
+int manager_resume(const ManagerParams *params, UpgradeState *state, Manager **ret, bool *ret_fds_taken) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        SocketSet sockets = {};
+        int r;
+
+        *ret_fds_taken = false;
+        m = manager_alloc(params);
+        if (!m) {
+                cgroup_manager_free(params->cgroups);
+                return log_oom();
+        }
+        if (params->upgrade_failure && !(m->upgrade_failure = strdup(params->upgrade_failure)))
+                return log_oom();
+        srandom((unsigned) (getpid() ^ now_usec(CLOCK_MONOTONIC)));
+        r = manager_setup_loop(m);
+        if (r < 0)
+                return r;
+        r = manager_upgrade_restore(m, state, ret_fds_taken);
+        if (r < 0) {
+                if (!*ret_fds_taken) {
+                        /* Freeing the manager must not touch what the state still owns: there is no worker
+                         * to kill, and the pool's records name processes it never had. */
+                        m->pool = pool_free(m->pool);
+                }
+                return r;
+        }
+        if (state->control_fd >= 0) {
+                UnixPathId id = { .dev = (dev_t) state->control_dev, .ino = (ino_t) state->control_ino };
+                r = control_server_adopt(m->event, TAKE_FD(state->control_fd), state->control_path, &id,
+                                         PRIORITY_NOTIFY, manager_on_control, m, &m->control);
+                if (r < 0)
+                        return log_error_errno(r, "upgrade: cannot take over the control socket: %m");
+                /* The clients that asked, answered once the loop runs (manager_run()). */
+                for (size_t i = 0; i < state->n_waiter_fds; i++)
+                        if (control_server_adopt_waiter(m->control, TAKE_FD(state->waiter_fds[i])) < 0)
+                                log_debug("upgrade: a waiting client went away");
+        }
+        /* From here on the sockets are ours. */
+        if (sockets_from_state(state, UPGRADE_SOCKETS_WORKERS, &sockets) < 0 ||
+            sockets_from_state(state, UPGRADE_SOCKETS_STATUS, &m->status_sockets) < 0) {
+                socket_set_done(&sockets);
+                return log_oom();
+        }
+        r = manager_setup_sockets(m, &sockets);
+        if (r < 0)
+                return r;
+        r = manager_watch_relay_signals(m);
+        if (r < 0)
+                return r;
+        r = manager_setup_httpd(m);
+        if (r < 0)
+                return r;
+        r = manager_setup_timers(m);
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(m);
         return 0;
 }
@@ -452,6 +572,14 @@ Manager *manager_free(Manager *m) {
         free(m->status);
         free(m->reload_warnings);
         free(m->reload_failure);
+        m->upgrade_sentinel = sd_event_source_disable_unref(m->upgrade_sentinel);
+        sd_event_source_disable_unref(m->upgrade_timer);
+        safe_close(m->upgrade_output);
+        safe_close(m->upgrade_check_fd);
+        safe_close(m->self_exe_fd);
+        free(m->exe_path);
+        free(m->upgraded_from);
+        free(m->upgrade_failure);
         free(m);
         return NULL;
 }
@@ -461,8 +589,11 @@ int manager_run(Manager *m) {
 
         for (size_t i = 0; i < m->sockets.n; i++)
                 log_debug("socket '%s' on fd %d", m->sockets.sockets[i].name, m->sockets.sockets[i].fd);
-        log_info("starting %u worker%s: %s", pool_config(m->pool)->count, pool_config(m->pool)->count == 1 ? "" : "s",
-                 m->target->exec_path);
+        if (m->upgraded_from)
+                manager_upgrade_resumed(m, m->upgrade_failure);
+        else
+                log_info("starting %u worker%s: %s", pool_config(m->pool)->count,
+                         pool_config(m->pool)->count == 1 ? "" : "s", m->target->exec_path);
 
         manager_reconcile(m);
         manager_free_gone(m);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* The worker notify socket and corral's own notifications to systemd. */
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -7,6 +8,8 @@
 #include <unistd.h>
 
 #include <systemd/sd-daemon.h>
+
+#include <fcntl.h>
 
 #include "notify.h"
 
@@ -157,22 +160,40 @@ static int on_notify(sd_event_source *s, int fd, uint32_t revents, void *userdat
         return 0;
 }
 
+/* Serves n->fd, bound already, from the loop. */
+static int notify_socket_serve(NotifySocket *n, sd_event *e) {
+        int r;
+
+        r = sd_event_add_io(e, &n->source, n->fd, EPOLLIN, on_notify, n);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_priority(n->source, n->priority);
+        (void) sd_event_source_set_description(n->source, "worker-notify");
+        return 0;
+}
+
+static NotifySocket *notify_socket_alloc(int64_t priority, notify_handler_t handler, void *userdata) {
+        NotifySocket *n = calloc(1, sizeof(NotifySocket));
+
+        if (!n)
+                return NULL;
+        n->fd = -EBADF;
+        n->handler = handler;
+        n->userdata = userdata;
+        n->priority = priority;
+        return n;
+}
+
 int notify_socket_new(sd_event *e, int64_t priority, notify_handler_t handler, void *userdata,
                       NotifySocket **ret) {
-        _cleanup_(notify_socket_freep) NotifySocket *n = NULL;
+        _cleanup_(notify_socket_freep) NotifySocket *n = notify_socket_alloc(priority, handler, userdata);
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         uint64_t nonce;
         size_t len;
         int one = 1, r;
 
-        n = calloc(1, sizeof(NotifySocket));
         if (!n)
                 return -ENOMEM;
-        n->fd = -EBADF;
-        n->handler = handler;
-        n->userdata = userdata;
-        n->priority = priority;
-
         n->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (n->fd < 0)
                 return -errno;
@@ -189,14 +210,49 @@ int notify_socket_new(sd_event *e, int64_t priority, notify_handler_t handler, v
         if (bind(n->fd, (struct sockaddr *) &sa, (socklen_t) (offsetof(struct sockaddr_un, sun_path) + len)) < 0)
                 return -errno;
 
-        r = sd_event_add_io(e, &n->source, n->fd, EPOLLIN, on_notify, n);
+        r = notify_socket_serve(n, e);
         if (r < 0)
                 return r;
-        (void) sd_event_source_set_priority(n->source, priority);
-        (void) sd_event_source_set_description(n->source, "worker-notify");
-
         *ret = TAKE_PTR(n);
         return 0;
+}
+
+int notify_socket_adopt(sd_event *e, int fd, int64_t priority, notify_handler_t handler, void *userdata,
+                        NotifySocket **ret) {
+        _cleanup_(notify_socket_freep) NotifySocket *n = notify_socket_alloc(priority, handler, userdata);
+        struct sockaddr_un sa = {};
+        socklen_t salen = sizeof sa;
+        size_t len;
+        int type = 0, r;
+
+        if (!n) {
+                safe_close(fd);
+                return -ENOMEM;
+        }
+        n->fd = fd;
+        if (getsockname(fd, (struct sockaddr *) &sa, &salen) < 0)
+                return -errno;
+        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &(socklen_t) { sizeof type }) < 0)
+                return -errno;
+        len = salen - offsetof(struct sockaddr_un, sun_path);
+        /* Only what notify_socket_new() makes: an abstract datagram socket named @corral/... */
+        if (sa.sun_family != AF_UNIX || type != SOCK_DGRAM || salen <= offsetof(struct sockaddr_un, sun_path) ||
+            sa.sun_path[0] != 0 || len >= sizeof n->address || len < 8 || memcmp(sa.sun_path + 1, "corral/", 7) != 0)
+                return -ENOTSOCK;
+        memcpy(n->address, sa.sun_path, len);
+        n->address[0] = '@';
+        n->address[len] = '\0';
+        if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 || fcntl(fd, F_SETFL, O_NONBLOCK) < 0)
+                return -errno;
+        r = notify_socket_serve(n, e);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(n);
+        return 0;
+}
+
+int notify_socket_fd(const NotifySocket *n) {
+        return n->fd;
 }
 
 NotifySocket *notify_socket_free(NotifySocket *n) {
@@ -226,6 +282,10 @@ uint64_t notify_socket_reject(NotifySocket *n) {
 
 uint64_t notify_socket_rejected(const NotifySocket *n) {
         return n->rejected;
+}
+
+void notify_socket_set_rejected(NotifySocket *n, uint64_t rejected) {
+        n->rejected = rejected;
 }
 
 int notify_manager_ready(const char *status) {

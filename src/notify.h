@@ -42,6 +42,12 @@ int notify_socket_new(sd_event *e, int64_t priority, notify_handler_t handler, v
                       NotifySocket **ret);
 NotifySocket *notify_socket_free(NotifySocket *n);
 DEFINE_TRIVIAL_CLEANUP_FUNC(NotifySocket *, notify_socket_free);
+/* Serves a socket notify_socket_new() made, inherited across execve() by an upgrade: takes fd whatever
+ * happens, -ENOTSOCK when it is not such a socket. */
+int notify_socket_adopt(sd_event *e, int fd, int64_t priority, notify_handler_t handler, void *userdata,
+                        NotifySocket **ret);
+/* The socket, owned by n: for the upgrade to keep open across execve(). */
+int notify_socket_fd(const NotifySocket *n);
 /* The NOTIFY_SOCKET value for workers ("@corral/..."). */
 const char *notify_socket_address(const NotifySocket *n);
 /* Each datagram costs corral a system call, whoever sent it, and a sender pays as much to send it: a flood
@@ -56,6 +62,8 @@ const char *notify_socket_address(const NotifySocket *n);
 /* Counts a datagram that was not accepted, against the window's budget too; returns the total so far. */
 uint64_t notify_socket_reject(NotifySocket *n);
 uint64_t notify_socket_rejected(const NotifySocket *n);
+/* Carries the count over an upgrade. */
+void notify_socket_set_rejected(NotifySocket *n, uint64_t rejected);
 
 /* Messages to systemd ($NOTIFY_SOCKET of corral itself); no-ops without one. They return what
  * sd_notify() returns. */

@@ -163,6 +163,24 @@ _noreturn_ static void child_run(const SpawnParams *p, pid_t parent, int status_
         child_fail(status_fd, SPAWN_STAGE_EXEC, errno);
 }
 
+int spawn_child_pidfd(pid_t pid) {
+        /* The child stays a zombie until its child source reaps it, so the pid cannot be reused before
+         * the pidfd is open. */
+        int pidfd = pidfd_open(pid, 0);
+
+        if (pidfd < 0) {
+                int r = -errno;
+
+                /* Without a pidfd no child source will ever reap it: do it here, or it stays a zombie (a
+                 * full fd table makes this happen on every respawn). It is ours and SIGKILLed, so the
+                 * wait is short. */
+                (void) kill(pid, SIGKILL);
+                (void) waitpid(pid, NULL, 0);
+                return r;
+        }
+        return pidfd;
+}
+
 int spawn_worker(const SpawnParams *p, pid_t *ret_pid, int *ret_pidfd, int *ret_status_fd) {
         _cleanup_close_ int status_r = -EBADF, status_w = -EBADF, pidfd = -EBADF;
         int fds[2];
@@ -182,19 +200,9 @@ int spawn_worker(const SpawnParams *p, pid_t *ret_pid, int *ret_pidfd, int *ret_
                 child_run(p, parent, status_w);
         }
 
-        /* The child stays a zombie until its child source reaps it, so the pid cannot be reused before
-         * the pidfd is open. */
-        pidfd = pidfd_open(pid, 0);
-        if (pidfd < 0) {
-                int r = -errno;
-
-                /* Without a pidfd no child source will ever reap it: do it here, or it stays a zombie (a
-                 * full fd table makes this happen on every respawn). It is ours and SIGKILLed, so the
-                 * wait is short. */
-                (void) kill(pid, SIGKILL);
-                (void) waitpid(pid, NULL, 0);
-                return r;
-        }
+        pidfd = spawn_child_pidfd(pid);
+        if (pidfd < 0)
+                return pidfd;
 
         *ret_pid = pid;
         *ret_pidfd = TAKE_FD(pidfd);

@@ -41,6 +41,10 @@ typedef struct SpawnError {
         int32_t error;
 } SpawnError;
 
+/* A pidfd for pid, a child of ours not reaped yet; when none can be opened, the child is SIGKILLed and
+ * reaped here (nothing else would). Returns the fd or -errno. */
+int spawn_child_pidfd(pid_t pid);
+
 /* Forks a worker. On success returns 0 with its pid, a pidfd (owned, close-on-exec) and the read end of
  * the status pipe (owned, non-blocking, close-on-exec): end-of-file there means exec succeeded, a
  * SpawnError means it failed and the child exits 127. Fails only if the parent could not fork. */

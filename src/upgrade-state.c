@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The upgrade state's records, written from and read into plain images. */
+#include <stdio.h>
+
 #include "upgrade-state.h"
 
 static void put_pool_config(StateWriter *w, const char *which, const PoolConfig *c) {
@@ -289,5 +291,481 @@ int upgrade_state_get_pool(const StateReader *r, PoolImage *ret, char **ret_erro
                 return k;
         }
         *ret = img;
+        return 0;
+}
+
+/* ---- the whole state ---- */
+
+static const char *const socket_set_table[_UPGRADE_SOCKETS_MAX] = {
+        [UPGRADE_SOCKETS_WORKERS] = "workers",
+        [UPGRADE_SOCKETS_STATUS] = "status",
+};
+
+static const char *socket_set_name(int i) {
+        return i >= 0 && i < _UPGRADE_SOCKETS_MAX ? socket_set_table[i] : NULL;
+}
+
+static const char *recycle_reason_name(int i) {
+        return recycle_reason_to_string(i);
+}
+
+static void put_fd(StateWriter *w, const char *key, int fd) {
+        state_put_i64(w, key, fd >= 0 ? fd : -1);
+}
+
+static void put_str_or_none(StateWriter *w, const char *key, const char *value) {
+        /* Absent means NULL; an empty string stays an empty string. */
+        if (value)
+                state_put_str(w, key, value);
+}
+
+static void put_manager(StateWriter *w, const UpgradeState *s) {
+        const StatusCounters *c = &s->counters;
+        char buf[64];
+
+        state_record(w, "manager");
+        state_put_str(w, "version", s->writer_version);
+        state_put_u64(w, "pid", (uint64_t) s->pid);
+        state_put_u64(w, "started", s->started_usec);
+        state_put_u64(w, "started-realtime", s->started_realtime_usec);
+        state_put_u64(w, "target", s->target);
+        state_put_u64(w, "stable", s->stable);
+        state_put_u64(w, "first", s->first);
+        state_put_u64(w, "relayed", s->relayed);
+        state_put_bool(w, "drained", s->drained);
+        state_put_bool(w, "ready-sent", s->ready_sent);
+        state_put_i64(w, "exit-code", s->exit_code);
+        put_str_or_none(w, "reload-warnings", s->reload_warnings);
+        put_str_or_none(w, "reload-failure", s->reload_failure);
+        state_put_u64(w, "untraced", s->untraced);
+        state_put_u64(w, "notify-rejected", s->notify_rejected);
+        put_fd(w, "notify-fd", s->notify_fd);
+        put_fd(w, "control-fd", s->control_fd);
+        put_str_or_none(w, "control-path", s->control_path);
+        state_put_u64(w, "control-dev", s->control_dev);
+        state_put_u64(w, "control-ino", s->control_ino);
+        put_str_or_none(w, "control-base", s->control_base);
+        state_put_u64(w, "nofile-soft", s->nofile_soft);
+        put_fd(w, "previous-exe-fd", s->previous_exe_fd);
+        for (size_t i = 0; i < s->n_waiter_fds; i++) {
+                state_record(w, "waiter");
+                put_fd(w, "fd", s->waiter_fds[i]);
+        }
+
+        state_record(w, "counters");
+        state_put_u64(w, "crashes", c->crashes);
+        state_put_u64(w, "failed-starts", c->failed_starts);
+        state_put_u64(w, "reloads-ok", c->reloads_ok);
+        state_put_u64(w, "reloads-failed", c->reloads_failed);
+        /* %.17g reads back to the same double. */
+        snprintf(buf, sizeof buf, "%.17g", c->reload_seconds_sum);
+        state_put_str(w, "reload-seconds-sum", buf);
+        state_put_bool(w, "last-reload-failed", c->last_reload_failed);
+        state_put_u64(w, "last-reload-end", c->last_reload_end_usec);
+        state_put_u64(w, "relayed-signals", c->relayed_signals);
+        for (size_t i = 0; i < ELEMENTSOF(c->reload_buckets); i++) {
+                snprintf(buf, sizeof buf, "reload-bucket-%zu", i);
+                state_put_u64(w, buf, c->reload_buckets[i]);
+        }
+        for (int i = 0; i < _RECYCLE_REASON_MAX; i++)
+                if (recycle_reason_name(i)) {
+                        snprintf(buf, sizeof buf, "recycles-%s", recycle_reason_name(i));
+                        state_put_u64(w, buf, c->recycles[i]);
+                }
+        for (unsigned i = 0; i < s->n_worker_uids; i++) {
+                state_record(w, "worker-uid");
+                state_put_u64(w, "uid", s->worker_uids[i]);
+        }
+}
+
+static void put_recycle(StateWriter *w, const RecycleState *r) {
+        state_put_u64(w, "recycle-started", r->started);
+        state_put_u64(w, "recycle-deadline", r->deadline);
+        state_put_u64(w, "memory-over", r->memory_over);
+        state_put_u64(w, "cpu-over", r->cpu_over);
+        state_put_u64(w, "cpu-percent", r->cpu_percent);
+        state_put_bool(w, "has-last", r->has_last);
+        state_put_u64(w, "last-at", r->last.at);
+        state_put_u64(w, "last-memory", r->last.memory);
+        state_put_bool(w, "last-memory-valid", r->last.memory_valid);
+        state_put_u64(w, "last-cpu", r->last.cpu_usec);
+        state_put_bool(w, "last-cpu-valid", r->last.cpu_valid);
+        state_put_u64(w, "last-oom-kills", r->last.oom_kills);
+        state_put_bool(w, "last-oom-valid", r->last.oom_valid);
+}
+
+int upgrade_state_write(const UpgradeState *s, char **ret, size_t *ret_size) {
+        _cleanup_(state_writer_freep) StateWriter *w = state_writer_new();
+
+        if (!w)
+                return -ENOMEM;
+        put_manager(w, s);
+        for (size_t i = 0; i < s->n_sockets; i++) {
+                const UpgradeSocket *k = &s->sockets[i];
+                state_record(w, "socket");
+                state_put_str(w, "set", socket_set_name(k->set));
+                put_fd(w, "fd", k->fd);
+                state_put_str(w, "name", k->name);
+                state_put_i64(w, "family", k->family);
+                state_put_i64(w, "type", k->type);
+                put_str_or_none(w, "unix-path", k->unix_path);
+                state_put_u64(w, "unix-dev", k->unix_dev);
+                state_put_u64(w, "unix-ino", k->unix_ino);
+        }
+        for (size_t i = 0; i < s->n_generations; i++) {
+                const UpgradeGeneration *g = &s->generations[i];
+                state_record(w, "generation");
+                state_put_u64(w, "number", g->number);
+                state_put_str(w, "exec-path", g->exec_path);
+                put_str_or_none(w, "config-path", g->config_path);
+                if (g->config_text)
+                        state_put_bytes(w, "config-text", g->config_text, g->config_size);
+        }
+        for (size_t i = 0; i < s->n_workers; i++) {
+                const UpgradeWorker *k = &s->workers[i];
+                state_record(w, "worker");
+                state_put_u64(w, "id", k->id);
+                state_put_u64(w, "slot", k->slot);
+                state_put_u64(w, "generation", k->generation);
+                state_put_u64(w, "pid", (uint64_t) k->pid);
+                put_fd(w, "pidfd", k->pidfd);
+                state_put_u64(w, "started", k->started_usec);
+                state_put_u64(w, "watchdog", k->watchdog_usec);
+                put_recycle(w, &k->recycle);
+        }
+        upgrade_state_put_pool(w, &s->pool);
+        return state_writer_finish(w, ret, ret_size);
+}
+
+void upgrade_state_done(UpgradeState *s) {
+        free(s->writer_version);
+        free(s->reload_warnings);
+        free(s->reload_failure);
+        free(s->control_path);
+        free(s->control_base);
+        free(s->waiter_fds);
+        for (size_t i = 0; i < s->n_sockets; i++) {
+                free(s->sockets[i].name);
+                free(s->sockets[i].unix_path);
+        }
+        free(s->sockets);
+        for (size_t i = 0; i < s->n_generations; i++) {
+                free(s->generations[i].exec_path);
+                free(s->generations[i].config_path);
+                free(s->generations[i].config_text);
+        }
+        free(s->generations);
+        free(s->workers);
+        pool_image_done(&s->pool);
+        *s = (UpgradeState) {};
+}
+
+static void get_fd(Fields *f, const char *key, int *ret) {
+        int64_t v;
+
+        if (f->bad)
+                return;
+        if (state_get_i64(f->rec, key, &v) < 0 || v < -1 || v > INT32_MAX)
+                f->bad = key;
+        else
+                *ret = v < 0 ? -EBADF : (int) v;
+}
+
+static void get_pid(Fields *f, const char *key, pid_t *ret) {
+        uint64_t v;
+
+        get_u64(f, key, INT32_MAX, &v);
+        if (!f->bad && v == 0)
+                f->bad = key;
+        else if (!f->bad)
+                *ret = (pid_t) v;
+}
+
+/* An allocated copy of a text value; optional: absent leaves *ret NULL. */
+static void get_strdup(Fields *f, const char *key, bool optional, char **ret) {
+        const char *v;
+        int r;
+
+        if (f->bad)
+                return;
+        r = state_get_str(f->rec, key, &v);
+        if (r == -ENOENT && optional)
+                return;
+        if (r < 0) {
+                f->bad = key;
+                return;
+        }
+        *ret = strdup(v);
+        if (!*ret)
+                f->bad = "(out of memory)";
+}
+
+static void get_manager(Fields *f, UpgradeState *s) {
+        int64_t exit_code = 0;
+
+        get_strdup(f, "version", false, &s->writer_version);
+        get_pid(f, "pid", &s->pid);
+        get_u64(f, "started", UINT64_MAX, &s->started_usec);
+        get_u64(f, "started-realtime", UINT64_MAX, &s->started_realtime_usec);
+        get_unsigned(f, "target", &s->target);
+        get_unsigned(f, "stable", &s->stable);
+        get_unsigned(f, "first", &s->first);
+        get_unsigned(f, "relayed", &s->relayed);
+        get_bool(f, "drained", &s->drained);
+        get_bool(f, "ready-sent", &s->ready_sent);
+        if (!f->bad && (state_get_i64(f->rec, "exit-code", &exit_code) < 0 || exit_code < 0 || exit_code > 255))
+                f->bad = "exit-code";
+        s->exit_code = (int) exit_code;
+        get_strdup(f, "reload-warnings", true, &s->reload_warnings);
+        get_strdup(f, "reload-failure", true, &s->reload_failure);
+        get_u64(f, "untraced", UINT64_MAX, &s->untraced);
+        get_u64(f, "notify-rejected", UINT64_MAX, &s->notify_rejected);
+        get_fd(f, "notify-fd", &s->notify_fd);
+        get_fd(f, "control-fd", &s->control_fd);
+        get_strdup(f, "control-path", true, &s->control_path);
+        get_u64(f, "control-dev", UINT64_MAX, &s->control_dev);
+        get_u64(f, "control-ino", UINT64_MAX, &s->control_ino);
+        get_strdup(f, "control-base", true, &s->control_base);
+        get_u64(f, "nofile-soft", UINT64_MAX, &s->nofile_soft);
+        get_fd(f, "previous-exe-fd", &s->previous_exe_fd);
+        if (!f->bad && s->notify_fd < 0)
+                f->bad = "notify-fd";
+        if (!f->bad && (s->control_fd >= 0) != (s->control_path != NULL))
+                f->bad = "control-path";
+}
+
+static void get_counters(Fields *f, StatusCounters *c) {
+        const char *sum;
+        char *end, key[64];
+
+        get_u64(f, "crashes", UINT64_MAX, &c->crashes);
+        get_u64(f, "failed-starts", UINT64_MAX, &c->failed_starts);
+        get_u64(f, "reloads-ok", UINT64_MAX, &c->reloads_ok);
+        get_u64(f, "reloads-failed", UINT64_MAX, &c->reloads_failed);
+        if (!f->bad) {
+                if (state_get_str(f->rec, "reload-seconds-sum", &sum) < 0)
+                        f->bad = "reload-seconds-sum";
+                else {
+                        errno = 0;
+                        c->reload_seconds_sum = strtod(sum, &end);
+                        if (errno != 0 || end == sum || *end != '\0' || !(c->reload_seconds_sum >= 0))
+                                f->bad = "reload-seconds-sum";
+                }
+        }
+        get_bool(f, "last-reload-failed", &c->last_reload_failed);
+        get_u64(f, "last-reload-end", UINT64_MAX, &c->last_reload_end_usec);
+        get_u64(f, "relayed-signals", UINT64_MAX, &c->relayed_signals);
+        for (size_t i = 0; i < ELEMENTSOF(c->reload_buckets); i++) {
+                snprintf(key, sizeof key, "reload-bucket-%zu", i);
+                get_u64(f, key, UINT64_MAX, &c->reload_buckets[i]);
+        }
+        /* A counter of a reason this version does not know is skipped; one it knows but the writer did not
+         * is 0. */
+        for (int i = 0; i < _RECYCLE_REASON_MAX && !f->bad; i++) {
+                uint64_t v;
+                if (!recycle_reason_name(i))
+                        continue;
+                snprintf(key, sizeof key, "recycles-%s", recycle_reason_name(i));
+                if (state_get_u64(f->rec, key, UINT64_MAX, &v) == 0)
+                        c->recycles[i] = v;
+        }
+}
+
+static int get_socket(Fields *f, UpgradeState *s) {
+        UpgradeSocket k = { .fd = -EBADF };
+        int set = 0, family = 0, type = 0;
+
+        get_enum(f, "set", socket_set_name, _UPGRADE_SOCKETS_MAX, &set);
+        get_fd(f, "fd", &k.fd);
+        get_strdup(f, "name", false, &k.name);
+        get_int(f, "family", &family);
+        get_int(f, "type", &type);
+        get_strdup(f, "unix-path", true, &k.unix_path);
+        get_u64(f, "unix-dev", UINT64_MAX, &k.unix_dev);
+        get_u64(f, "unix-ino", UINT64_MAX, &k.unix_ino);
+        if (!f->bad && k.fd < 0)
+                f->bad = "fd";
+        k.set = set;
+        k.family = family;
+        k.type = type;
+        s->sockets[s->n_sockets++] = k; /* freed with the state, even when a field was bad */
+        return f->bad ? -EBADMSG : 0;
+}
+
+static int get_generation(Fields *f, UpgradeState *s) {
+        UpgradeGeneration g = {};
+        const void *text;
+        size_t size;
+
+        get_unsigned(f, "number", &g.number);
+        get_strdup(f, "exec-path", false, &g.exec_path);
+        get_strdup(f, "config-path", true, &g.config_path);
+        if (!f->bad && state_get_bytes(f->rec, "config-text", &text, &size) == 0) {
+                g.config_text = malloc(size + 1);
+                if (!g.config_text)
+                        f->bad = "(out of memory)";
+                else {
+                        memcpy(g.config_text, text, size);
+                        g.config_text[size] = '\0';
+                        g.config_size = size;
+                }
+        }
+        if (!f->bad && (g.config_text != NULL) != (g.config_path != NULL))
+                f->bad = "config-text";
+        if (!f->bad && g.number == 0)
+                f->bad = "number";
+        for (size_t i = 0; i < s->n_generations && !f->bad; i++)
+                if (s->generations[i].number == g.number)
+                        f->bad = "number";
+        s->generations[s->n_generations++] = g;
+        return f->bad ? -EBADMSG : 0;
+}
+
+static int get_worker_record(Fields *f, UpgradeState *s) {
+        UpgradeWorker k = { .pidfd = -EBADF };
+        RecycleState *r = &k.recycle;
+
+        get_u64(f, "id", UINT64_MAX, &k.id);
+        get_unsigned(f, "slot", &k.slot);
+        get_unsigned(f, "generation", &k.generation);
+        get_pid(f, "pid", &k.pid);
+        get_fd(f, "pidfd", &k.pidfd);
+        get_u64(f, "started", UINT64_MAX, &k.started_usec);
+        get_u64(f, "watchdog", UINT64_MAX, &k.watchdog_usec);
+        get_u64(f, "recycle-started", UINT64_MAX, &r->started);
+        get_u64(f, "recycle-deadline", UINT64_MAX, &r->deadline);
+        get_unsigned(f, "memory-over", &r->memory_over);
+        get_unsigned(f, "cpu-over", &r->cpu_over);
+        get_unsigned(f, "cpu-percent", &r->cpu_percent);
+        get_bool(f, "has-last", &r->has_last);
+        get_u64(f, "last-at", UINT64_MAX, &r->last.at);
+        get_u64(f, "last-memory", UINT64_MAX, &r->last.memory);
+        get_bool(f, "last-memory-valid", &r->last.memory_valid);
+        get_u64(f, "last-cpu", UINT64_MAX, &r->last.cpu_usec);
+        get_bool(f, "last-cpu-valid", &r->last.cpu_valid);
+        get_u64(f, "last-oom-kills", UINT64_MAX, &r->last.oom_kills);
+        get_bool(f, "last-oom-valid", &r->last.oom_valid);
+        if (!f->bad && k.pidfd < 0)
+                f->bad = "pidfd";
+        s->workers[s->n_workers++] = k;
+        return f->bad ? -EBADMSG : 0;
+}
+
+static const UpgradeGeneration *find_generation(const UpgradeState *s, unsigned number) {
+        for (size_t i = 0; i < s->n_generations; i++)
+                if (s->generations[i].number == number)
+                        return &s->generations[i];
+        return NULL;
+}
+
+/* References between records: what the manager, the workers and the pool name must be there. */
+static const char *check_references(const UpgradeState *s) {
+        const unsigned manager_generations[] = { s->target, s->stable, s->first, s->relayed };
+
+        for (size_t i = 0; i < ELEMENTSOF(manager_generations); i++)
+                if (!find_generation(s, manager_generations[i]))
+                        return "the manager names a generation that has no record";
+        if (s->pool.generation != s->target || s->pool.stable_generation != s->stable)
+                return "the pool's generations are not the manager's";
+        if (s->n_workers != s->pool.n_workers)
+                return "the workers are not the pool's";
+        for (size_t i = 0; i < s->n_workers; i++) {
+                const UpgradeWorker *w = &s->workers[i];
+                const PoolWorker *pw = &s->pool.workers[i];
+                if (w->id != pw->id || w->slot != pw->slot || w->generation != pw->generation)
+                        return "a worker is not its pool record";
+                if (!find_generation(s, w->generation))
+                        return "a worker names a generation that has no record";
+        }
+        return NULL;
+}
+
+int upgrade_state_read(const char *text, size_t size, UpgradeState *ret, char **ret_error) {
+        _cleanup_(state_reader_freep) StateReader *r = NULL;
+        UpgradeState s = { .notify_fd = -EBADF, .control_fd = -EBADF, .previous_exe_fd = -EBADF };
+        size_t n[4] = {};
+        bool seen_manager = false, seen_counters = false;
+        const char *why;
+        int k;
+
+        k = state_reader_new(text, size, &r, ret_error);
+        if (k < 0)
+                return k;
+        for (size_t i = 0; i < state_reader_count(r); i++) {
+                const char *t = state_reader_get(r, i)->type;
+                n[0] += streq(t, "socket");
+                n[1] += streq(t, "generation");
+                n[2] += streq(t, "worker");
+                n[3] += streq(t, "waiter");
+        }
+        s.sockets = calloc(MAX(n[0], 1U), sizeof(UpgradeSocket));
+        s.generations = calloc(MAX(n[1], 1U), sizeof(UpgradeGeneration));
+        s.workers = calloc(MAX(n[2], 1U), sizeof(UpgradeWorker));
+        s.waiter_fds = calloc(MAX(n[3], 1U), sizeof(int));
+        if (!s.sockets || !s.generations || !s.workers || !s.waiter_fds) {
+                upgrade_state_done(&s);
+                return -ENOMEM;
+        }
+
+        for (size_t i = 0; i < state_reader_count(r); i++) {
+                const StateRecord *rec = state_reader_get(r, i);
+                Fields f = { .rec = rec };
+
+                k = 0;
+                if (streq(rec->type, "manager") || streq(rec->type, "counters")) {
+                        bool *seen = streq(rec->type, "manager") ? &seen_manager : &seen_counters;
+                        if (*seen) {
+                                k = bad_record(rec, "a second record of its kind", ret_error);
+                                break;
+                        }
+                        *seen = true;
+                        if (streq(rec->type, "manager"))
+                                get_manager(&f, &s);
+                        else
+                                get_counters(&f, &s.counters);
+                        k = f.bad ? -EBADMSG : 0;
+                } else if (streq(rec->type, "worker-uid")) {
+                        uint64_t uid = 0;
+                        get_u64(&f, "uid", UINT32_MAX - 1, &uid);
+                        if (!f.bad && s.n_worker_uids < ELEMENTSOF(s.worker_uids))
+                                s.worker_uids[s.n_worker_uids++] = (uid_t) uid;
+                        k = f.bad ? -EBADMSG : 0;
+                } else if (streq(rec->type, "waiter")) {
+                        int fd = -EBADF;
+                        get_fd(&f, "fd", &fd);
+                        if (!f.bad && fd < 0)
+                                f.bad = "fd";
+                        if (!f.bad)
+                                s.waiter_fds[s.n_waiter_fds++] = fd;
+                        k = f.bad ? -EBADMSG : 0;
+                } else if (streq(rec->type, "socket"))
+                        k = get_socket(&f, &s);
+                else if (streq(rec->type, "generation"))
+                        k = get_generation(&f, &s);
+                else if (streq(rec->type, "worker"))
+                        k = get_worker_record(&f, &s);
+                if (k < 0) {
+                        if (f.bad)
+                                k = bad_field(&f, ret_error);
+                        break;
+                }
+        }
+        if (k >= 0 && (!seen_manager || !seen_counters)) {
+                if (ret_error)
+                        *ret_error = strdup("upgrade state: no manager or counters record");
+                k = -EBADMSG;
+        }
+        if (k >= 0)
+                k = upgrade_state_get_pool(r, &s.pool, ret_error);
+        if (k >= 0 && (why = check_references(&s))) {
+                if (ret_error)
+                        *ret_error = strdup_printf("upgrade state: %s", why);
+                k = -EBADMSG;
+        }
+        if (k < 0) {
+                upgrade_state_done(&s);
+                return k;
+        }
+        *ret = s;
         return 0;
 }

@@ -260,3 +260,26 @@ bool strv_equal(char *const *a, char *const *b) {
                         return false;
         return (!a || !a[i]) && (!b || !b[i]);
 }
+
+int readlink_malloc(const char *path, char **ret) {
+        for (size_t size = 256; size <= 65536; size *= 2) {
+                char *buf = malloc(size);
+                ssize_t n;
+
+                if (!buf)
+                        return -ENOMEM;
+                n = readlink(path, buf, size);
+                if (n < 0) {
+                        int r = -errno;
+                        free(buf);
+                        return r;
+                }
+                if ((size_t) n < size) {
+                        buf[n] = '\0';
+                        *ret = buf;
+                        return 0;
+                }
+                free(buf);
+        }
+        return -ENAMETOOLONG;
+}

@@ -93,6 +93,9 @@ int strv_consume(char ***l, char *value);
 /* Formats into a newly allocated string; NULL on OOM. */
 char *strdup_printf(const char *format, ...) _printf_(1, 2);
 
+/* The target of the symlink at path, allocated. Returns 0 or -errno. */
+int readlink_malloc(const char *path, char **ret);
+
 usec_t now_usec(clockid_t clock);
 /* CPUs this process may run on (its affinity mask), at least 1. */
 unsigned usable_cpus(void);

@@ -247,6 +247,32 @@ static void worker_watch_memory_events(Worker *w, sd_event *e, int64_t priority)
         (void) sd_event_source_set_description(w->events_source, "worker-memory-events");
 }
 
+/* Watches the process behind pidfd (taken on success): its exit, and its one timer (disarmed). */
+static int worker_watch(Worker *w, sd_event *e, int pidfd) {
+        int r;
+
+        r = sd_event_add_child_pidfd(e, &w->child_source, pidfd, WEXITED, on_child, w);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_child_pidfd_own(w->child_source, true);
+        (void) sd_event_source_set_child_process_own(w->child_source, true);
+        (void) sd_event_source_set_priority(w->child_source, w->child_priority);
+        (void) sd_event_source_set_description(w->child_source, "worker-exit");
+
+        r = sd_event_add_time(e, &w->timer_source, CLOCK_MONOTONIC, USEC_INFINITY, 0, on_timer, w);
+        if (r < 0) {
+                /* Not owned yet: the caller still has pidfd and the process. */
+                (void) sd_event_source_set_child_pidfd_own(w->child_source, false);
+                (void) sd_event_source_set_child_process_own(w->child_source, false);
+                w->child_source = sd_event_source_disable_unref(w->child_source);
+                return r;
+        }
+        (void) sd_event_source_set_priority(w->timer_source, w->timer_priority);
+        (void) sd_event_source_set_description(w->timer_source, "worker-timer");
+        (void) sd_event_source_set_enabled(w->timer_source, SD_EVENT_OFF);
+        return 0;
+}
+
 int worker_start(Worker *w, sd_event *e, const SpawnParams *sp, double random01) {
         _cleanup_close_ int pidfd = -EBADF, status_fd = -EBADF;
         const Config *c = w->generation->config;
@@ -265,14 +291,10 @@ int worker_start(Worker *w, sd_event *e, const SpawnParams *sp, double random01)
         RecyclePolicy policy = generation_recycle_policy(w->generation);
         recycle_state_init(&w->recycle, &policy, w->started_usec, random01);
 
-        r = sd_event_add_child_pidfd(e, &w->child_source, pidfd, WEXITED, on_child, w);
+        r = worker_watch(w, e, pidfd);
         if (r < 0)
                 goto fail;
         TAKE_FD(pidfd);
-        (void) sd_event_source_set_child_pidfd_own(w->child_source, true);
-        (void) sd_event_source_set_child_process_own(w->child_source, true);
-        (void) sd_event_source_set_priority(w->child_source, w->child_priority);
-        (void) sd_event_source_set_description(w->child_source, "worker-exit");
 
         r = sd_event_add_io(e, &w->status_source, status_fd, EPOLLIN, on_status, w);
         if (r < 0)
@@ -281,11 +303,6 @@ int worker_start(Worker *w, sd_event *e, const SpawnParams *sp, double random01)
         TAKE_FD(status_fd);
         (void) sd_event_source_set_description(w->status_source, "worker-exec-status");
 
-        r = sd_event_add_time(e, &w->timer_source, CLOCK_MONOTONIC, USEC_INFINITY, 0, on_timer, w);
-        if (r < 0)
-                goto fail;
-        (void) sd_event_source_set_priority(w->timer_source, w->timer_priority);
-        (void) sd_event_source_set_description(w->timer_source, "worker-timer");
         if (c->ready_mode != READY_EXEC) {
                 r = worker_arm_timer(w, WORKER_EVENT_READY_TIMEOUT, c->ready_timeout_usec);
                 if (r < 0)
@@ -311,6 +328,61 @@ fail:
         w->timer_source = sd_event_source_disable_unref(w->timer_source);
         w->pid = 0;
         return r;
+}
+
+int worker_adopt(Worker *w, sd_event *e, pid_t pid, int pidfd, usec_t started_usec, const RecycleState *recycle,
+                 usec_t watchdog_usec) {
+        _cleanup_close_ int fd = pidfd;
+        int r;
+
+        w->pid = pid;
+        w->started_usec = started_usec;
+        w->exec_done = true;
+        w->recycle = *recycle;
+
+        /* A worker that exited while the exec ran is a zombie now: its pidfd is readable at once and the
+         * exit is dispatched like any other. */
+        r = worker_watch(w, e, fd);
+        if (r < 0)
+                goto fail;
+        TAKE_FD(fd);
+        worker_disarm_timer(w);
+
+        if (watchdog_usec > 0) {
+                r = worker_watchdog_ping(w);
+                if (r >= 0 && w->watchdog_source)
+                        r = sd_event_source_set_time(w->watchdog_source, watchdog_usec);
+                if (r < 0)
+                        goto fail;
+        }
+        if (w->cgroup)
+                worker_watch_memory_events(w, e, w->timer_priority);
+        return 0;
+
+fail:
+        /* The worker is not ours to kill: it served before the upgrade and may still. Leave it running
+         * (its pidfd closes); the caller decides. */
+        if (w->child_source)
+                (void) sd_event_source_set_child_process_own(w->child_source, false);
+        w->child_source = sd_event_source_disable_unref(w->child_source);
+        w->timer_source = sd_event_source_disable_unref(w->timer_source);
+        w->watchdog_source = sd_event_source_disable_unref(w->watchdog_source);
+        w->pid = 0;
+        return r;
+}
+
+int worker_pidfd(const Worker *w) {
+        return w->child_source ? sd_event_source_get_child_pidfd(w->child_source) : -EBADF;
+}
+
+usec_t worker_watchdog_deadline(const Worker *w) {
+        int enabled = SD_EVENT_OFF;
+        uint64_t usec = 0;
+
+        if (!w->watchdog_source || sd_event_source_get_enabled(w->watchdog_source, &enabled) < 0 ||
+            enabled == SD_EVENT_OFF || sd_event_source_get_time(w->watchdog_source, &usec) < 0)
+                return 0;
+        return usec;
 }
 
 void worker_ready(Worker *w) {

@@ -91,6 +91,17 @@ int worker_new(const WorkerParams *p, Worker **list, Worker **ret);
  * age deadline with random01 in [0, 1). Returns 0, or a negative errno when no process was started. */
 int worker_start(Worker *w, sd_event *e, const SpawnParams *sp, double random01);
 
+/* Takes over a worker that an image before an upgrade started (the same process, still our child): its
+ * pid, pidfd (taken whatever happens), start time, recycling state and watchdog deadline (0: none), with
+ * w's cgroup leaf adopted by the caller. Its exec is done and its ready timeout, if any, over: only ready
+ * workers cross an upgrade. Returns 0, or -errno with nothing watched (the process left alone). */
+int worker_adopt(Worker *w, sd_event *e, pid_t pid, int pidfd, usec_t started_usec, const RecycleState *recycle,
+                 usec_t watchdog_usec);
+/* Its pidfd (owned by the worker), -EBADF when not started; what an upgrade keeps open across the exec. */
+int worker_pidfd(const Worker *w);
+/* When its watchdog runs out (CLOCK_MONOTONIC), 0 when none is armed. */
+usec_t worker_watchdog_deadline(const Worker *w);
+
 /* Moves it to another list of its owner (e.g. the exited ones, freed after the dispatch). */
 void worker_move(Worker *w, Worker **list);
 

@@ -47,6 +47,7 @@ Test(control, every_verb_without_argument_is_accepted) {
                 { "reload", CONTROL_RELOAD }, { "reload --wait", CONTROL_RELOAD_WAIT },
                 { "status", CONTROL_STATUS }, { "status --json", CONTROL_STATUS_JSON },
                 { "drain", CONTROL_DRAIN },   { "undrain", CONTROL_UNDRAIN },
+                { "summary", CONTROL_SUMMARY }, { "upgrade", CONTROL_UPGRADE },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
@@ -124,6 +125,8 @@ Test(control, empty_request_is_rejected) {
         expect_reject("");
         expect_reject(" ");
         expect_reject("\n");
+        expect_reject("upgrade --wait");
+        expect_reject("upgrade now");
 }
 
 Test(control, long_requests_are_rejected) {
@@ -216,7 +219,7 @@ Test(control, server_strips_one_trailing_newline) {
         reply = exchange("status\n\n", 8, &seen);
         cr_assert_str_eq(reply,
                          "error: unknown request; expected reload [--wait], status [--json], summary, recycle SLOT, "
-                         "drain or undrain\n");
+                         "drain, undrain or upgrade\n");
         cr_assert_eq(seen.calls, 0);
 }
 
