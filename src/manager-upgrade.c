@@ -84,6 +84,7 @@ static int manager_upgrade_state(Manager *m, UpgradeState *ret) {
                 .n_worker_uids = m->n_worker_uids,
                 .untraced = m->untraced,
                 .notify_rejected = notify_socket_rejected(m->notify),
+                .exe_path = m->exe_path,
                 .nofile_soft = m->params.nofile_soft,
                 .previous_exe_fd = m->self_exe_fd,
                 .notify_fd = notify_socket_fd(m->notify),
@@ -246,14 +247,17 @@ void manager_upgrade_request(Manager *m, ControlConnection *c) {
         }
         busy = manager_upgrade_busy(m);
         if (busy) {
+                log_notice("upgrade refused: %s", busy);
                 reply = strdup_printf("error: cannot upgrade now: %s; try again when it is over\n", busy);
                 control_reply(c, reply ?: "error: cannot upgrade now\n");
                 return;
         }
         if (!m->exe_path || access(m->exe_path, X_OK) < 0) {
-                reply = strdup_printf("error: upgrade failed: cannot run '%s': %s\n", m->exe_path ?: "?",
+                reply = strdup_printf("cannot run '%s': %s", m->exe_path ?: "?",
                                       m->exe_path ? strerror(errno) : "corral does not know its own path");
-                control_reply(c, reply ?: "error: upgrade failed\n");
+                m->upgrading = true;
+                control_hold(c);
+                manager_upgrade_failed(m, reply ?: "cannot run the new binary");
                 return;
         }
 
@@ -411,6 +415,11 @@ int manager_upgrade_restore(Manager *m, UpgradeState *s, bool *ret_fds_taken) {
         int r;
 
         *ret_fds_taken = false;
+#ifdef CORRAL_TEST_NO_RESUME
+        /* A deliberately broken build for the upgrade tests (tests/CMakeLists.txt): it passes its check,
+         * then cannot resume, so the image before must come back. */
+        return log_error_errno(-EIO, "upgrade: this test build does not resume, on purpose");
+#endif
         if (s->pid != getpid())
                 return log_error_errno(-EINVAL, "upgrade: the state is of pid %d, this is %d",
                                        (int) s->pid, (int) getpid());
@@ -426,6 +435,10 @@ int manager_upgrade_restore(Manager *m, UpgradeState *s, bool *ret_fds_taken) {
         m->n_worker_uids = s->n_worker_uids;
         m->untraced = s->untraced;
         m->upgraded_from = TAKE_PTR(s->writer_version);
+        /* The path corral was started from, whatever binary now runs: /proc/self/exe of an image that went
+         * back to the binary before names a deleted file. */
+        free(m->exe_path);
+        m->exe_path = TAKE_PTR(s->exe_path);
 
         gens = calloc(MAX(s->n_generations, 1U), sizeof(Generation *));
         if (!gens)

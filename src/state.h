@@ -12,7 +12,12 @@
 
 #include "util.h"
 
+#ifdef CORRAL_TEST_STATE_MAJOR
+/* A deliberately different build for the upgrade tests (tests/CMakeLists.txt): another major version. */
+#define STATE_VERSION_MAJOR ((unsigned) CORRAL_TEST_STATE_MAJOR)
+#else
 #define STATE_VERSION_MAJOR 1U
+#endif
 #define STATE_VERSION_MINOR 0U
 
 /* A state larger than this is refused by the reader (and never written: 4,096 workers take ~1 MiB). */

@@ -345,6 +345,7 @@ static void put_manager(StateWriter *w, const UpgradeState *s) {
         state_put_u64(w, "control-dev", s->control_dev);
         state_put_u64(w, "control-ino", s->control_ino);
         put_str_or_none(w, "control-base", s->control_base);
+        put_str_or_none(w, "exe-path", s->exe_path);
         state_put_u64(w, "nofile-soft", s->nofile_soft);
         put_fd(w, "previous-exe-fd", s->previous_exe_fd);
         for (size_t i = 0; i < s->n_waiter_fds; i++) {
@@ -443,6 +444,7 @@ void upgrade_state_done(UpgradeState *s) {
         free(s->reload_failure);
         free(s->control_path);
         free(s->control_base);
+        free(s->exe_path);
         free(s->waiter_fds);
         for (size_t i = 0; i < s->n_sockets; i++) {
                 free(s->sockets[i].name);
@@ -526,6 +528,7 @@ static void get_manager(Fields *f, UpgradeState *s) {
         get_u64(f, "control-dev", UINT64_MAX, &s->control_dev);
         get_u64(f, "control-ino", UINT64_MAX, &s->control_ino);
         get_strdup(f, "control-base", true, &s->control_base);
+        get_strdup(f, "exe-path", true, &s->exe_path);
         get_u64(f, "nofile-soft", UINT64_MAX, &s->nofile_soft);
         get_fd(f, "previous-exe-fd", &s->previous_exe_fd);
         if (!f->bad && s->notify_fd < 0)

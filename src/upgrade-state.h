@@ -61,6 +61,7 @@ typedef struct UpgradeState {
         unsigned n_worker_uids;
         uint64_t untraced, notify_rejected;
 
+        char *exe_path;       /* the binary corral was started from: what later upgrades run */
         uint64_t nofile_soft; /* the RLIMIT_NOFILE soft limit workers start with */
         int previous_exe_fd;  /* the binary that wrote this state, to go back to; -EBADF: none */
 

@@ -295,8 +295,10 @@ class Corral:
     corral on the first connection, which this class makes)."""
 
     def __init__(self, args, *, env=None, mode="embedded", sockets=(), activate_port=None,
-                 activate_fdname="http", notify_socket=None, workdir=None, name="corral", echo=False, prefix=()):
+                 activate_fdname="http", notify_socket=None, workdir=None, name="corral", echo=False, prefix=(),
+                 binary=None):
         self.args = [str(a) for a in args]
+        self.binary = binary  # another corral binary than the build's, e.g. a copy an upgrade test replaces
         self.prefix = list(prefix)  # a command that execs corral in place, e.g. prlimit
         self.mode = mode
         self.sockets = list(sockets)
@@ -324,7 +326,7 @@ class Corral:
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def command(self):
-        corral = self.prefix + [corral_bin()] + self.args
+        corral = self.prefix + [self.binary or corral_bin()] + self.args
         if self.mode == "embedded":
             return corral
         if self.mode == "fds":
