@@ -494,6 +494,14 @@ int control_server_fd(const ControlServer *s, UnixPathId *ret_path_id) {
         return s->fd;
 }
 
+unsigned control_server_n_busy(const ControlServer *s) {
+        unsigned n = 0;
+
+        for (const ControlConnection *c = s->connections; c; c = c->next)
+                n += c->state != CONNECTION_HELD;
+        return n;
+}
+
 int control_server_waiter_fds(const ControlServer *s, int **ret, size_t *ret_n) {
         size_t n = 0;
         int *fds;

@@ -67,6 +67,8 @@ int control_server_adopt(sd_event *e, int fd, const char *path, const UnixPathId
 int control_server_adopt_waiter(ControlServer *s, int fd);
 /* The listening socket (owned by s) and the file it is bound as. */
 int control_server_fd(const ControlServer *s, UnixPathId *ret_path_id);
+/* Connections being read or answered (not held): what an exec would cut short. */
+unsigned control_server_n_busy(const ControlServer *s);
 /* The sockets of the held connections (owned by s) in an allocated array. Returns 0 or -ENOMEM. */
 int control_server_waiter_fds(const ControlServer *s, int **ret, size_t *ret_n);
 /* A connection's socket, owned by c. */

@@ -57,7 +57,8 @@ static void help(void) {
                "       corral status [--json] [NAME]\n"
                "       corral reload [--wait] [NAME]\n"
                "       corral recycle SLOT [NAME]\n"
-               "       corral drain|undrain [NAME]\n\n"
+               "       corral drain|undrain [NAME]\n"
+               "       corral upgrade [NAME]\n\n"
                "Runs COMMAND as a pool of workers sharing the listening sockets corral holds: from systemd\n"
                "socket activation (LISTEN_FDS), or bound by corral from --listen. The command comes after --\n"
                "or from ExecStart=.\n\n"
@@ -77,7 +78,8 @@ static void help(void) {
                "--timeout DURATION (default 5s) for an answer. reload rolls every worker to a new generation\n"
                "after re-reading the configuration (like SIGHUP); with --wait it returns when the roll is\n"
                "over and fails when the roll failed. drain makes GET /health answer 503 (workers keep\n"
-               "serving) until undrain.\n\n"
+               "serving) until undrain. upgrade runs the binary corral was started from in corral's own pid,\n"
+               "keeping every worker and socket, and waits until it took over or failed.\n\n"
                "Every configuration key has an option; options override the file:\n");
         for (size_t i = 0; i < n; i++) {
                 char opt[64];

@@ -92,6 +92,7 @@ struct Manager {
         char *exe_path;               /* this binary, as /proc/self/exe named it at start: what is run next */
         int self_exe_fd;              /* this binary, open: what a successor that cannot resume goes back to */
         bool upgrading;               /* `corral upgrade` asked; the sentinel runs or the exec waits */
+        bool upgrade_check_pending;   /* run the sentinel at the next quiet point */
         bool upgrade_exec_pending;    /* the sentinel passed: exec at the next quiet point */
         usec_t upgrade_deadline;      /* give up when not done by then */
         sd_event_source *upgrade_sentinel; /* its pidfd */

@@ -145,6 +145,15 @@ static int manager_upgrade_state(Manager *m, UpgradeState *ret) {
         return 0;
 }
 
+/* Why an upgrade is refused at once: what would not be over within its time. */
+static const char *manager_upgrade_refused(Manager *m) {
+        if (pool_is_stopping(m->pool))
+                return "corral is stopping";
+        if (m->reloading || pool_is_rolling(m->pool))
+                return "a reload is in progress";
+        return NULL;
+}
+
 /* Why an upgrade cannot happen now, or NULL. Only ready workers cross it: a starting worker's exec status
  * pipe and ready timeout, a stopping one's kill timer, would have to cross too, for a moment's wait. */
 static const char *manager_upgrade_busy(Manager *m) {
@@ -160,6 +169,12 @@ static const char *manager_upgrade_busy(Manager *m) {
         }
         if (m->gone)
                 return "a worker is exiting";
+        /* Requests in flight would see their connection closed by the exec: let them finish (each is
+         * bounded in time) rather than fail a `corral status` or a health check. */
+        if (m->control && control_server_n_busy(m->control) > 0)
+                return "a control request is being answered";
+        if (m->httpd && httpd_n_connections(m->httpd) > 0)
+                return "a health or metrics request is being answered";
         return NULL;
 }
 
@@ -170,7 +185,7 @@ static void manager_upgrade_cleanup(Manager *m) {
         m->upgrade_timer = sd_event_source_disable_unref(m->upgrade_timer);
         m->upgrade_output = safe_close(m->upgrade_output);
         m->upgrade_check_fd = safe_close(m->upgrade_check_fd);
-        m->upgrading = m->upgrade_exec_pending = false;
+        m->upgrading = m->upgrade_check_pending = m->upgrade_exec_pending = false;
 }
 
 void manager_upgrade_failed(Manager *m, const char *why) {
@@ -227,41 +242,24 @@ static int on_upgrade_timeout(sd_event_source *s, uint64_t usec, void *userdata)
 
         if (m->upgrade_sentinel)
                 manager_upgrade_failed(m, "the new binary did not finish its check within 10s");
-        else
-                manager_upgrade_failed(m, "the pool did not settle within 10s (workers starting or stopping)");
+        else {
+                _cleanup_free_ char *why = strdup_printf("corral did not come to rest within 10s: %s",
+                                                         manager_upgrade_busy(m) ?: "?");
+                manager_upgrade_failed(m, why ?: "corral did not come to rest within 10s");
+        }
         return 0;
 }
 
-void manager_upgrade_request(Manager *m, ControlConnection *c) {
+/* Starts the sentinel on the state as it is now, a quiet point; the exec writes the state afresh. */
+static void manager_upgrade_check(Manager *m) {
         _cleanup_strv_free_ char **argv = NULL;
-        _cleanup_free_ char *text = NULL, *reply = NULL;
+        _cleanup_free_ char *text = NULL, *why = NULL;
         UpgradeState s = {};
-        const char *busy;
         int pidfd = -EBADF, r;
-        pid_t pid;
+        pid_t pid = 0;
         size_t size;
 
-        if (m->upgrading) {
-                control_hold(c); /* answered with the upgrade already under way */
-                return;
-        }
-        busy = manager_upgrade_busy(m);
-        if (busy) {
-                log_notice("upgrade refused: %s", busy);
-                reply = strdup_printf("error: cannot upgrade now: %s; try again when it is over\n", busy);
-                control_reply(c, reply ?: "error: cannot upgrade now\n");
-                return;
-        }
-        if (!m->exe_path || access(m->exe_path, X_OK) < 0) {
-                reply = strdup_printf("cannot run '%s': %s", m->exe_path ?: "?",
-                                      m->exe_path ? strerror(errno) : "corral does not know its own path");
-                m->upgrading = true;
-                control_hold(c);
-                manager_upgrade_failed(m, reply ?: "cannot run the new binary");
-                return;
-        }
-
-        /* The sentinel reads the state as it is now; the exec writes it afresh. */
+        m->upgrade_check_pending = false;
         r = manager_upgrade_state(m, &s);
         if (r >= 0) {
                 r = upgrade_state_write(&s, &text, &size);
@@ -282,25 +280,56 @@ void manager_upgrade_request(Manager *m, ControlConnection *c) {
                         safe_close(pidfd);
                 }
         }
-        if (r >= 0) {
-                (void) sd_event_source_set_child_pidfd_own(m->upgrade_sentinel, true);
-                (void) sd_event_source_set_child_process_own(m->upgrade_sentinel, true);
-                (void) sd_event_source_set_priority(m->upgrade_sentinel, PRIORITY_CHILD);
-                (void) sd_event_source_set_description(m->upgrade_sentinel, "upgrade-sentinel");
-                m->upgrade_deadline = now_usec(CLOCK_MONOTONIC) + UPGRADE_TIMEOUT_USEC;
-                r = sd_event_add_time(m->event, &m->upgrade_timer, CLOCK_MONOTONIC, m->upgrade_deadline, 0,
-                                      on_upgrade_timeout, m);
+        if (r < 0) {
+                errno = -r;
+                why = strdup_printf("could not start the check of '%s': %m", m->exe_path);
+                manager_upgrade_failed(m, why ?: "could not start the check");
+                return;
+        }
+        (void) sd_event_source_set_child_pidfd_own(m->upgrade_sentinel, true);
+        (void) sd_event_source_set_child_process_own(m->upgrade_sentinel, true);
+        (void) sd_event_source_set_priority(m->upgrade_sentinel, PRIORITY_CHILD);
+        (void) sd_event_source_set_description(m->upgrade_sentinel, "upgrade-sentinel");
+        log_info("upgrade: checking '%s' (pid %d) against the state", m->exe_path, (int) pid);
+}
+
+void manager_upgrade_request(Manager *m, ControlConnection *c) {
+        _cleanup_free_ char *reply = NULL;
+        const char *refused;
+        int r;
+
+        if (m->upgrading) {
+                control_hold(c); /* answered with the upgrade already under way */
+                return;
+        }
+        refused = manager_upgrade_refused(m);
+        if (refused) {
+                log_notice("upgrade refused: %s", refused);
+                reply = strdup_printf("error: cannot upgrade now: %s; try again when it is over\n", refused);
+                control_reply(c, reply ?: "error: cannot upgrade now\n");
+                return;
         }
         m->upgrading = true;
         control_hold(c);
+        if (!m->exe_path || access(m->exe_path, X_OK) < 0) {
+                reply = strdup_printf("cannot run '%s': %s", m->exe_path ?: "?",
+                                      m->exe_path ? strerror(errno) : "corral does not know its own path");
+                manager_upgrade_failed(m, reply ?: "cannot run the new binary");
+                return;
+        }
+        /* The check and the exec each wait for a quiet point (manager_upgrade_post()), within the deadline. */
+        m->upgrade_check_pending = true;
+        m->upgrade_deadline = now_usec(CLOCK_MONOTONIC) + UPGRADE_TIMEOUT_USEC;
+        r = sd_event_add_time(m->event, &m->upgrade_timer, CLOCK_MONOTONIC, m->upgrade_deadline, 0,
+                              on_upgrade_timeout, m);
         if (r < 0) {
                 errno = -r;
-                reply = strdup_printf("could not start the check of '%s': %m", m->exe_path);
-                manager_upgrade_failed(m, reply ?: "could not start the check");
+                reply = strdup_printf("could not arm its timer: %m");
+                manager_upgrade_failed(m, reply ?: "could not arm its timer");
                 return;
         }
         (void) sd_event_source_set_priority(m->upgrade_timer, PRIORITY_TIMER);
-        log_info("upgrade: checking '%s' (pid %d) against the state", m->exe_path, (int) pid);
+        (void) sd_event_source_set_description(m->upgrade_timer, "upgrade-deadline");
 }
 
 /* Every fd the next image needs: the sockets, the endpoints, the waiting clients, the workers' pidfds,
@@ -372,9 +401,12 @@ static void manager_upgrade_exec(Manager *m) {
 }
 
 void manager_upgrade_post(Manager *m) {
-        if (!m->upgrade_exec_pending || manager_upgrade_busy(m))
+        if (!(m->upgrade_check_pending || m->upgrade_exec_pending) || manager_upgrade_busy(m))
                 return;
-        manager_upgrade_exec(m);
+        if (m->upgrade_check_pending)
+                manager_upgrade_check(m);
+        else
+                manager_upgrade_exec(m);
 }
 
 /* ---- the new image ---- */

@@ -229,3 +229,39 @@ def corral_version(corral_bin):
         return subprocess.run([corral_bin, "--version"], capture_output=True, text=True, timeout=5).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Growth over many cycles (soak.py, upgrade.py)
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return None
+
+
+def fd_count(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def growth(result):
+    """Adds fds_min/fds_max and the RSS figures to RESULT from its checkpoint rows (rss_kb, fds)."""
+    rows = result["rows"]
+    result["fds_min"], result["fds_max"] = min(r["fds"] for r in rows), max(r["fds"] for r in rows)
+    result["rss_first_kb"], result["rss_last_kb"] = rows[0]["rss_kb"], rows[-1]["rss_kb"]
+    result["rss_growth_kb"] = rows[-1]["rss_kb"] - rows[1]["rss_kb"] if len(rows) > 1 else 0
+
+
+def check(name, result, problems, rss_growth_kb):
+    """--check: adds the growth problems (fds moved, RSS grew more than RSS_GROWTH_KB) to PROBLEMS, says
+    the verdict and exits 1 when there is any."""
+    if result["fds_max"] != result["fds_min"]:
+        problems.append(f"fd count moved: {result['fds_min']}..{result['fds_max']}")
+    if result["rss_growth_kb"] > rss_growth_kb:
+        problems.append(f"RSS grew {result['rss_growth_kb']} kB")
+    if problems:
+        log(f"{name}: FAILED: " + "; ".join(problems))
+        sys.exit(1)
+    log(f"{name}: passed")

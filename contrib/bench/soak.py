@@ -46,18 +46,6 @@ def stop_load(load, thread):
     return load.result if hasattr(load, "result") else load.counts()
 
 
-def rss_kb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return None
-
-
-def fd_count(pid):
-    return len(os.listdir(f"/proc/{pid}/fd"))
-
-
 def status(h, control):
     return h.control_status(control, timeout=10)[1]
 
@@ -78,8 +66,8 @@ def wait_ready(h, control, workers, timeout=10):
 def checkpoint(h, corral, control, workers, phase, cycle, load, t0):
     wait_ready(h, control, workers)
     c = load.counts()
-    row = {"phase": phase, "cycle": cycle, "seconds": round(time.monotonic() - t0, 1), "rss_kb": rss_kb(corral.pid),
-           "fds": fd_count(corral.pid), "requests_ok": c["ok"], "requests_failed": c["failed"]}
+    row = {"phase": phase, "cycle": cycle, "seconds": round(time.monotonic() - t0, 1), "rss_kb": B.rss_kb(corral.pid),
+           "fds": B.fd_count(corral.pid), "requests_ok": c["ok"], "requests_failed": c["failed"]}
     B.log(f"  {phase} {cycle:5}: rss {row['rss_kb']} kB, {row['fds']} fds, {c['ok']} ok, {c['failed']} failed")
     return row
 
@@ -125,10 +113,7 @@ def run(args, h):
         result["kill_phase_failed_requests"] = counts["failed"] - reload_requests["failed"]
         result["seconds"] = round(time.monotonic() - t0, 1)
         corral.stop(signal.SIGTERM, timeout=30)
-    rows = result["rows"]
-    result["fds_min"], result["fds_max"] = min(r["fds"] for r in rows), max(r["fds"] for r in rows)
-    result["rss_first_kb"], result["rss_last_kb"] = rows[0]["rss_kb"], rows[-1]["rss_kb"]
-    result["rss_growth_kb"] = rows[-1]["rss_kb"] - rows[1]["rss_kb"] if len(rows) > 1 else 0
+    B.growth(result)
     return result
 
 
@@ -163,14 +148,7 @@ def main():
             problems.append(f"{r['failed_reloads']} reloads failed")
         if r["reload_phase_failed_requests"]:
             problems.append(f"{r['reload_phase_failed_requests']} requests failed during the reloads")
-        if r["fds_max"] != r["fds_min"]:
-            problems.append(f"fd count moved: {r['fds_min']}..{r['fds_max']}")
-        if r["rss_growth_kb"] > args.rss_growth_kb:
-            problems.append(f"RSS grew {r['rss_growth_kb']} kB")
-        if problems:
-            B.log("soak: FAILED: " + "; ".join(problems))
-            sys.exit(1)
-        B.log("soak: passed")
+        B.check("soak", r, problems, args.rss_growth_kb)
 
 
 if __name__ == "__main__":

@@ -88,6 +88,7 @@ MSG_CRASHED=1bcd44d3a6ae4e6780c87b2e699c2c38
 MSG_STARTED=7d91c7b1a6d34bfcaa25f1d8dc983df0
 MSG_RELOAD_FAILED=e437e9b4d82e47b8ad0b5dedbd699408
 MSG_STOP_KILLED=6e73f14f664f46f5b1ac1b17824723d8
+MSG_UPGRADE_DONE=86ee88414cce4214adffe152e1013a74
 
 results=() # "scenario=PASS|FAIL|SKIP"
 n_fail=0 n_skip=0
@@ -423,6 +424,39 @@ for line in sys.stdin:
     finish "$name" "worker $victim replaced by $repl in ${dur} s; journal: crashed + started with WORKER_*; catalog shown by journalctl -x"
 }
 
+# corral upgrade under load: the binary replaced by rename (as dpkg does), then upgraded in place three
+# times: same MainPID, no restart, the same workers, nothing failed, an UPGRADE_DONE journal record each.
+sc_upgrade() {
+    local name=$1
+    begin
+    local main restarts pids bin cur t0 rc out dur sum i
+    check "pool settles before the upgrade" wait_until 15 pool_settled "$(pool_json | pyjson 'j["generation"]')"
+    main=$(prop "$UNIT" MainPID)
+    restarts=$(prop "$UNIT" NRestarts)
+    pids=$(worker_pids)
+    bin=$(sed -n 's/^ExecStart=\([^ ]*\) .*/\1/p' "$build_dir/units/corral@.service")
+    cur=$(now_us)
+    load_start 24
+    t0=$(now)
+    for i in 1 2 3; do
+        ct sh -c "cp /opt/corral-build/corral '$bin.new' && chmod 0755 '$bin.new' && mv '$bin.new' '$bin'"
+        out=$(ct corral upgrade app 2>&1)
+        rc=$?
+        check "corral upgrade app #$i exits 0 (got $rc: $out)" eq "$rc" 0
+    done
+    dur=$(elapsed "$t0")
+    sleep 1
+    load_stop; sum=$LOAD_SUM
+    check "same MainPID ($main -> $(prop "$UNIT" MainPID))" eq "$(prop "$UNIT" MainPID)" "$main"
+    check "NRestarts unchanged" eq "$(prop "$UNIT" NRestarts)" "$restarts"
+    check "unit active/running" matches "$(show)" "*ActiveState=active SubState=running*"
+    check "the same workers ($pids -> $(worker_pids))" eq "$(worker_pids)" "$pids"
+    check "zero failed requests" eq "$(pyjson 'j["failed"]' <<<"$sum")" 0
+    check "three UPGRADE_DONE journal records" wait_until 5 \
+        test "$(journal_since "$cur" "$MSG_UPGRADE_DONE" | wc -l)" -eq 3
+    finish "$name" "3 upgrades in ${dur} s, $(load_figures <<<"$sum")"
+}
+
 sc_restart() {
     local name=$1
     begin
@@ -570,11 +604,12 @@ run_in() { # FLAVOUR ROOTFS SUFFIX
             sc_reload "notify-reload$sfx"
             sc_bad_deploy "bad-deploy-notify-reload$sfx" 0
             sc_crash "crash$sfx"
+            sc_upgrade "upgrade$sfx"
             sc_restart "restart$sfx"
             sc_stop "stop$sfx"
         else
             local s
-            for s in notify-reload bad-deploy-notify-reload crash restart stop; do
+            for s in notify-reload bad-deploy-notify-reload crash upgrade restart stop; do
                 result "$s$sfx" FAIL "not run: the pool did not come up"
             done
         fi
@@ -585,12 +620,13 @@ run_in() { # FLAVOUR ROOTFS SUFFIX
             sc_reload "reload-under-load$sfx"
             sc_bad_deploy "bad-deploy$sfx" 1
             sc_crash "crash$sfx"
+            sc_upgrade "upgrade$sfx"
             sc_restart "restart$sfx"
             sc_watchdog "watchdog$sfx"
             sc_stop "stop$sfx"
         else
             local s
-            for s in accounting reload-under-load bad-deploy crash restart watchdog stop; do
+            for s in accounting reload-under-load bad-deploy crash upgrade restart watchdog stop; do
                 result "$s$sfx" FAIL "not run: the pool did not come up"
             done
         fi

@@ -232,7 +232,7 @@ class Client(h.CorralTestCase):
     def test_command_line_mistakes(self):
         cases = [
             (["top"], 64, "corral: error: unknown verb 'top'; the verbs are check, list, status, reload, recycle, "
-                          "drain, undrain, and a worker command goes after --"),
+                          "drain, undrain, upgrade, and a worker command goes after --"),
             (["--count", "2", "/bin/true"], 64, "unexpected argument '/bin/true': the worker command goes after --"),
             (["--check", "1s", "--", "/bin/true"], 64, "corral: error: unknown option '--check'; see --help"),
             (["--cou", "2", "--", "/bin/true"], 64, "unknown option '--cou'"),
@@ -269,7 +269,7 @@ class Client(h.CorralTestCase):
         for code in ("64", "75", "78", "3", "4"):
             self.assertTrue(re.search(rf"^\*{code}\*$", man, re.M), f"corral(8) does not document exit status {code}")
             self.assertTrue(re.search(rf"^\| {code} \|", readme, re.M), f"README does not document exit status {code}")
-        for verb in ("check", "list", "status", "reload", "recycle", "drain", "undrain"):
+        for verb in ("check", "list", "status", "reload", "recycle", "drain", "undrain", "upgrade"):
             self.assertTrue(re.search(rf"^\*corral (\w+\*\|\*)?{verb}\*", man, re.M), f"corral(8) does not document {verb}")
 
 

@@ -221,6 +221,23 @@ class Upgrade(h.CorralTestCase):
                 up.wait()
         self.assert_unchanged(corral, pids)
 
+    def test_an_upgrade_waits_for_a_starting_worker(self):
+        corral = self.start(count=2, worker_args=["--ready-delay", "1.5"])
+        _, pids = self.workers()
+        p = subprocess.run([h.corral_bin(), "recycle", "0", "--control", self.control], capture_output=True,
+                           text=True, timeout=h.scaled(10), env=h.clean_env())
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        t0 = time.monotonic()
+        rc, out = self.upgrade()
+        self.assertEqual(rc, 0, out)
+        # Not carried: its replacement became ready (1.5 s) and the old worker of slot 0 was gone first.
+        self.assertGreater(time.monotonic() - t0, 1.0)
+        st, now = self.workers()
+        self.assertEqual(now[1], pids[1])
+        self.assertNotEqual(now[0], pids[0])
+        self.assertEqual([w["state"] for w in st["workers"]], ["ready", "ready"])
+        self.assertEqual(st["pid"], corral.pid)
+
     def test_a_backoff_crosses_the_upgrade_with_its_deadline(self):
         corral = self.start(count=2, extra=["--min-uptime", "30s", "--restart-delay", "3s"])
         _, pids = self.workers()
