@@ -56,6 +56,11 @@ def free_port():
         return s.getsockname()[1]
 
 
+def span(seconds):
+    """A duration as people read it: milliseconds below a second."""
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
 def say(msg=""):
     print(msg, flush=True)
 
@@ -131,7 +136,7 @@ class Tour:
         s, _ = self.wait_pool(self.settled, "ready pool")
         took = time.monotonic() - t0
         say(f"corral pid {self.corral.pid} (instance {self.name}): {s['ready']} workers ready on "
-            f"http://127.0.0.1:{self.port}/ after {took:.2f} s; health on http://127.0.0.1:{self.health_port}/health")
+            f"http://127.0.0.1:{self.port}/ after {span(took)}; health on http://127.0.0.1:{self.health_port}/health")
         say(f"config {self.config}, control socket {self.control}, log {self.log_path}")
         say(f"load: {self.args.connections} keep-alive connections sending GET / during each step\n")
 
@@ -207,8 +212,8 @@ class Tour:
         s, _ = self.wait_pool(self.settled, "settled pool after the reload")
         held = s["generation"] == before["generation"] + 1
         return held, f"generation {before['generation']} -> {s['generation']}: {self.args.count} workers " \
-                     f"replaced start-first in {took:.2f} s", \
-            f"generation {before['generation']} -> {s['generation']} in {took:.2f} s"
+                     f"replaced start-first in {span(took)}", \
+            f"generation {before['generation']} -> {s['generation']} in {span(took)}"
 
     def kill(self):
         before = self.status()
@@ -223,8 +228,9 @@ class Tour:
         s, _ = self.wait_pool(back, f"new worker in slot {victim['slot']}")
         took = time.monotonic() - t0
         new = [w for w in s["workers"] if w["slot"] == victim["slot"]][0]
-        return True, f"worker {victim['slot']} (pid {victim['pid']}) back as pid {new['pid']}, ready " \
-                     f"{took:.2f} s after the kill", f"worker {victim['slot']} back in {took:.2f} s"
+        return True, f"worker {victim['slot']} (pid {victim['pid']}) back as pid {new['pid']}: seen ready " \
+                     f"{span(took)} after the kill (polling corral status)", \
+            f"worker {victim['slot']} back within {span(took)}"
 
     def bad_deploy(self):
         before = self.status()
@@ -252,7 +258,7 @@ class Tour:
             problems.append("no failed reload counted")
         if problems:
             return False, "; ".join(problems), problems[0]
-        return True, f"reload --wait failed (exit {rc}) in {took:.2f} s; still generation {s['generation']} on the " \
+        return True, f"reload --wait failed (exit {rc}) in {span(took)}; still generation {s['generation']} on the " \
                      f"same {len(s['workers'])} workers", \
             f"refused (exit {rc}), kept generation {s['generation']}"
 

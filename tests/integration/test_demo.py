@@ -86,7 +86,7 @@ class Demo(h.CorralTestCase):
 
         # What each step did, in its own words and numbers from the run.
         self.assertRegex(out, r"generation 1 -> 2: \d+ workers replaced start-first")
-        self.assertRegex(out, r"\$ kill -KILL (\d+) .*\n.*worker \d+ \(pid \1\) back as pid \d+")
+        self.assertRegex(out, r"\$ kill -KILL (\d+) .*\n.*worker \d+ \(pid \1\) back as pid \d+: seen ready")
         self.assertRegex(out, r"reload --wait  ->  exit 1: corral: reload failed: worker \d+ \(pid \d+\) of "
                               r"generation 3 exited with status 1 before it was ready; keeping generation 2")
         self.assertIn("ok: reload --wait failed (exit 1)", out)
