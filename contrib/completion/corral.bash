@@ -53,8 +53,9 @@ _corral_log_levels() {
                 }'
 }
 
+# The running instances' names; a frozen instance makes list wait at most --timeout for it, not the default.
 _corral_names() {
-        "$1" list 2>/dev/null | awk 'NR > 1 { print $1 }'
+        "$1" list --timeout 1s 2>/dev/null | awk 'NR > 1 { print $1 }'
 }
 
 _corral() {
