@@ -60,7 +60,7 @@ _corral_names() {
 
 _corral() {
         local cur=${COMP_WORDS[COMP_CWORD]} prev="" bin=${COMP_WORDS[0]} verb="" prefix="" table="" meta=""
-        local verbs="check list status reload recycle drain undrain"
+        local verbs="check list status reload recycle drain undrain upgrade"
         local i w positionals=0 dashdash=0 control=0 first=1 line
         local -a opts=()
         local -A metavar=()
@@ -175,7 +175,7 @@ _corral() {
 
         # A client verb's NAME: after recycle's SLOT, first for the others; none with --control.
         case $verb in
-        status | reload | drain | undrain)
+        status | reload | drain | undrain | upgrade)
                 ((positionals == 0 && !control)) &&
                         mapfile -t COMPREPLY < <(compgen -W "$(_corral_names "$bin")" -- "$cur") ;;
         recycle)

@@ -14,7 +14,7 @@ import corral_harness as h
 
 ROOT = os.path.normpath(os.path.join(h.HERE, "..", ".."))
 COMPLETION = os.path.join(ROOT, "contrib", "completion", "corral.bash")
-VERBS = {"check", "list", "status", "reload", "recycle", "drain", "undrain"}
+VERBS = {"check", "list", "status", "reload", "recycle", "drain", "undrain", "upgrade"}
 NOBODY = 65534
 
 # Sources the script, sets the words (the arguments after the script's own path) as bash would, calls the
@@ -130,7 +130,7 @@ class Completion(h.CorralTestCase):
         self.assertEqual(sorted(r.split()[0] for r in rows[1:]), names, p.stdout + p.stderr)
 
         offer = lambda *words: self.complete(*words, env=env, user=user)  # noqa: E731
-        for verb in ("status", "reload", "drain", "undrain"):
+        for verb in ("status", "reload", "drain", "undrain", "upgrade"):
             self.assertEqual(offer(verb, ""), set(names), verb)
         self.assertEqual(offer("status", names[1][:-1]), set(names))
         self.assertEqual(offer("status", names[1]), {names[1]})
