@@ -34,6 +34,9 @@ typedef struct Config {
         char *path;        /* the file this came from, NULL when there was none */
         char *name;        /* [Service] Name=, NULL: the default (instance.h) */
         char **exec_start; /* argv of the worker command, never empty after a successful load */
+        char **environment;       /* Environment=: NAME=VALUE, in order, checked (env.h) */
+        char **environment_files; /* EnvironmentFile=: absolute paths, after a '-' when it may be missing */
+        char *working_directory;  /* WorkingDirectory=: an absolute path, NULL: corral's own */
 
         CountMode count_mode;
         unsigned count_value;

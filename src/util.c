@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Small shared helpers: fds, strings, string vectors, clocks, human-readable durations and sizes, and
- * signal names. Nothing here logs. */
+/* Small shared helpers: fds, strings, string vectors, reading a small file, clocks, human-readable durations
+ * and sizes, and signal names. Nothing here logs. */
 
 #include <inttypes.h>
 #include <signal.h>
@@ -259,4 +259,35 @@ bool strv_equal(char *const *a, char *const *b) {
                 if (!streq(a[i], b[i]))
                         return false;
         return (!a || !a[i]) && (!b || !b[i]);
+}
+
+int read_file_max(const char *path, size_t max, char **ret, size_t *ret_size) {
+        _cleanup_free_ char *buf = NULL;
+        FILE *f;
+        size_t n = 0;
+        int r = 0;
+
+        f = fopen(path, "re");
+        if (!f)
+                return -errno;
+
+        /* One byte more than allowed, to tell "exactly at the limit" from "over it", and one for the NUL. */
+        buf = malloc(max + 2);
+        if (!buf)
+                r = -ENOMEM;
+        else {
+                n = fread(buf, 1, max + 1, f);
+                if (ferror(f))
+                        r = errno > 0 ? -errno : -EIO;
+                else if (n > max)
+                        r = -EFBIG;
+        }
+        fclose(f);
+        if (r < 0)
+                return r;
+
+        buf[n] = 0;
+        *ret = TAKE_PTR(buf);
+        *ret_size = n;
+        return 0;
 }
