@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* One generation: its number, the Config it was loaded from and the resolved executable. Reference
+/* One generation: its number, the Config it was loaded from, the resolved executable, environment and
+ * working directory. Reference
  * counted: the manager holds the target and the stable generation, and every live worker holds the one it
  * was started from, so a worker is always stopped, timed and watched with its own generation's settings,
  * whatever reloads came after it. */
@@ -15,11 +16,16 @@ typedef struct Generation {
         unsigned number; /* the pool's generation number; 0 until the pool gave it one */
         Config *config;  /* owned, never modified */
         char *exec_path; /* ExecStart='s executable, resolved when the generation was made */
+        char **environment;      /* Environment= and the EnvironmentFile= contents, read when it was made */
+        char *working_directory; /* WorkingDirectory= with symbolic links resolved then; NULL: none */
 } Generation;
 
 /* Makes a generation of config, which it takes on success (the caller keeps it on failure). Resolves
- * ExecStart='s executable; when that fails, *ret_error (may be NULL) receives an allocated message
- * naming it. Returns 0 and a generation with one reference in *ret, or a negative errno. */
+ * WorkingDirectory= (realpath) and ExecStart='s executable (a relative path with a '/' within that
+ * directory), and reads the EnvironmentFile=s; when one fails, *ret_error (may be NULL) receives an
+ * allocated one-line message naming the key and what is wrong, e.g.
+ *   "EnvironmentFile=/etc/app.env:3: LISTEN_FDS is set by corral for each worker and cannot be overridden"
+ * Returns 0 and a generation with one reference in *ret, or a negative errno. */
 int generation_new(Config *config, unsigned number, Generation **ret, char **ret_error);
 
 Generation *generation_ref(Generation *g);
