@@ -56,15 +56,20 @@ static int generation_environment(const Config *c, char ***ret, char **ret_error
 static int generation_directory(const Config *c, char **ret, char **ret_error) {
         _cleanup_free_ char *path = NULL;
         struct stat st;
+        int r = 0;
 
         if (!c->working_directory) {
                 *ret = NULL;
                 return 0;
         }
         path = realpath(c->working_directory, NULL);
-        if (!path || stat(path, &st) < 0 || !S_ISDIR(st.st_mode)) {
-                int r = path ? -ENOTDIR : -errno;
-
+        if (!path)
+                r = -errno;
+        else if (stat(path, &st) < 0)
+                r = -errno;
+        else if (!S_ISDIR(st.st_mode))
+                r = -ENOTDIR;
+        if (r < 0) {
                 if (ret_error) {
                         errno = -r;
                         *ret_error = strdup_printf("WorkingDirectory=: cannot use '%s': %m",
