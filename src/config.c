@@ -10,10 +10,15 @@
 #include <stdio.h>
 
 #include "config.h"
+#include "env.h"
 #include "parse.h"
 
 /* Files larger than this are not configuration files; refuse them instead of reading them into memory. */
 #define CONFIG_FILE_MAX (1024U * 1024U)
+
+/* The longest line, continuation lines joined: a long command of options for a Python or Java server runs to
+ * several KiB, and one argument may be 128 KiB (MAX_ARG_STRLEN). */
+#define CONFIG_LINE_MAX (64U * 1024U)
 
 typedef struct ConfigKey ConfigKey;
 
@@ -270,6 +275,69 @@ static int config_parse_name(const ConfigKey *k, const char *value, Config *c, c
         return 0;
 }
 
+/* Environment=: assignments split like a command line, each checked; NULL empties the list. */
+static int config_parse_environment(const ConfigKey *k, const char *value, Config *c, char *why, size_t n) {
+        _cleanup_strv_free_ char **words = NULL;
+        char ***field = config_field(k, c);
+        int r;
+
+        if (!value) {
+                *field = strv_free(*field);
+                return 0;
+        }
+        r = parse_command_line(value, &words);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0) {
+                snprintf(why, n, "expected NAME=VALUE assignments separated by blanks, matching quotes");
+                return r;
+        }
+        for (char **w = words; *w; w++) {
+                r = env_assignment_check(*w, why, n);
+                if (r < 0)
+                        return -EINVAL;
+        }
+        for (char **w = words; *w; w++) {
+                r = strv_extend(field, *w);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* An absolute path, after a '-' where allow_dash. */
+static int config_check_path(const char *value, bool allow_dash, char *why, size_t n) {
+        if ((allow_dash && value[0] == '-' ? value[1] : value[0]) == '/')
+                return 0;
+        snprintf(why, n, "expected an absolute path%s", allow_dash ? ", optionally after '-'" : "");
+        return -EINVAL;
+}
+
+static int config_parse_environment_file(const ConfigKey *k, const char *value, Config *c, char *why,
+                                         size_t n) {
+        char ***field = config_field(k, c);
+
+        if (!value) {
+                *field = strv_free(*field);
+                return 0;
+        }
+        if (config_check_path(value, true, why, n) < 0)
+                return -EINVAL;
+        return strv_extend(field, value);
+}
+
+static int config_parse_directory(const ConfigKey *k, const char *value, Config *c, char *why, size_t n) {
+        char **field = config_field(k, c), *copy = NULL;
+
+        if (value && config_check_path(value, false, why, n) < 0)
+                return -EINVAL;
+        if (value && !(copy = strdup(value)))
+                return -ENOMEM;
+        free(*field);
+        *field = copy;
+        return 0;
+}
+
 static int config_parse_listen(const ConfigKey *k, const char *value, Config *c, char *why, size_t n) {
         char ***field = config_field(k, c);
         const char *reason = NULL;
@@ -342,6 +410,18 @@ static const ConfigKey config_keys[] = {
             "memory.max of each worker's cgroup (memory.limit_in_bytes on cgroup v1): the kernel OOM-kills "
             "above this",
             config_parse_limit, cgroup_memory_max, 4096, UINT64_C(1) << 50),
+        KEY_NO_DEFAULT("Worker", "Environment", "environment", 0, "NAME=VALUE...",
+                       "Variables for the workers, repeatable, quoted as on a command line; an empty value "
+                       "clears the list (default: none)",
+                       config_parse_environment, environment, 0, 0),
+        KEY_NO_DEFAULT("Worker", "EnvironmentFile", "environment-file", 0, "[-]PATH",
+                       "File of NAME=VALUE lines for the workers, read at start and reload, repeatable; "
+                       "'-': may be missing (default: none)",
+                       config_parse_environment_file, environment_files, 0, 0),
+        KEY_NO_DEFAULT("Worker", "WorkingDirectory", "working-directory", 0, "PATH",
+                       "Directory the workers start in, symbolic links resolved at start and reload "
+                       "(default: corral's own)",
+                       config_parse_directory, working_directory, 0, 0),
         KEY_NO_DEFAULT("Socket", "Listen", "listen", 'l', "ADDRESS",
                        "Socket to bind without socket activation, repeatable: [NAME=][tcp:|udp:]IP:PORT or "
                        "[NAME=]unix:PATH[:MODE]; an empty value clears the list",
@@ -466,6 +546,9 @@ Config *config_free(Config *c) {
         free(c->path);
         free(c->text);
         strv_free(c->exec_start);
+        strv_free(c->environment);
+        strv_free(c->environment_files);
+        free(c->working_directory);
         strv_free(c->listen);
         free(c->status_listen);
         free(c->name);
@@ -496,14 +579,16 @@ static int config_new(Config **ret) {
 }
 
 /* State shared by the inih reader and handler. inih (at least up to r55) neither passes line numbers to
- * the handler nor stops at the first error, so the reader hands out the file one line at a time, counts
- * them, checks what inih would silently accept, and ends the input once an error has been recorded. */
+ * the handler nor stops at the first error, so the reader hands out the file one logical line at a time,
+ * counts them, checks what inih would silently accept, and ends the input once an error was recorded. */
 typedef struct ConfigParser {
         Config *config;
         const char *path;
         const char *data;
         size_t size, pos;
-        unsigned line;
+        unsigned line;    /* where the logical line being parsed starts: the line of messages */
+        unsigned n_read;  /* physical lines read */
+        char section[32]; /* the current section, "" before the first */
         int error;
         char *message;
 } ConfigParser;
@@ -542,6 +627,7 @@ static bool config_check_line(ConfigParser *p, const char *line) {
                 n = (int) (end - line - 1);
                 if (!config_section_known(strndupa(line + 1, n)))
                         return config_parser_fail(p, -EINVAL, "Unknown section '%.*s'", n, line + 1);
+                snprintf(p->section, sizeof(p->section), "%.*s", n, line + 1);
                 return true;
         }
 
@@ -552,36 +638,134 @@ static bool config_check_line(ConfigParser *p, const char *line) {
         return true;
 }
 
-static char *config_reader(char *str, int num, void *stream) {
-        ConfigParser *p = stream;
+/* The next physical line, without its line end, a BOM on the first line, and leading blanks; *ret_indented
+ * says whether there were any. False at the end of the input or on a NUL byte (an error is recorded). */
+static bool config_next_line(ConfigParser *p, const char **ret, size_t *ret_len, bool *ret_indented) {
         const char *start, *eol;
         size_t len;
 
-        if (p->error < 0 || p->pos >= p->size || num < 3)
-                return NULL;
-
+        if (p->pos >= p->size)
+                return false;
         start = p->data + p->pos;
         eol = memchr(start, '\n', p->size - p->pos);
         len = eol ? (size_t) (eol - start) : p->size - p->pos;
         p->pos += len + (eol ? 1 : 0);
-        p->line++;
+        p->n_read++;
 
         if (memchr(start, 0, len)) {
-                config_parser_fail(p, -EINVAL, "Line contains a NUL byte");
-                return NULL;
+                p->line = p->n_read;
+                return config_parser_fail(p, -EINVAL, "Line contains a NUL byte");
         }
         if (len > 0 && start[len - 1] == '\r')
                 len--;
-        if (p->line == 1 && len >= 3 && memcmp(start, "\xEF\xBB\xBF", 3) == 0) {
+        if (p->n_read == 1 && len >= 3 && memcmp(start, "\xEF\xBB\xBF", 3) == 0) {
                 start += 3;
                 len -= 3;
         }
-        /* Leading whitespace is dropped: inih would take an indented line as the continuation of the
-         * previous value (Python's multi-line values), which is not what an indented "Key=" means here. */
+        *ret_indented = len > 0 && (*start == ' ' || *start == '\t');
         while (len > 0 && (*start == ' ' || *start == '\t')) {
                 start++;
                 len--;
         }
+        *ret = start;
+        *ret_len = len;
+        return true;
+}
+
+/* The length of line[0..len) without a comment (a ';' after a blank, as inih has it) and trailing blanks. */
+static size_t config_strip_comment(const char *line, size_t len) {
+        for (size_t i = 1; i < len; i++)
+                if (line[i] == ';' && (line[i - 1] == ' ' || line[i - 1] == '\t')) {
+                        len = i;
+                        break;
+                }
+        while (len > 0 && (line[len - 1] == ' ' || line[len - 1] == '\t'))
+                len--;
+        return len;
+}
+
+/* Whether line[0..len) assigns a key of the current section ("Key=" or "Key ="). */
+static bool config_line_is_key(const ConfigParser *p, const char *line, size_t len) {
+        const char *eq = memchr(line, '=', len);
+        size_t n = eq ? (size_t) (eq - line) : 0;
+
+        while (n > 0 && (line[n - 1] == ' ' || line[n - 1] == '\t'))
+                n--;
+        return n > 0 && config_key_by_name(p->section, strndupa(line, n));
+}
+
+/* Appends the indented lines that continue the assignment in str[0..*len) (joined with a space, comments
+ * taken out). An indented line continues the value unless it is empty, a comment (skipped), or itself an
+ * assignment to a key of the section: a file indented throughout reads as it did before continuation lines
+ * existed. Only the keys that hold lists of words take more than one line. */
+static bool config_join_continuations(ConfigParser *p, char *str, size_t *len, size_t max) {
+        bool joined = false, may_continue;
+        const char *line, *key;
+        size_t n, at;
+
+        n = strcspn(str, "=");
+        while (n > 0 && (str[n - 1] == ' ' || str[n - 1] == '\t'))
+                n--;
+        key = strndupa(str, n);
+        /* An unknown key is reported as such by the handler, not at the lines after it. */
+        if (!config_key_by_name(p->section, key))
+                return true;
+        may_continue = streq(p->section, "Worker") && (streq(key, "ExecStart") || streq(key, "Environment"));
+
+        for (;;) {
+                size_t pos = p->pos;
+                unsigned n_read = p->n_read;
+                bool indented;
+
+                if (!config_next_line(p, &line, &n, &indented)) {
+                        if (p->error < 0)
+                                return false;
+                        break;
+                }
+                if (indented && n > 0 && (*line == '#' || *line == ';'))
+                        continue;
+                if (!indented || n == 0 || config_line_is_key(p, line, n)) {
+                        p->pos = pos;
+                        p->n_read = n_read;
+                        break;
+                }
+                if (!may_continue) {
+                        p->line = p->n_read;
+                        return config_parser_fail(p, -EINVAL,
+                                                  "Continuation line: only ExecStart= and Environment= in "
+                                                  "[Worker] may continue on indented lines");
+                }
+                if (!joined) {
+                        *len = config_strip_comment(str, *len);
+                        joined = true;
+                }
+                n = config_strip_comment(line, n);
+                at = *len;
+                if (at + 1 + n > max)
+                        return config_parser_fail(p, -EINVAL,
+                                                  "Line too long (more than %zu characters, continuation "
+                                                  "lines joined)",
+                                                  max);
+                str[at] = ' ';
+                memcpy(str + at + 1, line, n);
+                *len = at + 1 + n;
+        }
+        str[*len] = 0;
+        return true;
+}
+
+static char *config_reader(char *str, int num, void *stream) {
+        ConfigParser *p = stream;
+        const char *start;
+        size_t len;
+        bool indented;
+
+        /* Indentation is dropped: inih would take an indented line as the continuation of the previous value
+         * (Python's multi-line values), without a line number or a way to tell which key may have one;
+         * continuations are joined here instead. */
+        if (p->error < 0 || num < 3 || !config_next_line(p, &start, &len, &indented))
+                return NULL;
+        p->line = p->n_read;
 
         /* inih needs room for "\n\0" and silently drops the rest of a longer line. */
         if (len > (size_t) num - 2) {
@@ -591,6 +775,9 @@ static char *config_reader(char *str, int num, void *stream) {
         memcpy(str, start, len);
         str[len] = 0;
         if (!config_check_line(p, str))
+                return NULL;
+        if (*str != 0 && *str != '#' && *str != ';' && *str != '[' &&
+            !config_join_continuations(p, str, &len, (size_t) num - 2))
                 return NULL;
         str[len] = '\n';
         str[len + 1] = 0;
@@ -623,42 +810,6 @@ static int config_handler(void *user, const char *section, const char *name, con
         return 1;
 }
 
-static int read_file(const char *path, char **ret, size_t *ret_size) {
-        _cleanup_free_ char *buf = NULL;
-        char *shrunk;
-        FILE *f;
-        size_t n;
-        int r = 0;
-
-        f = fopen(path, "re");
-        if (!f)
-                return -errno;
-
-        /* One byte more than allowed, to tell "exactly at the limit" from "over it". */
-        buf = malloc(CONFIG_FILE_MAX + 1);
-        if (!buf)
-                r = -ENOMEM;
-        else {
-                n = fread(buf, 1, CONFIG_FILE_MAX + 1, f);
-                if (ferror(f))
-                        r = errno > 0 ? -errno : -EIO;
-                else if (n > CONFIG_FILE_MAX)
-                        r = -EFBIG;
-        }
-        fclose(f);
-        if (r < 0)
-                return r;
-
-        /* Kept with the Config for its whole life: no more than it takes. */
-        shrunk = realloc(buf, n + 1);
-        if (shrunk)
-                buf = shrunk;
-        buf[n] = '\0';
-        *ret = TAKE_PTR(buf);
-        *ret_size = n;
-        return 0;
-}
-
 /* Parses c->text, the file's content, named path in messages. */
 static int config_parse_text(Config *c, const char *path, char **ret_error) {
         ConfigParser p = {
@@ -668,6 +819,14 @@ static int config_parse_text(Config *c, const char *path, char **ret_error) {
                 .size = c->text_size,
         };
         int r;
+
+        /* Debian's libinih reads its limits at run time: a line buffer of 200 bytes on the stack is the
+         * default, too small for a real command line. A heap buffer of CONFIG_LINE_MAX instead, allocated
+         * once per file; corral is inih's only user in the process. */
+        ini_use_stack = false;
+        ini_allow_realloc = false;
+        ini_initial_alloc = (int) CONFIG_LINE_MAX;
+        ini_max_line = (int) CONFIG_LINE_MAX;
 
         r = ini_parse_stream(config_reader, &p, config_handler, &p);
         if (p.error < 0) {
@@ -800,7 +959,7 @@ int config_load(const char *path, const ConfigArg *args, size_t n_args, char *co
         int r;
 
         if (path) {
-                r = read_file(path, &text, &size);
+                r = read_file_max(path, CONFIG_FILE_MAX, &text, &size);
                 if (r < 0) {
                         if (ret_error)
                                 *ret_error = strdup_printf("Failed to read configuration file %s: %s", path,

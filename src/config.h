@@ -37,6 +37,9 @@ typedef struct Config {
         size_t text_size;
         char *name;        /* [Service] Name=, NULL: the default (instance.h) */
         char **exec_start; /* argv of the worker command, never empty after a successful load */
+        char **environment;       /* Environment=: NAME=VALUE, in order, checked (env.h) */
+        char **environment_files; /* EnvironmentFile=: absolute paths, after a '-' when it may be missing */
+        char *working_directory;  /* WorkingDirectory=: an absolute path, NULL: corral's own */
 
         CountMode count_mode;
         unsigned count_value;

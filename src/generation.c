@@ -1,33 +1,151 @@
 /* SPDX-License-Identifier: MIT */
-/* A generation's config and executable, shared by reference between the manager and the workers
- * started from it. */
+/* A generation's config, executable, environment and working directory, shared by reference between the
+ * manager and the workers started from it. */
+#include <limits.h>
 #include <stdio.h>
+#include <sys/stat.h>
 
+#include "env.h"
 #include "generation.h"
 #include "spawn.h"
 
-int generation_new(Config *config, unsigned number, Generation **ret, char **ret_error) {
-        return generation_new_resolved(config, number, NULL, ret, ret_error);
-}
+/* Environment files are small; a larger one is a mistake, not configuration. */
+#define ENVIRONMENT_FILE_MAX (1024U * 1024U)
 
-int generation_new_resolved(Config *config, unsigned number, const char *exec_path, Generation **ret,
-                            char **ret_error) {
-        _cleanup_free_ char *path = NULL;
-        Generation *g;
+/* Environment= in order, then each EnvironmentFile= in order, a later assignment replacing an earlier one
+ * (systemd's order: the files win over Environment=). */
+static int generation_environment(const Config *c, char ***ret, char **ret_error) {
+        _cleanup_strv_free_ char **l = strv_copy(c->environment);
         int r;
 
-        r = exec_path ? ((path = strdup(exec_path)) ? 0 : -ENOMEM) : find_executable(config->exec_start[0], &path);
+        if (!l && c->environment)
+                return -ENOMEM;
+        for (char *const *entry = c->environment_files; entry && *entry; entry++) {
+                _cleanup_free_ char *data = NULL;
+                const char *path = *entry + (**entry == '-');
+                char why[256] = "";
+                unsigned line = 0;
+                size_t size;
+
+                r = read_file_max(path, ENVIRONMENT_FILE_MAX, &data, &size);
+                if (r == -ENOENT && **entry == '-')
+                        continue;
+                if (r < 0) {
+                        if (ret_error) {
+                                errno = -r;
+                                *ret_error = strdup_printf("EnvironmentFile=: cannot read '%s': %m", path);
+                        }
+                        return r;
+                }
+                r = env_file_parse(data, size, &l, &line, why, sizeof(why));
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0) {
+                        if (ret_error)
+                                *ret_error = strdup_printf("EnvironmentFile=%s:%u: %s", path, line, why);
+                        return -EINVAL;
+                }
+        }
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+/* WorkingDirectory= with every symbolic link resolved now: a deploy that repoints /srv/app/current and
+ * reloads starts the new generation in the new release, while a respawned worker of an older generation
+ * goes back to that generation's release, the one its code came from. */
+static int generation_directory(const Config *c, char **ret, char **ret_error) {
+        _cleanup_free_ char *path = NULL;
+        struct stat st;
+        int r = 0;
+
+        if (!c->working_directory) {
+                *ret = NULL;
+                return 0;
+        }
+        path = realpath(c->working_directory, NULL);
+        if (!path)
+                r = -errno;
+        else if (stat(path, &st) < 0)
+                r = -errno;
+        else if (!S_ISDIR(st.st_mode))
+                r = -ENOTDIR;
         if (r < 0) {
                 if (ret_error) {
                         errno = -r;
-                        *ret_error = strdup_printf("ExecStart=: cannot run '%s': %m", config->exec_start[0]);
+                        *ret_error = strdup_printf("WorkingDirectory=: cannot use '%s': %m",
+                                                   c->working_directory);
                 }
                 return r;
         }
+        *ret = TAKE_PTR(path);
+        return 0;
+}
+
+int generation_new(Config *config, unsigned number, Generation **ret, char **ret_error) {
+        _cleanup_free_ char *path = NULL, *directory = NULL, *relative = NULL;
+        _cleanup_strv_free_ char **environment = NULL;
+        const char *program = config->exec_start[0];
+        Generation *g;
+        int r;
+
+        r = generation_directory(config, &directory, ret_error);
+        if (r < 0)
+                return r;
+        /* A relative program path (bin/app, ./app) is relative to the directory the worker starts in. */
+        if (directory && program[0] != '/' && strchr(program, '/')) {
+                while (startswith(program, "./"))
+                        program += 2;
+                relative = strdup_printf("%s/%s", directory, program);
+                if (!relative)
+                        return -ENOMEM;
+                program = relative;
+        }
+        r = find_executable(program, &path);
+        if (r < 0) {
+                if (ret_error) {
+                        errno = -r;
+                        *ret_error = strdup_printf("ExecStart=: cannot run '%s': %m", program);
+                }
+                return r;
+        }
+        r = generation_environment(config, &environment, ret_error);
+        if (r < 0)
+                return r;
         g = malloc(sizeof(Generation));
         if (!g)
                 return -ENOMEM;
-        *g = (Generation) { .n_ref = 1, .number = number, .config = config, .exec_path = TAKE_PTR(path) };
+        *g = (Generation) {
+                .n_ref = 1,
+                .number = number,
+                .config = config,
+                .exec_path = TAKE_PTR(path),
+                .environment = TAKE_PTR(environment),
+                .working_directory = TAKE_PTR(directory),
+        };
+        *ret = g;
+        return 0;
+}
+
+int generation_new_resolved(Config *config, unsigned number, const GenerationResolved *resolved, Generation **ret) {
+        _cleanup_free_ char *path = strdup(resolved->exec_path), *directory = NULL;
+        _cleanup_strv_free_ char **environment = strv_copy(resolved->environment);
+        Generation *g;
+
+        if (resolved->working_directory && !(directory = strdup(resolved->working_directory)))
+                return -ENOMEM;
+        if (!path || (resolved->environment && !environment))
+                return -ENOMEM;
+        g = malloc(sizeof(Generation));
+        if (!g)
+                return -ENOMEM;
+        *g = (Generation) {
+                .n_ref = 1,
+                .number = number,
+                .config = config,
+                .exec_path = TAKE_PTR(path),
+                .environment = TAKE_PTR(environment),
+                .working_directory = TAKE_PTR(directory),
+        };
         *ret = g;
         return 0;
 }
@@ -43,6 +161,8 @@ Generation *generation_unref(Generation *g) {
                 return NULL;
         config_free(g->config);
         free(g->exec_path);
+        strv_free(g->environment);
+        free(g->working_directory);
         free(g);
         return NULL;
 }

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* One generation: its number, the Config it was loaded from and the resolved executable. Reference
+/* One generation: its number, the Config it was loaded from, the resolved executable, environment and
+ * working directory. Reference
  * counted: the manager holds the target and the stable generation, and every live worker holds the one it
  * was started from, so a worker is always stopped, timed and watched with its own generation's settings,
  * whatever reloads came after it. */
@@ -15,17 +16,31 @@ typedef struct Generation {
         unsigned number; /* the pool's generation number; 0 until the pool gave it one */
         Config *config;  /* owned, never modified */
         char *exec_path; /* ExecStart='s executable, resolved when the generation was made */
+        char **environment;      /* Environment= and the EnvironmentFile= contents, read when it was made */
+        char *working_directory; /* WorkingDirectory= with symbolic links resolved then; NULL: none */
 } Generation;
 
 /* Makes a generation of config, which it takes on success (the caller keeps it on failure). Resolves
- * ExecStart='s executable; when that fails, *ret_error (may be NULL) receives an allocated message
- * naming it. Returns 0 and a generation with one reference in *ret, or a negative errno. */
+ * WorkingDirectory= (realpath) and ExecStart='s executable (a relative path with a '/' within that
+ * directory), and reads the EnvironmentFile=s; when one fails, *ret_error (may be NULL) receives an
+ * allocated one-line message naming the key and what is wrong, e.g.
+ *   "EnvironmentFile=/etc/app.env:3: LISTEN_FDS is set by corral for each worker and cannot be overridden"
+ * Returns 0 and a generation with one reference in *ret, or a negative errno. */
 int generation_new(Config *config, unsigned number, Generation **ret, char **ret_error);
 
-/* The same with the executable resolved already (exec_path, copied; NULL: resolve it): an upgrade's next
- * image keeps what the generation was made with. */
-int generation_new_resolved(Config *config, unsigned number, const char *exec_path, Generation **ret,
-                            char **ret_error);
+/* What generation_new() resolves from the config when the generation is made: the executable, the
+ * environment (Environment= and the EnvironmentFile= files as read then) and the working directory (its
+ * links resolved then). An upgrade's next image takes them from the state, not from the files and links
+ * as they are now, so each generation stays exactly what it was. */
+typedef struct GenerationResolved {
+        const char *exec_path;
+        char *const *environment;
+        const char *working_directory; /* NULL: none */
+} GenerationResolved;
+
+/* A generation of config (taken on success) with what was resolved already (copied). Returns 0 and the
+ * generation in *ret, or -ENOMEM. */
+int generation_new_resolved(Config *config, unsigned number, const GenerationResolved *resolved, Generation **ret);
 
 Generation *generation_ref(Generation *g);
 /* Drops a reference; the last one frees the config. Accepts and returns NULL. */

@@ -34,6 +34,8 @@ static int state_add_generation(UpgradeState *s, size_t allocated, const Generat
                 .config_path = c->path,
                 .config_text = c->text,
                 .config_size = c->text_size,
+                .environment = g->environment,
+                .working_directory = g->working_directory,
         };
         return 0;
 }
@@ -428,7 +430,13 @@ static int restore_generations(Manager *m, const UpgradeState *s, Generation **g
                 r = config_load_text(ug->config_path, ug->config_text, ug->config_size, m->params.args,
                                      m->params.n_args, m->params.command, &c, &error);
                 if (r >= 0)
-                        r = generation_new_resolved(c, ug->number, ug->exec_path, &gens[i], &error);
+                        r = generation_new_resolved(c, ug->number,
+                                                    &(GenerationResolved) {
+                                                            .exec_path = ug->exec_path,
+                                                            .environment = ug->environment,
+                                                            .working_directory = ug->working_directory,
+                                                    },
+                                                    &gens[i]);
                 if (r < 0)
                         return log_error_errno(r, "upgrade: generation %u does not load: %s", ug->number,
                                                error ?: "out of memory");

@@ -135,6 +135,7 @@ static int manager_start_worker(Manager *m, Worker *w) {
                 .count = pool_config(m->pool)->count,
                 .corral_pid = m->pid,
                 .watchdog_usec = g->config->worker_watchdog_usec,
+                .environment = g->environment,
         };
         SpawnParams sp = {
                 .path = g->exec_path,
@@ -142,6 +143,7 @@ static int manager_start_worker(Manager *m, Worker *w) {
                 .fds = m->fds,
                 .n_fds = m->sockets.n,
                 .nofile_soft = m->params.nofile_soft,
+                .working_directory = g->working_directory,
         };
         int r;
 

@@ -25,7 +25,7 @@ static const char *const spawn_stage_table[_SPAWN_STAGE_MAX] = {
         [SPAWN_STAGE_SIGNALS] = "signals", [SPAWN_STAGE_PDEATHSIG] = "pdeathsig",
         [SPAWN_STAGE_SETSID] = "setsid",   [SPAWN_STAGE_FDS] = "fds",
         [SPAWN_STAGE_CGROUP] = "cgroup",   [SPAWN_STAGE_RLIMIT] = "rlimit",
-        [SPAWN_STAGE_EXEC] = "exec",
+        [SPAWN_STAGE_CHDIR] = "chdir",     [SPAWN_STAGE_EXEC] = "exec",
 };
 
 const char *spawn_stage_to_string(SpawnStage s) {
@@ -144,6 +144,8 @@ _noreturn_ static void child_run(const SpawnParams *p, pid_t parent, int status_
                 else
                         env_remove(p->envp, p->pid_entries.pidfd_id_index);
         }
+        if (p->working_directory && chdir(p->working_directory) < 0)
+                child_fail(status_fd, SPAWN_STAGE_CHDIR, errno);
         /* The soft limit corral was started with, not the one it raised for itself: select() breaks on fds
          * above 1024, and a worker that wants more can raise it as corral did. Last before exec: with
          * thousands of workers corral's free fds are high, where the lower limit would refuse the fds the

@@ -421,6 +421,12 @@ int upgrade_state_write(const UpgradeState *s, char **ret, size_t *ret_size) {
                 put_str_or_none(w, "config-path", g->config_path);
                 if (g->config_text)
                         state_put_bytes(w, "config-text", g->config_text, g->config_size);
+                put_str_or_none(w, "working-directory", g->working_directory);
+                for (char *const *e = g->environment; e && *e; e++) {
+                        state_record(w, "environment");
+                        state_put_u64(w, "generation", g->number);
+                        state_put_str(w, "entry", *e);
+                }
         }
         for (size_t i = 0; i < s->n_workers; i++) {
                 const UpgradeWorker *k = &s->workers[i];
@@ -455,6 +461,8 @@ void upgrade_state_done(UpgradeState *s) {
                 free(s->generations[i].exec_path);
                 free(s->generations[i].config_path);
                 free(s->generations[i].config_text);
+                strv_free(s->generations[i].environment);
+                free(s->generations[i].working_directory);
         }
         free(s->generations);
         free(s->workers);
@@ -603,6 +611,7 @@ static int get_generation(Fields *f, UpgradeState *s) {
         get_unsigned(f, "number", &g.number);
         get_strdup(f, "exec-path", false, &g.exec_path);
         get_strdup(f, "config-path", true, &g.config_path);
+        get_strdup(f, "working-directory", true, &g.working_directory);
         if (!f->bad && state_get_bytes(f->rec, "config-text", &text, &size) == 0) {
                 g.config_text = malloc(size + 1);
                 if (!g.config_text)
@@ -621,6 +630,25 @@ static int get_generation(Fields *f, UpgradeState *s) {
                 if (s->generations[i].number == g.number)
                         f->bad = "number";
         s->generations[s->n_generations++] = g;
+        return f->bad ? -EBADMSG : 0;
+}
+
+/* An entry of a generation's environment, after that generation's record, in order. */
+static int get_environment(Fields *f, UpgradeState *s) {
+        UpgradeGeneration *g = NULL;
+        const char *entry;
+        unsigned number = 0;
+
+        get_unsigned(f, "generation", &number);
+        if (!f->bad && state_get_str(f->rec, "entry", &entry) < 0)
+                f->bad = "entry";
+        for (size_t i = 0; !f->bad && i < s->n_generations; i++)
+                if (s->generations[i].number == number)
+                        g = &s->generations[i];
+        if (!f->bad && !g)
+                f->bad = "generation";
+        if (!f->bad && strv_extend(&g->environment, entry) < 0)
+                f->bad = "(out of memory)";
         return f->bad ? -EBADMSG : 0;
 }
 
@@ -741,6 +769,8 @@ int upgrade_state_read(const char *text, size_t size, UpgradeState *ret, char **
                         if (!f.bad)
                                 s.waiter_fds[s.n_waiter_fds++] = fd;
                         k = f.bad ? -EBADMSG : 0;
+                } else if (streq(rec->type, "environment")) {
+                        k = get_environment(&f, &s);
                 } else if (streq(rec->type, "socket"))
                         k = get_socket(&f, &s);
                 else if (streq(rec->type, "generation"))

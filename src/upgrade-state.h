@@ -35,6 +35,8 @@ typedef struct UpgradeGeneration {
         char *config_path; /* NULL: no file, the command line only */
         char *config_text; /* the file's text when the generation was made; NULL without a file */
         size_t config_size;
+        char **environment;      /* as resolved when it was made (Environment=, EnvironmentFile=s) */
+        char *working_directory; /* as resolved when it was made; NULL: none */
 } UpgradeGeneration;
 
 typedef struct UpgradeWorker {

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Small shared helpers: fds, strings, string vectors, clocks, human-readable durations and sizes, and
- * signal names. Nothing here logs. */
+/* Small shared helpers: fds, strings, string vectors, reading a small file, clocks, human-readable durations
+ * and sizes, and signal names. Nothing here logs. */
 
 #include <inttypes.h>
 #include <signal.h>
@@ -282,4 +282,40 @@ int readlink_malloc(const char *path, char **ret) {
                 free(buf);
         }
         return -ENAMETOOLONG;
+}
+
+int read_file_max(const char *path, size_t max, char **ret, size_t *ret_size) {
+        _cleanup_free_ char *buf = NULL;
+        char *shrunk;
+        FILE *f;
+        size_t n = 0;
+        int r = 0;
+
+        f = fopen(path, "re");
+        if (!f)
+                return -errno;
+
+        /* One byte more than allowed, to tell "exactly at the limit" from "over it", and one for the NUL. */
+        buf = malloc(max + 2);
+        if (!buf)
+                r = -ENOMEM;
+        else {
+                n = fread(buf, 1, max + 1, f);
+                if (ferror(f))
+                        r = errno > 0 ? -errno : -EIO;
+                else if (n > max)
+                        r = -EFBIG;
+        }
+        fclose(f);
+        if (r < 0)
+                return r;
+
+        /* Often kept for long (a Config keeps its file's text): no more than it takes. */
+        shrunk = realloc(buf, n + 1);
+        if (shrunk)
+                buf = shrunk;
+        buf[n] = 0;
+        *ret = TAKE_PTR(buf);
+        *ret_size = n;
+        return 0;
 }

@@ -108,6 +108,11 @@ const char *format_usec(char *buf, size_t size, usec_t u);
 #define FORMAT_BYTES_MAX 16
 const char *format_bytes(char *buf, size_t size, uint64_t bytes);
 
+/* Reads the whole file at path, at most max bytes. Returns 0 with an allocated copy, NUL-terminated, in
+ * *ret and its size in *ret_size; -EFBIG when the file is larger; or the negative errno of opening or
+ * reading it. */
+int read_file_max(const char *path, size_t max, char **ret, size_t *ret_size);
+
 /* Signal names without the SIG prefix ("TERM"), NULL for unknown numbers. The reverse is
  * signal_from_string() in parse.h. */
 const char *signal_to_string(int sig);

@@ -8,10 +8,11 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "env.h"
 #include "fuzz-util.h"
 #include "parse.h"
 
-/* Far beyond any real config (and inih's 198-character lines); larger inputs only slow the run down. */
+/* Far beyond any real config (and as long as its longest line); larger inputs only slow the run down. */
 #define INPUT_MAX (64U * 1024U)
 
 static int file_fd = -EBADF;
@@ -27,6 +28,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 }
 
 static void check_config(const Config *c) {
+        char why[256];
         ListenSpec spec;
 
         fuzz_check(c->exec_start && !isempty(c->exec_start[0]), "no command");
@@ -38,6 +40,13 @@ static void check_config(const Config *c) {
         fuzz_check(c->ready_mode != READY_DELAY || c->ready_delay_usec < c->ready_timeout_usec,
                    "ReadyDelaySec= not below ReadyTimeoutSec=");
         fuzz_check(c->max_surge + c->max_unavailable >= 1, "a roll could not make progress");
+        /* What the workers get must be assignments they may get, and the paths absolute. */
+        for (char **e = c->environment; e && *e; e++)
+                fuzz_check(env_assignment_check(*e, why, sizeof why) == 0, "Environment='%s' kept: %s", *e, why);
+        for (char **e = c->environment_files; e && *e; e++)
+                fuzz_check((*e)[**e == '-'] == '/', "EnvironmentFile='%s' kept", *e);
+        fuzz_check(!c->working_directory || c->working_directory[0] == '/', "WorkingDirectory='%s' kept",
+                   c->working_directory);
         /* The addresses are kept as text and bound later: they must parse then. */
         for (char **l = c->listen; l && *l; l++)
                 fuzz_check(listen_spec_parse(*l, &spec, NULL) == 0, "Listen='%s' kept, does not parse", *l);

@@ -46,6 +46,8 @@ class WorkerAlone(h.CorralTestCase):
         self.assertEqual(fds, {0, 1, 2, 3, 4})
         mask = dict(line.split(":\t") for line in h.http_get(port, "/sigmask").lines())
         self.assertEqual(int(mask["SigBlk"], 16), 0)
+        self.assertEqual(h.http_get(port, "/cwd").lines(), [self.tmp])
+        self.assertEqual(h.http_get(port, "/argv").lines(), [h.worker_bin(), "--status", "hello there"])
         _, d = n.wait_for("READY", "1")
         self.assertEqual(d.get("STATUS"), "hello there")
         self.assertEqual(d.pid, w.pid)

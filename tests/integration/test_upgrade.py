@@ -221,6 +221,45 @@ class Upgrade(h.CorralTestCase):
                 up.wait()
         self.assert_unchanged(corral, pids)
 
+    def test_a_generation_keeps_what_it_resolved(self):
+        # The config as the generation read it, its environment file and its directory's link as resolved
+        # then: changed on disk before the upgrade, none of them reaches a worker respawned after it.
+        releases = [os.path.join(self.tmp, r) for r in ("r1", "r2")]
+        for r in releases:
+            os.mkdir(r)
+        current = os.path.join(self.tmp, "current")
+        os.symlink(releases[0], current)
+        envfile = os.path.join(self.tmp, "env")
+        with open(envfile, "w") as f:
+            f.write("COLOUR=blue\n")
+        conf = os.path.join(self.tmp, "app.conf")
+        with open(conf, "w") as f:
+            f.write(f"[Worker]\nExecStart={h.worker_bin()}\nEnvironment=SHAPE=round\nEnvironmentFile={envfile}\n"
+                    f"WorkingDirectory={current}\nCount=2\n[Restart]\nMinUptimeSec=0\n")
+        corral = self.start_corral(["--config", conf, "--listen", f"127.0.0.1:{self.port}", "--control", self.control],
+                                   binary=self.bin)
+        h.wait_all_ready(self.control, 2)
+        with open(envfile, "w") as f:
+            f.write("COLOUR=red\n")
+        with open(conf, "a") as f:
+            f.write("[Service]\nName=changed\n")
+        os.symlink(releases[1], current + ".new")
+        os.rename(current + ".new", current)
+        rc, out = self.upgrade()
+        self.assertEqual(rc, 0, out)
+        _, pids = self.workers()
+        os.kill(pids[0], signal.SIGKILL)
+        h.wait_until(lambda: self.workers()[1].get(0) not in (None, pids[0]), h.scaled(10))
+        h.wait_all_ready(self.control, 2)
+        new = self.workers()[1][0]
+        with open(f"/proc/{new}/environ", "rb") as f:
+            env = dict(e.split(b"=", 1) for e in f.read().split(b"\0") if b"=" in e)
+        self.assertEqual((env[b"COLOUR"], env[b"SHAPE"]), (b"blue", b"round"))
+        self.assertEqual(os.readlink(f"/proc/{new}/cwd"), releases[0])
+        st, _ = self.workers()
+        self.assertEqual(st["name"], "corral-test-worker")
+        self.assertEqual(st["pid"], corral.pid)
+
     def test_an_upgrade_waits_for_a_starting_worker(self):
         corral = self.start(count=2, worker_args=["--ready-delay", "1.5"])
         _, pids = self.workers()

@@ -77,6 +77,15 @@ static Config *load_ok(const char *content, const ConfigArg *args, size_t n_args
         return c;
 }
 
+/* As load_ok(), with ExecStart= from the file. */
+static Config *load_command_ok(const char *content) {
+        Config *c = NULL;
+        _cleanup_free_ char *error = load(content, NULL, 0, NULL, NULL, &c);
+
+        cr_assert_null(error, "unexpected error: %s", error);
+        return c;
+}
+
 /* expected with its "%s", if any, replaced by the config file's path. */
 static char *expand_path(const char *expected) {
         const char *p = strstr(expected, "%s");
@@ -240,6 +249,7 @@ typedef struct BoundCase {
 #define DURATION_1MS_24H "expected a duration between 1ms and 1d, e.g. '500ms', '30s' or '1min 30s'"
 #define COUNT_RANGE "expected a number between 1 and 4096, or 'auto-K' with K between 1 and 4095"
 
+#define ENV_NAME "expected NAME=VALUE, NAME of letters, digits and '_', not first a digit"
 static const BoundCase bound_cases[] = {
         { "Worker", "Count", "1", "", NULL },
         { "Worker", "Count", "4096", "", NULL },
@@ -295,6 +305,22 @@ static const BoundCase bound_cases[] = {
         { "Reload", "MaxUnavailable", "4096", "", NULL },
         { "Reload", "MaxUnavailable", "4097", "", "expected a number between 0 and 4096" },
         { "Reload", "MaxUnavailable", "x", "", "expected a number between 0 and 4096" },
+        { "Worker", "Environment", "A=1 'B=two words' _c=", "", NULL },
+        { "Worker", "Environment", "1X=a", "", ENV_NAME },
+        { "Worker", "Environment", "A=1 B", "", ENV_NAME },
+        { "Worker", "Environment", "A-B=1", "", ENV_NAME },
+        { "Worker", "Environment", "A=1 'B=2", "",
+          "expected NAME=VALUE assignments separated by blanks, matching quotes" },
+        { "Worker", "Environment", "A=1 WORKER_INDEX=2", "",
+          "WORKER_INDEX is set by corral for each worker and cannot be overridden" },
+        { "Worker", "Environment", "LISTEN_PID=1", "",
+          "LISTEN_PID is set by corral for each worker and cannot be overridden" },
+        { "Worker", "EnvironmentFile", "/etc/app.env", "", NULL },
+        { "Worker", "EnvironmentFile", "-/etc/app.env", "", NULL },
+        { "Worker", "EnvironmentFile", "app.env", "", "expected an absolute path, optionally after '-'" },
+        { "Worker", "WorkingDirectory", "/srv/app/current", "", NULL },
+        { "Worker", "WorkingDirectory", "srv", "", "expected an absolute path" },
+        { "Worker", "WorkingDirectory", "-/srv", "", "expected an absolute path" },
 };
 
 Test(config, every_key_bound_in_file, .fini = remove_config) {
@@ -379,18 +405,148 @@ Test(config, syntax_errors_have_line_numbers, .fini = remove_config) {
         assert_error("Count=2\n", NULL, 0, "%s:1: Count=: Key outside of a section");
 }
 
+/* A string of n copies of c. */
+static char *repeat(char c, size_t n) {
+        char *s = malloc(n + 1);
+
+        cr_assert_not_null(s);
+        memset(s, c, n);
+        s[n] = 0;
+        return s;
+}
+
+Test(config, long_line_is_read_whole, .fini = remove_config) {
+        _cleanup_free_ char *value = repeat('x', 60000), *content = NULL;
+        _cleanup_(config_freep) Config *c = NULL;
+
+        content = strdup_printf("[Worker]\nExecStart=/bin/echo %s  ; comment\nCount=2\n", value);
+        c = load_command_ok(content);
+        cr_assert_eq(strv_length(c->exec_start), 2);
+        cr_assert_str_eq(c->exec_start[1], value);
+        cr_assert_eq(c->count_value, 2);
+}
+
 Test(config, overlong_line_is_an_error, .fini = remove_config) {
-        _cleanup_free_ char *content = NULL, *error = NULL;
-        char value[400];
+        _cleanup_free_ char *content = NULL, *error = NULL, *value = repeat('x', 70000),
+                            *half = repeat('y', 40000);
         int r;
 
-        memset(value, 'x', sizeof(value) - 1);
-        value[sizeof(value) - 1] = 0;
         content = strdup_printf("[Worker]\nExecStart=/bin/echo %s\nCount=2\n", value);
         error = load(content, NULL, 0, true_cmd, &r, NULL);
         cr_assert_eq(r, -EINVAL);
         cr_assert(startswith(error, config_path), "%s", error);
-        cr_assert_not_null(strstr(error, ":2: Line too long (more than "), "%s", error);
+        cr_assert_not_null(strstr(error, ":2: Line too long (more than 65534 characters)"), "%s", error);
+
+        free(content);
+        free(error);
+        content = strdup_printf("[Worker]\nExecStart=/bin/echo\n %s\n %s\nCount=2\n", half, half);
+        error = load(content, NULL, 0, true_cmd, &r, NULL);
+        cr_assert_eq(r, -EINVAL);
+        cr_assert_not_null(
+                strstr(error, ":2: Line too long (more than 65534 characters, continuation lines joined)"),
+                "%s", error);
+}
+
+static void assert_strv(char *const *l, const char *const *want, size_t n) {
+        cr_assert_eq(strv_length(l), n);
+        for (size_t i = 0; i < n; i++)
+                cr_assert_str_eq(l[i], want[i], "word %zu", i);
+}
+
+Test(config, continuation_lines_join_with_a_space, .fini = remove_config) {
+        _cleanup_(config_freep) Config *c = load_command_ok(
+                "[Worker]\n"
+                "ExecStart=/usr/bin/app --workers 4   ; the server\n"
+                "    --bind \"127.0.0.1:80 \"\n"
+                "  # a comment between the lines\n"
+                "\t--log-config='a;b' ; the logging\n"
+                "  ; another\n"
+                "    --name=\\\"x\\\"\n"
+                "Count=3\n");
+        const char *const want[] = { "/usr/bin/app",  "--workers",        "4",           "--bind",
+                                     "127.0.0.1:80 ", "--log-config=a;b", "--name=\"x\"" };
+
+        assert_strv(c->exec_start, want, ELEMENTSOF(want));
+        cr_assert_eq(c->count_value, 3);
+}
+
+Test(config, continuation_ends_at_a_blank_line_an_unindented_line_or_a_key, .fini = remove_config) {
+        _cleanup_(config_freep) Config *c = load_command_ok(
+                "[Worker]\n"
+                "ExecStart=/usr/bin/app\n"
+                "  a\n"
+                "  Count=2\n"
+                "    ReadyMode=exec\n"
+                "Environment=A=1\n"
+                "\n"
+                "  StopSignal=INT\n"
+                "Environment=B=2\n"
+                "  C=3\n"
+                "# not indented: the end\n"
+                "  RelaySignals=none\n");
+
+        cr_assert_eq(strv_length(c->exec_start), 2);
+        cr_assert_eq(c->count_value, 2);
+        cr_assert_eq(c->ready_mode, READY_EXEC);
+        cr_assert_eq(c->stop_signal, SIGINT);
+        cr_assert_eq(c->relay_signals, 0);
+        cr_assert_eq(strv_length(c->environment), 3);
+        cr_assert_str_eq(c->environment[2], "C=3");
+}
+
+#define CONTINUATION_ERROR \
+        "Continuation line: only ExecStart= and Environment= in [Worker] may continue on indented lines"
+
+Test(config, continuation_of_other_keys_is_an_error, .fini = remove_config) {
+        assert_error("[Worker]\nCount=2\n\n  # fine\nStopSignal=TERM\n  # fine too\n  INT\n", NULL, 0,
+                     "%s:7: " CONTINUATION_ERROR);
+        assert_error("[Socket]\nListen=127.0.0.1:1\n 127.0.0.1:2\n", NULL, 0, "%s:3: " CONTINUATION_ERROR);
+        /* An unknown key is reported as such, at its own line. */
+        assert_error("[Worker]\nExecStrat=/bin/true\n  -x\n", NULL, 0,
+                     "%s:2: [Worker] ExecStrat=: unknown key");
+}
+
+Test(config, error_in_a_joined_value_names_its_first_line, .fini = remove_config) {
+        assert_error("[Worker]\nCount=1\nEnvironment=A=1\n  B=2\n  LISTEN_FDS=3\n", NULL, 0,
+                     "%s:3: Environment=: invalid value 'A=1 B=2 LISTEN_FDS=3': LISTEN_FDS is set by corral "
+                     "for each worker and cannot be overridden");
+        assert_error("[Worker]\nExecStart=/bin/true\n  'open\n", NULL, 0,
+                     "%s:2: ExecStart=: invalid value '/bin/true 'open': expected a command line with "
+                     "matching quotes and no trailing backslash");
+}
+
+Test(config, environment_accumulates_quoted_and_empty_resets, .fini = remove_config) {
+        _cleanup_(config_freep) Config *c = NULL;
+        const ConfigArg args[] = {
+                { "environment", "FROM_OPTION=1" },
+        };
+
+        c = load_ok(
+                "[Worker]\n"
+                "Environment=GONE=1\n"
+                "Environment=\n"
+                "Environment=A=1 \"B=two words\" C='it''s' D=\"x=\\\"y\\\"\"\n"
+                "Environment=A=2\n"
+                "EnvironmentFile=/etc/a.env\n"
+                "EnvironmentFile=-/etc/b.env\n"
+                "WorkingDirectory=/srv/x\n"
+                "WorkingDirectory=/srv/app\n",
+                args, ELEMENTSOF(args));
+        const char *const want[] = { "A=1", "B=two words", "C=its", "D=x=\"y\"", "A=2", "FROM_OPTION=1" };
+
+        assert_strv(c->environment, want, ELEMENTSOF(want));
+        cr_assert_eq(strv_length(c->environment_files), 2);
+        cr_assert_str_eq(c->environment_files[1], "-/etc/b.env");
+        cr_assert_str_eq(c->working_directory, "/srv/app");
+        config_free(c);
+
+        c = load_ok("[Worker]\nEnvironment=A=1\nEnvironmentFile=/etc/a.env\nWorkingDirectory=/srv\n",
+                    (const ConfigArg[]){
+                            { "environment", "" }, { "environment-file", "" }, { "working-directory", "" } },
+                    3);
+        cr_assert_null(c->environment);
+        cr_assert_null(c->environment_files);
+        cr_assert_null(c->working_directory);
 }
 
 Test(config, comments_blank_lines_indentation_and_crlf, .fini = remove_config) {
@@ -625,7 +781,7 @@ Test(config, key_table_is_complete_and_consistent) {
         size_t n;
         const ConfigKeyInfo *keys = config_key_table(&n);
 
-        cr_assert_eq(n, 28);
+        cr_assert_eq(n, 31);
         for (size_t i = 0; i < n; i++) {
                 cr_assert_not_null(keys[i].section);
                 cr_assert_not_null(keys[i].key);

@@ -282,3 +282,115 @@ Test(env, remove_drops_the_pidfd_id_slot_and_keeps_the_rest) {
         free(before[k]);
         free(before[n - 1]);
 }
+
+Test(env, environment_is_set_over_the_base_and_cannot_take_corral_names) {
+        char *base[] = { "PATH=/bin", "HOME=/root", "LANG=C", NULL };
+        char *environment[] = { "HOME=/srv/app", "NEW=1", "LISTEN_FDS=9", "NEW=2", "EMPTY=", NULL };
+        WorkerEnvParams params = params_full;
+        _cleanup_strv_free_ char **l = NULL;
+        size_t index;
+
+        params.environment = environment;
+        l = build(base, &params, &index);
+        const char *const expected[] = { "PATH=/bin", "HOME=/srv/app", "LANG=C", "NEW=2", "EMPTY=" };
+        /* corral's own follow, as without a base or an environment. */
+        char *none[] = { NULL };
+        size_t own_index;
+        _cleanup_strv_free_ char **own = build(none, &params_full, &own_index);
+
+        cr_assert_eq(strv_length(l), ELEMENTSOF(expected) + strv_length(own));
+        for (size_t i = 0; i < ELEMENTSOF(expected); i++)
+                cr_assert_str_eq(l[i], expected[i]);
+        assert_env(l + ELEMENTSOF(expected), (const char *const *) own, strv_length(own));
+        cr_assert_eq(index, ELEMENTSOF(expected) + own_index);
+}
+
+Test(env, assignment_check_names_what_is_wrong) {
+        char why[128];
+
+        cr_assert_eq(env_assignment_check("A_1=x y", why, sizeof why), 0);
+        cr_assert_eq(env_assignment_check("_=", why, sizeof why), 0);
+        cr_assert_eq(env_assignment_check("LISTEN_FDSX=1", why, sizeof why), 0);
+        cr_assert_eq(env_assignment_check("A", why, sizeof why), -EINVAL);
+        cr_assert_eq(env_assignment_check("=1", why, sizeof why), -EINVAL);
+        cr_assert_eq(env_assignment_check("9A=1", why, sizeof why), -EINVAL);
+        cr_assert_eq(env_assignment_check("A.B=1", why, sizeof why), -EINVAL);
+        cr_assert_str_eq(why, "expected NAME=VALUE, NAME of letters, digits and '_', not first a digit");
+        cr_assert_eq(env_assignment_check("CORRAL_PID=1", why, sizeof why), -EPERM);
+        cr_assert_str_eq(why, "CORRAL_PID is set by corral for each worker and cannot be overridden");
+        cr_assert_eq(env_assignment_check("WATCHDOG_USEC=1", why, sizeof why), -EPERM);
+}
+
+/* Parses text into a fresh list; returns the result, the list in *ret (owned) and the error line. */
+static int parse_file(const char *text, char ***ret, unsigned *ret_line, char *why, size_t n) {
+        *ret = NULL;
+        *ret_line = 0;
+        return env_file_parse(text, strlen(text), ret, ret_line, why, n);
+}
+
+Test(env, file_takes_comments_quotes_and_blanks) {
+        _cleanup_strv_free_ char **l = NULL;
+        char why[128] = "";
+        unsigned line;
+
+        cr_assert_eq(parse_file("# comment\r\n"
+                                "; other comment\n"
+                                "\n"
+                                "  PLAIN=a b  \r\n"
+                                "SPACED = 'single \"quoted\" '\n"
+                                "ESCAPED=\"a \\\"b\\\" \\\\ c\"\n"
+                                "EMPTY=\n"
+                                "RAW=it's #not a comment\n"
+                                "PLAIN=again\n"
+                                "LAST=no newline",
+                                &l, &line, why, sizeof why),
+                     0, "%u: %s", line, why);
+        const char *const expected[] = { "PLAIN=again", "SPACED=single \"quoted\" ", "ESCAPED=a \"b\" \\ c",
+                                         "EMPTY=",      "RAW=it's #not a comment",   "LAST=no newline" };
+        assert_env(l, expected, ELEMENTSOF(expected));
+}
+
+Test(env, file_errors_name_the_line) {
+        static const struct {
+                const char *text;
+                int r;
+                unsigned line;
+                const char *why;
+        } cases[] = {
+                { "A=1\nB\n", -EINVAL, 2,
+                  "expected NAME=VALUE, NAME of letters, digits and '_', not first a digit" },
+                { "A=1\n\n1A=2\n", -EINVAL, 3,
+                  "expected NAME=VALUE, NAME of letters, digits and '_', not first a digit" },
+                { "export A=1\n", -EINVAL, 1,
+                  "expected NAME=VALUE, NAME of letters, digits and '_', not first a digit" },
+                { "A=\"open\n", -EINVAL, 1, "missing closing \"" },
+                { "A='x' y\n", -EINVAL, 1, "text after the closing '" },
+                { "A=1\nNOTIFY_SOCKET=/x\n", -EPERM, 2,
+                  "NOTIFY_SOCKET is set by corral for each worker and cannot be "
+                  "overridden" },
+                { "A = 1\n  LISTEN_PID = 2\n", -EPERM, 2,
+                  "LISTEN_PID is set by corral for each worker and cannot be "
+                  "overridden" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_strv_free_ char **l = NULL;
+                char why[128] = "";
+                unsigned line;
+
+                cr_assert_eq(parse_file(cases[i].text, &l, &line, why, sizeof why), cases[i].r, "%s",
+                             cases[i].text);
+                cr_assert_eq(line, cases[i].line, "%s", cases[i].text);
+                cr_assert_str_eq(why, cases[i].why);
+        }
+}
+
+Test(env, file_with_a_nul_byte_is_refused) {
+        _cleanup_strv_free_ char **l = NULL;
+        char why[128] = "";
+        unsigned line = 9;
+
+        cr_assert_eq(env_file_parse("A=1\0B=2\n", 8, &l, &line, why, sizeof why), -EINVAL);
+        cr_assert_eq(line, 0);
+        cr_assert_str_eq(why, "the file contains a NUL byte");
+}

@@ -559,3 +559,53 @@ static int check_failure_reported_through_the_pipe(void) {
 Test(spawn, a_failed_move_still_reports_through_the_status_pipe) {
         in_bare_child(check_failure_reported_through_the_pipe);
 }
+
+/* Spawns argv with working_directory and waits for the status pipe; returns what spawn_read_status() said,
+ * the child reaped. */
+static int spawn_in(const char *working_directory, char **argv, SpawnError *ret) {
+        _cleanup_close_ int pidfd = -EBADF, status_fd = -EBADF;
+        char *envp[] = { NULL };
+        SpawnParams sp = {
+                .path = argv[0], .argv = argv, .envp = envp, .working_directory = working_directory,
+        };
+        struct pollfd pfd;
+        pid_t pid;
+        int r;
+
+        cr_assert_eq(spawn_worker(&sp, &pid, &pidfd, &status_fd), 0);
+        pfd = (struct pollfd){ .fd = status_fd, .events = POLLIN };
+        cr_assert_eq(poll(&pfd, 1, 5000), 1);
+        r = spawn_read_status(status_fd, ret);
+        cr_assert_eq(waitpid(pid, NULL, 0), pid);
+        return r;
+}
+
+Test(spawn, worker_starts_in_its_working_directory) {
+        char dir[] = "/tmp/corral-test-cwd-XXXXXX", *argv[] = { "/bin/sh", "-c", "pwd > out", NULL },
+             line[64] = "";
+        _cleanup_free_ char *out = NULL;
+        SpawnError e = {};
+        FILE *f;
+
+        cr_assert_not_null(mkdtemp(dir));
+        cr_assert_eq(spawn_in(dir, argv, &e), 0, "failed at stage %d: %s", e.stage, strerror(e.error));
+        out = strdup_printf("%s/out", dir);
+        f = fopen(out, "re");
+        cr_assert_not_null(f, "%s: %m", out);
+        cr_assert_not_null(fgets(line, sizeof line, f));
+        fclose(f);
+        unlink(out);
+        cr_assert_eq(rmdir(dir), 0);
+        line[strcspn(line, "\n")] = 0;
+        cr_assert_str_eq(line, dir);
+}
+
+Test(spawn, missing_working_directory_fails_at_stage_chdir) {
+        char *argv[] = { "/bin/true", NULL };
+        SpawnError e = {};
+
+        cr_assert_eq(spawn_in("/nonexistent/corral-test", argv, &e), 1);
+        cr_assert_eq(e.stage, SPAWN_STAGE_CHDIR);
+        cr_assert_eq(e.error, ENOENT);
+        cr_assert_str_eq(spawn_stage_to_string(SPAWN_STAGE_CHDIR), "chdir");
+}

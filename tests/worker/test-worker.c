@@ -57,7 +57,7 @@ static struct {
 } arg = { .exit_at_start = -1, .drain_ms = 5000 };
 
 static const char *slot = "-", *generation = "-", *count = "-";
-static char *env_snapshot, *fds_snapshot, *sigmask_snapshot;
+static char *env_snapshot, *fds_snapshot, *sigmask_snapshot, *cwd_snapshot, *argv_snapshot;
 #define ELEMENTS(x) (sizeof(x) / sizeof((x)[0]))
 
 static int epoll_fd = -1;
@@ -96,10 +96,17 @@ static void strbuf_append(char **buf, const char *s) {
 /* Everything the tests inspect is captured before this process changes anything itself: the environment
  * before sd_listen_fds(1) unsets LISTEN_*, the fds before it opens any, and the signal mask before it
  * blocks signals for the signalfd. The tests want to see what corral handed over, not what we did. */
-static void take_snapshots(void) {
-        char line[512];
+static void take_snapshots(char **argv) {
+        char line[512], cwd[4096];
         DIR *d;
         FILE *f;
+
+        strbuf_append(&cwd_snapshot, getcwd(cwd, sizeof(cwd)) ?: "?");
+        strbuf_append(&cwd_snapshot, "\n");
+        for (char **a = argv; *a; a++) {
+                strbuf_append(&argv_snapshot, *a);
+                strbuf_append(&argv_snapshot, "\n");
+        }
 
         for (char **e = environ; *e; e++) {
                 strbuf_append(&env_snapshot, *e);
@@ -393,6 +400,10 @@ static bool conn_process(Conn *c) {
                         resp = fds_snapshot;
                 else if (strcmp(path, "/sigmask") == 0)
                         resp = sigmask_snapshot;
+                else if (strcmp(path, "/cwd") == 0)
+                        resp = cwd_snapshot;
+                else if (strcmp(path, "/argv") == 0)
+                        resp = argv_snapshot;
                 else
                         snprintf(body, sizeof(body), "slot=%s pid=%d generation=%s count=%s\n", slot,
                                  (int) getpid(), generation, count);
@@ -569,7 +580,7 @@ int main(int argc, char **argv) {
         if (arg.crash_at_start)
                 crash_now();
 
-        take_snapshots();
+        take_snapshots(argv);
 
         n = sd_listen_fds(1);
         if (n <= 0)
