@@ -143,6 +143,8 @@ static int manager_start_worker(Manager *m, Worker *w) {
                 .n_fds = m->sockets.n,
                 .nofile_soft = m->params.nofile_soft,
         };
+
+        _cleanup_(worker_output_freep) WorkerOutput *output = NULL;
         int r;
 
         r = env_build(environ, &ep, &envp, &sp.pid_entries);
@@ -151,7 +153,14 @@ static int manager_start_worker(Manager *m, Worker *w) {
         sp.envp = envp;
         manager_set_memory_limits(m, w);
         manager_note_worker_uids(m);
-        return worker_start(w, m->event, &sp, (double) random() / ((double) RAND_MAX + 1.0));
+        output = manager_worker_output(m, w);
+        sp.output_fds = output ? output->child_fds : NULL;
+        r = worker_start(w, m->event, &sp, (double) random() / ((double) RAND_MAX + 1.0));
+        if (r < 0 || !output)
+                return r;
+        (void) worker_output_started(output, m->event, PRIORITY_OUTPUT, w->slot, w->pid);
+        w->output = TAKE_PTR(output);
+        return 0;
 }
 
 int manager_spawn_worker(Manager *m, PoolWorker *pw) {
