@@ -32,7 +32,8 @@ enum {
         PRIORITY_NOTIFY = -10,
         PRIORITY_TIMER = 0,
         PRIORITY_SAMPLE = 10,
-        PRIORITY_OUTPUT = 20, /* relayed worker output: what is left when nothing else waits */
+        PRIORITY_OUTPUT_SINK = 19, /* room in corral's stdout or stderr for relayed lines, before reading more */
+        PRIORITY_OUTPUT = 20,      /* relayed worker output: what is left when nothing else waits */
 };
 
 struct Manager {

@@ -32,14 +32,14 @@ static int manager_relay_sinks(Manager *m) {
 
         if (m->relay_sinks[0])
                 return 0;
-        r = relay_sink_new(m->event, STDOUT_FILENO, PRIORITY_OUTPUT, manager_on_output_dropped, m,
+        r = relay_sink_new(m->event, STDOUT_FILENO, PRIORITY_OUTPUT_SINK, manager_on_output_dropped, m,
                            &m->relay_sinks[0]);
         if (r < 0)
                 return r;
         if (relay_same_file(STDOUT_FILENO, STDERR_FILENO))
                 m->relay_sinks[1] = m->relay_sinks[0];
         else {
-                r = relay_sink_new(m->event, STDERR_FILENO, PRIORITY_OUTPUT, manager_on_output_dropped, m,
+                r = relay_sink_new(m->event, STDERR_FILENO, PRIORITY_OUTPUT_SINK, manager_on_output_dropped, m,
                                    &m->relay_sinks[1]);
                 if (r < 0) {
                         m->relay_sinks[0] = relay_sink_free(m->relay_sinks[0], 0);

@@ -490,8 +490,8 @@ static int drain_tick(void) {
         return (int) (next > now ? next - now : 1);
 }
 
-/* --log-lines N: N lines of --log-bytes L (newline included) on stdout and on stderr, in turn, after READY=1;
- * --log-every MS: then one more on each every MS ms. A line is "LOG out|err SLOT PID SEQ " padded with
+/* --log-lines N: N lines of --log-bytes L (newline included) on stdout and on stderr, in turn, after READY=1:
+ * all at once, or with --log-every MS one on each every MS ms (for ever when N is 0). A line is "LOG out|err SLOT PID SEQ " padded with
  * "SLOT.SEQ." over and over, so a reader can tell a whole line from a torn or mixed one. --log-level-line:
  * then "<3>LOG-PRIO SLOT PID" on stdout, for journald's level prefix. One write(2) per line, like a logger. */
 static void write_all(int fd, const char *p, size_t n) {
@@ -694,7 +694,8 @@ int main(int argc, char **argv) {
         if (arg.watchdog && getenv("WATCHDOG_USEC"))
                 watchdog_interval_ms = strtoll(getenv("WATCHDOG_USEC"), NULL, 10) / 3000;
 
-        log_burst(arg.log_lines);
+        if (arg.log_every_ms == 0)
+                log_burst(arg.log_lines);
         if (arg.log_level_line) {
                 char prio[128];
                 int l = snprintf(prio, sizeof prio, "<3>LOG-PRIO %s %d\n", slot, (int) getpid());
@@ -715,7 +716,7 @@ int main(int argc, char **argv) {
                         if (timeout < 0 || watchdog_next_ms - now < timeout)
                                 timeout = (int) (watchdog_next_ms - now);
                 }
-                if (arg.log_every_ms > 0 && !draining) {
+                if (arg.log_every_ms > 0 && !draining && (arg.log_lines == 0 || log_seq < arg.log_lines)) {
                         int64_t now = now_ms();
                         if (now >= log_next_ms) {
                                 log_burst(1);
