@@ -68,61 +68,74 @@ static void write_str(int fd, const char *s) {
         cr_assert_eq(write(fd, s, strlen(s)), (ssize_t) strlen(s));
 }
 
-Test(relay, lines_prefixed_and_unended_tail_kept) {
-        sd_event *e = NULL;
-        RelayStream *st = NULL;
+/* A stream of slot/pid into a sink on a pipe: w is the worker's end, out[0] where the test reads. */
+typedef struct Fixture {
+        sd_event *e;
+        RelaySink *s;
+        RelayStream *st;
         int out[2], w;
-        char *got;
+} Fixture;
 
-        cr_assert_eq(sd_event_new(&e), 0);
-        RelaySink *s = sink_on_pipe(e, out);
-        cr_assert_eq(relay_stream_new(s, &st, &w), 0);
-        cr_assert_eq(relay_stream_start(st, e, 0, 3, 4242), 0);
-        write_str(w, "one\ntw");
-        run(e);
-        got = slurp(out[0]);
-        cr_assert_str_eq(got, "[3 4242] one\n", "an unfinished line waits for its end");
+static void fixture_setup(Fixture *f, unsigned slot, pid_t pid) {
+        drops_told = 0;
+        cr_assert_eq(sd_event_new(&f->e), 0);
+        f->s = sink_on_pipe(f->e, f->out);
+        cr_assert_eq(relay_stream_new(f->s, &f->st, &f->w), 0);
+        cr_assert_eq(relay_stream_start(f->st, f->e, 0, slot, pid), 0);
+}
+
+static void fixture_done(Fixture *f) {
+        relay_stream_free(f->st);
+        relay_sink_free(f->s, 0);
+        close(f->out[0]);
+        close(f->out[1]);
+        sd_event_unref(f->e);
+}
+
+/* Reads what the sink wrote and compares. */
+static void expect_out(Fixture *f, const char *want) {
+        char *got = slurp(f->out[0]);
+
+        cr_assert_str_eq(got, want);
         free(got);
-        write_str(w, "o\n\nthree");
-        close(w);
-        run(e);
-        got = slurp(out[0]);
-        cr_assert_str_eq(got, "[3 4242] two\n[3 4242] \n[3 4242] three\n");
-        free(got);
-        relay_stream_free(st);
-        relay_sink_free(s, 0);
+}
+
+Test(relay, lines_prefixed_and_unended_tail_kept) {
+        Fixture f;
+
+        fixture_setup(&f, 3, 4242);
+        write_str(f.w, "one\ntw");
+        run(f.e);
+        expect_out(&f, "[3 4242] one\n"); /* an unfinished line waits for its end */
+        write_str(f.w, "o\n\nthree");
+        close(f.w);
+        run(f.e);
+        expect_out(&f, "[3 4242] two\n[3 4242] \n[3 4242] three\n");
+        fixture_done(&f);
         cr_assert_eq(drops_told, 0);
-        close(out[0]);
-        close(out[1]);
-        sd_event_unref(e);
 }
 
 Test(relay, long_line_in_marked_pieces) {
-        sd_event *e = NULL;
-        RelayStream *st = NULL;
         size_t n = 2 * RELAY_LINE_MAX + 100;
         char *line = malloc(n + 1), *got, *p;
-        int out[2], w;
+        Fixture f;
+        pid_t pid;
 
-        cr_assert_eq(sd_event_new(&e), 0);
-        RelaySink *s = sink_on_pipe(e, out);
-        cr_assert_eq(relay_stream_new(s, &st, &w), 0);
-        cr_assert_eq(relay_stream_start(st, e, 0, 0, 7), 0);
+        fixture_setup(&f, 0, 7);
         for (size_t i = 0; i < n; i++)
                 line[i] = (char) ('a' + i % 26);
         line[n] = '\n';
         /* Written from a child, the pipe holds less than the line. */
-        pid_t pid = fork();
+        pid = fork();
         if (pid == 0) {
-                (void) !write(w, line, n + 1);
+                (void) !write(f.w, line, n + 1);
                 _exit(0);
         }
-        close(w);
+        close(f.w);
         for (int i = 0; i < 100 && waitpid(pid, NULL, WNOHANG) == 0; i++)
-                run(e);
-        run(e);
-        relay_stream_free(st);
-        got = slurp(out[0]);
+                run(f.e);
+        run(f.e);
+        got = slurp(f.out[0]);
         p = got;
         for (size_t off = 0, piece; off < n; off += piece) {
                 const char *prefix = n - off > RELAY_LINE_MAX ? "[0 7+] " : "[0 7] ";
@@ -138,33 +151,19 @@ Test(relay, long_line_in_marked_pieces) {
         cr_assert_eq(*p, 0);
         free(got);
         free(line);
-        relay_sink_free(s, 0);
-        close(out[0]);
-        close(out[1]);
-        sd_event_unref(e);
+        fixture_done(&f);
 }
 
 Test(relay, free_drains_what_was_not_read) {
-        sd_event *e = NULL;
-        RelayStream *st = NULL;
-        int out[2], w;
-        char *got;
+        Fixture f;
 
-        cr_assert_eq(sd_event_new(&e), 0);
-        RelaySink *s = sink_on_pipe(e, out);
-        cr_assert_eq(relay_stream_new(s, &st, &w), 0);
-        cr_assert_eq(relay_stream_start(st, e, 0, 1, 9), 0);
-        write_str(w, "last words\nno newline");
-        close(w);
+        fixture_setup(&f, 1, 9);
+        write_str(f.w, "last words\nno newline");
+        close(f.w);
         /* No loop iteration: the worker's exit came first. */
-        relay_stream_free(st);
-        got = slurp(out[0]);
-        cr_assert_str_eq(got, "[1 9] last words\n[1 9] no newline\n");
-        free(got);
-        relay_sink_free(s, 0);
-        close(out[0]);
-        close(out[1]);
-        sd_event_unref(e);
+        f.st = relay_stream_free(f.st);
+        expect_out(&f, "[1 9] last words\n[1 9] no newline\n");
+        fixture_done(&f);
 }
 
 Test(relay, full_output_drops_whole_lines_and_counts_them) {
