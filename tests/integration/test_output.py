@@ -229,9 +229,13 @@ class Output(h.CorralTestCase):
         write("prefix")
         start = len(c.log.lines())
         c.send_signal(signal.SIGHUP)
-        for slot in (0, 1):
-            c.wait_for_line(rf"^\[{slot} (\d+)\] test-worker {slot}: pid \1 serving", timeout=20, start=start)
+        pids = [int(c.wait_for_line(rf"^\[{slot} (\d+)\] test-worker {slot}: pid \1 serving", timeout=20,
+                                    start=start).group(1)) for slot in (0, 1)]
         self.assertEqual(c.stop(), 0)
+        # The last line a worker writes before it exits is read after its exit, not lost.
+        for slot, pid in enumerate(pids):
+            self.assertEqual(c.log.count(rf"^\[{slot} {pid}\] test-worker {slot}: drained, \d+ connections left, "
+                                         r"exiting$"), 1, f"slot {slot}: its last line was lost")
 
     def test_journal_without_journald_falls_back(self):
         if os.path.exists("/run/systemd/journal/stdout"):
