@@ -92,15 +92,23 @@ static int config_parse_count(const ConfigKey *k, const char *value, Config *c, 
         return r;
 }
 
-static int config_parse_ready_mode(const ConfigKey *k, const char *value, Config *c, char *why, size_t n) {
-        ReadyMode m = ready_mode_from_string(value);
-
-        if (m < 0) {
-                snprintf(why, n, "expected 'notify', 'exec' or 'delay'");
+/* One of an enum's names: v is what its _from_string() made of the value. The enums are int-sized. */
+static int config_parse_choice(const ConfigKey *k, int v, const char *expected, Config *c, char *why, size_t n) {
+        if (v < 0) {
+                snprintf(why, n, "expected %s", expected);
                 return -EINVAL;
         }
-        *(ReadyMode *) config_field(k, c) = m;
+        *(int *) config_field(k, c) = v;
         return 0;
+}
+
+static int config_parse_ready_mode(const ConfigKey *k, const char *value, Config *c, char *why, size_t n) {
+        return config_parse_choice(k, ready_mode_from_string(value), "'notify', 'exec' or 'delay'", c, why, n);
+}
+
+static int config_parse_worker_output(const ConfigKey *k, const char *value, Config *c, char *why, size_t n) {
+        return config_parse_choice(k, worker_output_mode_from_string(value),
+                                   "'auto', 'journal', 'inherit' or 'prefix'", c, why, n);
 }
 
 static int config_parse_duration(const ConfigKey *k, const char *value, Config *c, char *why, size_t n) {
@@ -402,6 +410,11 @@ static const ConfigKey config_keys[] = {
         KEY("Worker", "WorkerWatchdogSec", "worker-watchdog", 0, "DURATION", "0",
             "A ready worker that sends no WATCHDOG=1 for this long is replaced and aborted; 0 turns it off",
             config_parse_duration, worker_watchdog_usec, 0, USEC_PER_HOUR),
+        KEY("Worker", "WorkerOutput", "worker-output", 0, "auto|journal|inherit|prefix", "auto",
+            "Where workers' stdout and stderr go: journal streams named NAME/SLOT, corral's own, or relayed "
+            "by corral as whole lines prefixed '[SLOT PID] '; auto is journal when corral logs to the journal, "
+            "else inherit",
+            config_parse_worker_output, worker_output, 0, 0),
         KEY("Worker", "MemoryHigh", "memory-high", 0, "SIZE", "infinity",
             "memory.high of each worker's cgroup: the kernel throttles it above this, and corral checks it at "
             "once (cgroup v2)",
@@ -512,6 +525,24 @@ ReadyMode ready_mode_from_string(const char *s) {
                 if (streq_ptr(s, ready_mode_table[m]))
                         return m;
         return _READY_MODE_INVALID;
+}
+
+static const char *const worker_output_mode_table[_WORKER_OUTPUT_MODE_MAX] = {
+        [WORKER_OUTPUT_AUTO] = "auto",
+        [WORKER_OUTPUT_JOURNAL] = "journal",
+        [WORKER_OUTPUT_INHERIT] = "inherit",
+        [WORKER_OUTPUT_PREFIX] = "prefix",
+};
+
+const char *worker_output_mode_to_string(WorkerOutputMode o) {
+        return o >= 0 && o < _WORKER_OUTPUT_MODE_MAX ? worker_output_mode_table[o] : NULL;
+}
+
+WorkerOutputMode worker_output_mode_from_string(const char *s) {
+        for (WorkerOutputMode o = 0; o < _WORKER_OUTPUT_MODE_MAX; o++)
+                if (streq_ptr(s, worker_output_mode_table[o]))
+                        return o;
+        return _WORKER_OUTPUT_MODE_INVALID;
 }
 
 static bool config_section_known(const char *section) {

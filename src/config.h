@@ -21,6 +21,18 @@ typedef enum ReadyMode {
 const char *ready_mode_to_string(ReadyMode m);
 ReadyMode ready_mode_from_string(const char *s);
 
+typedef enum WorkerOutputMode {
+        WORKER_OUTPUT_AUTO,    /* journal when corral's stderr is the journal, else inherit */
+        WORKER_OUTPUT_JOURNAL, /* a journal stream each for stdout and stderr */
+        WORKER_OUTPUT_INHERIT, /* corral's own stdout and stderr */
+        WORKER_OUTPUT_PREFIX,  /* pipes relayed by corral, each line prefixed with slot and pid */
+        _WORKER_OUTPUT_MODE_MAX,
+        _WORKER_OUTPUT_MODE_INVALID = -EINVAL,
+} WorkerOutputMode;
+
+const char *worker_output_mode_to_string(WorkerOutputMode o);
+WorkerOutputMode worker_output_mode_from_string(const char *s);
+
 typedef enum CountMode {
         COUNT_FIXED, /* exactly count_value workers */
         COUNT_AUTO,  /* one per usable CPU, minus count_value (auto-K), at least one */
@@ -54,6 +66,7 @@ typedef struct Config {
         uint64_t cgroup_memory_high; /* per-worker memory.high, UINT64_MAX: none */
         uint64_t cgroup_memory_max;  /* per-worker memory.max, UINT64_MAX: none */
         usec_t worker_watchdog_usec; /* 0: no per-worker watchdog */
+        WorkerOutputMode worker_output; /* WorkerOutput= */
 
         char **listen; /* embedded-mode listen specs, in order (see parse.h) */
 

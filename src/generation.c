@@ -192,7 +192,12 @@ PoolConfig generation_pool_config(const Generation *g, unsigned ncpus) {
 int generation_check_fd_limit(const Generation *g, unsigned ncpus, unsigned fds_per_worker, uint64_t limit,
                               char **ret_error) {
         unsigned workers = config_worker_count(g->config, ncpus) + g->config->max_surge;
-        uint64_t need = GENERATION_FD_RESERVE + (uint64_t) workers * fds_per_worker;
+        uint64_t need;
+
+        /* WorkerOutput=prefix: corral reads each worker's two pipes for its life. */
+        if (g->config->worker_output == WORKER_OUTPUT_PREFIX)
+                fds_per_worker += 2;
+        need = GENERATION_FD_RESERVE + (uint64_t) workers * fds_per_worker;
 
         if (need <= limit)
                 return 0;

@@ -11,6 +11,8 @@
 
 static int max_level = LOG_INFO;
 static bool use_journal = false;
+static log_line_writer_t line_writer;
+static void *line_writer_userdata;
 
 /* systemd sets JOURNAL_STREAM=dev:ino for the stream it connected to stdout/stderr. Only trust it when it
  * really is our stderr: a shell started from a service inherits the variable with another stderr. */
@@ -28,6 +30,15 @@ static bool stderr_is_journal(void) {
 
 void log_open(void) {
         use_journal = stderr_is_journal();
+}
+
+bool log_to_journal(void) {
+        return use_journal;
+}
+
+void log_set_line_writer(log_line_writer_t writer, void *userdata) {
+        line_writer = writer;
+        line_writer_userdata = userdata;
 }
 
 void log_set_max_level(int level) {
@@ -55,8 +66,15 @@ int log_level_from_string(const char *s) {
 
 static void write_stderr(int level, const char *message) {
         const char *prefix = level <= LOG_ERR ? "error: " : level == LOG_WARNING ? "warning: " : "";
+        char line[2100];
+        int n;
 
-        fprintf(stderr, "corral: %s%s\n", prefix, message);
+        if (!line_writer) {
+                fprintf(stderr, "corral: %s%s\n", prefix, message);
+                return;
+        }
+        n = snprintf(line, sizeof line, "corral: %s%s", prefix, message);
+        line_writer(line, MIN((size_t) MAX(n, 0), sizeof line - 1), line_writer_userdata);
 }
 
 static void write_journal(int level, const char *message_id, const LogFields *fields, const char *message) {

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <syslog.h>
 
 #include "util.h"
@@ -11,6 +13,13 @@
 /* Decides once where logs go: the journal when $JOURNAL_STREAM names our stderr, stderr otherwise. */
 void log_open(void);
 void log_set_max_level(int level);
+/* Whether log_open() chose the journal. */
+bool log_to_journal(void);
+
+/* Where lines for stderr go instead of stdio (NULL: stdio again): one line, without its newline. Lets the
+ * worker output relay keep corral's own lines whole among the workers' (relay-sink.h). */
+typedef void (*log_line_writer_t)(const char *line, size_t n, void *userdata);
+void log_set_line_writer(log_line_writer_t writer, void *userdata);
 /* "debug", "info", "notice", "warning", "err"/"error", "crit", "alert", "emerg" or 0-7; -EINVAL else. */
 int log_level_from_string(const char *s);
 

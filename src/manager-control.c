@@ -114,6 +114,7 @@ static void manager_snapshot(Manager *m, Snapshot *ret) {
                         .command = m->target->config->exec_start,
                         .config_path = m->params.config_path,
                         .notify_rejected = notify_socket_rejected(m->notify),
+                        .output_dropped = manager_output_dropped(m),
                         .counters = &m->counters,
                 },
         };

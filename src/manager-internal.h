@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* The Manager object, shared by the files that implement it: manager.c (set-up, signals, reconcile,
  * STATUS=), manager-control.c (operator requests), manager-reload.c (reloads and roll outcomes),
- * manager-workers.c (starting and stopping workers, their events and notifications, sampling). Calls go
- * one way only, in that order. Not for use outside them. */
+ * manager-workers.c (starting and stopping workers, their events and notifications, sampling),
+ * manager-output.c (the workers' stdout and stderr). Calls go one way only, in that order. Not for use
+ * outside them. */
 #pragma once
 
 #include <signal.h>
@@ -18,6 +19,7 @@
 #include "notify.h"
 #include "httpd.h"
 #include "pool.h"
+#include "relay-sink.h"
 #include "sockets.h"
 #include "status.h"
 #include "upgrade-state.h"
@@ -31,6 +33,8 @@ enum {
         PRIORITY_NOTIFY = -10,
         PRIORITY_TIMER = 0,
         PRIORITY_SAMPLE = 10,
+        PRIORITY_OUTPUT_SINK = 19, /* room in corral's stdout or stderr for relayed lines, before reading more */
+        PRIORITY_OUTPUT = 20,      /* relayed worker output: what is left when nothing else waits */
 };
 
 struct Manager {
@@ -64,6 +68,9 @@ struct Manager {
         Pool *pool;
         Worker *workers; /* every worker with a pool record: starting, ready, stopping */
         Worker *gone;    /* exited, or never started: freed after the current dispatch */
+        RelaySink *relay_sinks[2]; /* WorkerOutput=prefix: corral's stdout and stderr (one sink twice when
+                                    * they are the same file), made when first needed */
+        bool output_warned;        /* a worker's output could not be set up: said once */
 
         sd_event_source *plan_timer;
         sd_event_source *post_source;
@@ -150,6 +157,20 @@ int manager_read_accounting(PoolWorker *pw, CgroupSample *ret);
 void manager_sample(Manager *m);
 void manager_on_worker_notify(NotifySocket *n, const struct ucred *sender, const NotifyMessage *msg,
                               void *userdata);
+
+/* manager-output.c */
+/* The stdout and stderr a new worker gets from its generation's WorkerOutput=: a new WorkerOutput, or NULL
+ * for corral's own (inherit, or what could not be set up: said once). */
+WorkerOutput *manager_worker_output(Manager *m, const Worker *w);
+/* A relayed output again for a worker adopted by an upgrade, from its pipes' read ends (taken on success).
+ * NULL on failure (said). */
+WorkerOutput *manager_worker_output_adopt(Manager *m, const Worker *w, const int fds[2]);
+/* Bytes of relayed output queued for corral's stdout and stderr, not written yet. */
+size_t manager_output_pending(const Manager *m);
+/* Lines of worker output (and of corral's own, when relayed) dropped so far. */
+uint64_t manager_output_dropped(const Manager *m);
+/* Frees the relay sinks once the workers are gone, writing what they hold for at most a second. */
+void manager_free_relay(Manager *m);
 
 /* manager-control.c */
 void manager_on_http(Httpd *h, const HttpRequest *req, HttpdResponse *resp, void *userdata);

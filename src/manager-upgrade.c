@@ -137,6 +137,7 @@ static int manager_upgrade_state(Manager *m, UpgradeState *ret) {
                         .watchdog_usec = worker_watchdog_deadline(w),
                         .recycle = w->recycle,
                 };
+                worker_output_fds(w->output, s.workers[s.n_workers - 1].output_fds);
         }
         r = pool_image(m->pool, &s.pool);
         if (r < 0) {
@@ -177,6 +178,9 @@ static const char *manager_upgrade_busy(Manager *m) {
                 return "a control request is being answered";
         if (m->httpd && httpd_n_connections(m->httpd) > 0)
                 return "a health or metrics request is being answered";
+        /* Relayed lines queued for corral's own output would be lost with the image. */
+        if (manager_output_pending(m) > 0)
+                return "relayed worker output is waiting for corral's stdout";
         return NULL;
 }
 
@@ -338,7 +342,7 @@ void manager_upgrade_request(Manager *m, ControlConnection *c) {
  * this binary and the state. */
 static int collect_fds(const UpgradeState *s, int state_fd, int **ret, size_t *ret_n) {
         size_t n = 0;
-        int *fds = calloc(s->n_sockets + s->n_waiter_fds + s->n_workers + 4, sizeof(int));
+        int *fds = calloc(s->n_sockets + s->n_waiter_fds + 3 * s->n_workers + 4, sizeof(int));
 
         if (!fds)
                 return -ENOMEM;
@@ -346,8 +350,11 @@ static int collect_fds(const UpgradeState *s, int state_fd, int **ret, size_t *r
                 fds[n++] = s->sockets[i].fd;
         for (size_t i = 0; i < s->n_waiter_fds; i++)
                 fds[n++] = s->waiter_fds[i];
-        for (size_t i = 0; i < s->n_workers; i++)
+        for (size_t i = 0; i < s->n_workers; i++) {
                 fds[n++] = s->workers[i].pidfd;
+                fds[n++] = s->workers[i].output_fds[0];
+                fds[n++] = s->workers[i].output_fds[1];
+        }
         fds[n++] = s->notify_fd;
         fds[n++] = s->control_fd;
         fds[n++] = s->previous_exe_fd;
@@ -510,7 +517,9 @@ int manager_upgrade_restore(Manager *m, UpgradeState *s, bool *ret_fds_taken) {
                 r = manager_adopt_worker(m, pw, g, &(UpgradeWorker) { .pidfd = pidfd, .id = uw->id, .slot = uw->slot,
                                                                       .pid = uw->pid, .started_usec = uw->started_usec,
                                                                       .watchdog_usec = uw->watchdog_usec,
-                                                                      .recycle = uw->recycle });
+                                                                      .recycle = uw->recycle,
+                                                                      .output_fds = { TAKE_FD(uw->output_fds[0]),
+                                                                                      TAKE_FD(uw->output_fds[1]) } });
         }
         for (size_t i = 0; i < s->n_generations; i++)
                 generation_unref(gens[i]);

@@ -145,6 +145,8 @@ static int manager_start_worker(Manager *m, Worker *w) {
                 .nofile_soft = m->params.nofile_soft,
                 .working_directory = g->working_directory,
         };
+
+        _cleanup_(worker_output_freep) WorkerOutput *output = NULL;
         int r;
 
         r = env_build(environ, &ep, &envp, &sp.pid_entries);
@@ -153,7 +155,14 @@ static int manager_start_worker(Manager *m, Worker *w) {
         sp.envp = envp;
         manager_set_memory_limits(m, w);
         manager_note_worker_uids(m);
-        return worker_start(w, m->event, &sp, (double) random() / ((double) RAND_MAX + 1.0));
+        output = manager_worker_output(m, w);
+        sp.output_fds = output ? output->child_fds : NULL;
+        r = worker_start(w, m->event, &sp, (double) random() / ((double) RAND_MAX + 1.0));
+        if (r < 0 || !output)
+                return r;
+        (void) worker_output_started(output, m->event, PRIORITY_OUTPUT, w->slot, w->pid);
+        w->output = TAKE_PTR(output);
+        return 0;
 }
 
 /* A worker object on the manager's list, not started: its leaf cw (taken, may be NULL). */
@@ -234,10 +243,20 @@ int manager_adopt_worker(Manager *m, PoolWorker *pw, Generation *g, const Upgrad
         }
         r = worker_adopt(w, m->event, uw->pid, uw->pidfd, uw->started_usec, &uw->recycle, uw->watchdog_usec);
         if (r < 0) {
+                safe_close(uw->output_fds[0]);
+                safe_close(uw->output_fds[1]);
                 worker_free(w);
                 return log_error_errno(r, "Failed to watch worker %u (pid %d) again: %m", uw->slot, (int) uw->pid);
         }
         pw->process = w;
+        if (uw->output_fds[0] >= 0) {
+                w->output = manager_worker_output_adopt(m, w, uw->output_fds);
+                if (!w->output) {
+                        safe_close(uw->output_fds[0]);
+                        safe_close(uw->output_fds[1]);
+                } else
+                        (void) worker_output_started(w->output, m->event, PRIORITY_OUTPUT, w->slot, w->pid);
+        }
         return 0;
 }
 

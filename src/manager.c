@@ -552,6 +552,7 @@ Manager *manager_free(Manager *m) {
         while (m->workers)
                 worker_free(m->workers);
         manager_free_gone(m);
+        manager_free_relay(m);
         cgroup_manager_free(m->cgroups);
         sd_event_source_disable_unref(m->sample_timer);
         pool_free(m->pool);

@@ -24,8 +24,9 @@
 static const char *const spawn_stage_table[_SPAWN_STAGE_MAX] = {
         [SPAWN_STAGE_SIGNALS] = "signals", [SPAWN_STAGE_PDEATHSIG] = "pdeathsig",
         [SPAWN_STAGE_SETSID] = "setsid",   [SPAWN_STAGE_FDS] = "fds",
-        [SPAWN_STAGE_CGROUP] = "cgroup",   [SPAWN_STAGE_RLIMIT] = "rlimit",
-        [SPAWN_STAGE_CHDIR] = "chdir",     [SPAWN_STAGE_EXEC] = "exec",
+        [SPAWN_STAGE_CGROUP] = "cgroup",   [SPAWN_STAGE_OUTPUT] = "output",
+        [SPAWN_STAGE_RLIMIT] = "rlimit",   [SPAWN_STAGE_CHDIR] = "chdir",
+        [SPAWN_STAGE_EXEC] = "exec",
 };
 
 const char *spawn_stage_to_string(SpawnStage s) {
@@ -53,6 +54,22 @@ static int child_reset_signals(void) {
         }
         if (sigemptyset(&ss) < 0 || sigprocmask(SIG_SETMASK, &ss, NULL) < 0)
                 return -errno;
+        return 0;
+}
+
+/* Makes fds[0] and fds[1] the child's stdout and stderr. Copied above 2 first: corral started with those
+ * closed gets its own fds there, so either may be 1 or 2 already. The copies close at exec. */
+static int child_set_output(const int fds[2]) {
+        int tmp[2];
+
+        for (size_t i = 0; i < 2; i++) {
+                tmp[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
+                if (tmp[i] < 0)
+                        return -errno;
+        }
+        for (size_t i = 0; i < 2; i++)
+                if (dup2(tmp[i], 1 + (int) i) < 0)
+                        return -errno;
         return 0;
 }
 
@@ -128,6 +145,11 @@ _noreturn_ static void child_run(const SpawnParams *p, pid_t parent, int status_
                 if (write(p->cgroup_procs_fds[i], "0", 1) < 0)
                         child_fail(status_fd, SPAWN_STAGE_CGROUP, errno);
 
+        if (p->output_fds) {
+                r = child_set_output(p->output_fds);
+                if (r < 0)
+                        child_fail(status_fd, SPAWN_STAGE_OUTPUT, -r);
+        }
         r = child_move_fds(p->fds, p->n_fds, status_fd, &status_fd);
         if (r < 0)
                 child_fail(status_fd, SPAWN_STAGE_FDS, -r);

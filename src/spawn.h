@@ -15,6 +15,7 @@ typedef enum SpawnStage {
         SPAWN_STAGE_SETSID,
         SPAWN_STAGE_FDS,
         SPAWN_STAGE_CGROUP,
+        SPAWN_STAGE_OUTPUT,
         SPAWN_STAGE_RLIMIT,
         SPAWN_STAGE_CHDIR,
         SPAWN_STAGE_EXEC,
@@ -29,6 +30,7 @@ typedef struct SpawnParams {
         char *const *argv;
         char **envp;             /* built by env_build() */
         EnvPidEntries pid_entries; /* entries of envp the child fills in: its pid, its pidfd inode id */
+        const int *output_fds;   /* [2]: become fds 1 and 2 in the child (worker-output.h); NULL: inherited */
         const int *fds;          /* sockets that become fds 3, 4, ... in the child */
         size_t n_fds;
         int cgroup_procs_fds[2]; /* open cgroup.procs files to join before exec (v2 and v1 memory) */

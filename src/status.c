@@ -473,6 +473,9 @@ char *status_format_metrics(const StatusPool *p, const StatusWorker *rows, size_
         fprintf(b.f, "corral_notify_rejected_total %llu\n", (unsigned long long) p->notify_rejected);
         metric_header(b.f, "corral_signals_relayed_total", "counter", "Signals passed on to the workers.");
         fprintf(b.f, "corral_signals_relayed_total %llu\n", (unsigned long long) c->relayed_signals);
+        metric_header(b.f, "corral_worker_output_dropped_lines_total", "counter",
+                      "Lines of worker output dropped because corral's output was not keeping up.");
+        fprintf(b.f, "corral_worker_output_dropped_lines_total %llu\n", (unsigned long long) p->output_dropped);
 
         metric_header(b.f, "corral_worker_info", "gauge",
                       "The worker serving each slot: its pid and generation.");

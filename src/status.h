@@ -58,6 +58,7 @@ typedef struct StatusPool {
         const char *accounting;    /* "cgroup-v2", "hybrid", "proc"; NULL: no accounting */
         const char *memory_source; /* "memory.current", "memory.usage_in_bytes", "pss" */
         uint64_t notify_rejected;
+        uint64_t output_dropped; /* lines of worker output the relay dropped (WorkerOutput=prefix) */
         const StatusCounters *counters;
 } StatusPool;
 

@@ -438,6 +438,10 @@ int upgrade_state_write(const UpgradeState *s, char **ret, size_t *ret_size) {
                 put_fd(w, "pidfd", k->pidfd);
                 state_put_u64(w, "started", k->started_usec);
                 state_put_u64(w, "watchdog", k->watchdog_usec);
+                if (k->output_fds[0] >= 0 && k->output_fds[1] >= 0) {
+                        put_fd(w, "stdout-fd", k->output_fds[0]);
+                        put_fd(w, "stderr-fd", k->output_fds[1]);
+                }
                 put_recycle(w, &k->recycle);
         }
         upgrade_state_put_pool(w, &s->pool);
@@ -653,7 +657,7 @@ static int get_environment(Fields *f, UpgradeState *s) {
 }
 
 static int get_worker_record(Fields *f, UpgradeState *s) {
-        UpgradeWorker k = { .pidfd = -EBADF };
+        UpgradeWorker k = { .pidfd = -EBADF, .output_fds = { -EBADF, -EBADF } };
         RecycleState *r = &k.recycle;
 
         get_u64(f, "id", UINT64_MAX, &k.id);
@@ -663,6 +667,12 @@ static int get_worker_record(Fields *f, UpgradeState *s) {
         get_fd(f, "pidfd", &k.pidfd);
         get_u64(f, "started", UINT64_MAX, &k.started_usec);
         get_u64(f, "watchdog", UINT64_MAX, &k.watchdog_usec);
+        if (!f->bad && state_get_i64(f->rec, "stdout-fd", &(int64_t) { 0 }) != -ENOENT) {
+                get_fd(f, "stdout-fd", &k.output_fds[0]);
+                get_fd(f, "stderr-fd", &k.output_fds[1]);
+                if (!f->bad && (k.output_fds[0] < 0 || k.output_fds[1] < 0))
+                        f->bad = "stdout-fd";
+        }
         get_u64(f, "recycle-started", UINT64_MAX, &r->started);
         get_u64(f, "recycle-deadline", UINT64_MAX, &r->deadline);
         get_unsigned(f, "memory-over", &r->memory_over);

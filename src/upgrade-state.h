@@ -46,6 +46,7 @@ typedef struct UpgradeWorker {
         int pidfd;
         usec_t started_usec;
         usec_t watchdog_usec; /* when its watchdog runs out; 0: none armed */
+        int output_fds[2];    /* WorkerOutput=prefix: the read ends of its stdout and stderr pipes; -EBADF: none */
         RecycleState recycle;
 } UpgradeWorker;
 

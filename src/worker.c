@@ -468,6 +468,7 @@ Worker *worker_free(Worker *w) {
         sd_event_source_disable_unref(w->events_source);
         /* Kills and reaps a process still there. */
         sd_event_source_disable_unref(w->child_source);
+        worker_output_free(w->output);
         cgroup_worker_free(w->cgroup);
         generation_unref(w->generation);
         worker_unlink(w);

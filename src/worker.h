@@ -15,6 +15,7 @@
 #include "log.h"
 #include "recycle.h"
 #include "spawn.h"
+#include "worker-output.h"
 #include "util.h"
 
 typedef struct Worker Worker;
@@ -56,6 +57,7 @@ struct Worker {
         bool reap_check;      /* killed: the timer now checks that its exit was seen */
         RecycleState recycle; /* the recycling policy's view of it */
 
+        WorkerOutput *output;           /* its own stdout and stderr, owned; NULL: corral's */
         CgroupWorker *cgroup;           /* its leaf, owned; NULL without accounting */
         sd_event_source *events_source; /* on the leaf's memory.events (cgroup v2), or NULL */
         sd_event_source *child_source;
@@ -134,7 +136,7 @@ const char *worker_describe_exit(const Worker *w, char *buf, size_t size);
 void worker_log_fields(LogFields *f, const Worker *w);
 
 /* Releases everything it owns, in order: timers and watches, the process (killed and reaped if still
- * there), then the leaf (removed, or left to cgroup_manager_gc() while still populated) and its
+ * there), its output (what is left in its pipes relayed), then the leaf (removed, or left to cgroup_manager_gc() while still populated) and its
  * generation; and takes it off its list. Accepts and returns NULL. */
 Worker *worker_free(Worker *w);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Worker *, worker_free);

@@ -529,6 +529,55 @@ sc_watchdog() {
     finish "$name" "healthy for 3 periods of WatchdogSec=2s; frozen master $main replaced by $new_main in ${dur} s"
 }
 
+# Worker output under journald (WorkerOutput=auto is journal here): after a reload to workers that each
+# write 20 lines on stdout, 20 on stderr and one "<3>" line, every line is in the journal once, with the
+# writing worker's _PID, SYSLOG_IDENTIFIER=app/SLOT, and PRIORITY 6 (stdout), 4 (stderr) or 3 ("<3>").
+sc_worker_output() {
+    local name=$1
+    begin
+    local gen cur rc slots got=''
+    gen=$(pool_json | pyjson 'j["generation"]')
+    write_config --log-lines 20 --log-level-line
+    cur=$(now_us)
+    ct timeout 120 systemctl reload "$UNIT"
+    rc=$?
+    check "systemctl reload exits 0 (got $rc)" eq "$rc" 0
+    check "pool settled at generation $((gen + 1))" wait_until 20 pool_settled $((gen + 1))
+    slots=$(pool_json | pyjson '" ".join("%d:%d" % (w["slot"], w["pid"]) for w in j["workers"])')
+    lines_ok() {
+        got=$(ct journalctl -o json --no-pager -u "$UNIT" 2>/dev/null | python3 -c '
+import json, sys
+since, slots = int(sys.argv[1]), dict(map(int, s.split(":")) for s in sys.argv[2].split())
+def body(stream, slot, pid, seq, size=100):
+    head = f"LOG {stream} {slot} {pid} {seq} "
+    pat, n = f"{slot}.{seq}.", size - 1 - len(head)
+    return head + (pat * (n // len(pat) + 1))[:n]
+want = {(slot, m): 0 for slot in slots for m in ("out", "err", "prio")}
+bad = []
+for line in sys.stdin:
+    r = json.loads(line)
+    msg = r.get("MESSAGE")
+    if int(r["__REALTIME_TIMESTAMP"]) < since or not isinstance(msg, str) or not msg.startswith("LOG"):
+        continue
+    f = msg.split(" ")
+    slot = int(f[2]) if f[0] == "LOG" else int(f[1])
+    kind, prio = (f[1], {"out": "6", "err": "4"}[f[1]]) if f[0] == "LOG" else ("prio", "3")
+    pid = slots.get(slot)
+    if r.get("_PID") != str(pid) or r.get("SYSLOG_IDENTIFIER") != f"app/{slot}" or r.get("PRIORITY") != prio or \
+            (kind != "prio" and msg != body(kind, slot, pid, int(f[4]))) or (kind == "prio" and msg != f"LOG-PRIO {slot} {pid}"):
+        bad.append({k: r.get(k) for k in ("MESSAGE", "_PID", "SYSLOG_IDENTIFIER", "PRIORITY")})
+        continue
+    want[(slot, kind)] += 1
+counts = sorted(set(want.values()))
+print(f"{sum(want.values())} lines: per worker {counts}; bad {len(bad)} {bad[:3]}")
+sys.exit(not (not bad and all(n == (1 if k[1] == "prio" else 20) for k, n in want.items())))' "$cur" "$slots")
+    }
+    check "every worker line in the journal with its _PID, app/SLOT and priority" wait_until 15 lines_ok
+    lines_ok
+    e2e_log "  journal: $got (workers $slots)"
+    finish "$name" "$got; workers $slots"
+}
+
 sc_stop() {
     local name=$1
     begin
@@ -606,10 +655,11 @@ run_in() { # FLAVOUR ROOTFS SUFFIX
             sc_crash "crash$sfx"
             sc_upgrade "upgrade$sfx"
             sc_restart "restart$sfx"
+            sc_worker_output "worker-output$sfx"
             sc_stop "stop$sfx"
         else
             local s
-            for s in notify-reload bad-deploy-notify-reload crash upgrade restart stop; do
+            for s in notify-reload bad-deploy-notify-reload crash upgrade restart worker-output stop; do
                 result "$s$sfx" FAIL "not run: the pool did not come up"
             done
         fi
@@ -623,10 +673,11 @@ run_in() { # FLAVOUR ROOTFS SUFFIX
             sc_upgrade "upgrade$sfx"
             sc_restart "restart$sfx"
             sc_watchdog "watchdog$sfx"
+            sc_worker_output "worker-output$sfx"
             sc_stop "stop$sfx"
         else
             local s
-            for s in accounting reload-under-load bad-deploy crash upgrade restart watchdog stop; do
+            for s in accounting reload-under-load bad-deploy crash upgrade restart watchdog worker-output stop; do
                 result "$s$sfx" FAIL "not run: the pool did not come up"
             done
         fi

@@ -296,9 +296,10 @@ class Corral:
 
     def __init__(self, args, *, env=None, mode="embedded", sockets=(), activate_port=None,
                  activate_fdname="http", notify_socket=None, workdir=None, name="corral", echo=False, prefix=(),
-                 binary=None):
+                 binary=None, stdout=None):
         self.args = [str(a) for a in args]
         self.binary = binary  # another corral binary than the build's, e.g. a copy an upgrade test replaces
+        self.stdout = stdout  # None: stdout and stderr together in self.log; else corral's stdout (as Popen takes it)
         self.prefix = list(prefix)  # a command that execs corral in place, e.g. prlimit
         self.mode = mode
         self.sockets = list(sockets)
@@ -347,11 +348,14 @@ class Corral:
     def start(self):
         pass_fds = [s.fileno() for s, _ in self.sockets] if self.mode == "fds" else ()
         self.started_at = time.monotonic()
-        self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, env=self.env, pass_fds=pass_fds,
-                                     cwd=self.workdir, start_new_session=True)
+        split = self.stdout is not None
+        self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
+                                     stdout=self.stdout if split else subprocess.PIPE,
+                                     stderr=subprocess.PIPE if split else subprocess.STDOUT, env=self.env,
+                                     pass_fds=pass_fds, cwd=self.workdir, start_new_session=True)
         self.tracker.track(self.proc.pid)
-        self.log = LogCapture(self.proc.stdout, os.path.join(self.workdir, f"{self.name}.log"),
+        self.log = LogCapture(self.proc.stderr if split else self.proc.stdout,
+                              os.path.join(self.workdir, f"{self.name}.log"),
                               echo_prefix=f"[{self.name}] " if self.echo else None)
         if self.mode == "socket-activate":
             self._trigger_activation()

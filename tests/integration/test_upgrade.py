@@ -260,6 +260,39 @@ class Upgrade(h.CorralTestCase):
         self.assertEqual(st["name"], "corral-test-worker")
         self.assertEqual(st["pid"], corral.pid)
 
+    def test_relayed_output_crosses_the_upgrade(self):
+        # WorkerOutput=prefix: the pipes' read ends cross the exec, so the workers keep writing (no EPIPE, no
+        # SIGPIPE) and every line, short enough to be written whole, is relayed once, before or after.
+        n_lines = 300
+        out = os.path.join(self.tmp, "stdout")
+        with open(out, "wb") as f:
+            cat = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=f)
+        self.addCleanup(cat.kill)
+        corral = self.start_corral(["--listen", f"127.0.0.1:{self.port}", "--count", 2, "--control", self.control,
+                                    "--worker-output", "prefix", "--", h.worker_bin(), "--log-lines", n_lines,
+                                    "--log-bytes", 100, "--log-every", 10], binary=self.bin, stdout=cat.stdin)
+        cat.stdin.close()
+        h.wait_all_ready(self.control, 2)
+        _, pids = self.workers()
+        for _ in range(3):
+            time.sleep(0.5)
+            rc, out_text = self.upgrade()
+            self.assertEqual(rc, 0, out_text)
+
+        def lines():
+            with open(out, "rb") as f:
+                return [l for l in f.read().decode("latin-1").splitlines() if " LOG out " in l]
+        h.wait_until(lambda: len(lines()) >= 2 * n_lines, h.scaled(30), interval=0.2,
+                     message="not every stdout line was relayed")
+        got = lines()
+        self.assertEqual(len(got), 2 * n_lines, got[-3:])
+        for slot, pid in pids.items():
+            seqs = [int(l.split()[6]) for l in got if l.startswith(f"[{slot} {pid}] LOG out {slot} {pid} ")]
+            self.assertEqual(len(seqs), n_lines, f"slot {slot}")
+            self.assertEqual(seqs, sorted(set(seqs)), f"slot {slot}: lines lost, twice or out of order")
+        self.assert_unchanged(corral, pids)
+        self.assertEqual(corral.stop(), 0)
+
     def test_an_upgrade_waits_for_a_starting_worker(self):
         corral = self.start(count=2, worker_args=["--ready-delay", "1.5"])
         _, pids = self.workers()

@@ -115,6 +115,7 @@ Test(config, defaults_without_a_file, .fini = remove_config) {
         cr_assert_eq(c->count_mode, COUNT_AUTO);
         cr_assert_eq(c->count_value, 0);
         cr_assert_eq(c->ready_mode, READY_NOTIFY);
+        cr_assert_eq(c->worker_output, WORKER_OUTPUT_AUTO);
         cr_assert_eq(c->ready_delay_usec, USEC_PER_SEC);
         cr_assert_eq(c->ready_timeout_usec, 30 * USEC_PER_SEC);
         cr_assert_eq(c->stop_signal, SIGTERM);
@@ -266,6 +267,11 @@ static const BoundCase bound_cases[] = {
         { "Worker", "ReadyMode", "exec", "", NULL },
         { "Worker", "ReadyMode", "delay", "", NULL },
         { "Worker", "ReadyMode", "Notify", "", "expected 'notify', 'exec' or 'delay'" },
+        { "Worker", "WorkerOutput", "auto", "", NULL },
+        { "Worker", "WorkerOutput", "journal", "", NULL },
+        { "Worker", "WorkerOutput", "inherit", "", NULL },
+        { "Worker", "WorkerOutput", "prefix", "", NULL },
+        { "Worker", "WorkerOutput", "syslog", "", "expected 'auto', 'journal', 'inherit' or 'prefix'" },
         { "Worker", "ReadyDelaySec", "0", "", NULL },
         { "Worker", "ReadyDelaySec", "1h", "ReadyTimeoutSec=2h\n", NULL },
         { "Worker", "ReadyDelaySec", "1h 1us", "", DURATION_0_1H },
@@ -781,7 +787,7 @@ Test(config, key_table_is_complete_and_consistent) {
         size_t n;
         const ConfigKeyInfo *keys = config_key_table(&n);
 
-        cr_assert_eq(n, 31);
+        cr_assert_eq(n, 32);
         for (size_t i = 0; i < n; i++) {
                 cr_assert_not_null(keys[i].section);
                 cr_assert_not_null(keys[i].key);

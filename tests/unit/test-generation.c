@@ -76,6 +76,10 @@ Test(generation, fd_budget_covers_count_and_surge) {
         cr_assert_str_eq(error, "Count=100 needs about 660 file descriptors (4 per worker, 256 for corral itself), "
                                 "but the limit is 659: raise LimitNOFILE= (ulimit -n) or lower Count=");
         cr_assert_eq(generation_check_fd_limit(g, 1, 4, UINT64_MAX, NULL), 0);
+        /* WorkerOutput=prefix: two pipes more per worker. */
+        g->config->worker_output = WORKER_OUTPUT_PREFIX;
+        cr_assert_eq(generation_check_fd_limit(g, 1, 4, 862, NULL), 0);
+        cr_assert_eq(generation_check_fd_limit(g, 1, 4, 861, NULL), -EMFILE);
         generation_unref(g);
 }
 

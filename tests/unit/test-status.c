@@ -84,6 +84,7 @@ static Snapshot snapshot(Scenario s) {
                         .config_path = "/etc/corral/app.conf",
                         .accounting = "cgroup-v2", .memory_source = "memory.current",
                         .notify_rejected = 17,
+                        .output_dropped = 5,
                         .counters = &counters,
                 },
         };
@@ -442,6 +443,9 @@ Test(status, health_is_503_for_an_empty_pool) {
         "# HELP corral_signals_relayed_total Signals passed on to the workers.\n"                           \
         "# TYPE corral_signals_relayed_total counter\n"                                                     \
         "corral_signals_relayed_total 9\n"                                                                  \
+        "# HELP corral_worker_output_dropped_lines_total Lines of worker output dropped because corral's output was not keeping up.\n" \
+        "# TYPE corral_worker_output_dropped_lines_total counter\n"                                        \
+        "corral_worker_output_dropped_lines_total 5\n"                                                      \
         "# HELP corral_worker_info The worker serving each slot: its pid and generation.\n"                 \
         "# TYPE corral_worker_info gauge\n"
 #define METRICS_MEMORY_HEAD                                                                                 \

@@ -54,7 +54,9 @@ static struct {
         int exit_at_start;
         long drain_ms;
         const char *status;
-} arg = { .exit_at_start = -1, .drain_ms = 5000 };
+        long log_lines, log_bytes, log_every_ms;
+        int log_level_line;
+} arg = { .exit_at_start = -1, .drain_ms = 5000, .log_bytes = 100 };
 
 static const char *slot = "-", *generation = "-", *count = "-";
 static char *env_snapshot, *fds_snapshot, *sigmask_snapshot, *cwd_snapshot, *argv_snapshot;
@@ -499,6 +501,48 @@ static int drain_tick(void) {
         return (int) (next > now ? next - now : 1);
 }
 
+/* --log-lines N: N lines of --log-bytes L (newline included) on stdout and on stderr, in turn, after READY=1:
+ * all at once, or with --log-every MS one on each every MS ms (for ever when N is 0). A line is "LOG out|err SLOT PID SEQ " padded with
+ * "SLOT.SEQ." over and over, so a reader can tell a whole line from a torn or mixed one. --log-level-line:
+ * then "<3>LOG-PRIO SLOT PID" on stdout, for journald's level prefix. One write(2) per line, like a logger. */
+static void write_all(int fd, const char *p, size_t n) {
+        while (n > 0) {
+                ssize_t k = write(fd, p, n);
+
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k <= 0)
+                        return;
+                p += k;
+                n -= (size_t) k;
+        }
+}
+
+static void log_line(int fd, long seq) {
+        static char *buf;
+        char pattern[64];
+        int n, pn;
+
+        if (!buf && !(buf = malloc((size_t) arg.log_bytes)))
+                die(1, "out of memory");
+        n = snprintf(buf, (size_t) arg.log_bytes, "LOG %s %s %d %ld ", fd == 1 ? "out" : "err", slot, (int) getpid(),
+                     seq);
+        pn = snprintf(pattern, sizeof pattern, "%s.%ld.", slot, seq);
+        for (long i = n; i < arg.log_bytes - 1; i++)
+                buf[i] = pattern[(i - n) % pn];
+        buf[arg.log_bytes - 1] = '\n';
+        write_all(fd, buf, (size_t) arg.log_bytes);
+}
+
+static long log_seq;
+
+static void log_burst(long lines) {
+        for (long i = 0; i < lines; i++, log_seq++) {
+                log_line(STDOUT_FILENO, log_seq);
+                log_line(STDERR_FILENO, log_seq);
+        }
+}
+
 static void signal_on_event(Source *s) {
         struct signalfd_siginfo si;
 
@@ -532,6 +576,10 @@ static void parse_args(int argc, char **argv) {
                 { "notify-via-child", no_argument, &arg.notify_via_child, 1 },
                 { "notify-via-orphan", no_argument, &arg.notify_via_child, 2 },
                 { "watchdog", no_argument, &arg.watchdog, 1 },
+                { "log-lines", required_argument, NULL, 'L' },
+                { "log-bytes", required_argument, NULL, 'B' },
+                { "log-every", required_argument, NULL, 'E' },
+                { "log-level-line", no_argument, &arg.log_level_line, 1 },
                 {}
         };
         char *e = NULL;
@@ -554,13 +602,20 @@ static void parse_args(int argc, char **argv) {
                         arg.drain_ms = strtol(optarg, &e, 10);
                 else if (c == 's')
                         arg.status = optarg;
+                else if (c == 'L')
+                        arg.log_lines = strtol(optarg, &e, 10);
+                else if (c == 'B')
+                        arg.log_bytes = strtol(optarg, &e, 10);
+                else if (c == 'E')
+                        arg.log_every_ms = strtol(optarg, &e, 10);
                 else if (c != 0)
                         die(64, "unknown option");
                 if (e && *e)
                         die(64, "bad number in option");
         }
         if (optind < argc || !(arg.ready_delay >= 0 && arg.ready_delay < 86400) || arg.exit_at_start > 255 ||
-            arg.drain_ms < 0 || arg.drain_ms > 3600000)
+            arg.drain_ms < 0 || arg.drain_ms > 3600000 || arg.log_lines < 0 || arg.log_bytes < 64 ||
+            arg.log_bytes > (1L << 20) || arg.log_every_ms < 0)
                 die(64, "bad arguments");
 }
 
@@ -650,6 +705,15 @@ int main(int argc, char **argv) {
         if (arg.watchdog && getenv("WATCHDOG_USEC"))
                 watchdog_interval_ms = strtoll(getenv("WATCHDOG_USEC"), NULL, 10) / 3000;
 
+        if (arg.log_every_ms == 0)
+                log_burst(arg.log_lines);
+        if (arg.log_level_line) {
+                char prio[128];
+                int l = snprintf(prio, sizeof prio, "<3>LOG-PRIO %s %d\n", slot, (int) getpid());
+                write_all(STDOUT_FILENO, prio, (size_t) l);
+        }
+        int64_t log_next_ms = now_ms() + arg.log_every_ms;
+
         for (;;) {
                 struct epoll_event events[64];
                 int timeout = draining ? drain_tick() : -1, k;
@@ -662,6 +726,15 @@ int main(int argc, char **argv) {
                         }
                         if (timeout < 0 || watchdog_next_ms - now < timeout)
                                 timeout = (int) (watchdog_next_ms - now);
+                }
+                if (arg.log_every_ms > 0 && !draining && (arg.log_lines == 0 || log_seq < arg.log_lines)) {
+                        int64_t now = now_ms();
+                        if (now >= log_next_ms) {
+                                log_burst(1);
+                                log_next_ms = now + arg.log_every_ms;
+                        }
+                        if (timeout < 0 || log_next_ms - now < timeout)
+                                timeout = (int) (log_next_ms - now);
                 }
 
                 k = epoll_wait(epoll_fd, events, 64, timeout);
