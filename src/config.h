@@ -48,6 +48,8 @@ typedef struct Config {
         uint64_t cgroup_memory_high; /* per-worker memory.high, UINT64_MAX: none */
         uint64_t cgroup_memory_max;  /* per-worker memory.max, UINT64_MAX: none */
         usec_t worker_watchdog_usec; /* 0: no per-worker watchdog */
+        char *user;  /* [Worker] User=: who the workers run as (resolved by the generation), NULL: corral's */
+        char *group; /* [Worker] Group=, NULL: the user's primary group */
 
         char **listen; /* embedded-mode listen specs, in order (see parse.h) */
 

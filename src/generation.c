@@ -8,6 +8,7 @@
 
 int generation_new(Config *config, unsigned number, Generation **ret, char **ret_error) {
         _cleanup_free_ char *path = NULL;
+        Credentials credentials;
         Generation *g;
         int r;
 
@@ -19,10 +20,16 @@ int generation_new(Config *config, unsigned number, Generation **ret, char **ret
                 }
                 return r;
         }
+        r = credentials_resolve(config->user, config->group, &credentials, ret_error);
+        if (r < 0)
+                return r;
         g = malloc(sizeof(Generation));
-        if (!g)
+        if (!g) {
+                credentials_done(&credentials);
                 return -ENOMEM;
-        *g = (Generation) { .n_ref = 1, .number = number, .config = config, .exec_path = TAKE_PTR(path) };
+        }
+        *g = (Generation) { .n_ref = 1, .number = number, .config = config, .exec_path = TAKE_PTR(path),
+                            .credentials = credentials };
         *ret = g;
         return 0;
 }
@@ -38,6 +45,7 @@ Generation *generation_unref(Generation *g) {
                 return NULL;
         config_free(g->config);
         free(g->exec_path);
+        credentials_done(&g->credentials);
         free(g);
         return NULL;
 }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include "config.h"
+#include "credentials.h"
 #include "pool.h"
 #include "recycle.h"
 #include "util.h"
@@ -15,10 +16,11 @@ typedef struct Generation {
         unsigned number; /* the pool's generation number; 0 until the pool gave it one */
         Config *config;  /* owned, never modified */
         char *exec_path; /* ExecStart='s executable, resolved when the generation was made */
+        Credentials credentials; /* User=/Group=, resolved when the generation was made */
 } Generation;
 
 /* Makes a generation of config, which it takes on success (the caller keeps it on failure). Resolves
- * ExecStart='s executable; when that fails, *ret_error (may be NULL) receives an allocated message
+ * ExecStart='s executable and User=/Group= (credentials.h); when that fails, *ret_error (may be NULL) receives an allocated message
  * naming it. Returns 0 and a generation with one reference in *ret, or a negative errno. */
 int generation_new(Config *config, unsigned number, Generation **ret, char **ret_error);
 

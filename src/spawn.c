@@ -2,6 +2,7 @@
 /* fork() + exec() of one worker. The child runs only async-signal-safe calls: the parent may hold locks
  * (malloc, stdio) at fork time, so anything needing them is prepared before the fork. */
 #include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
@@ -25,7 +26,7 @@ static const char *const spawn_stage_table[_SPAWN_STAGE_MAX] = {
         [SPAWN_STAGE_SIGNALS] = "signals", [SPAWN_STAGE_PDEATHSIG] = "pdeathsig",
         [SPAWN_STAGE_SETSID] = "setsid",   [SPAWN_STAGE_FDS] = "fds",
         [SPAWN_STAGE_CGROUP] = "cgroup",   [SPAWN_STAGE_RLIMIT] = "rlimit",
-        [SPAWN_STAGE_EXEC] = "exec",
+        [SPAWN_STAGE_USER] = "user",       [SPAWN_STAGE_EXEC] = "exec",
 };
 
 const char *spawn_stage_to_string(SpawnStage s) {
@@ -104,6 +105,23 @@ static int child_pidfd_inode_id(uint64_t *ret) {
         return 0;
 }
 
+/* User=/Group=: last, after everything that needs root (joining the cgroup leaves, which the worker's
+ * user cannot write; the rlimit). Groups first, while still allowed to change them, the uid last. A change
+ * of credentials clears the parent-death signal (the kernel's commit_creds()), so it is set again, and the
+ * parent checked again as after the first time. Plain syscalls only: everything was resolved before fork. */
+static int child_drop_privileges(const Credentials *c, pid_t parent) {
+        if (!c || !c->set)
+                return 0;
+        if (setgroups(c->n_groups, c->groups) < 0 || setresgid(c->gid, c->gid, c->gid) < 0 ||
+            setresuid(c->uid, c->uid, c->uid) < 0)
+                return -errno;
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+                return -errno;
+        if (getppid() != parent)
+                _exit(127);
+        return 0;
+}
+
 _noreturn_ static void child_run(const SpawnParams *p, pid_t parent, int status_fd) {
         int r;
 
@@ -159,6 +177,9 @@ _noreturn_ static void child_run(const SpawnParams *p, pid_t parent, int status_
                                 child_fail(status_fd, SPAWN_STAGE_RLIMIT, errno);
                 }
         }
+        r = child_drop_privileges(p->credentials, parent);
+        if (r < 0)
+                child_fail(status_fd, SPAWN_STAGE_USER, -r);
         execve(p->path, p->argv, p->envp);
         child_fail(status_fd, SPAWN_STAGE_EXEC, errno);
 }

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "credentials.h"
 #include "env.h"
 #include "util.h"
 
@@ -16,6 +17,7 @@ typedef enum SpawnStage {
         SPAWN_STAGE_FDS,
         SPAWN_STAGE_CGROUP,
         SPAWN_STAGE_RLIMIT,
+        SPAWN_STAGE_USER,
         SPAWN_STAGE_EXEC,
         _SPAWN_STAGE_MAX,
         _SPAWN_STAGE_INVALID = -EINVAL,
@@ -33,6 +35,7 @@ typedef struct SpawnParams {
         int cgroup_procs_fds[2]; /* open cgroup.procs files to join before exec (v2 and v1 memory) */
         size_t n_cgroup_procs_fds;
         uint64_t nofile_soft;    /* RLIMIT_NOFILE soft limit to exec with (corral raised its own); 0: as is */
+        const Credentials *credentials; /* switched to last before exec; NULL or not set: corral's own */
 } SpawnParams;
 
 /* What the child writes to the status pipe when it fails before exec. */
