@@ -372,6 +372,38 @@ sys.exit(not (j["workers"] and all(w["memory_bytes"] > 0 for w in j["workers"]))
     finish "$name" "$leaves worker leaves under $cg, corral in $own; $(pyjson '"memory %s, cpu_usec %s" % ([w["memory_bytes"] for w in j["workers"]], [w["cpu_usec"] for w in j["workers"]])' <<<"$j")"
 }
 
+# sc_unprivileged NAME: the shipped unit runs the pool as a user systemd makes up (DynamicUser=yes): corral
+# and every worker run as that user, not root; the workers still get their cgroup leaves below the
+# delegated cgroup and memory figures; root reaches the control socket by the instance's name; and
+# `systemd-analyze security` rates the unit (the figure the README quotes).
+sc_unprivileged() {
+    local name=$1
+    begin
+    local main uid j pid wuid wcg cg leaves=0 out exposure
+    main=$(prop "$UNIT" MainPID)
+    cg=$(prop "$UNIT" ControlGroup)
+    uid=$(ct sh -c "awk '/^Uid:/ { print \$2, \$3, \$4, \$5 }' /proc/$main/status")
+    check "corral runs as a non-root user (Uid: $uid)" test -n "$uid" -a "${uid%% *}" != 0
+    check "corral's real, effective, saved and fs uids agree ($uid)" eq "$uid" "$(printf '%s ' ${uid%% *}{,,,} | sed 's/ $//')"
+    j=$(pool_json)
+    for pid in $(pyjson '" ".join(str(w["pid"]) for w in j["workers"])' <<<"$j"); do
+        wuid=$(ct sh -c "awk '/^Uid:/ { print \$2, \$3, \$4, \$5 }' /proc/$pid/status")
+        check "worker $pid runs as corral's user ($wuid)" eq "$wuid" "$uid"
+        wcg=$(ct sh -c "sed -n 's/^0:://p' /proc/$pid/cgroup")
+        check "worker $pid in a leaf of its own ($wcg)" matches "$wcg" "$cg/worker-*-*"
+        leaves=$((leaves + 1))
+    done
+    check "$WORKERS workers seen" eq "$leaves" "$WORKERS"
+    check "memory figures for every worker" python3 -c 'import json, sys
+j = json.loads(sys.argv[1])
+sys.exit(not (j["workers"] and all(w["memory_bytes"] > 0 for w in j["workers"])))' "$j"
+    out=$(ct corral status app 2>&1)
+    check "root: 'corral status app' finds and reads the pool ($(head -n1 <<<"$out"))" matches "$(head -n1 <<<"$out")" "app: corral *running*"
+    exposure=$(ct systemd-analyze security --no-pager "$UNIT" | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
+    check "systemd-analyze security: exposure $exposure at most 2.0" python3 -c 'import sys; sys.exit(not float(sys.argv[1] or 99) <= 2.0)' "$exposure"
+    finish "$name" "corral and $leaves workers as uid ${uid%% *}, each in a leaf under $cg; systemd-analyze security exposure $exposure"
+}
+
 sc_crash() {
     local name=$1
     begin
@@ -567,6 +599,7 @@ run_in() { # FLAVOUR ROOTFS SUFFIX
     if [[ $flavour == 254 ]]; then
         sc_activation "socket-activation$sfx" notify-reload
         if ((ACTIVATION_OK)); then
+            sc_unprivileged "unprivileged$sfx"
             sc_reload "notify-reload$sfx"
             sc_bad_deploy "bad-deploy-notify-reload$sfx" 0
             sc_crash "crash$sfx"
@@ -574,7 +607,7 @@ run_in() { # FLAVOUR ROOTFS SUFFIX
             sc_stop "stop$sfx"
         else
             local s
-            for s in notify-reload bad-deploy-notify-reload crash restart stop; do
+            for s in unprivileged notify-reload bad-deploy-notify-reload crash restart stop; do
                 result "$s$sfx" FAIL "not run: the pool did not come up"
             done
         fi
@@ -582,6 +615,7 @@ run_in() { # FLAVOUR ROOTFS SUFFIX
         sc_activation "socket-activation$sfx" notify
         if ((ACTIVATION_OK)); then
             sc_accounting "accounting$sfx"
+            sc_unprivileged "unprivileged$sfx"
             sc_reload "reload-under-load$sfx"
             sc_bad_deploy "bad-deploy$sfx" 1
             sc_crash "crash$sfx"
@@ -590,7 +624,7 @@ run_in() { # FLAVOUR ROOTFS SUFFIX
             sc_stop "stop$sfx"
         else
             local s
-            for s in accounting reload-under-load bad-deploy crash restart watchdog stop; do
+            for s in accounting unprivileged reload-under-load bad-deploy crash restart watchdog stop; do
                 result "$s$sfx" FAIL "not run: the pool did not come up"
             done
         fi
