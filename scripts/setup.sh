@@ -68,8 +68,9 @@ VM_PACKAGES=(qemu-system-x86 qemu-utils mmdebstrap e2fsprogs)
 # addresses in a crash report into file:line.
 FUZZ_PACKAGES=(clang libclang-rt-14-dev llvm)
 # The stacks test (tests/integration/test_stacks.py, only with --stacks): uvicorn, Go with go-systemd, Puma.
-# 25 packages, 88 MB downloaded (496 MB installed, golang-go most of it); ~11 s to install from a local
-# mirror, and the test takes ~60 s. Without them the test is reported as skipped, never as passed.
+# 25 packages, 88 MB of .debs (496 MB installed, golang-go most of it): 11 s for apt-get update + install
+# here, where most .debs were already in apt's cache (add the download of ~82 MB on a fresh runner). The
+# test takes ~60 s. Without the packages the test is reported as skipped, never as passed.
 STACKS_PACKAGES=(python3-uvicorn golang-go golang-github-coreos-go-systemd-dev puma)
 
 build_dir=${CORRAL_BUILD_DIR:-build}
