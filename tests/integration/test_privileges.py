@@ -9,6 +9,7 @@ import grp
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import time
 import unittest
@@ -126,6 +127,17 @@ class Privileges(h.CorralTestCase):
         self.assertTrue(all(w["generation"] == 2 for w in st["workers"]), st)
         self.assertEqual(h.http_get(self.port).status, 200)
         self.assertEqual(c.stop(timeout=15), 0, c.output())
+
+    def test_workers_as_another_user_still_die_with_corral(self):
+        # A change of credentials clears the parent-death signal: the child sets it again after
+        # setresuid(), or these workers would serve on, unsupervised, after corral is SIGKILLed.
+        c = self.start_corral(["--listen", f"127.0.0.1:{self.port}", "--count", 2, "--user", "nobody",
+                               "--control", self.control, "--", self.worker])
+        c.wait_for_line(r"all 2 workers ready", timeout=20)
+        pids = [w["pid"] for w in self.status()["workers"]]
+        self.assertTrue(all(ids(p)[0][0] == NOBODY.pw_uid for p in pids))
+        c.send_signal(signal.SIGKILL)
+        self.assertAllGone(pids, timeout=5)
 
     def run_corral(self, *args, preexec_fn=None):
         p = subprocess.run([h.corral_bin(), "--listen", f"127.0.0.1:{self.port}", *args, "--", self.worker],
