@@ -11,8 +11,10 @@ usage() {
 Usage: scripts/test.sh [--no-asan] [--no-fuzz] [--no-e2e] [-- CTEST_ARGS...]
 
 Installs missing dependencies (scripts/setup.sh), builds, and runs:
-  1. unit + integration tests          in build/       (ctest)
-  2. unit + integration under ASan/UBSan in build-asan/ (ctest, -DCORRAL_SANITIZE=ON)
+  1. unit + integration tests          in build/       (ctest; with the stacks' runtimes:
+                                       setup.sh --stacks, CORRAL_REQUIRE_STACKS=1)
+  2. unit + integration under ASan/UBSan in build-asan/ (ctest, -DCORRAL_SANITIZE=ON; not the
+                                       stacks test, whose apps ASan does not instrument)
   3. fuzzing                           each libFuzzer target of tests/fuzz/ for $CORRAL_FUZZ_SECONDS
                                        (default 30) in build-fuzz/ (clang, -DCORRAL_FUZZ=ON)
   4. end to end under a real systemd   tests/e2e/run.sh build (systemd-nspawn containers booted
@@ -90,7 +92,8 @@ build_and_test() {
     shift 2
 
     section "$name: build ($dir)"
-    if ! scripts/setup.sh --build-dir "$dir" -- "$@"; then
+    # shellcheck disable=SC2086 # SETUP_FLAGS: words for setup.sh
+    if ! scripts/setup.sh ${SETUP_FLAGS:-} --build-dir "$dir" -- "$@"; then
         record "$name-build" FAILED
         record "$name-tests" "not-run"
         return 0
@@ -98,15 +101,18 @@ build_and_test() {
     record "$name-build" ok
 
     section "$name: unit + integration tests ($dir)"
-    if ctest --test-dir "$dir" --output-on-failure --no-tests=error -j2 "${ctest_args[@]}"; then
+    # shellcheck disable=SC2086 # CTEST_EXTRA: words for ctest
+    if ctest --test-dir "$dir" --output-on-failure --no-tests=error -j2 ${CTEST_EXTRA:-} "${ctest_args[@]}"; then
         record "$name-tests" ok
     else
         record "$name-tests" FAILED
     fi
 }
 
+# The stacks test (uvicorn, Go, Puma) runs here only: setup.sh --stacks installs their runtimes, and a
+# missing one fails the test instead of skipping it.
 tier_default() {
-    build_and_test default build
+    SETUP_FLAGS=--stacks CORRAL_REQUIRE_STACKS=1 build_and_test default build
 }
 
 tier_asan() {
@@ -118,7 +124,7 @@ tier_asan() {
     # own bounds, like "killed within 3 s", scale with them; what they assert does not change).
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
         UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-        CORRAL_TEST_TIMEOUT_SCALE=${CORRAL_TEST_TIMEOUT_SCALE:-2} \
+        CORRAL_TEST_TIMEOUT_SCALE=${CORRAL_TEST_TIMEOUT_SCALE:-2} CTEST_EXTRA="-E integration-stacks" \
         build_and_test asan build-asan -DCORRAL_SANITIZE=ON
 }
 
@@ -170,7 +176,8 @@ tier_e2e() {
         record e2e FAILED
         return 0
     fi
-    if ! scripts/setup.sh --deps-only --e2e; then
+    # --stacks: the stack-go scenario builds contrib/examples/go on the host.
+    if ! scripts/setup.sh --deps-only --e2e --stacks; then
         echo "test.sh: e2e: FAIL (could not install mmdebstrap/systemd-container)"
         record e2e FAILED
         return 0

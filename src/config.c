@@ -346,6 +346,25 @@ static int config_parse_directory(const ConfigKey *k, const char *value, Config 
         return 0;
 }
 
+/* A user or group name as useradd(8) takes them, or a number; whether it exists is the generation's to
+ * find out (a reload resolves it again). */
+static int config_parse_user(const ConfigKey *k, const char *value, Config *c, char *why, size_t n) {
+        char **field = config_field(k, c);
+        char *copy = NULL;
+
+        if (value && (isempty(value) || strlen(value) > 32 || value[0] == '-' ||
+                      value[strspn(value, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")])) {
+                snprintf(why, n, "expected a user or group name (1 to 32 of A-Z a-z 0-9 _ . -, not first: -) "
+                                 "or a number");
+                return -EINVAL;
+        }
+        if (value && !(copy = strdup(value)))
+                return -ENOMEM;
+        free(*field);
+        *field = copy;
+        return 0;
+}
+
 static int config_parse_listen(const ConfigKey *k, const char *value, Config *c, char *why, size_t n) {
         char ***field = config_field(k, c);
         const char *reason = NULL;
@@ -435,6 +454,13 @@ static const ConfigKey config_keys[] = {
                        "Directory the workers start in, symbolic links resolved at start and reload "
                        "(default: corral's own)",
                        config_parse_directory, working_directory, 0, 0),
+        KEY_NO_DEFAULT("Worker", "User", "user", 0, "USER",
+                       "Run the workers as this user: corral started as root switches them before exec "
+                       "(default: corral's own user)",
+                       config_parse_user, user, 0, 0),
+        KEY_NO_DEFAULT("Worker", "Group", "group", 0, "GROUP",
+                       "Run the workers with this primary group (default: User='s primary group, else corral's)",
+                       config_parse_user, group, 0, 0),
         KEY_NO_DEFAULT("Socket", "Listen", "listen", 'l', "ADDRESS",
                        "Socket to bind without socket activation, repeatable: [NAME=][tcp:|udp:]IP:PORT or "
                        "[NAME=]unix:PATH[:MODE]; an empty value clears the list",
@@ -583,6 +609,8 @@ Config *config_free(Config *c) {
         strv_free(c->listen);
         free(c->status_listen);
         free(c->name);
+        free(c->user);
+        free(c->group);
         free(c);
         return NULL;
 }

@@ -67,6 +67,8 @@ typedef struct Config {
         uint64_t cgroup_memory_max;  /* per-worker memory.max, UINT64_MAX: none */
         usec_t worker_watchdog_usec; /* 0: no per-worker watchdog */
         WorkerOutputMode worker_output; /* WorkerOutput= */
+        char *user;  /* [Worker] User=: who the workers run as (resolved by the generation), NULL: corral's */
+        char *group; /* [Worker] Group=, NULL: the user's primary group */
 
         char **listen; /* embedded-mode listen specs, in order (see parse.h) */
 

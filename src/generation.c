@@ -85,6 +85,7 @@ int generation_new(Config *config, unsigned number, Generation **ret, char **ret
         _cleanup_free_ char *path = NULL, *directory = NULL, *relative = NULL;
         _cleanup_strv_free_ char **environment = NULL;
         const char *program = config->exec_start[0];
+        Credentials credentials;
         Generation *g;
         int r;
 
@@ -111,9 +112,14 @@ int generation_new(Config *config, unsigned number, Generation **ret, char **ret
         r = generation_environment(config, &environment, ret_error);
         if (r < 0)
                 return r;
+        r = credentials_resolve(config->user, config->group, &credentials, ret_error);
+        if (r < 0)
+                return r;
         g = malloc(sizeof(Generation));
-        if (!g)
+        if (!g) {
+                credentials_done(&credentials);
                 return -ENOMEM;
+        }
         *g = (Generation) {
                 .n_ref = 1,
                 .number = number,
@@ -121,6 +127,7 @@ int generation_new(Config *config, unsigned number, Generation **ret, char **ret
                 .exec_path = TAKE_PTR(path),
                 .environment = TAKE_PTR(environment),
                 .working_directory = TAKE_PTR(directory),
+                .credentials = credentials,
         };
         *ret = g;
         return 0;
@@ -131,13 +138,25 @@ int generation_new_resolved(Config *config, unsigned number, const GenerationRes
         _cleanup_strv_free_ char **environment = strv_copy(resolved->environment);
         Generation *g;
 
+        Credentials credentials = resolved->credentials;
+
         if (resolved->working_directory && !(directory = strdup(resolved->working_directory)))
                 return -ENOMEM;
         if (!path || (resolved->environment && !environment))
                 return -ENOMEM;
+        credentials.groups = NULL;
+        if (resolved->credentials.n_groups > 0) {
+                credentials.groups = calloc(resolved->credentials.n_groups, sizeof(gid_t));
+                if (!credentials.groups)
+                        return -ENOMEM;
+                memcpy(credentials.groups, resolved->credentials.groups,
+                       resolved->credentials.n_groups * sizeof(gid_t));
+        }
         g = malloc(sizeof(Generation));
-        if (!g)
+        if (!g) {
+                credentials_done(&credentials);
                 return -ENOMEM;
+        }
         *g = (Generation) {
                 .n_ref = 1,
                 .number = number,
@@ -145,6 +164,7 @@ int generation_new_resolved(Config *config, unsigned number, const GenerationRes
                 .exec_path = TAKE_PTR(path),
                 .environment = TAKE_PTR(environment),
                 .working_directory = TAKE_PTR(directory),
+                .credentials = credentials,
         };
         *ret = g;
         return 0;
@@ -163,6 +183,7 @@ Generation *generation_unref(Generation *g) {
         free(g->exec_path);
         strv_free(g->environment);
         free(g->working_directory);
+        credentials_done(&g->credentials);
         free(g);
         return NULL;
 }

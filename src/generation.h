@@ -7,6 +7,7 @@
 #pragma once
 
 #include "config.h"
+#include "credentials.h"
 #include "pool.h"
 #include "recycle.h"
 #include "util.h"
@@ -18,24 +19,26 @@ typedef struct Generation {
         char *exec_path; /* ExecStart='s executable, resolved when the generation was made */
         char **environment;      /* Environment= and the EnvironmentFile= contents, read when it was made */
         char *working_directory; /* WorkingDirectory= with symbolic links resolved then; NULL: none */
+        Credentials credentials; /* User=/Group=, resolved when the generation was made */
 } Generation;
 
 /* Makes a generation of config, which it takes on success (the caller keeps it on failure). Resolves
- * WorkingDirectory= (realpath) and ExecStart='s executable (a relative path with a '/' within that
- * directory), and reads the EnvironmentFile=s; when one fails, *ret_error (may be NULL) receives an
+ * WorkingDirectory= (realpath), ExecStart='s executable (a relative path with a '/' within that
+ * directory) and User=/Group= (credentials.h), and reads the EnvironmentFile=s; when one fails, *ret_error (may be NULL) receives an
  * allocated one-line message naming the key and what is wrong, e.g.
  *   "EnvironmentFile=/etc/app.env:3: LISTEN_FDS is set by corral for each worker and cannot be overridden"
  * Returns 0 and a generation with one reference in *ret, or a negative errno. */
 int generation_new(Config *config, unsigned number, Generation **ret, char **ret_error);
 
 /* What generation_new() resolves from the config when the generation is made: the executable, the
- * environment (Environment= and the EnvironmentFile= files as read then) and the working directory (its
- * links resolved then). An upgrade's next image takes them from the state, not from the files and links
+ * environment (Environment= and the EnvironmentFile= files as read then), the working directory (its
+ * links resolved then) and the credentials (the user and group databases as they were then). An upgrade's next image takes them from the state, not from the files and links
  * as they are now, so each generation stays exactly what it was. */
 typedef struct GenerationResolved {
         const char *exec_path;
         char *const *environment;
         const char *working_directory; /* NULL: none */
+        Credentials credentials;       /* its groups are copied */
 } GenerationResolved;
 
 /* A generation of config (taken on success) with what was resolved already (copied). Returns 0 and the

@@ -88,7 +88,7 @@ struct Manager {
         usec_t fd_error_logged_usec; /* the last "Too many open files" said about a spawn */
         unsigned fd_errors_unlogged;
         /* Who may notify: the uids the pool's workers run as (manager-workers.c). */
-        uid_t worker_uids[4];
+        uid_t worker_uids[8];
         unsigned n_worker_uids;
         /* The budget for tracing notifiers through /proc: this window's start and the traces in it. */
         usec_t trace_window_usec;

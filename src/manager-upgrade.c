@@ -36,6 +36,11 @@ static int state_add_generation(UpgradeState *s, size_t allocated, const Generat
                 .config_size = c->text_size,
                 .environment = g->environment,
                 .working_directory = g->working_directory,
+                .credentials_set = g->credentials.set,
+                .uid = g->credentials.uid,
+                .gid = g->credentials.gid,
+                .groups = g->credentials.groups,
+                .n_groups = g->credentials.n_groups,
         };
         return 0;
 }
@@ -96,7 +101,7 @@ static int manager_upgrade_state(Manager *m, UpgradeState *ret) {
         size_t n_workers = 0, n_generations;
         int r;
 
-        memcpy(s.worker_uids, m->worker_uids, sizeof(s.worker_uids));
+        memcpy(s.worker_uids, m->worker_uids, MIN(sizeof(m->worker_uids), sizeof(s.worker_uids)));
         if (m->control) {
                 UnixPathId id;
                 s.control_fd = control_server_fd(m->control, &id);
@@ -442,6 +447,13 @@ static int restore_generations(Manager *m, const UpgradeState *s, Generation **g
                                                             .exec_path = ug->exec_path,
                                                             .environment = ug->environment,
                                                             .working_directory = ug->working_directory,
+                                                            .credentials = {
+                                                                    .set = ug->credentials_set,
+                                                                    .uid = ug->uid,
+                                                                    .gid = ug->gid,
+                                                                    .groups = ug->groups,
+                                                                    .n_groups = ug->n_groups,
+                                                            },
                                                     },
                                                     &gens[i]);
                 if (r < 0)
@@ -478,7 +490,7 @@ int manager_upgrade_restore(Manager *m, UpgradeState *s, bool *ret_fds_taken) {
         m->counters = s->counters;
         m->reload_warnings = TAKE_PTR(s->reload_warnings);
         m->reload_failure = TAKE_PTR(s->reload_failure);
-        memcpy(m->worker_uids, s->worker_uids, sizeof(m->worker_uids));
+        memcpy(m->worker_uids, s->worker_uids, MIN(sizeof(m->worker_uids), sizeof(s->worker_uids)));
         m->n_worker_uids = s->n_worker_uids;
         m->untraced = s->untraced;
         m->upgraded_from = TAKE_PTR(s->writer_version);

@@ -104,7 +104,7 @@ static bool manager_log_spawn_error(Manager *m, int r) {
 }
 
 static void manager_on_worker_event(Worker *w, const WorkerEvent *ev, void *userdata);
-static void manager_note_worker_uids(Manager *m);
+static void manager_note_worker_uids(Manager *m, const Generation *g);
 
 /* Memory limits are worth having, not worth refusing a worker for; a failure is said once. */
 static void manager_set_memory_limits(Manager *m, Worker *w) {
@@ -144,6 +144,7 @@ static int manager_start_worker(Manager *m, Worker *w) {
                 .n_fds = m->sockets.n,
                 .nofile_soft = m->params.nofile_soft,
                 .working_directory = g->working_directory,
+                .credentials = &g->credentials,
         };
 
         _cleanup_(worker_output_freep) WorkerOutput *output = NULL;
@@ -154,7 +155,7 @@ static int manager_start_worker(Manager *m, Worker *w) {
                 return r;
         sp.envp = envp;
         manager_set_memory_limits(m, w);
-        manager_note_worker_uids(m);
+        manager_note_worker_uids(m, g);
         output = manager_worker_output(m, w);
         sp.output_fds = output ? output->child_fds : NULL;
         r = worker_start(w, m->event, &sp, (double) random() / ((double) RAND_MAX + 1.0));
@@ -415,20 +416,29 @@ static void manager_on_worker_event(Worker *w, const WorkerEvent *ev, void *user
 #define NOTIFY_TRACE_WINDOW_USEC (100 * USEC_PER_MSEC)
 #define NOTIFY_TRACE_BURST 100
 
-/* The uids a worker about to start runs as join the set a notification may come from. Today that is
- * corral's own: a worker inherits its real uid, which the kernel stamps on its datagrams, and its effective
- * one, which a sender may claim instead. A per-generation User= adds the generation's uid here. */
-static void manager_note_worker_uids(Manager *m) {
-        const uid_t uids[] = { getuid(), geteuid() };
+static void manager_add_worker_uid(Manager *m, uid_t uid) {
+        for (unsigned k = 0; k < m->n_worker_uids; k++)
+                if (m->worker_uids[k] == uid)
+                        return;
+        if (m->n_worker_uids < ELEMENTSOF(m->worker_uids))
+                m->worker_uids[m->n_worker_uids++] = uid;
+}
 
-        for (size_t i = 0; i < ELEMENTSOF(uids); i++) {
-                bool known = false;
+/* The uids a worker about to start runs as join the set a notification may come from: corral's own (a
+ * worker inherits its real uid, which the kernel stamps on its datagrams, and its effective one, which a
+ * sender may claim instead), or its generation's User=. Reloads that change User= time and again would
+ * fill the set: then it is made anew from the workers still running. */
+static void manager_note_worker_uids(Manager *m, const Generation *g) {
+        const uid_t uids[] = { getuid(), geteuid(), g->credentials.uid };
 
-                for (unsigned k = 0; k < m->n_worker_uids; k++)
-                        known = known || m->worker_uids[k] == uids[i];
-                if (!known && m->n_worker_uids < ELEMENTSOF(m->worker_uids))
-                        m->worker_uids[m->n_worker_uids++] = uids[i];
+        if (m->n_worker_uids + ELEMENTSOF(uids) > ELEMENTSOF(m->worker_uids)) {
+                m->n_worker_uids = 0;
+                for (Worker *w = m->workers; w; w = w->next)
+                        if (w->generation->credentials.set && !w->exited)
+                                manager_add_worker_uid(m, w->generation->credentials.uid);
         }
+        for (size_t i = 0; i < ELEMENTSOF(uids) - !g->credentials.set; i++)
+                manager_add_worker_uid(m, uids[i]);
 }
 
 static bool manager_is_worker_uid(const Manager *m, uid_t uid) {

@@ -2,6 +2,7 @@
 /* fork() + exec() of one worker. The child runs only async-signal-safe calls: the parent may hold locks
  * (malloc, stdio) at fork time, so anything needing them is prepared before the fork. */
 #include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
@@ -25,8 +26,8 @@ static const char *const spawn_stage_table[_SPAWN_STAGE_MAX] = {
         [SPAWN_STAGE_SIGNALS] = "signals", [SPAWN_STAGE_PDEATHSIG] = "pdeathsig",
         [SPAWN_STAGE_SETSID] = "setsid",   [SPAWN_STAGE_FDS] = "fds",
         [SPAWN_STAGE_CGROUP] = "cgroup",   [SPAWN_STAGE_OUTPUT] = "output",
-        [SPAWN_STAGE_RLIMIT] = "rlimit",   [SPAWN_STAGE_CHDIR] = "chdir",
-        [SPAWN_STAGE_EXEC] = "exec",
+        [SPAWN_STAGE_RLIMIT] = "rlimit",   [SPAWN_STAGE_USER] = "user",
+        [SPAWN_STAGE_CHDIR] = "chdir",     [SPAWN_STAGE_EXEC] = "exec",
 };
 
 const char *spawn_stage_to_string(SpawnStage s) {
@@ -121,6 +122,23 @@ static int child_pidfd_inode_id(uint64_t *ret) {
         return 0;
 }
 
+/* User=/Group=: last, after everything that needs root (joining the cgroup leaves, which the worker's
+ * user cannot write; the rlimit). Groups first, while still allowed to change them, the uid last. A change
+ * of credentials clears the parent-death signal (the kernel's commit_creds()), so it is set again, and the
+ * parent checked again as after the first time. Plain syscalls only: everything was resolved before fork. */
+static int child_drop_privileges(const Credentials *c, pid_t parent) {
+        if (!c || !c->set)
+                return 0;
+        if (setgroups(c->n_groups, c->groups) < 0 || setresgid(c->gid, c->gid, c->gid) < 0 ||
+            setresuid(c->uid, c->uid, c->uid) < 0)
+                return -errno;
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+                return -errno;
+        if (getppid() != parent)
+                _exit(127);
+        return 0;
+}
+
 _noreturn_ static void child_run(const SpawnParams *p, pid_t parent, int status_fd) {
         int r;
 
@@ -166,8 +184,6 @@ _noreturn_ static void child_run(const SpawnParams *p, pid_t parent, int status_
                 else
                         env_remove(p->envp, p->pid_entries.pidfd_id_index);
         }
-        if (p->working_directory && chdir(p->working_directory) < 0)
-                child_fail(status_fd, SPAWN_STAGE_CHDIR, errno);
         /* The soft limit corral was started with, not the one it raised for itself: select() breaks on fds
          * above 1024, and a worker that wants more can raise it as corral did. Last before exec: with
          * thousands of workers corral's free fds are high, where the lower limit would refuse the fds the
@@ -183,6 +199,12 @@ _noreturn_ static void child_run(const SpawnParams *p, pid_t parent, int status_
                                 child_fail(status_fd, SPAWN_STAGE_RLIMIT, errno);
                 }
         }
+        r = child_drop_privileges(p->credentials, parent);
+        if (r < 0)
+                child_fail(status_fd, SPAWN_STAGE_USER, -r);
+        /* As the worker's user: a directory only it may enter is fine. */
+        if (p->working_directory && chdir(p->working_directory) < 0)
+                child_fail(status_fd, SPAWN_STAGE_CHDIR, errno);
         execve(p->path, p->argv, p->envp);
         child_fail(status_fd, SPAWN_STAGE_EXEC, errno);
 }

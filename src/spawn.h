@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "credentials.h"
 #include "env.h"
 #include "util.h"
 
@@ -17,6 +18,7 @@ typedef enum SpawnStage {
         SPAWN_STAGE_CGROUP,
         SPAWN_STAGE_OUTPUT,
         SPAWN_STAGE_RLIMIT,
+        SPAWN_STAGE_USER,
         SPAWN_STAGE_CHDIR,
         SPAWN_STAGE_EXEC,
         _SPAWN_STAGE_MAX,
@@ -37,6 +39,7 @@ typedef struct SpawnParams {
         size_t n_cgroup_procs_fds;
         uint64_t nofile_soft;    /* RLIMIT_NOFILE soft limit to exec with (corral raised its own); 0: as is */
         const char *working_directory; /* chdir() here before exec; NULL: stay in corral's */
+        const Credentials *credentials; /* switched to last before exec; NULL or not set: corral's own */
 } SpawnParams;
 
 /* What the child writes to the status pipe when it fails before exec. */

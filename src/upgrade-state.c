@@ -422,6 +422,16 @@ int upgrade_state_write(const UpgradeState *s, char **ret, size_t *ret_size) {
                 if (g->config_text)
                         state_put_bytes(w, "config-text", g->config_text, g->config_size);
                 put_str_or_none(w, "working-directory", g->working_directory);
+                if (g->credentials_set) {
+                        state_put_u64(w, "uid", g->uid);
+                        state_put_u64(w, "gid", g->gid);
+                        state_put_u64(w, "groups", g->n_groups);
+                }
+                for (size_t k = 0; g->credentials_set && k < g->n_groups; k++) {
+                        state_record(w, "group");
+                        state_put_u64(w, "generation", g->number);
+                        state_put_u64(w, "gid", g->groups[k]);
+                }
                 for (char *const *e = g->environment; e && *e; e++) {
                         state_record(w, "environment");
                         state_put_u64(w, "generation", g->number);
@@ -466,6 +476,7 @@ void upgrade_state_done(UpgradeState *s) {
                 free(s->generations[i].config_path);
                 free(s->generations[i].config_text);
                 strv_free(s->generations[i].environment);
+                free(s->generations[i].groups);
                 free(s->generations[i].working_directory);
         }
         free(s->generations);
@@ -616,6 +627,20 @@ static int get_generation(Fields *f, UpgradeState *s) {
         get_strdup(f, "exec-path", false, &g.exec_path);
         get_strdup(f, "config-path", true, &g.config_path);
         get_strdup(f, "working-directory", true, &g.working_directory);
+        if (!f->bad && state_get_u64(f->rec, "uid", UINT32_MAX - 1, &(uint64_t) { 0 }) != -ENOENT) {
+                uint64_t uid = 0, gid = 0, n = 0;
+                get_u64(f, "uid", UINT32_MAX - 1, &uid);
+                get_u64(f, "gid", UINT32_MAX - 1, &gid);
+                get_u64(f, "groups", 65536, &n);
+                g.credentials_set = true;
+                g.uid = (uid_t) uid;
+                g.gid = (gid_t) gid;
+                g.n_groups = 0;
+                g.groups = n > 0 ? calloc(n, sizeof(gid_t)) : NULL;
+                if (!f->bad && n > 0 && !g.groups)
+                        f->bad = "(out of memory)";
+                g.groups_allocated = n;
+        }
         if (!f->bad && state_get_bytes(f->rec, "config-text", &text, &size) == 0) {
                 g.config_text = malloc(size + 1);
                 if (!g.config_text)
@@ -634,6 +659,29 @@ static int get_generation(Fields *f, UpgradeState *s) {
                 if (s->generations[i].number == g.number)
                         f->bad = "number";
         s->generations[s->n_generations++] = g;
+        return f->bad ? -EBADMSG : 0;
+}
+
+static UpgradeGeneration *find_generation_record(UpgradeState *s, unsigned number) {
+        for (size_t i = 0; i < s->n_generations; i++)
+                if (s->generations[i].number == number)
+                        return &s->generations[i];
+        return NULL;
+}
+
+/* A supplementary group of a generation's credentials, after that generation's record, in order. */
+static int get_group(Fields *f, UpgradeState *s) {
+        UpgradeGeneration *g;
+        unsigned number = 0;
+        uint64_t gid = 0;
+
+        get_unsigned(f, "generation", &number);
+        get_u64(f, "gid", UINT32_MAX - 1, &gid);
+        g = f->bad ? NULL : find_generation_record(s, number);
+        if (!f->bad && (!g || !g->credentials_set || g->n_groups >= g->groups_allocated))
+                f->bad = "generation";
+        if (!f->bad)
+                g->groups[g->n_groups++] = (gid_t) gid;
         return f->bad ? -EBADMSG : 0;
 }
 
@@ -702,6 +750,10 @@ static const UpgradeGeneration *find_generation(const UpgradeState *s, unsigned 
 /* References between records: what the manager, the workers and the pool name must be there. */
 static const char *check_references(const UpgradeState *s) {
         const unsigned manager_generations[] = { s->target, s->stable, s->first, s->relayed };
+
+        for (size_t i = 0; i < s->n_generations; i++)
+                if (s->generations[i].n_groups != s->generations[i].groups_allocated)
+                        return "a generation has fewer group records than it says";
 
         for (size_t i = 0; i < ELEMENTSOF(manager_generations); i++)
                 if (!find_generation(s, manager_generations[i]))
@@ -781,6 +833,8 @@ int upgrade_state_read(const char *text, size_t size, UpgradeState *ret, char **
                         k = f.bad ? -EBADMSG : 0;
                 } else if (streq(rec->type, "environment")) {
                         k = get_environment(&f, &s);
+                } else if (streq(rec->type, "group")) {
+                        k = get_group(&f, &s);
                 } else if (streq(rec->type, "socket"))
                         k = get_socket(&f, &s);
                 else if (streq(rec->type, "generation"))

@@ -37,6 +37,11 @@ typedef struct UpgradeGeneration {
         size_t config_size;
         char **environment;      /* as resolved when it was made (Environment=, EnvironmentFile=s) */
         char *working_directory; /* as resolved when it was made; NULL: none */
+        bool credentials_set;    /* User=/Group= as resolved when it was made */
+        uid_t uid;
+        gid_t gid;
+        gid_t *groups;
+        size_t n_groups, groups_allocated; /* read: how many "group" records follow, and came */
 } UpgradeGeneration;
 
 typedef struct UpgradeWorker {
@@ -60,7 +65,7 @@ typedef struct UpgradeState {
         int exit_code;
         StatusCounters counters;
         char *reload_warnings, *reload_failure; /* NULL: none */
-        uid_t worker_uids[4];
+        uid_t worker_uids[8];
         unsigned n_worker_uids;
         uint64_t untraced, notify_rejected;
 

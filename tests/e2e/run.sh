@@ -4,7 +4,8 @@
 # cached Debian bookworm rootfs), driven through systemctl and asserted on what systemd and the
 # journal report. One line per scenario, `e2e: <scenario>: PASS|FAIL|SKIP (<figures>)`, then a
 # summary line. Exit status: 0 every scenario passed; 1 any failed (or the set-up did); 2 none failed
-# but some were skipped (systemd 254 unavailable: bookworm-backports unreachable); 64 usage.
+# but some were skipped (systemd 254 unavailable: bookworm-backports unreachable; no go on the host for
+# stack-go); 64 usage.
 set -uo pipefail
 
 usage() {
@@ -373,6 +374,38 @@ sys.exit(not (j["workers"] and all(w["memory_bytes"] > 0 for w in j["workers"]))
     finish "$name" "$leaves worker leaves under $cg, corral in $own; $(pyjson '"memory %s, cpu_usec %s" % ([w["memory_bytes"] for w in j["workers"]], [w["cpu_usec"] for w in j["workers"]])' <<<"$j")"
 }
 
+# sc_unprivileged NAME: the shipped unit runs the pool as a user systemd makes up (DynamicUser=yes): corral
+# and every worker run as that user, not root; the workers still get their cgroup leaves below the
+# delegated cgroup and memory figures; root reaches the control socket by the instance's name; and
+# `systemd-analyze security` rates the unit (the figure the README quotes).
+sc_unprivileged() {
+    local name=$1
+    begin
+    local main uid j pid wuid wcg cg leaves=0 out exposure
+    main=$(prop "$UNIT" MainPID)
+    cg=$(prop "$UNIT" ControlGroup)
+    uid=$(ct sh -c "awk '/^Uid:/ { print \$2, \$3, \$4, \$5 }' /proc/$main/status")
+    check "corral runs as a non-root user (Uid: $uid)" test -n "$uid" -a "${uid%% *}" != 0
+    check "corral's real, effective, saved and fs uids agree ($uid)" eq "$uid" "$(printf '%s ' ${uid%% *}{,,,} | sed 's/ $//')"
+    j=$(pool_json)
+    for pid in $(pyjson '" ".join(str(w["pid"]) for w in j["workers"])' <<<"$j"); do
+        wuid=$(ct sh -c "awk '/^Uid:/ { print \$2, \$3, \$4, \$5 }' /proc/$pid/status")
+        check "worker $pid runs as corral's user ($wuid)" eq "$wuid" "$uid"
+        wcg=$(ct sh -c "sed -n 's/^0:://p' /proc/$pid/cgroup")
+        check "worker $pid in a leaf of its own ($wcg)" matches "$wcg" "$cg/worker-*-*"
+        leaves=$((leaves + 1))
+    done
+    check "$WORKERS workers seen" eq "$leaves" "$WORKERS"
+    check "memory figures for every worker" python3 -c 'import json, sys
+j = json.loads(sys.argv[1])
+sys.exit(not (j["workers"] and all(w["memory_bytes"] > 0 for w in j["workers"])))' "$j"
+    out=$(ct corral status app 2>&1)
+    check "root: 'corral status app' finds and reads the pool ($(head -n1 <<<"$out"))" matches "$(head -n1 <<<"$out")" "app: corral *running*"
+    exposure=$(ct systemd-analyze security --no-pager "$UNIT" | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
+    check "systemd-analyze security: exposure $exposure at most 2.0" python3 -c 'import sys; sys.exit(not float(sys.argv[1] or 99) <= 2.0)' "$exposure"
+    finish "$name" "corral and $leaves workers as uid ${uid%% *}, each in a leaf under $cg; systemd-analyze security exposure $exposure"
+}
+
 sc_crash() {
     local name=$1
     begin
@@ -609,6 +642,51 @@ sc_stop() {
     finish "$name" "stop ${dur} s (TimeoutStopSec=$timeout_s), exit $rc, $(wc -w <<<"$pids") processes gone, cgroup empty"
 }
 
+# sc_stack_go NAME: contrib/examples/go as a user deploys it: its app.conf as /etc/corral/app.conf, its
+# drop-in, the binary in /srv/app, under the shipped unprivileged unit. The pool starts (Count=auto),
+# every worker runs as the unit's non-root user with the drop-in's GOMAXPROCS=1, and two reloads under
+# load fail no request. Built on the host (go from scripts/setup.sh --stacks).
+GO_EXAMPLE=''
+sc_stack_go() {
+    local name=$1
+    if [[ -z $GO_EXAMPLE ]]; then
+        result "$name" SKIP "go or go-systemd is not installed on the host (scripts/setup.sh --stacks)"
+        return
+    fi
+    begin
+    ct mkdir -p /srv/app "/etc/systemd/system/$UNIT.d" &&
+        ct sh -c 'cat > /srv/app/corral-example-go && chmod 0755 /srv/app/corral-example-go' <"$GO_EXAMPLE" &&
+        ct sh -c 'cat > /etc/corral/app.conf' <"$src_dir/contrib/examples/go/app.conf" &&
+        ct sh -c "cat > /etc/systemd/system/$UNIT.d/go.conf" <"$src_dir/contrib/examples/go/drop-in.conf" &&
+        ct systemctl daemon-reload && ct timeout 60 systemctl restart "$UNIT"
+    check "the Go example's config, drop-in and binary installed, the unit restarted" test $? -eq 0
+    go_settled() { # GEN: every wanted slot ready at GEN, nothing else
+        [[ $(pool_json | pyjson "j['wanted'] > 0 and len(j['workers']) == j['wanted'] and all(w['state'] == 'ready' and w['generation'] == $1 for w in j['workers'])") == True ]]
+    }
+    check "the pool settles at generation 1" wait_until 20 go_settled 1
+    local j pid uid wanted sum figures=''
+    j=$(pool_json)
+    wanted=$(pyjson 'j["wanted"]' <<<"$j")
+    for pid in $(pyjson '" ".join(str(w["pid"]) for w in j["workers"])' <<<"$j"); do
+        uid=$(ct sh -c "awk '/^Uid:/ { print \$2 }' /proc/$pid/status")
+        check "worker $pid runs /srv/app/corral-example-go" eq "$(ct readlink "/proc/$pid/exe")" /srv/app/corral-example-go
+        check "worker $pid runs as a non-root user ($uid)" test -n "$uid" -a "$uid" != 0
+        check "worker $pid has the drop-in's GOMAXPROCS=1" ct grep -qz '^GOMAXPROCS=1$' "/proc/$pid/environ"
+    done
+    local gen
+    for gen in 2 3; do
+        load_start 16
+        ct timeout 120 systemctl reload "$UNIT"
+        check "systemctl reload to generation $gen exits 0" test $? -eq 0
+        check "the pool settles at generation $gen" wait_until 20 go_settled "$gen"
+        sleep 0.5
+        load_stop; sum=$LOAD_SUM
+        check "zero failed requests in reload $((gen - 1)) ($sum)" eq "$(pyjson 'j["failed"]' <<<"$sum")" 0
+        figures+="; reload $((gen - 1)): $(load_figures <<<"$sum")"
+    done
+    finish "$name" "$wanted Go workers as uid $uid$figures"
+}
+
 # ---- one container per systemd version -------------------------------------------------------------
 cleanup() {
     if [[ -n $LOAD_PID ]]; then
@@ -650,6 +728,7 @@ run_in() { # FLAVOUR ROOTFS SUFFIX
     if [[ $flavour == 254 ]]; then
         sc_activation "socket-activation$sfx" notify-reload
         if ((ACTIVATION_OK)); then
+            sc_unprivileged "unprivileged$sfx"
             sc_reload "notify-reload$sfx"
             sc_bad_deploy "bad-deploy-notify-reload$sfx" 0
             sc_crash "crash$sfx"
@@ -659,7 +738,7 @@ run_in() { # FLAVOUR ROOTFS SUFFIX
             sc_stop "stop$sfx"
         else
             local s
-            for s in notify-reload bad-deploy-notify-reload crash upgrade restart worker-output stop; do
+            for s in unprivileged notify-reload bad-deploy-notify-reload crash upgrade restart worker-output stop; do
                 result "$s$sfx" FAIL "not run: the pool did not come up"
             done
         fi
@@ -667,6 +746,7 @@ run_in() { # FLAVOUR ROOTFS SUFFIX
         sc_activation "socket-activation$sfx" notify
         if ((ACTIVATION_OK)); then
             sc_accounting "accounting$sfx"
+            sc_unprivileged "unprivileged$sfx"
             sc_reload "reload-under-load$sfx"
             sc_bad_deploy "bad-deploy$sfx" 1
             sc_crash "crash$sfx"
@@ -675,9 +755,10 @@ run_in() { # FLAVOUR ROOTFS SUFFIX
             sc_watchdog "watchdog$sfx"
             sc_worker_output "worker-output$sfx"
             sc_stop "stop$sfx"
+            sc_stack_go "stack-go$sfx"
         else
             local s
-            for s in accounting reload-under-load bad-deploy crash upgrade restart watchdog worker-output stop; do
+            for s in accounting unprivileged reload-under-load bad-deploy crash upgrade restart watchdog worker-output stop stack-go; do
                 result "$s$sfx" FAIL "not run: the pool did not come up"
             done
         fi
@@ -698,6 +779,18 @@ main() {
     for f in corral units/corral@.service tests/corral-test-worker; do
         [[ -e $build_dir/$f ]] || { echo "e2e: FAIL: $build_dir/$f is missing (build first)" >&2; exit 1; }
     done
+    if command -v go >/dev/null && [[ -d /usr/share/gocode/src/github.com/coreos/go-systemd ]]; then
+        local go_dir
+        go_dir=$(mktemp -d "${TMPDIR:-/tmp}/corral-e2e-go.XXXXXX")
+        # shellcheck disable=SC2064 # expanded now, on purpose
+        trap "cleanup; rm -rf '$go_dir'" EXIT
+        if GOPATH=/usr/share/gocode GO111MODULE=off GOCACHE=$go_dir/cache HOME=$go_dir \
+            go build -o "$go_dir/corral-example-go" "$src_dir/contrib/examples/go/main.go" >"$go_dir/build.log" 2>&1; then
+            GO_EXAMPLE=$go_dir/corral-example-go
+        else
+            e2e_log "building contrib/examples/go failed: $(cat "$go_dir/build.log")"
+        fi
+    fi
     IFS=, read -r -a fl <<<"$flavours"
     for f in "${fl[@]}"; do
         case $f in

@@ -787,7 +787,7 @@ Test(config, key_table_is_complete_and_consistent) {
         size_t n;
         const ConfigKeyInfo *keys = config_key_table(&n);
 
-        cr_assert_eq(n, 32);
+        cr_assert_eq(n, 34);
         for (size_t i = 0; i < n; i++) {
                 cr_assert_not_null(keys[i].section);
                 cr_assert_not_null(keys[i].key);
@@ -817,4 +817,23 @@ Test(config, ready_mode_strings) {
         cr_assert_eq(ready_mode_from_string("delay"), READY_DELAY);
         cr_assert_eq(ready_mode_from_string("Delay"), _READY_MODE_INVALID);
         cr_assert_eq(ready_mode_from_string(NULL), _READY_MODE_INVALID);
+}
+
+Test(config, user_and_group_take_names_or_numbers, .fini = remove_config) {
+        Config *c = load_ok("[Worker]\nUser=www-data\nGroup=65534\n", NULL, 0);
+
+        cr_assert_str_eq(c->user, "www-data");
+        cr_assert_str_eq(c->group, "65534");
+        config_free(c);
+        /* Empty resets to corral's own. */
+        c = load_ok("[Worker]\nUser=nobody\nUser=\n", NULL, 0);
+        cr_assert_null(c->user);
+        cr_assert_null(c->group);
+        config_free(c);
+        assert_error("[Worker]\nUser=-rf\n", NULL, 0,
+                     "%s:2: User=: invalid value '-rf': expected a user or group name (1 to 32 of A-Z a-z 0-9 _ . -, "
+                     "not first: -) or a number");
+        assert_error("[Worker]\nGroup=a/b\n", NULL, 0,
+                     "%s:2: Group=: invalid value 'a/b': expected a user or group name (1 to 32 of A-Z a-z 0-9 _ . "
+                     "-, not first: -) or a number");
 }

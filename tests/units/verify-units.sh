@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # systemd-analyze verify on every unit in units/ (templates as an instance), with ExecStart= pointing at
-# the freshly built binary so the check that the executable exists is real.
+# the freshly built binary so the check that the executable exists is real; the stacks' and the
+# notify-reload drop-ins with them.
 set -euo pipefail
 src=$1
 bindir=$2
@@ -12,6 +13,11 @@ for f in "$src"/units/*; do
     name=$(basename "$f" .in)
     name=${name/@./@verify.}
     sed "s|@BINDIR@|$bindir|g" "$f" >"$tmp/$name"
+done
+# The stacks' drop-ins (contrib/examples/*/drop-in.conf) apply to the template service.
+mkdir -p "$tmp/corral@verify.service.d"
+for f in "$src"/contrib/examples/*/drop-in.conf; do
+    cp "$f" "$tmp/corral@verify.service.d/$(basename "$(dirname "$f")").conf"
 done
 # The notify-reload drop-in is for systemd >= 253; older versions rightly reject Type=notify-reload.
 version=$(systemctl --version | awk 'NR == 1 { print $2 }')
