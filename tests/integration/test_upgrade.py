@@ -169,6 +169,23 @@ class Upgrade(h.CorralTestCase):
         self.assertEqual(rc, 0, out)
         self.assert_unchanged(corral, pids)
 
+    def test_a_failed_exec_leaves_the_old_image_running(self):
+        # The binary passes its check, then is no longer executable when the exec comes: execve() fails and
+        # the image that tried carries on, as if nothing had been asked.
+        corral = self.start(count=2)
+        _, pids = self.workers()
+        self.install(b'#!/bin/sh\n"' + h.corral_bin().encode() + b'" "$@"\nrc=$?\nchmod -x "$0"\nexit $rc\n')
+        rc, out = self.upgrade()
+        self.assertEqual(rc, 1, out)
+        self.assertRegex(out, r"upgrade failed: executing '.*' failed: Permission denied")
+        self.assert_unchanged(corral, pids)
+        corral.wait_for_line(r"upgrade: '.*' checked the state")
+        # And it still upgrades once the binary is back.
+        self.install(h.corral_bin())
+        rc, out = self.upgrade()
+        self.assertEqual(rc, 0, out)
+        self.assert_unchanged(corral, pids)
+
     def test_a_binary_that_cannot_resume_hands_back_to_the_one_before(self):
         corral = self.start(count=2)
         _, pids = self.workers()
