@@ -561,7 +561,8 @@ static int check_state(const Args *a, const UpgradeState *s) {
         return 0;
 }
 
-static int resume(const Args *a, UpgradeState *s, int state_fd, const char *failure, bool *ret_fds_taken) {
+static int resume(const Args *a, UpgradeState *s, int state_fd, const char *failure, bool *ret_fds_taken,
+                  char **ret_reason) {
         _cleanup_(manager_freep) Manager *m = NULL;
         _cleanup_(config_freep) Config *first_config = NULL;
         _cleanup_free_ char *name = NULL;
@@ -596,7 +597,7 @@ static int resume(const Args *a, UpgradeState *s, int state_fd, const char *fail
         cgroups = setup_accounting(a);
         ManagerParams params = manager_params(a, name, &control, cgroups, s->nofile_soft);
         params.upgrade_failure = failure;
-        r = manager_resume(&params, s, &m, ret_fds_taken);
+        r = manager_resume(&params, s, &m, ret_fds_taken, ret_reason);
         if (r < 0) {
                 control_place_done(&control);
                 return EXIT_FAILURE;
@@ -614,7 +615,7 @@ static int run_upgraded(int argc, char *argv[]) {
         _cleanup_(upgrade_state_done) UpgradeState s = {};
         _cleanup_free_ ConfigArg *config_args = NULL;
         _cleanup_free_ char **rest = NULL;
-        _cleanup_free_ char *text = NULL, *error = NULL;
+        _cleanup_free_ char *text = NULL, *error = NULL, *reason = NULL;
         const char *v, *failure = NULL;
         int state_fd, previous_fd, i = check ? 2 : 1, n = 0, r;
         size_t size;
@@ -659,9 +660,9 @@ static int run_upgraded(int argc, char *argv[]) {
         if (check)
                 return check_state(&a, &s);
 
-        r = resume(&a, &s, state_fd, failure, &fds_taken);
-        if (r != 0 && !fds_taken && r != EXIT_SUCCESS && !failure)
-                return go_back(previous_fd, state_fd, rest, "its manager did not resume; see the log");
+        r = resume(&a, &s, state_fd, failure, &fds_taken, &reason);
+        if (r != 0 && !fds_taken && !failure)
+                return go_back(previous_fd, state_fd, rest, reason ?: "it did not resume; see the log");
         return r;
 }
 

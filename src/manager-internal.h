@@ -120,7 +120,7 @@ void manager_upgrade_failed(Manager *m, const char *why);
 /* Fills m from the state the image before wrote: generations, counters, the pool, the notify socket, the
  * workers (adopted). The loop exists already; manager_resume() takes the rest (sockets, control socket,
  * waiting clients). Returns 0 or -errno after logging. */
-int manager_upgrade_restore(Manager *m, UpgradeState *s, bool *ret_fds_taken);
+int manager_upgrade_restore(Manager *m, UpgradeState *s, bool *ret_fds_taken, char **ret_reason);
 /* The end of a resume: the waiting clients answered, the journal and systemd told (READY=1). failure: this
  * image came back because its successor could not resume, and why. */
 void manager_upgrade_resumed(Manager *m, const char *failure);

@@ -4,6 +4,7 @@
  * binary in its own pid with every fd it needs kept open; the new image restores the manager from the
  * state and adopts each worker through its pidfd. Workers are never signalled. */
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <sys/pidfd.h>
 #include <sys/wait.h>
@@ -432,7 +433,22 @@ static Generation *find_generation(Generation **gens, size_t n, unsigned number)
         return NULL;
 }
 
-static int restore_generations(Manager *m, const UpgradeState *s, Generation **gens) {
+/* Logs why a resume failed and hands the reason up, for the image before to tell its clients. */
+_printf_(3, 4) static int restore_fail(char **ret_reason, int r, const char *format, ...) {
+        _cleanup_free_ char *why = NULL;
+        va_list ap;
+
+        va_start(ap, format);
+        if (vasprintf(&why, format, ap) < 0)
+                why = NULL;
+        va_end(ap);
+        log_error_errno(r, "upgrade: cannot resume: %s", why ?: "out of memory");
+        if (ret_reason && why)
+                *ret_reason = TAKE_PTR(why);
+        return r;
+}
+
+static int restore_generations(Manager *m, const UpgradeState *s, Generation **gens, char **ret_reason) {
         for (size_t i = 0; i < s->n_generations; i++) {
                 const UpgradeGeneration *ug = &s->generations[i];
                 _cleanup_(config_freep) Config *c = NULL;
@@ -457,8 +473,8 @@ static int restore_generations(Manager *m, const UpgradeState *s, Generation **g
                                                     },
                                                     &gens[i]);
                 if (r < 0)
-                        return log_error_errno(r, "upgrade: generation %u does not load: %s", ug->number,
-                                               error ?: "out of memory");
+                        return restore_fail(ret_reason, r, "generation %u does not load: %s", ug->number,
+                                            error ?: "out of memory");
                 TAKE_PTR(c);
         }
         generation_assign(&m->target, find_generation(gens, s->n_generations, s->target));
@@ -468,7 +484,7 @@ static int restore_generations(Manager *m, const UpgradeState *s, Generation **g
         return 0;
 }
 
-int manager_upgrade_restore(Manager *m, UpgradeState *s, bool *ret_fds_taken) {
+int manager_upgrade_restore(Manager *m, UpgradeState *s, bool *ret_fds_taken, char **ret_reason) {
         Generation **gens = NULL;
         const char *why = NULL;
         int r;
@@ -477,11 +493,11 @@ int manager_upgrade_restore(Manager *m, UpgradeState *s, bool *ret_fds_taken) {
 #ifdef CORRAL_TEST_NO_RESUME
         /* A deliberately broken build for the upgrade tests (tests/CMakeLists.txt): it passes its check,
          * then cannot resume, so the image before must come back. */
-        return log_error_errno(-EIO, "upgrade: this test build does not resume, on purpose");
+        return restore_fail(ret_reason, -EIO, "this test build does not resume, on purpose");
 #endif
         if (s->pid != getpid())
-                return log_error_errno(-EINVAL, "upgrade: the state is of pid %d, this is %d",
-                                       (int) s->pid, (int) getpid());
+                return restore_fail(ret_reason, -EINVAL, "the state is of pid %d, this is %d", (int) s->pid,
+                                    (int) getpid());
         m->started_usec = s->started_usec;
         m->started_realtime_usec = s->started_realtime_usec;
         m->drained = s->drained;
@@ -502,9 +518,9 @@ int manager_upgrade_restore(Manager *m, UpgradeState *s, bool *ret_fds_taken) {
         gens = calloc(MAX(s->n_generations, 1U), sizeof(Generation *));
         if (!gens)
                 return log_oom();
-        r = restore_generations(m, s, gens);
+        r = restore_generations(m, s, gens, ret_reason);
         if (r >= 0 && pool_from_image(&s->pool, &m->pool, &why) < 0)
-                r = log_error_errno(-EINVAL, "upgrade: the pool does not restore: %s", why);
+                r = restore_fail(ret_reason, -EINVAL, "the pool does not restore: %s", why);
         /* Up to here nothing of the state was taken: a failure can still go back to the binary before. */
         *ret_fds_taken = r >= 0;
         if (r >= 0) {

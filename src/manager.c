@@ -476,7 +476,8 @@ static int sockets_from_state(UpgradeState *s, UpgradeSocketSet which, SocketSet
         return 0;
 }
 
-int manager_resume(const ManagerParams *params, UpgradeState *state, Manager **ret, bool *ret_fds_taken) {
+int manager_resume(const ManagerParams *params, UpgradeState *state, Manager **ret, bool *ret_fds_taken,
+                   char **ret_reason) {
         _cleanup_(manager_freep) Manager *m = NULL;
         SocketSet sockets = {};
         int r;
@@ -493,7 +494,7 @@ int manager_resume(const ManagerParams *params, UpgradeState *state, Manager **r
         r = manager_setup_loop(m);
         if (r < 0)
                 return r;
-        r = manager_upgrade_restore(m, state, ret_fds_taken);
+        r = manager_upgrade_restore(m, state, ret_fds_taken, ret_reason);
         if (r < 0) {
                 if (!*ret_fds_taken) {
                         /* Freeing the manager must not touch what the state still owns: there is no worker

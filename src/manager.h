@@ -38,8 +38,10 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
 typedef struct UpgradeState UpgradeState;
 /* The manager of an image started by an upgrade, from the state the one before handed over (whose fds it
  * takes; params->status_socket is unused). Returns 0; or -errno after logging, with *ret_fds_taken false
- * when nothing of the state was taken yet, so the caller can still go back to the binary before. */
-int manager_resume(const ManagerParams *params, UpgradeState *state, Manager **ret, bool *ret_fds_taken);
+ * when nothing of the state was taken yet, so the caller can still go back to the binary before, and then
+ * *ret_reason (may be NULL; allocated, or left NULL) saying why. */
+int manager_resume(const ManagerParams *params, UpgradeState *state, Manager **ret, bool *ret_fds_taken,
+                   char **ret_reason);
 
 /* Starts the workers and runs until the pool is stopped. Returns the process exit code. */
 int manager_run(Manager *m);

@@ -194,7 +194,7 @@ class Upgrade(h.CorralTestCase):
         self.install(variant("CORRAL_TEST_NO_RESUME"))
         rc, out = self.upgrade()
         self.assertEqual(rc, 1, out)
-        self.assertIn("the new binary could not resume", out)
+        self.assertIn("the new binary could not resume: this test build does not resume, on purpose", out)
         self.assertIn("carries on", out)
         self.assert_unchanged(corral, pids)
         corral.wait_for_line(r"this test build does not resume, on purpose")

@@ -125,8 +125,12 @@ Test(control, empty_request_is_rejected) {
         expect_reject("");
         expect_reject(" ");
         expect_reject("\n");
+}
+
+Test(control, upgrade_takes_nothing) {
         expect_reject("upgrade --wait");
         expect_reject("upgrade now");
+        expect_reject("upgrade ");
 }
 
 Test(control, long_requests_are_rejected) {
