@@ -130,9 +130,9 @@ tier_asan() {
 
 # ---- FUZZ TIER -------------------------------------------------------------------------------------
 # The libFuzzer targets of tests/fuzz/ (notify parser and socket, HTTP request parser, config, value
-# parsers, cgroup and /proc parsers, the upgrade state) in their own clang build, the core instrumented for them. Each runs
-# for $CORRAL_FUZZ_SECONDS (30) on a temporary copy of its seeds, one after the other: a little over 3
-# minutes with the build. A crash, leak, timeout or broken property fails the tier, and tests/fuzz/run.sh
+# parsers, cgroup and /proc parsers, environment files, the upgrade state) in their own clang build, the core
+# instrumented for them. Each runs for $CORRAL_FUZZ_SECONDS (30) on a temporary copy of its seeds, one after
+# the other: about 5 minutes with the build. A crash, leak, timeout or broken property fails the tier, and tests/fuzz/run.sh
 # prints the input.
 tier_fuzz() {
     if ((!run_fuzz)); then

@@ -59,7 +59,7 @@ done
 [[ $seconds =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: error: invalid time '$seconds'" >&2; exit 64; }
 
 fuzz_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-((${#targets[@]} > 0)) || targets=(notify-parse notify-socket http-request config parse cgroup-parse state)
+((${#targets[@]} > 0)) || targets=(notify-parse notify-socket http-request config parse cgroup-parse env-file state)
 
 # The options that differ between targets: which dictionary, and a longer input limit where the limits
 # under test lie beyond libFuzzer's default of 4096 bytes (the 8 KiB request head).
@@ -70,6 +70,7 @@ target_args() {
         config) echo "-dict=$fuzz_dir/dict/config.dict" ;;
         parse) echo "-dict=$fuzz_dir/dict/parse.dict" ;;
         cgroup-parse) echo "-dict=$fuzz_dir/dict/cgroup.dict" ;;
+        env-file) echo "-dict=$fuzz_dir/dict/config.dict" ;;
         state) echo "-dict=$fuzz_dir/dict/state.dict -max_len=8192" ;;
         *) return 1 ;;
     esac
