@@ -46,6 +46,7 @@ static void manager_snapshot_sockets(Manager *m, Snapshot *s) {
                         .address = listen_socket_address(l, s->addresses[i], SOCKET_ADDRESS_MAX) ?: "?",
                         .type = listen_socket_type(l),
                 };
+                s->sockets[i].has_queue = listen_socket_queue(l, &s->sockets[i].queued, &s->sockets[i].backlog) >= 0;
         }
         s->pool.sockets = s->sockets;
         s->pool.n_sockets = n;

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <sys/un.h>
 #include <systemd/sd-daemon.h>
@@ -318,4 +319,21 @@ const char *listen_socket_address(const ListenSocket *s, char *buf, size_t size)
 
 const char *listen_socket_type(const ListenSocket *s) {
         return s->type == SOCK_DGRAM ? "datagram" : s->type == SOCK_SEQPACKET ? "seqpacket" : "stream";
+}
+
+int listen_socket_queue(const ListenSocket *s, uint32_t *ret_queued, uint32_t *ret_backlog) {
+        struct tcp_info info = {};
+        socklen_t len = sizeof(info);
+
+        if ((s->family != AF_INET && s->family != AF_INET6) || s->type != SOCK_STREAM)
+                return -EOPNOTSUPP;
+        /* On a listener, tcp_get_info() reports the accept queue in tcpi_unacked and its limit (the backlog
+         * listen() was given, capped by somaxconn) in tcpi_sacked: what ss -lnt prints as Recv-Q and Send-Q. */
+        if (getsockopt(s->fd, IPPROTO_TCP, TCP_INFO, &info, &len) < 0)
+                return -errno;
+        if (info.tcpi_state != TCP_LISTEN)
+                return -ENOTCONN;
+        *ret_queued = info.tcpi_unacked;
+        *ret_backlog = info.tcpi_sacked;
+        return 0;
 }

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -49,6 +50,11 @@ char *socket_set_names(const SocketSet *s);
  * SOCKET_ADDRESS_MAX bytes), or NULL when getsockname() fails or the family is none of these. */
 #define SOCKET_ADDRESS_MAX 128
 const char *listen_socket_address(const ListenSocket *s, char *buf, size_t size);
+
+/* The connections waiting in a TCP listener's accept queue and the queue's limit, as the kernel counts them
+ * (TCP_INFO; ss -lnt's Recv-Q and Send-Q). Returns 0, -EOPNOTSUPP for anything but a TCP stream socket, or
+ * -errno. */
+int listen_socket_queue(const ListenSocket *s, uint32_t *ret_queued, uint32_t *ret_backlog);
 
 /* "stream", "datagram" or "seqpacket". */
 const char *listen_socket_type(const ListenSocket *s);

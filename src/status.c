@@ -2,6 +2,7 @@
 /* Formatting of `corral status` (a table for people, JSON for programs: docs/status.schema.json), /health
  * and /metrics. */
 #include <signal.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -152,6 +153,8 @@ static void table_facts(FILE *f, const StatusPool *p, const StatusWorker *rows, 
                 fprintf(f, "%s%s=%s", i > 0 ? ", " : "", p->sockets[i].name, p->sockets[i].address);
                 if (!streq(p->sockets[i].type, "stream"))
                         fprintf(f, " (%s)", p->sockets[i].type);
+                if (p->sockets[i].has_queue)
+                        fprintf(f, " (%" PRIu32 " waiting of %" PRIu32 ")", p->sockets[i].queued, p->sockets[i].backlog);
         }
         fprintf(f, "\n    health: %s\n   control: ", p->health_listen ?: "none");
         if (p->control_path)
@@ -323,7 +326,11 @@ char *status_format_json(const StatusPool *p, const StatusWorker *rows, size_t n
                 json_string(b.f, p->sockets[i].name);
                 fputs(",\"address\":", b.f);
                 json_string(b.f, p->sockets[i].address);
-                fprintf(b.f, ",\"type\":\"%s\"}", p->sockets[i].type);
+                fprintf(b.f, ",\"type\":\"%s\"", p->sockets[i].type);
+                if (p->sockets[i].has_queue)
+                        fprintf(b.f, ",\"queued\":%" PRIu32 ",\"backlog\":%" PRIu32, p->sockets[i].queued,
+                                p->sockets[i].backlog);
+                fputc('}', b.f);
         }
         fputs("],\"health_listen\":", b.f);
         json_string(b.f, p->health_listen);
@@ -404,6 +411,40 @@ static void metric_header(FILE *f, const char *name, const char *type, const cha
         fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* A label value in the exposition format's escaping: backslash, double quote and line feed. */
+static void metric_label_value(FILE *f, const char *v) {
+        for (; *v; v++)
+                if (*v == '\\' || *v == '"')
+                        fprintf(f, "\\%c", *v);
+                else if (*v == '\n')
+                        fputs("\\n", f);
+                else
+                        fputc(*v, f);
+}
+
+/* The accept queues of the TCP listeners: one gauge of what waits, one of the limit. */
+static void metrics_listen_queues(FILE *f, const StatusPool *p) {
+        static const struct {
+                const char *name, *help;
+        } gauges[] = {
+                { "corral_listen_queue_length", "Connections waiting in a listening socket's accept queue." },
+                { "corral_listen_queue_limit", "How many connections a listening socket's accept queue holds." },
+        };
+
+        for (size_t g = 0; g < ELEMENTSOF(gauges); g++) {
+                metric_header(f, gauges[g].name, "gauge", gauges[g].help);
+                for (size_t i = 0; i < p->n_sockets; i++) {
+                        if (!p->sockets[i].has_queue)
+                                continue;
+                        fprintf(f, "%s{socket=\"", gauges[g].name);
+                        metric_label_value(f, p->sockets[i].name);
+                        fputs("\",address=\"", f);
+                        metric_label_value(f, p->sockets[i].address);
+                        fprintf(f, "\"} %" PRIu32 "\n", g == 0 ? p->sockets[i].queued : p->sockets[i].backlog);
+                }
+        }
+}
+
 char *status_format_metrics(const StatusPool *p, const StatusWorker *rows, size_t n) {
         static const unsigned bounds[STATUS_RELOAD_BUCKETS_N] = STATUS_RELOAD_BUCKETS;
         const StatusCounters *c = p->counters;
@@ -477,6 +518,7 @@ char *status_format_metrics(const StatusPool *p, const StatusWorker *rows, size_
                       "Lines of worker output dropped because corral's output was not keeping up.");
         fprintf(b.f, "corral_worker_output_dropped_lines_total %llu\n", (unsigned long long) p->output_dropped);
 
+        metrics_listen_queues(b.f, p);
         metric_header(b.f, "corral_worker_info", "gauge",
                       "The worker serving each slot: its pid and generation.");
         for (size_t i = 0; i < n; i++)

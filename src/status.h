@@ -35,6 +35,9 @@ typedef struct StatusSocket {
         const char *name;    /* its LISTEN_FDNAMES entry */
         const char *address; /* in --listen syntax: "127.0.0.1:8080", "udp:[::1]:53", "unix:/run/app.sock" */
         const char *type;    /* "stream", "datagram", "seqpacket" */
+        bool has_queue;      /* a TCP listener: the two below are the kernel's */
+        uint32_t queued;     /* connections waiting to be accepted (ss -lnt's Recv-Q) */
+        uint32_t backlog;    /* how many may wait (Send-Q: listen()'s backlog, capped by somaxconn) */
 } StatusSocket;
 
 /* corral and its pool. Every pointer is borrowed; strings may hold anything a config file can. */

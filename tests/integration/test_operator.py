@@ -108,7 +108,7 @@ class Operator(h.CorralTestCase):
         self.assertEqual(list(facts), ["since", "command", "sockets", "health", "control", "config", "accounting",
                                        "memory", "reloads"], out)
         self.assertEqual(facts["command"], shlex.join([h.worker_bin()]))
-        self.assertEqual(facts["sockets"], f"listen=127.0.0.1:{self.port}")
+        self.assertRegex(facts["sockets"], rf"^listen=127\.0\.0\.1:{self.port} \(0 waiting of \d+\)$")
         self.assertEqual((facts["health"], facts["config"]), ("none", "none (command line only)"))
         self.assertRegex(facts["accounting"], r"^(cgroup-v2|hybrid|proc), memory from \S+$")
         self.assertRegex(facts["memory"], r"^\S+ in 2 workers$")
@@ -122,7 +122,9 @@ class Operator(h.CorralTestCase):
         self.assertEqual((st["name"], st["pid"], st["command"], st["config"], st["health_listen"], st["processes"]),
                          ("corral-test-worker", c.pid, [h.worker_bin()], None, None, 2))
         self.assertEqual(st["control"], facts["control"])
-        self.assertEqual(st["sockets"], [{"name": "listen", "address": f"127.0.0.1:{self.port}", "type": "stream"}])
+        self.assertEqual(st["sockets"], [{"name": "listen", "address": f"127.0.0.1:{self.port}", "type": "stream",
+                                          "queued": 0, "backlog": st["sockets"][0]["backlog"]}])
+        self.assertGreater(st["sockets"][0]["backlog"], 0)
         version = subprocess.run([h.corral_bin(), "--version"], capture_output=True, text=True, timeout=h.scaled(10))
         self.assertEqual(f"corral {st['version']}\n", version.stdout)
         # After a crash, the slot's row says how it ended.

@@ -66,7 +66,8 @@ static const StatusCounters counters = {
 
 static char *const command[] = { "/usr/bin/app", "--greeting", "hello world", NULL };
 static const StatusSocket sockets[] = {
-        { .name = "http", .address = "127.0.0.1:8080", .type = "stream" },
+        { .name = "http", .address = "127.0.0.1:8080", .type = "stream", .has_queue = true, .queued = 3,
+          .backlog = 4096 },
         { .name = "dns", .address = "udp:127.0.0.1:5353", .type = "datagram" },
 };
 
@@ -156,7 +157,7 @@ static void expect_health(const Snapshot *x, int code, unsigned min_ready) {
 #define TABLE_FACTS                                                                                         \
         "     since: 2024-03-01 09:00:00 UTC; up 45d03h\n"                                                  \
         "   command: /usr/bin/app --greeting 'hello world'\n"                                               \
-        "   sockets: http=127.0.0.1:8080, dns=udp:127.0.0.1:5353 (datagram)\n"                              \
+        "   sockets: http=127.0.0.1:8080 (3 waiting of 4096), dns=udp:127.0.0.1:5353 (datagram)\n"                              \
         "    health: 127.0.0.1:9100\n"                                                                      \
         "   control: /run/corral/app/control\n"                                                             \
         "    config: /etc/corral/app.conf\n"                                                                \
@@ -222,7 +223,7 @@ Test(status, table_of_a_stopping_pool_is_degraded) {
 #define JSON_FACTS                                                                                          \
         "\"start_time_usec\":1709283600000000,\"uptime_usec\":3898800000000,"                               \
         "\"command\":[\"/usr/bin/app\",\"--greeting\",\"hello world\"],"                                    \
-        "\"sockets\":[{\"name\":\"http\",\"address\":\"127.0.0.1:8080\",\"type\":\"stream\"},"              \
+        "\"sockets\":[{\"name\":\"http\",\"address\":\"127.0.0.1:8080\",\"type\":\"stream\",\"queued\":3,\"backlog\":4096},"              \
         "{\"name\":\"dns\",\"address\":\"udp:127.0.0.1:5353\",\"type\":\"datagram\"}],"                     \
         "\"health_listen\":\"127.0.0.1:9100\",\"config\":\"/etc/corral/app.conf\","                         \
         "\"accounting\":{\"backend\":\"cgroup-v2\",\"memory_source\":\"memory.current\"},"
@@ -376,8 +377,18 @@ Test(status, health_is_503_for_an_empty_pool) {
         expect_health(&x, 503, 0);
 }
 
+/* The accept queue gauges: of the http socket, or of no socket at all (headers only). */
+#define METRICS_QUEUE_LIMIT_HEAD                                                                            \
+        "# HELP corral_listen_queue_limit How many connections a listening socket's accept queue holds.\n"  \
+        "# TYPE corral_listen_queue_limit gauge\n"
+#define METRICS_QUEUE_HTTP                                                                                  \
+        "corral_listen_queue_length{socket=\"http\",address=\"127.0.0.1:8080\"} 3\n"                     \
+        METRICS_QUEUE_LIMIT_HEAD                                                                            \
+        "corral_listen_queue_limit{socket=\"http\",address=\"127.0.0.1:8080\"} 4096\n"
+#define METRICS_QUEUE_NONE METRICS_QUEUE_LIMIT_HEAD
+
 /* Everything but the per-worker series, shared by the metrics tests: the counters are the same. */
-#define METRICS_HEAD(starting, ready, stopping, slots_ready, drained)                                       \
+#define METRICS_HEAD(starting, ready, stopping, slots_ready, drained, queue)                                       \
         "# HELP corral_build_info The version of corral, in the label; always 1.\n"                         \
         "# TYPE corral_build_info gauge\n"                                                                  \
         "corral_build_info{version=\"1.2.3\"} 1\n"                                                          \
@@ -446,6 +457,9 @@ Test(status, health_is_503_for_an_empty_pool) {
         "# HELP corral_worker_output_dropped_lines_total Lines of worker output dropped because corral's output was not keeping up.\n" \
         "# TYPE corral_worker_output_dropped_lines_total counter\n"                                        \
         "corral_worker_output_dropped_lines_total 5\n"                                                      \
+        "# HELP corral_listen_queue_length Connections waiting in a listening socket's accept queue.\n"      \
+        "# TYPE corral_listen_queue_length gauge\n"                                                        \
+        queue                                                                                               \
         "# HELP corral_worker_info The worker serving each slot: its pid and generation.\n"                 \
         "# TYPE corral_worker_info gauge\n"
 #define METRICS_MEMORY_HEAD                                                                                 \
@@ -459,7 +473,7 @@ Test(status, health_is_503_for_an_empty_pool) {
 Test(status, metrics_of_a_reload_in_progress) {
         expect_output(
                 status_format_metrics, SCENARIO_RELOADING,
-                METRICS_HEAD("1", "3", "0", "3", "0")
+                METRICS_HEAD("1", "3", "0", "3", "0", METRICS_QUEUE_HTTP)
                 "corral_worker_info{slot=\"0\",pid=\"4242\",generation=\"3\"} 1\n"
                 "corral_worker_info{slot=\"1\",pid=\"4243\",generation=\"3\"} 1\n"
                 "corral_worker_info{slot=\"2\",pid=\"4100\",generation=\"2\"} 1\n"
@@ -475,12 +489,12 @@ Test(status, metrics_of_a_reload_in_progress) {
 
 Test(status, metrics_of_a_stopping_pool_without_rows) {
         expect_output(status_format_metrics, SCENARIO_STOPPING,
-                      METRICS_HEAD("0", "0", "3", "0", "0") METRICS_MEMORY_HEAD METRICS_CPU_HEAD);
+                      METRICS_HEAD("0", "0", "3", "0", "0", METRICS_QUEUE_HTTP) METRICS_MEMORY_HEAD METRICS_CPU_HEAD);
 }
 
 Test(status, metrics_say_drained) {
         expect_output(status_format_metrics, SCENARIO_DRAINED,
-                      METRICS_HEAD("0", "3", "0", "3", "1") METRICS_MEMORY_HEAD METRICS_CPU_HEAD);
+                      METRICS_HEAD("0", "3", "0", "3", "1", METRICS_QUEUE_NONE) METRICS_MEMORY_HEAD METRICS_CPU_HEAD);
 }
 
 /* One series per slot, whatever the slot holds: the worker being stopped, the replacement starting beside the
