@@ -199,8 +199,9 @@ tier_deb() {
 
 # ---- END-TO-END TIER ------------------------------------------------------------------------------
 # corral under a real systemd: tests/e2e/run.sh boots systemd 252 (and 254 from bookworm-backports) as
-# PID 1 in systemd-nspawn containers, installs this build's binary and the unit pair, and drives
-# socket activation, reload under load, a bad deploy, a crash, restart and stop through systemctl.
+# PID 1 in systemd-nspawn containers, installs the Debian package with apt-get, and drives socket
+# activation, reload under load, a bad deploy, a crash, an upgrade of the package under load, restart,
+# stop, removal and purge through systemctl and apt-get.
 # Exit codes of run.sh: 0 every scenario passed, 2 none failed but some could not run (e.g.
 # bookworm-backports unreachable: no systemd 254), anything else failed.
 tier_e2e() {
@@ -214,18 +215,23 @@ tier_e2e() {
         record e2e FAILED
         return 0
     fi
-    # --stacks: the stack-go scenario builds contrib/examples/go on the host.
-    if ! scripts/setup.sh --deps-only --e2e --stacks; then
-        echo "test.sh: e2e: FAIL (could not install mmdebstrap/systemd-container)"
+    # --stacks: the stack-go scenario builds contrib/examples/go on the host. --deb: run.sh builds the
+    # newer package for the upgrade (and the package itself when the deb tier did not).
+    if ! scripts/setup.sh --deps-only --e2e --stacks --deb; then
+        echo "test.sh: e2e: FAIL (could not install mmdebstrap/systemd-container/debhelper)"
         record e2e FAILED
         return 0
     fi
-    local sudo=() rc=0 t0=$SECONDS
+    local sudo=() rc=0 t0=$SECONDS deb=()
     ((EUID == 0)) || sudo=(sudo)
+    # The package the deb tier built and checked is the one installed.
+    if [[ " ${summary[*]} " == *" deb=ok "* ]]; then
+        deb=(--deb "$(echo build-deb/corral_*.deb)")
+    fi
     # Bounded: on the deadline the whole run gets SIGTERM (its trap tears the containers down), and
     # SIGKILL a minute later if that hangs too.
     "${sudo[@]}" timeout --kill-after=60 900 env CORRAL_E2E_CACHE="${CORRAL_E2E_CACHE:-/var/cache/corral-e2e}" \
-        ${CORRAL_E2E_MIRROR:+CORRAL_E2E_MIRROR="$CORRAL_E2E_MIRROR"} tests/e2e/run.sh build || rc=$?
+        ${CORRAL_E2E_MIRROR:+CORRAL_E2E_MIRROR="$CORRAL_E2E_MIRROR"} tests/e2e/run.sh "${deb[@]}" build || rc=$?
     case $rc in
         0)
             echo "test.sh: e2e: PASS ($((SECONDS - t0)) s)"
