@@ -543,6 +543,48 @@ sc_deb_upgrade() {
     finish "$name" "$DEB_OLD_VERSION -> $DEB_NEW_VERSION by apt-get in ${dur} s, MainPID $main kept, $WORKERS workers kept, $(load_figures <<<"$sum")"
 }
 
+# sc_deb_not_upgraded NAME: a package change whose postinst cannot upgrade the instance (here: corral
+# refuses while a reload rolls; the other case, a corral too old to know `upgrade`, takes the same path)
+# warns, names the instance, exits 0 and leaves it running on the binary it had: same MainPID, no
+# restart. The operator's `corral upgrade app` afterwards moves it. The change is back to the first
+# package (apt-get --allow-downgrades: dpkg runs postinst configure with the old version all the same).
+sc_deb_not_upgraded() {
+    local name=$1
+    begin
+    local gen main restarts rc t0 dur version out
+    check "pool settles before" wait_until 15 pool_settled "$(pool_json | pyjson 'j["generation"]')"
+    gen=$(pool_json | pyjson 'j["generation"]')
+    main=$(prop "$UNIT" MainPID)
+    restarts=$(prop "$UNIT" NRestarts)
+    # A roll of 4 workers that take 2 s each to be ready: ~8 s during which corral refuses to upgrade.
+    READY_DELAY=2 write_config
+    ct systemctl reload --no-block "$UNIT"
+    rolling() { [[ $(pool_json | pyjson 'any(w["generation"] > '"$gen"' for w in j["workers"])') == True ]]; }
+    check "a reload rolls" wait_until 5 rolling
+    # The generation the roll goes to (not always gen + 1: a failed roll used up a number too).
+    gen=$(pool_json | pyjson 'max(w["generation"] for w in j["workers"])')
+    t0=$(now)
+    APT_OUT=$(ct env DEBIAN_FRONTEND=noninteractive apt-get install -y --allow-downgrades "/opt/corral-debs/$DEB_OLD" 2>&1)
+    rc=$?
+    dur=$(elapsed "$t0")
+    e2e_log "  apt-get install $DEB_OLD during a roll: $(grep -E '^corral:' <<<"$APT_OUT" | tr '\n' ' ')"
+    check "apt-get exits 0 (got $rc)" eq "$rc" 0
+    check "corral $DEB_OLD_VERSION is installed" eq "$(installed_version)" "$DEB_OLD_VERSION"
+    check "postinst warns that 'app' was not upgraded, and why" \
+        grep -q "^corral: WARNING: instance 'app' was not upgraded (the upgrade in place failed: .*cannot upgrade now: " <<<"$APT_OUT"
+    check "postinst says it keeps running on the old binary" grep -q "keeps running on the old binary" <<<"$APT_OUT"
+    check "the pool settles at generation $gen" wait_until 30 pool_settled "$gen"
+    version=$(pool_json | pyjson 'j["version"]')
+    check "still the old binary: corral status reports $DEB_NEW_VERSION (got $version)" eq "$version" "$DEB_NEW_VERSION"
+    check "same MainPID ($main -> $(prop "$UNIT" MainPID))" eq "$(prop "$UNIT" MainPID)" "$main"
+    check "NRestarts unchanged" eq "$(prop "$UNIT" NRestarts)" "$restarts"
+    write_config
+    out=$(ct corral upgrade app 2>&1)
+    check "the operator's corral upgrade app afterwards ($out)" grep -q "upgraded to corral $DEB_OLD_VERSION" <<<"$out"
+    check "corral status reports $DEB_OLD_VERSION" eq "$(pool_json | pyjson 'j["version"]')" "$DEB_OLD_VERSION"
+    finish "$name" "apt-get in ${dur} s during a roll: warned, MainPID $main kept on $DEB_NEW_VERSION; corral upgrade then moved it"
+}
+
 # sc_remove_purge NAME: `apt-get remove` stops nothing (the enabled, running pool keeps serving on the
 # removed binary); `apt-get purge` stops the instance and leaves no file of the package, no enablement
 # link, no loaded unit and no user behind, while the operator's own files stay.
@@ -830,13 +872,14 @@ run_in() { # FLAVOUR ROOTFS SUFFIX
             sc_crash "crash$sfx"
             sc_upgrade "upgrade$sfx"
             sc_deb_upgrade "deb-upgrade$sfx"
+            sc_deb_not_upgraded "deb-not-upgraded$sfx"
             sc_restart "restart$sfx"
             sc_worker_output "worker-output$sfx"
             sc_stop "stop$sfx"
             sc_remove_purge "remove-purge$sfx"
         else
             local s
-            for s in unprivileged notify-reload bad-deploy-notify-reload crash upgrade deb-upgrade restart worker-output stop remove-purge; do
+            for s in unprivileged notify-reload bad-deploy-notify-reload crash upgrade deb-upgrade deb-not-upgraded restart worker-output stop remove-purge; do
                 result "$s$sfx" FAIL "not run: the pool did not come up"
             done
         fi
@@ -850,6 +893,7 @@ run_in() { # FLAVOUR ROOTFS SUFFIX
             sc_crash "crash$sfx"
             sc_upgrade "upgrade$sfx"
             sc_deb_upgrade "deb-upgrade$sfx"
+            sc_deb_not_upgraded "deb-not-upgraded$sfx"
             sc_restart "restart$sfx"
             sc_watchdog "watchdog$sfx"
             sc_worker_output "worker-output$sfx"
@@ -858,7 +902,7 @@ run_in() { # FLAVOUR ROOTFS SUFFIX
             sc_remove_purge "remove-purge$sfx"
         else
             local s
-            for s in accounting unprivileged reload-under-load bad-deploy crash upgrade deb-upgrade restart watchdog worker-output stop stack-go remove-purge; do
+            for s in accounting unprivileged reload-under-load bad-deploy crash upgrade deb-upgrade deb-not-upgraded restart watchdog worker-output stop stack-go remove-purge; do
                 result "$s$sfx" FAIL "not run: the pool did not come up"
             done
         fi
