@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: MIT
 # The README's "test" command and what CI runs: installs and builds, then runs every test tier.
 # Tiers: unit + integration tests (build/), the same under ASan/UBSan (build-asan/), the fuzz targets
-# (build-fuzz/), end to end under a real systemd, and cgroup v2 in a VM. Exits non-zero if anything
-# failed.
+# (build-fuzz/), the Debian package (build-deb/), end to end under a real systemd with that package
+# installed, and cgroup v2 in a VM. Exits non-zero if anything failed.
 set -euo pipefail
 
 usage() {
