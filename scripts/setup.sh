@@ -63,8 +63,9 @@ PROMTOOL_PACKAGE=prometheus
 # systemd-container provides systemd-nspawn.
 E2E_PACKAGES=(mmdebstrap systemd-container)
 # The package tier (scripts/deb.sh, only with --deb): dpkg-buildpackage's debhelper (dh, the cmake
-# buildsystem, dh_installsystemd) and lintian. 146 packages, 21 MB of .debs (38 MB installed; perl modules
-# mostly): 13 s for apt-get install here with a warm apt cache (add the download on a fresh runner).
+# buildsystem, dh_installsystemd) and lintian. 138 packages on top of the build packages (33 MB installed,
+# perl modules mostly; about 20 MB of .debs): 13 s for apt-get install here, 10 MB of them downloaded (add
+# the rest of the download on a fresh runner).
 DEB_PACKAGES=(debhelper lintian)
 # The VM tier (tests/vm/run.sh, only with --vm): QEMU boots a Debian image that mmdebstrap builds and
 # mkfs.ext4 (e2fsprogs) packs.
