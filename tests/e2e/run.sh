@@ -543,15 +543,27 @@ sc_deb_upgrade() {
     finish "$name" "$DEB_OLD_VERSION -> $DEB_NEW_VERSION by apt-get in ${dur} s, MainPID $main kept, $WORKERS workers kept, $(load_figures <<<"$sum")"
 }
 
-# sc_deb_not_upgraded NAME: a package change whose postinst cannot upgrade the instance (here: corral
-# refuses while a reload rolls; the other case, a corral too old to know `upgrade`, takes the same path)
-# warns, names the instance, exits 0 and leaves it running on the binary it had: same MainPID, no
-# restart. The operator's `corral upgrade app` afterwards moves it. The change is back to the first
-# package (apt-get --allow-downgrades: dpkg runs postinst configure with the old version all the same).
+# sc_deb_not_upgraded NAME: a package change whose postinst cannot upgrade the instances, for both
+# reasons: corral@app refuses while a reload rolls, corral@old runs a corral from before `corral upgrade`
+# (drop-in ExecStart=). It warns, naming each instance and why, exits 0 and leaves both running on the
+# binary they had: same MainPID, no restart. The operator's `corral upgrade app` afterwards moves app.
+# The change is back to the first package (apt-get --allow-downgrades: dpkg runs postinst configure with
+# the old version all the same).
+OLD_UNIT=corral@old.service
 sc_deb_not_upgraded() {
     local name=$1
     begin
-    local gen main restarts rc t0 dur version out
+    local gen main restarts rc t0 dur version out old_main
+    ct install -D -m 0755 /opt/corral-debs/corral-pre-upgrade /usr/local/lib/corral-old/corral &&
+        ct mkdir -p "/etc/systemd/system/$OLD_UNIT.d" &&
+        ct sh -c "printf '[Service]\nExecStart=\nExecStart=/usr/local/lib/corral-old/corral --config /etc/corral/old.conf\nExecReload=\nExecReload=/usr/local/lib/corral-old/corral reload --wait\n' >/etc/systemd/system/$OLD_UNIT.d/old.conf" &&
+        ct cp /etc/corral/app.conf /etc/corral/old.conf && ct systemctl daemon-reload &&
+        ct timeout 60 systemctl start "$OLD_UNIT"
+    check "corral@old started with the corral from before 'corral upgrade'" test $? -eq 0
+    old_listed() { ct corral list | grep -q '^old '; }
+    check "corral list shows old" wait_until 15 old_listed
+    old_main=$(prop "$OLD_UNIT" MainPID)
+    check "corral@old runs /usr/local/lib/corral-old/corral" eq "$(ct readlink "/proc/$old_main/exe")" /usr/local/lib/corral-old/corral
     check "pool settles before" wait_until 15 pool_settled "$(pool_json | pyjson 'j["generation"]')"
     gen=$(pool_json | pyjson 'j["generation"]')
     main=$(prop "$UNIT" MainPID)
@@ -573,6 +585,10 @@ sc_deb_not_upgraded() {
     check "postinst warns that 'app' was not upgraded, and why" \
         grep -q "^corral: WARNING: instance 'app' was not upgraded (the upgrade in place failed: .*cannot upgrade now: " <<<"$APT_OUT"
     check "postinst says it keeps running on the old binary" grep -q "keeps running on the old binary" <<<"$APT_OUT"
+    check "postinst warns that 'old' was not upgraded: too old" \
+        grep -q "^corral: WARNING: instance 'old' was not upgraded (its corral is too old to upgrade in place)" <<<"$APT_OUT"
+    check "corral@old still runs, same MainPID ($old_main -> $(prop "$OLD_UNIT" MainPID)), no restart" \
+        matches "$(prop "$OLD_UNIT" MainPID) $(prop "$OLD_UNIT" NRestarts) $(prop "$OLD_UNIT" ActiveState)" "$old_main 0 active"
     check "the pool settles at generation $gen" wait_until 30 pool_settled "$gen"
     version=$(pool_json | pyjson 'j["version"]')
     check "still the old binary: corral status reports $DEB_NEW_VERSION (got $version)" eq "$version" "$DEB_NEW_VERSION"
@@ -582,7 +598,11 @@ sc_deb_not_upgraded() {
     out=$(ct corral upgrade app 2>&1)
     check "the operator's corral upgrade app afterwards ($out)" grep -q "upgraded to corral $DEB_OLD_VERSION" <<<"$out"
     check "corral status reports $DEB_OLD_VERSION" eq "$(pool_json | pyjson 'j["version"]')" "$DEB_OLD_VERSION"
-    finish "$name" "apt-get in ${dur} s during a roll: warned, MainPID $main kept on $DEB_NEW_VERSION; corral upgrade then moved it"
+    ct timeout 60 systemctl stop "$OLD_UNIT" corral@old.socket &&
+        ct rm -rf "/etc/systemd/system/$OLD_UNIT.d" /etc/corral/old.conf /usr/local/lib/corral-old &&
+        ct systemctl daemon-reload
+    check "corral@old stopped and removed" test $? -eq 0
+    finish "$name" "apt-get in ${dur} s: app (rolling) and old (pre-upgrade corral) warned about, kept their MainPIDs; corral upgrade then moved app"
 }
 
 # sc_remove_purge NAME: `apt-get remove` stops nothing (the enabled, running pool keeps serving on the
@@ -912,9 +932,12 @@ run_in() { # FLAVOUR ROOTFS SUFFIX
     e2e_log "container torn down in $(elapsed "$t0") s"
 }
 
-# build_debs: the package to install (given with --deb, or built from the source tree) and a newer build
-# of the same code, version VERSION+e2e1, for the upgrade under load, in DEB_DIR (bound into the container).
+# build_debs: the package to install (given with --deb, or built from the source tree), a newer build of
+# the same code, version VERSION+e2e1, for the upgrade under load, and a corral binary from before
+# `corral upgrade` (from the git history), in DEB_DIR (bound into the container).
 DEB_DIR='' DEB_OLD='' DEB_NEW='' DEB_OLD_VERSION='' DEB_NEW_VERSION=''
+# The parent of the commit that added `corral upgrade` (ef71f94): its corral answers "unknown request".
+PRE_UPGRADE_REF=ef71f94^
 build_debs() {
     local t0 log
     t0=$(now)
@@ -937,8 +960,18 @@ build_debs() {
     fi
     DEB_NEW=$(cd "$DEB_DIR" && echo "corral_${DEB_NEW_VERSION}_"*.deb)
     [[ -f $DEB_DIR/$DEB_OLD && -f $DEB_DIR/$DEB_NEW ]] || { e2e_log "FAIL: packages missing in $DEB_DIR"; return 1; }
-    rm -f "$log"
-    e2e_log "packages $DEB_OLD and $DEB_NEW ready in $(elapsed "$t0") s"
+    # A corral from before `corral upgrade`, for the instance a package upgrade finds too old.
+    local d=$DEB_DIR/pre-upgrade
+    mkdir -p "$d/src"
+    if ! { git -C "$src_dir" archive "$PRE_UPGRADE_REF" | tar -x -C "$d/src" &&
+        cmake -S "$d/src" -B "$d/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCORRAL_TESTS=OFF &&
+        cmake --build "$d/build" -j"$(nproc)" --target corral; } >"$log" 2>&1; then
+        e2e_log "FAIL: building corral $PRE_UPGRADE_REF (before corral upgrade) failed: $(tail -n 20 "$log")"
+        return 1
+    fi
+    cp "$d/build/corral" "$DEB_DIR/corral-pre-upgrade"
+    rm -rf "$d" "$log"
+    e2e_log "packages $DEB_OLD and $DEB_NEW, and corral $PRE_UPGRADE_REF, ready in $(elapsed "$t0") s"
 }
 
 main() {
