@@ -14,7 +14,8 @@ Usage: tests/e2e/run.sh [OPTIONS] BUILD_DIR
 
 BUILD_DIR is a corral build directory (holding corral, units/corral@.service and
 tests/corral-test-worker). Needs root, mmdebstrap, systemd-container and debhelper (the
-package is built with scripts/deb.sh, once as is and once as a newer version for the upgrade).
+package is built with scripts/deb.sh, once as is and once as a newer version for the upgrade),
+and the git history (a corral from before `corral upgrade` is built from it).
 
 Options:
   --systemd LIST   systemd versions to run under, comma-separated: 252 (bookworm), 254
@@ -979,7 +980,7 @@ main() {
     t_start=$(now)
     ((EUID == 0)) || { echo "e2e: FAIL: needs root" >&2; exit 1; }
     local tool
-    for tool in mmdebstrap systemd-nspawn nsenter python3 flock dpkg-buildpackage dh; do
+    for tool in mmdebstrap systemd-nspawn nsenter python3 flock dpkg-buildpackage dh git cmake; do
         command -v "$tool" >/dev/null || { echo "e2e: FAIL: $tool is not installed" >&2; exit 1; }
     done
     for f in corral units/corral@.service tests/corral-test-worker; do
