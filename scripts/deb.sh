@@ -63,7 +63,8 @@ if git -C "$repo_root" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
         [[ -e $f ]] && printf '%s\0' "$f"
     done | tar -c --null -T - -f -) | tar -x -C "$work/corral"
 else
-    cp -a "$repo_root/." "$work/corral"
+    # No git (or not one this user may read): everything but the build directories.
+    tar -c -C "$repo_root" --exclude=./.git --exclude='./build*' --exclude='./obj-*' -f - . | tar -x -C "$work/corral"
 fi
 
 if [[ -n $version ]]; then
