@@ -2,13 +2,13 @@
 # SPDX-License-Identifier: MIT
 # The README's "test" command and what CI runs: installs and builds, then runs every test tier.
 # Tiers: unit + integration tests (build/), the same under ASan/UBSan (build-asan/), the fuzz targets
-# (build-fuzz/), end to end under a real systemd, and cgroup v2 in a VM. Exits non-zero if anything
-# failed.
+# (build-fuzz/), the Debian package (build-deb/), end to end under a real systemd with that package
+# installed, and cgroup v2 in a VM. Exits non-zero if anything failed.
 set -euo pipefail
 
 usage() {
     cat <<'EOF_USAGE'
-Usage: scripts/test.sh [--no-asan] [--no-fuzz] [--no-e2e] [-- CTEST_ARGS...]
+Usage: scripts/test.sh [--no-asan] [--no-fuzz] [--no-deb] [--no-e2e] [-- CTEST_ARGS...]
 
 Installs missing dependencies (scripts/setup.sh), builds, and runs:
   1. unit + integration tests          in build/       (ctest; with the stacks' runtimes:
@@ -17,14 +17,19 @@ Installs missing dependencies (scripts/setup.sh), builds, and runs:
                                        stacks test, whose apps ASan does not instrument)
   3. fuzzing                           each libFuzzer target of tests/fuzz/ for $CORRAL_FUZZ_SECONDS
                                        (default 30) in build-fuzz/ (clang, -DCORRAL_FUZZ=ON)
-  4. end to end under a real systemd   tests/e2e/run.sh build (systemd-nspawn containers booted
+  4. the Debian package               scripts/deb.sh --lintian build-deb (dpkg-buildpackage -us
+                                       -uc -b on a copy of the tree, then lintian)
+  5. end to end under a real systemd   tests/e2e/run.sh build (systemd-nspawn containers booted
                                        from a Debian rootfs cached in $CORRAL_E2E_CACHE, default
-                                       /var/cache/corral-e2e; needs root or sudo)
-  5. cgroup v2 in a QEMU VM            tests/vm/run.sh build (CORRAL_NO_VM=1 skips it)
+                                       /var/cache/corral-e2e; needs root or sudo), with the
+                                       package of tier 4 installed by apt
+  6. cgroup v2 in a QEMU VM            tests/vm/run.sh build (CORRAL_NO_VM=1 skips it)
 
 Options:
   --no-asan   skip the ASan/UBSan tier (reported as skipped)
   --no-fuzz   skip the fuzz tier (reported as skipped)
+  --no-deb    skip the package tier (reported as skipped; the e2e tier then builds the
+              package itself)
   --no-e2e    skip the end-to-end tier (reported as skipped)
   -h, --help  show this help
 Arguments after "--" go to every ctest run, e.g. -- -R pool  or  -- -L unit
@@ -33,6 +38,7 @@ EOF_USAGE
 
 run_asan=1
 run_fuzz=1
+run_deb=1
 run_e2e=1
 ctest_args=()
 while (($# > 0)); do
@@ -43,6 +49,10 @@ while (($# > 0)); do
             ;;
         --no-fuzz)
             run_fuzz=0
+            shift
+            ;;
+        --no-deb)
+            run_deb=0
             shift
             ;;
         --no-e2e)
@@ -159,10 +169,39 @@ tier_fuzz() {
 }
 # ----------------------------------------------------------------------------------------------------
 
+# ---- PACKAGE TIER ----------------------------------------------------------------------------------
+# The Debian package as a user builds it: dpkg-buildpackage -us -uc -b (debhelper, no tests at package
+# build time: the other tiers run them) on a copy of the tree, checked by lintian (errors and warnings
+# fail). About 10 s for the build and 3 s for lintian here, plus 13 s the first time for installing
+# debhelper and lintian.
+tier_deb() {
+    if ((!run_deb)); then
+        record deb skipped
+        return 0
+    fi
+    section "deb: the Debian package (build-deb)"
+    if ! scripts/setup.sh --deps-only --deb; then
+        echo "test.sh: deb: FAIL (could not install debhelper/lintian)"
+        record deb FAILED
+        return 0
+    fi
+    local t0=$SECONDS
+    rm -f build-deb/corral_*.deb
+    if scripts/deb.sh --lintian build-deb; then
+        echo "test.sh: deb: PASS ($((SECONDS - t0)) s)"
+        record deb ok
+    else
+        echo "test.sh: deb: FAIL ($((SECONDS - t0)) s)"
+        record deb FAILED
+    fi
+}
+# ----------------------------------------------------------------------------------------------------
+
 # ---- END-TO-END TIER ------------------------------------------------------------------------------
 # corral under a real systemd: tests/e2e/run.sh boots systemd 252 (and 254 from bookworm-backports) as
-# PID 1 in systemd-nspawn containers, installs this build's binary and the unit pair, and drives
-# socket activation, reload under load, a bad deploy, a crash, restart and stop through systemctl.
+# PID 1 in systemd-nspawn containers, installs the Debian package with apt-get, and drives socket
+# activation, reload under load, a bad deploy, a crash, an upgrade of the package under load, restart,
+# stop, removal and purge through systemctl and apt-get.
 # Exit codes of run.sh: 0 every scenario passed, 2 none failed but some could not run (e.g.
 # bookworm-backports unreachable: no systemd 254), anything else failed.
 tier_e2e() {
@@ -176,18 +215,23 @@ tier_e2e() {
         record e2e FAILED
         return 0
     fi
-    # --stacks: the stack-go scenario builds contrib/examples/go on the host.
-    if ! scripts/setup.sh --deps-only --e2e --stacks; then
-        echo "test.sh: e2e: FAIL (could not install mmdebstrap/systemd-container)"
+    # --stacks: the stack-go scenario builds contrib/examples/go on the host. --deb: run.sh builds the
+    # newer package for the upgrade (and the package itself when the deb tier did not).
+    if ! scripts/setup.sh --deps-only --e2e --stacks --deb; then
+        echo "test.sh: e2e: FAIL (could not install mmdebstrap/systemd-container/debhelper)"
         record e2e FAILED
         return 0
     fi
-    local sudo=() rc=0 t0=$SECONDS
+    local sudo=() rc=0 t0=$SECONDS deb=()
     ((EUID == 0)) || sudo=(sudo)
+    # The package the deb tier built and checked is the one installed.
+    if [[ " ${summary[*]} " == *" deb=ok "* ]]; then
+        deb=(--deb "$(echo build-deb/corral_*.deb)")
+    fi
     # Bounded: on the deadline the whole run gets SIGTERM (its trap tears the containers down), and
     # SIGKILL a minute later if that hangs too.
     "${sudo[@]}" timeout --kill-after=60 900 env CORRAL_E2E_CACHE="${CORRAL_E2E_CACHE:-/var/cache/corral-e2e}" \
-        ${CORRAL_E2E_MIRROR:+CORRAL_E2E_MIRROR="$CORRAL_E2E_MIRROR"} tests/e2e/run.sh build || rc=$?
+        ${CORRAL_E2E_MIRROR:+CORRAL_E2E_MIRROR="$CORRAL_E2E_MIRROR"} tests/e2e/run.sh "${deb[@]}" build || rc=$?
     case $rc in
         0)
             echo "test.sh: e2e: PASS ($((SECONDS - t0)) s)"
@@ -250,6 +294,7 @@ fi
 tier_default
 tier_asan
 tier_fuzz
+tier_deb
 tier_e2e
 tier_vm
 

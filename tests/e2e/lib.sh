@@ -129,11 +129,12 @@ wait_gone() { # PID SECONDS
     done
 }
 
-# boot_container FLAVOUR ROOTFS BUILD_DIR SRC_DIR: boots ROOTFS with systemd as PID 1 (a tmpfs
-# overlay on top, so the cached tree is never written), the build and source trees bound read-only
-# at /opt/corral-build and /opt/corral-src. Sets CT_PID (nspawn) and CT_LEADER (its PID 1).
+# boot_container FLAVOUR ROOTFS BUILD_DIR SRC_DIR DEB_DIR: boots ROOTFS with systemd as PID 1 (a tmpfs
+# overlay on top, so the cached tree is never written), the build and source trees and the directory of
+# the built packages bound read-only at /opt/corral-build, /opt/corral-src and /opt/corral-debs. Sets
+# CT_PID (nspawn) and CT_LEADER (its PID 1).
 boot_container() {
-    local flavour=$1 rootfs=$2 build=$3 src=$4
+    local flavour=$1 rootfs=$2 build=$3 src=$4 debs=$5
     CT_NAME="corral-e2e-$flavour-$$"
     CT_DIR=$(mktemp -d "${TMPDIR:-/tmp}/$CT_NAME.XXXXXX")
     make_cgroups "$CT_NAME" || {
@@ -148,6 +149,7 @@ boot_container() {
         exec systemd-nspawn --boot --register=no --keep-unit --private-network --volatile=overlay \
             --console=read-only -D "$rootfs" -M "$CT_NAME" \
             --bind-ro="$build:/opt/corral-build" --bind-ro="$src:/opt/corral-src" \
+            --bind-ro="$debs:/opt/corral-debs" \
             --setenv=SYSTEMD_LOG_COLOR=0 </dev/null >"$CT_DIR/console.log" 2>&1
     ) &
     CT_PID=$!

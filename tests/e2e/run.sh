@@ -13,13 +13,17 @@ usage() {
 Usage: tests/e2e/run.sh [OPTIONS] BUILD_DIR
 
 BUILD_DIR is a corral build directory (holding corral, units/corral@.service and
-tests/corral-test-worker). Needs root, mmdebstrap and systemd-container.
+tests/corral-test-worker). Needs root, mmdebstrap, systemd-container and debhelper (the
+package is built with scripts/deb.sh, once as is and once as a newer version for the upgrade),
+and the git history (a corral from before `corral upgrade` is built from it).
 
 Options:
   --systemd LIST   systemd versions to run under, comma-separated: 252 (bookworm), 254
                    (bookworm-backports) (default: 252,254). 254 falls back to 252 when
                    bookworm-backports cannot be reached, and says so.
   --keep-logs DIR  copy each container's console log and journal into DIR
+  --deb FILE       the package to install (corral_VERSION_ARCH.deb, from scripts/deb.sh);
+                   default: built here
   -h, --help       show this help
 
 Environment: CORRAL_E2E_CACHE (default /var/cache/corral-e2e) holds the rootfs between runs;
@@ -32,6 +36,7 @@ EOF_USAGE
 flavours=252,254
 E2E_KEEP_LOGS=''
 build_dir=''
+deb_given=''
 while (($# > 0)); do
     case $1 in
         --systemd)
@@ -40,6 +45,10 @@ while (($# > 0)); do
             ;;
         --keep-logs)
             E2E_KEEP_LOGS=${2:?--keep-logs needs a directory}
+            shift 2
+            ;;
+        --deb)
+            deb_given=${2:?--deb needs a file}
             shift 2
             ;;
         -h | --help)
@@ -68,6 +77,10 @@ done
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 build_dir=$(cd "$build_dir" && pwd) || exit 64
+if [[ -n $deb_given ]]; then
+    deb_given=$(cd "$(dirname "$deb_given")" && pwd)/$(basename "$deb_given")
+    [[ -f $deb_given ]] || { echo "run.sh: no package '$deb_given'" >&2; exit 64; }
+fi
 # The unit pair and the catalog come from the tree the build was configured from.
 src_dir=$(sed -n 's/^corral_SOURCE_DIR:STATIC=//p' "$build_dir/CMakeCache.txt" 2>/dev/null)
 [[ -n $src_dir && -d $src_dir/units ]] || src_dir=$(cd "$here/../.." && pwd)
@@ -225,17 +238,23 @@ MaxUnavailable=0
 EOF
 }
 
-# install_corral NOTIFY_RELOAD: the freshly built binary at the path the configured unit names, the
-# template unit pair, a TCP port for the socket, the test worker.
+# apt_install DEB: `apt-get install ./corral_*.deb` as a user runs it, inside the container (no network:
+# the Depends are in the rootfs already). Its output goes to APT_OUT.
+APT_OUT=''
+apt_install() {
+    APT_OUT=$(ct env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "/opt/corral-debs/$1" 2>&1)
+}
+installed_version() { ct dpkg-query -W -f='${Version}' corral 2>/dev/null; }
+
+# install_corral NOTIFY_RELOAD: the package (apt-get install), a TCP port for the socket, the test worker.
 install_corral() {
-    local bin
-    bin=$(sed -n 's/^ExecStart=\([^ ]*\) .*/\1/p' "$build_dir/units/corral@.service")
-    [[ -n $bin ]] || { e2e_log "no ExecStart= in $build_dir/units/corral@.service"; return 1; }
-    ct install -D -m 0755 /opt/corral-build/corral "$bin" || return 1
-    [[ $bin == /usr/local/bin/corral ]] || ct ln -sf "$bin" /usr/local/bin/corral || return 1
+    local t0 rc
+    t0=$(now)
+    apt_install "$DEB_OLD"
+    rc=$?
+    ((rc == 0)) || { e2e_log "apt-get install $DEB_OLD failed ($rc): $APT_OUT"; return 1; }
+    e2e_log "apt-get install $DEB_OLD: $(elapsed "$t0") s, corral $(installed_version) installed"
     ct install -D -m 0755 /opt/corral-build/tests/corral-test-worker "$WORKER" &&
-        ct install -m 0644 /opt/corral-build/units/corral@.service /opt/corral-src/units/corral@.socket \
-            /etc/systemd/system/ &&
         ct mkdir -p /etc/systemd/system/corral@app.socket.d || return 1
     ct sh -c 'cat > /etc/systemd/system/corral@app.socket.d/e2e.conf' <<EOF
 [Socket]
@@ -446,15 +465,14 @@ for line in sys.stdin:
     r = json.loads(line)
     if (r.get("WORKER_PID"), r.get("WORKER_SLOT"), r.get("WORKER_GENERATION")) == tuple(sys.argv[1:4]):
         print("ok")' "$repl" "$slot" "$gen" <<<"$started")
-    # The catalog: journalctl -x explains the crash.
+    # The catalog: the package installed it, systemd's dpkg trigger updated the catalog database, and
+    # journalctl -x explains the crash.
     local x
-    ct install -D -m 0644 /opt/corral-src/contrib/corral.catalog /usr/lib/systemd/catalog/corral.catalog &&
-        ct journalctl --update-catalog
-    check "journalctl --update-catalog" test $? -eq 0
+    check "the package's catalog is installed" ct test -f /usr/lib/systemd/catalog/corral.catalog
     x=$(ct journalctl -x --no-pager -u "$UNIT" --since="@${cur%??????}" | grep -A12 'killed by signal KILL')
     check "journalctl -x shows the catalog subject" grep -q 'Subject: corral: worker exited unexpectedly' <<<"$x"
     check "journalctl -x shows the catalog text" grep -q 'MinUptimeSec=' <<<"$x"
-    finish "$name" "worker $victim replaced by $repl in ${dur} s; journal: crashed + started with WORKER_*; catalog shown by journalctl -x"
+    finish "$name" "worker $victim replaced by $repl in ${dur} s; journal: crashed + started with WORKER_*; the package's catalog shown by journalctl -x"
 }
 
 # corral upgrade under load: the binary replaced by rename (as dpkg does), then upgraded in place three
@@ -467,12 +485,13 @@ sc_upgrade() {
     main=$(prop "$UNIT" MainPID)
     restarts=$(prop "$UNIT" NRestarts)
     pids=$(worker_pids)
-    bin=$(sed -n 's/^ExecStart=\([^ ]*\) .*/\1/p' "$build_dir/units/corral@.service")
+    bin=$(prop "$UNIT" ExecStart | sed -n 's/.*path=\([^ ;]*\).*/\1/p')
+    check "the unit runs the package's /usr/bin/corral ($bin)" eq "$bin" /usr/bin/corral
     cur=$(now_us)
     load_start 24
     t0=$(now)
     for i in 1 2 3; do
-        ct sh -c "cp /opt/corral-build/corral '$bin.new' && chmod 0755 '$bin.new' && mv '$bin.new' '$bin'"
+        ct sh -c "cp '$bin' '$bin.new' && mv '$bin.new' '$bin'"
         out=$(ct corral upgrade app 2>&1)
         rc=$?
         check "corral upgrade app #$i exits 0 (got $rc: $out)" eq "$rc" 0
@@ -488,6 +507,145 @@ sc_upgrade() {
     check "three UPGRADE_DONE journal records" wait_until 5 \
         test "$(journal_since "$cur" "$MSG_UPGRADE_DONE" | wc -l)" -eq 3
     finish "$name" "3 upgrades in ${dur} s, $(load_figures <<<"$sum")"
+}
+
+# sc_deb_upgrade NAME: `apt-get install` of a newer package (same code, higher version) under load. Its
+# postinst upgrades the running instance in place: the same MainPID, NRestarts unchanged, every worker pid
+# unchanged, zero failed requests, and corral status reports the new version.
+sc_deb_upgrade() {
+    local name=$1
+    begin
+    local main restarts pids t0 rc dur sum version
+    check "pool settles before the package upgrade" wait_until 15 pool_settled "$(pool_json | pyjson 'j["generation"]')"
+    check "corral $DEB_OLD_VERSION is installed" eq "$(installed_version)" "$DEB_OLD_VERSION"
+    check "corral status reports $DEB_OLD_VERSION" eq "$(pool_json | pyjson 'j["version"]')" "$DEB_OLD_VERSION"
+    main=$(prop "$UNIT" MainPID)
+    restarts=$(prop "$UNIT" NRestarts)
+    pids=$(worker_pids)
+    load_start 24
+    t0=$(now)
+    apt_install "$DEB_NEW"
+    rc=$?
+    dur=$(elapsed "$t0")
+    sleep 1
+    load_stop; sum=$LOAD_SUM
+    e2e_log "  apt-get install $DEB_NEW: $(grep -E '^corral:' <<<"$APT_OUT" | tr '\n' ' ')"
+    check "apt-get install $DEB_NEW exits 0 (got $rc: $(tail -n 3 <<<"$APT_OUT" | tr '\n' ' '))" eq "$rc" 0
+    check "corral $DEB_NEW_VERSION is installed" eq "$(installed_version)" "$DEB_NEW_VERSION"
+    check "postinst upgraded the instance in place" grep -q "^corral: instance 'app': upgraded to corral $DEB_NEW_VERSION" <<<"$APT_OUT"
+    version=$(pool_json | pyjson 'j["version"]')
+    check "corral status reports $DEB_NEW_VERSION (got $version)" eq "$version" "$DEB_NEW_VERSION"
+    check "corral --version says $DEB_NEW_VERSION" eq "$(ct corral --version)" "corral $DEB_NEW_VERSION"
+    check "same MainPID ($main -> $(prop "$UNIT" MainPID))" eq "$(prop "$UNIT" MainPID)" "$main"
+    check "NRestarts unchanged" eq "$(prop "$UNIT" NRestarts)" "$restarts"
+    check "unit active/running" matches "$(show)" "*ActiveState=active SubState=running*"
+    check "every worker pid unchanged ($pids -> $(worker_pids))" eq "$(worker_pids)" "$pids"
+    check "zero failed requests" eq "$(pyjson 'j["failed"]' <<<"$sum")" 0
+    finish "$name" "$DEB_OLD_VERSION -> $DEB_NEW_VERSION by apt-get in ${dur} s, MainPID $main kept, $WORKERS workers kept, $(load_figures <<<"$sum")"
+}
+
+# sc_deb_not_upgraded NAME: a package change whose postinst cannot upgrade the instances, for both
+# reasons: corral@app refuses while a reload rolls, corral@old runs a corral from before `corral upgrade`
+# (drop-in ExecStart=). It warns, naming each instance and why, exits 0 and leaves both running on the
+# binary they had: same MainPID, no restart. The operator's `corral upgrade app` afterwards moves app.
+# The change is back to the first package (apt-get --allow-downgrades: dpkg runs postinst configure with
+# the old version all the same).
+OLD_UNIT=corral@old.service
+sc_deb_not_upgraded() {
+    local name=$1
+    begin
+    local gen main restarts rc t0 dur version out old_main
+    ct install -D -m 0755 /opt/corral-debs/corral-pre-upgrade /usr/local/lib/corral-old/corral &&
+        ct mkdir -p "/etc/systemd/system/$OLD_UNIT.d" &&
+        ct sh -c "printf '[Service]\nExecStart=\nExecStart=/usr/local/lib/corral-old/corral --config /etc/corral/old.conf\nExecReload=\nExecReload=/usr/local/lib/corral-old/corral reload --wait\n' >/etc/systemd/system/$OLD_UNIT.d/old.conf" &&
+        ct cp /etc/corral/app.conf /etc/corral/old.conf && ct systemctl daemon-reload &&
+        ct timeout 60 systemctl start "$OLD_UNIT"
+    check "corral@old started with the corral from before 'corral upgrade'" test $? -eq 0
+    old_listed() { ct corral list | grep -q '^old '; }
+    check "corral list shows old" wait_until 15 old_listed
+    old_main=$(prop "$OLD_UNIT" MainPID)
+    check "corral@old runs /usr/local/lib/corral-old/corral" eq "$(ct readlink "/proc/$old_main/exe")" /usr/local/lib/corral-old/corral
+    check "pool settles before" wait_until 15 pool_settled "$(pool_json | pyjson 'j["generation"]')"
+    gen=$(pool_json | pyjson 'j["generation"]')
+    main=$(prop "$UNIT" MainPID)
+    restarts=$(prop "$UNIT" NRestarts)
+    # A roll of 4 workers that take 2 s each to be ready: ~8 s during which corral refuses to upgrade.
+    READY_DELAY=2 write_config
+    ct systemctl reload --no-block "$UNIT"
+    rolling() { [[ $(pool_json | pyjson 'any(w["generation"] > '"$gen"' for w in j["workers"])') == True ]]; }
+    check "a reload rolls" wait_until 5 rolling
+    # The generation the roll goes to (not always gen + 1: a failed roll used up a number too).
+    gen=$(pool_json | pyjson 'max(w["generation"] for w in j["workers"])')
+    t0=$(now)
+    APT_OUT=$(ct env DEBIAN_FRONTEND=noninteractive apt-get install -y --allow-downgrades "/opt/corral-debs/$DEB_OLD" 2>&1)
+    rc=$?
+    dur=$(elapsed "$t0")
+    e2e_log "  apt-get install $DEB_OLD during a roll: $(grep -E '^corral:' <<<"$APT_OUT" | tr '\n' ' ')"
+    check "apt-get exits 0 (got $rc)" eq "$rc" 0
+    check "corral $DEB_OLD_VERSION is installed" eq "$(installed_version)" "$DEB_OLD_VERSION"
+    check "postinst warns that 'app' was not upgraded, and why" \
+        grep -q "^corral: WARNING: instance 'app' was not upgraded (the upgrade in place failed: .*cannot upgrade now: " <<<"$APT_OUT"
+    check "postinst says it keeps running on the old binary" grep -q "keeps running on the old binary" <<<"$APT_OUT"
+    check "postinst warns that 'old' was not upgraded: too old" \
+        grep -q "^corral: WARNING: instance 'old' was not upgraded (its corral is too old to upgrade in place)" <<<"$APT_OUT"
+    check "corral@old still runs, same MainPID ($old_main -> $(prop "$OLD_UNIT" MainPID)), no restart" \
+        matches "$(prop "$OLD_UNIT" MainPID) $(prop "$OLD_UNIT" NRestarts) $(prop "$OLD_UNIT" ActiveState)" "$old_main 0 active"
+    check "the pool settles at generation $gen" wait_until 30 pool_settled "$gen"
+    version=$(pool_json | pyjson 'j["version"]')
+    check "still the old binary: corral status reports $DEB_NEW_VERSION (got $version)" eq "$version" "$DEB_NEW_VERSION"
+    check "same MainPID ($main -> $(prop "$UNIT" MainPID))" eq "$(prop "$UNIT" MainPID)" "$main"
+    check "NRestarts unchanged" eq "$(prop "$UNIT" NRestarts)" "$restarts"
+    write_config
+    out=$(ct corral upgrade app 2>&1)
+    check "the operator's corral upgrade app afterwards ($out)" grep -q "upgraded to corral $DEB_OLD_VERSION" <<<"$out"
+    check "corral status reports $DEB_OLD_VERSION" eq "$(pool_json | pyjson 'j["version"]')" "$DEB_OLD_VERSION"
+    ct timeout 60 systemctl stop "$OLD_UNIT" corral@old.socket &&
+        ct rm -rf "/etc/systemd/system/$OLD_UNIT.d" /etc/corral/old.conf /usr/local/lib/corral-old &&
+        ct systemctl daemon-reload
+    check "corral@old stopped and removed" test $? -eq 0
+    finish "$name" "apt-get in ${dur} s: app (rolling) and old (pre-upgrade corral) warned about, kept their MainPIDs; corral upgrade then moved app"
+}
+
+# sc_remove_purge NAME: `apt-get remove` stops nothing (the enabled, running pool keeps serving on the
+# removed binary); `apt-get purge` stops the instance and leaves no file of the package, no enablement
+# link, no loaded unit and no user behind, while the operator's own files stay.
+sc_remove_purge() {
+    local name=$1
+    begin
+    local files main rc first left links units users
+    files=$(ct sh -c 'dpkg-query -L corral | while read -r f; do [ -d "$f" ] || echo "$f"; done')
+    check "systemctl enable --now $SOCKET" ct systemctl enable --now "$SOCKET"
+    first=$(ctnet python3 "$here/load.py" --port "$PORT" --once --timeout 30)
+    check "the pool serves before the removal ($first)" eq "$(pyjson 'j["ok"]' <<<"$first")" True
+    svc_active() { [[ $(prop "$UNIT" ActiveState) == active ]]; }
+    check "the service is active" wait_until 15 svc_active
+    main=$(prop "$UNIT" MainPID)
+    APT_OUT=$(ct env DEBIAN_FRONTEND=noninteractive apt-get remove -y corral 2>&1)
+    rc=$?
+    check "apt-get remove exits 0 (got $rc)" eq "$rc" 0
+    check "removed: /usr/bin/corral is gone" ct test ! -e /usr/bin/corral
+    check "removal stopped nothing: same MainPID ($main -> $(prop "$UNIT" MainPID))" eq "$(prop "$UNIT" MainPID)" "$main"
+    first=$(ctnet python3 "$here/load.py" --port "$PORT" --once --timeout 30)
+    check "the pool still serves after the removal ($first)" eq "$(pyjson 'j["ok"]' <<<"$first")" True
+    check "the conffile stays until the purge" ct test -f /etc/corral/app.conf.example
+    APT_OUT=$(ct env DEBIAN_FRONTEND=noninteractive apt-get purge -y corral 2>&1)
+    rc=$?
+    check "apt-get purge exits 0 (got $rc: $(tail -n 3 <<<"$APT_OUT" | tr '\n' ' '))" eq "$rc" 0
+    check "dpkg knows no corral" test -z "$(ct dpkg-query -W -f='${Status}' corral 2>/dev/null)"
+    # shellcheck disable=SC2086 # one word per file
+    left=$(ct sh -c 'for f; do if [ -e "$f" ] || [ -L "$f" ]; then echo "$f"; fi; done' sh $files)
+    check "no file of the package left (left: $left)" test -z "$left"
+    gone() { ! ct kill -0 "$main" 2>/dev/null; }
+    check "corral ($main) stopped by the purge" wait_until 15 gone
+    links=$(ct find /etc/systemd/system -name 'corral@*' -path '*.wants/*')
+    check "no enablement link left ($links)" test -z "$links"
+    units=$(ct systemctl list-units --all --plain --no-legend 'corral@*')
+    check "no corral unit loaded ($units)" test -z "$units"
+    users=$(ct getent passwd | grep -i corral)
+    check "no user left ($users)" test -z "$users"
+    check "no state left in /var/lib" test -z "$(ct find /var/lib /var/lib/private -maxdepth 1 -name 'corral*' 2>/dev/null)"
+    check "the operator's /etc/corral/app.conf stays" ct test -f /etc/corral/app.conf
+    finish "$name" "remove kept MainPID $main serving; purge stopped it and left none of $(wc -w <<<"$files") files, no link, unit or user"
 }
 
 sc_restart() {
@@ -702,13 +860,14 @@ cleanup() {
         teardown_container || { result "teardown" FAIL "processes or cgroups had to be forced away"; }
     fi
 }
-trap 'cleanup' EXIT
+TMP_DIRS=()
+trap 'cleanup; rm -rf "${TMP_DIRS[@]}"' EXIT
 trap 'echo "e2e: summary: FAIL (interrupted; tearing down)"; exit 130' INT TERM
 
 run_in() { # FLAVOUR ROOTFS SUFFIX
     local flavour=$1 rootfs=$2 sfx=$3 t0
     t0=$(now)
-    if ! boot_container "$flavour" "$rootfs" "$build_dir" "$src_dir"; then
+    if ! boot_container "$flavour" "$rootfs" "$build_dir" "$src_dir" "$DEB_DIR"; then
         result "boot$sfx" FAIL "systemd $flavour container did not boot"
         cleanup
         return
@@ -733,12 +892,15 @@ run_in() { # FLAVOUR ROOTFS SUFFIX
             sc_bad_deploy "bad-deploy-notify-reload$sfx" 0
             sc_crash "crash$sfx"
             sc_upgrade "upgrade$sfx"
+            sc_deb_upgrade "deb-upgrade$sfx"
+            sc_deb_not_upgraded "deb-not-upgraded$sfx"
             sc_restart "restart$sfx"
             sc_worker_output "worker-output$sfx"
             sc_stop "stop$sfx"
+            sc_remove_purge "remove-purge$sfx"
         else
             local s
-            for s in unprivileged notify-reload bad-deploy-notify-reload crash upgrade restart worker-output stop; do
+            for s in unprivileged notify-reload bad-deploy-notify-reload crash upgrade deb-upgrade deb-not-upgraded restart worker-output stop remove-purge; do
                 result "$s$sfx" FAIL "not run: the pool did not come up"
             done
         fi
@@ -751,14 +913,17 @@ run_in() { # FLAVOUR ROOTFS SUFFIX
             sc_bad_deploy "bad-deploy$sfx" 1
             sc_crash "crash$sfx"
             sc_upgrade "upgrade$sfx"
+            sc_deb_upgrade "deb-upgrade$sfx"
+            sc_deb_not_upgraded "deb-not-upgraded$sfx"
             sc_restart "restart$sfx"
             sc_watchdog "watchdog$sfx"
             sc_worker_output "worker-output$sfx"
             sc_stop "stop$sfx"
             sc_stack_go "stack-go$sfx"
+            sc_remove_purge "remove-purge$sfx"
         else
             local s
-            for s in accounting unprivileged reload-under-load bad-deploy crash upgrade restart watchdog worker-output stop stack-go; do
+            for s in accounting unprivileged reload-under-load bad-deploy crash upgrade deb-upgrade deb-not-upgraded restart watchdog worker-output stop stack-go remove-purge; do
                 result "$s$sfx" FAIL "not run: the pool did not come up"
             done
         fi
@@ -768,12 +933,54 @@ run_in() { # FLAVOUR ROOTFS SUFFIX
     e2e_log "container torn down in $(elapsed "$t0") s"
 }
 
+# build_debs: the package to install (given with --deb, or built from the source tree), a newer build of
+# the same code, version VERSION+e2e1, for the upgrade under load, and a corral binary from before
+# `corral upgrade` (from the git history), in DEB_DIR (bound into the container).
+DEB_DIR='' DEB_OLD='' DEB_NEW='' DEB_OLD_VERSION='' DEB_NEW_VERSION=''
+# The parent of the commit that added `corral upgrade` (ef71f94): its corral answers "unknown request".
+PRE_UPGRADE_REF=ef71f94^
+build_debs() {
+    local t0 log
+    t0=$(now)
+    DEB_DIR=$(mktemp -d "${TMPDIR:-/tmp}/corral-e2e-debs.XXXXXX")
+    TMP_DIRS+=("$DEB_DIR")
+    chmod 0755 "$DEB_DIR"
+    log=$DEB_DIR/build.log
+    if [[ -n $deb_given ]]; then
+        cp "$deb_given" "$DEB_DIR/"
+    elif ! "$src_dir/scripts/deb.sh" "$DEB_DIR" >"$log" 2>&1; then
+        e2e_log "FAIL: building the package failed: $(cat "$log")"
+        return 1
+    fi
+    DEB_OLD=$(cd "$DEB_DIR" && echo corral_*.deb)
+    DEB_OLD_VERSION=$(dpkg-deb -f "$DEB_DIR/$DEB_OLD" Version)
+    DEB_NEW_VERSION=$DEB_OLD_VERSION+e2e1
+    if ! "$src_dir/scripts/deb.sh" --version "$DEB_NEW_VERSION" "$DEB_DIR" >"$log" 2>&1; then
+        e2e_log "FAIL: building the package $DEB_NEW_VERSION failed: $(cat "$log")"
+        return 1
+    fi
+    DEB_NEW=$(cd "$DEB_DIR" && echo "corral_${DEB_NEW_VERSION}_"*.deb)
+    [[ -f $DEB_DIR/$DEB_OLD && -f $DEB_DIR/$DEB_NEW ]] || { e2e_log "FAIL: packages missing in $DEB_DIR"; return 1; }
+    # A corral from before `corral upgrade`, for the instance a package upgrade finds too old.
+    local d=$DEB_DIR/pre-upgrade
+    mkdir -p "$d/src"
+    if ! { git -C "$src_dir" archive "$PRE_UPGRADE_REF" | tar -x -C "$d/src" &&
+        cmake -S "$d/src" -B "$d/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCORRAL_TESTS=OFF &&
+        cmake --build "$d/build" -j"$(nproc)" --target corral; } >"$log" 2>&1; then
+        e2e_log "FAIL: building corral $PRE_UPGRADE_REF (before corral upgrade) failed: $(tail -n 20 "$log")"
+        return 1
+    fi
+    cp "$d/build/corral" "$DEB_DIR/corral-pre-upgrade"
+    rm -rf "$d" "$log"
+    e2e_log "packages $DEB_OLD and $DEB_NEW, and corral $PRE_UPGRADE_REF, ready in $(elapsed "$t0") s"
+}
+
 main() {
     local t_start f rootfs
     t_start=$(now)
     ((EUID == 0)) || { echo "e2e: FAIL: needs root" >&2; exit 1; }
     local tool
-    for tool in mmdebstrap systemd-nspawn nsenter python3 flock; do
+    for tool in mmdebstrap systemd-nspawn nsenter python3 flock dpkg-buildpackage dh git cmake; do
         command -v "$tool" >/dev/null || { echo "e2e: FAIL: $tool is not installed" >&2; exit 1; }
     done
     for f in corral units/corral@.service tests/corral-test-worker; do
@@ -782,8 +989,7 @@ main() {
     if command -v go >/dev/null && [[ -d /usr/share/gocode/src/github.com/coreos/go-systemd ]]; then
         local go_dir
         go_dir=$(mktemp -d "${TMPDIR:-/tmp}/corral-e2e-go.XXXXXX")
-        # shellcheck disable=SC2064 # expanded now, on purpose
-        trap "cleanup; rm -rf '$go_dir'" EXIT
+        TMP_DIRS+=("$go_dir")
         if GOPATH=/usr/share/gocode GO111MODULE=off GOCACHE=$go_dir/cache HOME=$go_dir \
             go build -o "$go_dir/corral-example-go" "$src_dir/contrib/examples/go/main.go" >"$go_dir/build.log" 2>&1; then
             GO_EXAMPLE=$go_dir/corral-example-go
@@ -791,6 +997,7 @@ main() {
             e2e_log "building contrib/examples/go failed: $(cat "$go_dir/build.log")"
         fi
     fi
+    build_debs || exit 1
     IFS=, read -r -a fl <<<"$flavours"
     for f in "${fl[@]}"; do
         case $f in
