@@ -805,7 +805,7 @@ static int leaf_missing(int dir_fd, int r) {
         return r;
 }
 
-static int sample_memory_cgroup(CgroupWorker *w, CgroupSample *s) {
+static int sample_memory_cgroup(CgroupWorker *w, unsigned want, CgroupSample *s) {
         bool v1 = w->manager->memory == MEMORY_V1;
         int dir = v1 ? w->v1_fd : w->v2_fd;
         _cleanup_free_ char *stat = NULL;
@@ -817,11 +817,13 @@ static int sample_memory_cgroup(CgroupWorker *w, CgroupSample *s) {
                 return leaf_missing(dir, r);
         s->flags |= CGROUP_SAMPLE_MEMORY_CURRENT;
 
-        r = dir_read_file(dir, "memory.stat", &stat);
-        if (r >= 0 && cgroup_parse_memory_stat(stat, v1, &s->memory_anon, &s->memory_file) >= 0)
-                s->flags |= CGROUP_SAMPLE_MEMORY_ANON | CGROUP_SAMPLE_MEMORY_FILE;
-        else if (r < 0 && r != -ENOENT)
-                return r;
+        if (want & (CGROUP_SAMPLE_MEMORY_ANON | CGROUP_SAMPLE_MEMORY_FILE)) {
+                r = dir_read_file(dir, "memory.stat", &stat);
+                if (r >= 0 && cgroup_parse_memory_stat(stat, v1, &s->memory_anon, &s->memory_file) >= 0)
+                        s->flags |= CGROUP_SAMPLE_MEMORY_ANON | CGROUP_SAMPLE_MEMORY_FILE;
+                else if (r < 0 && r != -ENOENT)
+                        return r;
+        }
 
         if (v1) {
                 /* v1 has no "high"; failcnt counts hits of the limit, oom_control's oom_kill (4.13+)
@@ -845,7 +847,7 @@ static int sample_memory_cgroup(CgroupWorker *w, CgroupSample *s) {
         return 1;
 }
 
-static int sample_cgroup(CgroupWorker *w, CgroupSample *s) {
+static int sample_cgroup(CgroupWorker *w, unsigned want, CgroupSample *s) {
         _cleanup_free_ char *cpu = NULL, *pressure = NULL;
         usec_t total;
         int r;
@@ -860,7 +862,7 @@ static int sample_cgroup(CgroupWorker *w, CgroupSample *s) {
                 if (r >= 0)
                         r = 1;
         } else
-                r = sample_memory_cgroup(w, s);
+                r = sample_memory_cgroup(w, want, s);
         if (r <= 0)
                 return r;
 
@@ -872,6 +874,8 @@ static int sample_cgroup(CgroupWorker *w, CgroupSample *s) {
         else if (r < 0)
                 return leaf_missing(w->v2_fd, r);
 
+        if (!(want & CGROUP_SAMPLE_MEMORY_PRESSURE))
+                return 1;
         /* PSI may be compiled out or disabled (psi=0): then there is no pressure file. */
         r = dir_read_file(w->v2_fd, "memory.pressure", &pressure);
         if (r >= 0 && cgroup_parse_pressure(pressure, "some", &s->memory_pressure_some_avg10, &total) >= 0)
@@ -881,7 +885,7 @@ static int sample_cgroup(CgroupWorker *w, CgroupSample *s) {
         return 1;
 }
 
-int cgroup_worker_sample(CgroupWorker *w, CgroupSample *ret) {
+int cgroup_worker_sample(CgroupWorker *w, unsigned want, CgroupSample *ret) {
         CgroupSample s = {};
         int r;
 
@@ -896,7 +900,7 @@ int cgroup_worker_sample(CgroupWorker *w, CgroupSample *ret) {
                 if (r >= 0)
                         r = !!pids;
         } else
-                r = sample_cgroup(w, &s);
+                r = sample_cgroup(w, want, &s);
         if (r < 0)
                 return r;
 

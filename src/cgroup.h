@@ -135,11 +135,14 @@ typedef struct CgroupSample {
         unsigned memory_pressure_some_avg10; /* hundredths of a percent, 0..10000 */
 } CgroupSample;
 
-/* Reads the worker's counters. Returns 1 with *ret filled in (flags say which fields are valid), 0 when
+/* Reads the worker's counters: memory (current), its events and CPU always; the optional parts only when
+ * want (CgroupSampleFlags) asks for them: CGROUP_SAMPLE_MEMORY_ANON/_FILE (memory.stat, which makes the
+ * kernel flush per-CPU statistics: by far the dearest file at a thousand workers a second) and
+ * CGROUP_SAMPLE_MEMORY_PRESSURE. Returns 1 with *ret filled in (flags say which fields are valid), 0 when
  * the worker is gone (its leaf vanished, or for the proc backend its main pid exited; *ret is zeroed), or
  * -errno when a file that should be there cannot be read (-ESRCH: proc backend and no pid attached). Files a
  * backend may lack (pressure, events) just leave their flag clear. An empty leaf still samples (1). */
-int cgroup_worker_sample(CgroupWorker *w, CgroupSample *ret);
+int cgroup_worker_sample(CgroupWorker *w, unsigned want, CgroupSample *ret);
 
 /* Sets memory.high and memory.max (v2; UINT64_MAX means "max") or memory.limit_in_bytes := max (v1).
  * Returns 0, 1 when high could not be applied (v1 has no equivalent; max was), -EOPNOTSUPP for the proc

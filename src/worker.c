@@ -182,7 +182,7 @@ static bool worker_new_oom_kill(Worker *w) {
         const RecycleState *r = &w->recycle;
         CgroupSample cs;
 
-        if (!w->cgroup || cgroup_worker_sample(w->cgroup, &cs) < 0 || !(cs.flags & CGROUP_SAMPLE_EVENTS_OOM_KILL))
+        if (!w->cgroup || cgroup_worker_sample(w->cgroup, 0, &cs) < 0 || !(cs.flags & CGROUP_SAMPLE_EVENTS_OOM_KILL))
                 return false;
         if (r->has_last && !r->last.oom_valid)
                 return false;
@@ -437,7 +437,7 @@ void worker_kill(Worker *w) {
 int worker_sample(Worker *w, CgroupSample *ret) {
         if (!w->cgroup || w->exited || !w->child_source)
                 return 0;
-        return cgroup_worker_sample(w->cgroup, ret);
+        return cgroup_worker_sample(w->cgroup, 0, ret);
 }
 
 const char *worker_describe_exit(const Worker *w, char *buf, size_t size) {

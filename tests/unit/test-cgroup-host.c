@@ -138,13 +138,13 @@ static const char *workload_check(CgroupWorker *w, Workload *wl, char *buf, size
         int r;
 
         sleep_ms(200);
-        r = cgroup_worker_sample(w, &s1);
+        r = cgroup_worker_sample(w, 0, &s1);
         if (r != 1 || !(s1.flags & CGROUP_SAMPLE_MEMORY_CURRENT) || !(s1.flags & CGROUP_SAMPLE_CPU_USAGE))
                 return snprintf(buf, size, "first sample: r=%d flags=0x%x", r, s1.flags), buf;
         if (s1.memory_current < WORKLOAD_BYTES)
                 return snprintf(buf, size, "memory_current %" PRIu64 " < 32 MiB", s1.memory_current), buf;
         sleep_ms(400);
-        r = cgroup_worker_sample(w, &s2);
+        r = cgroup_worker_sample(w, 0, &s2);
         /* Only "it grows": on a busy 2-CPU host the spinner may get a fraction of a CPU. */
         if (r != 1 || s2.cpu_usage_usec < s1.cpu_usage_usec + 10 * USEC_PER_MSEC)
                 return snprintf(buf, size, "cpu did not grow by 10ms in 400ms of spinning: %" PRIu64 " -> %" PRIu64,
@@ -197,7 +197,7 @@ Test(cgroup_host, real_proc_backend) {
         failed = workload_check(w, &wl, buf, sizeof(buf));
         cr_assert_null(failed, "%s", failed);
         /* Reaped: the worker is gone, which is an answer, not an error. */
-        cr_assert_eq(cgroup_worker_sample(w, &s), 0);
+        cr_assert_eq(cgroup_worker_sample(w, 0, &s), 0);
 
         cgroup_worker_free(w);
         cgroup_manager_free(m);

@@ -21,6 +21,9 @@
 #include "cgroup-proc.h"
 #include "cgroup.h"
 
+/* Every optional part of a sample. */
+#define WANT_ALL (CGROUP_SAMPLE_MEMORY_ANON | CGROUP_SAMPLE_MEMORY_FILE | CGROUP_SAMPLE_MEMORY_PRESSURE)
+
 TestSuite(cgroup, .timeout = 30);
 
 #define FAKE_PID 4242
@@ -340,7 +343,7 @@ Test(cgroup, v2_worker_lifecycle) {
         cgroup_worker_close_procs_fds(w);
         cr_assert_eq(cgroup_worker_procs_fds(w, fds), 0);
 
-        cr_assert_eq(cgroup_worker_sample(w, &s), 1);
+        cr_assert_eq(cgroup_worker_sample(w, WANT_ALL, &s), 1);
         cr_assert_eq(s.flags, CGROUP_SAMPLE_MEMORY_CURRENT | CGROUP_SAMPLE_MEMORY_ANON | CGROUP_SAMPLE_MEMORY_FILE |
                                       CGROUP_SAMPLE_EVENTS_HIGH | CGROUP_SAMPLE_EVENTS_MAX |
                                       CGROUP_SAMPLE_EVENTS_OOM_KILL | CGROUP_SAMPLE_CPU_USAGE |
@@ -444,27 +447,30 @@ Test(cgroup, v2_sample_missing_and_unreadable_files) {
         /* Optional files gone: their flags clear, the rest still there. */
         rm_rel(&t, SVC "/worker-0-1/memory.events");
         rm_rel(&t, SVC "/worker-0-1/memory.pressure");
-        cr_assert_eq(cgroup_worker_sample(w, &s), 1);
+        cr_assert_eq(cgroup_worker_sample(w, WANT_ALL, &s), 1);
         cr_assert_eq(s.flags & (CGROUP_SAMPLE_EVENTS_MAX | CGROUP_SAMPLE_MEMORY_PRESSURE), 0);
         cr_assert(s.flags & CGROUP_SAMPLE_MEMORY_CURRENT);
         cr_assert(s.flags & CGROUP_SAMPLE_CPU_USAGE);
         cr_assert_eq(cgroup_worker_events_fd(w), -EOPNOTSUPP);
 
-        /* Unreadable is an error, not an absence. */
+        /* Unreadable is an error, not an absence; not read at all when not wanted. */
         chmod_rel(&t, SVC "/worker-0-1/memory.stat", 0);
         drop_dac_capabilities();
         assert_denied(&t, SVC "/worker-0-1/memory.stat", O_RDONLY);
-        cr_assert_eq(cgroup_worker_sample(w, &s), -EACCES);
+        cr_assert_eq(cgroup_worker_sample(w, WANT_ALL, &s), -EACCES);
+        cr_assert_eq(cgroup_worker_sample(w, 0, &s), 1);
+        cr_assert_eq(s.flags & (CGROUP_SAMPLE_MEMORY_ANON | CGROUP_SAMPLE_MEMORY_FILE | CGROUP_SAMPLE_MEMORY_PRESSURE), 0);
+        cr_assert(s.flags & CGROUP_SAMPLE_MEMORY_CURRENT);
         chmod_rel(&t, SVC "/worker-0-1/memory.stat", 0644);
 
         /* memory.current missing in a leaf that is still there: a missing controller, an error. */
         cr_assert_eq(unlink(at(&t, SVC "/worker-0-1/memory.current")), 0);
-        cr_assert_eq(cgroup_worker_sample(w, &s), -ENOENT);
+        cr_assert_eq(cgroup_worker_sample(w, WANT_ALL, &s), -ENOENT);
 
         /* The leaf removed behind our back between two samples: the worker is gone, not a failure. */
         rm_rel(&t, SVC "/worker-0-1");
         s.flags = 99;
-        cr_assert_eq(cgroup_worker_sample(w, &s), 0);
+        cr_assert_eq(cgroup_worker_sample(w, WANT_ALL, &s), 0);
         cr_assert_eq(s.flags, 0);
 
         cgroup_worker_free(w);
@@ -528,7 +534,7 @@ Test(cgroup, hybrid_probe_and_sample) {
         assert_file(&t, "cg/unified/test/corral-4242/worker-0-1/cgroup.procs", "0");
         assert_file(&t, "cg/memory/mach/svc/corral-4242/worker-0-1/cgroup.procs", "0");
 
-        cr_assert_eq(cgroup_worker_sample(w, &s), 1);
+        cr_assert_eq(cgroup_worker_sample(w, WANT_ALL, &s), 1);
         cr_assert_eq(s.flags, CGROUP_SAMPLE_MEMORY_CURRENT | CGROUP_SAMPLE_MEMORY_ANON | CGROUP_SAMPLE_MEMORY_FILE |
                                       CGROUP_SAMPLE_EVENTS_MAX | CGROUP_SAMPLE_EVENTS_OOM_KILL |
                                       CGROUP_SAMPLE_CPU_USAGE);
@@ -677,10 +683,10 @@ Test(cgroup, proc_backend_sums_the_tree) {
 
         cr_assert_eq(cgroup_worker_new(m, 0, 1, &w), 0);
         cr_assert_eq(cgroup_worker_procs_fds(w, fds), 0);
-        cr_assert_eq(cgroup_worker_sample(w, &s), -ESRCH);
+        cr_assert_eq(cgroup_worker_sample(w, WANT_ALL, &s), -ESRCH);
         cr_assert_eq(cgroup_worker_attach_pid(w, 100), 0);
 
-        cr_assert_eq(cgroup_worker_sample(w, &s), 1);
+        cr_assert_eq(cgroup_worker_sample(w, WANT_ALL, &s), 1);
         cr_assert_eq(s.flags, CGROUP_SAMPLE_MEMORY_CURRENT | CGROUP_SAMPLE_MEMORY_ANON | CGROUP_SAMPLE_MEMORY_FILE |
                                       CGROUP_SAMPLE_CPU_USAGE);
         cr_assert_eq(s.memory_current, (1000 + 2000 + 300 + 24) * 1024);
@@ -697,10 +703,10 @@ Test(cgroup, proc_backend_sums_the_tree) {
         /* The main process became a zombie: gone, its orphans are no longer the worker's. */
         fake_proc(&t, 100, 'Z', 10, 5, 0, "");
         cr_assert_eq(cgroup_worker_populated(w), 0);
-        cr_assert_eq(cgroup_worker_sample(w, &s), 0);
+        cr_assert_eq(cgroup_worker_sample(w, WANT_ALL, &s), 0);
         /* ... and reaped. */
         rm_rel(&t, "proc/100");
-        cr_assert_eq(cgroup_worker_sample(w, &s), 0);
+        cr_assert_eq(cgroup_worker_sample(w, WANT_ALL, &s), 0);
         cr_assert_eq(cgroup_worker_kill(w), 0);
 
         cgroup_worker_free(w);
