@@ -21,10 +21,11 @@ class Soak(unittest.TestCase):
         if os.environ.get("ASAN_OPTIONS"):
             # ASan holds freed memory in a quarantine (256 MB by default) to catch use after free, so RSS
             # grows with every allocation and says nothing about leaks: keep the quarantine at 1 MB, and
-            # allow its allocator's own ups and downs (about 0.5-1 MB here). Leaks themselves are
-            # LeakSanitizer's to find, at corral's exit in this same tier.
+            # allow its allocator's own growth (1.99, 2.03 and 2.08 MB in three runs of this test here,
+            # while the default build stayed within 12 kB over 1,200 kills). Leaks themselves are the
+            # default tier's 512 kB bound and LeakSanitizer's, at corral's exit in this same tier.
             env["ASAN_OPTIONS"] = os.environ["ASAN_OPTIONS"] + ":quarantine_size_mb=1"
-            growth_kb = 2048
+            growth_kb = 4096
         p = subprocess.run([sys.executable, SOAK, "--reloads", "100", "--kills", "300", "--every", "50",
                             "--check", "--rss-growth-kb", str(growth_kb)], capture_output=True, text=True,
                            timeout=h.scaled(240), env=h.clean_env(env))
