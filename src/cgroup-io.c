@@ -58,6 +58,24 @@ int dir_read_file(int dirfd, const char *name, char **ret) {
         return 0;
 }
 
+int fd_read_text(int fd, char *buf, size_t size) {
+        ssize_t k;
+
+        if (size < 2)
+                return -EINVAL;
+        /* One read: seq_file hands a small file over whole (as a regular file does), and a second read only
+         * to see EOF would have cgroupfs generate the file twice. */
+        do
+                k = pread(fd, buf, size - 1, 0);
+        while (k < 0 && errno == EINTR);
+        if (k < 0)
+                return -errno;
+        if ((size_t) k == size - 1)
+                return -EFBIG;
+        buf[k] = '\0';
+        return (int) k;
+}
+
 int dir_write_file(int dirfd, const char *name, const char *s) {
         _cleanup_close_ int fd = -EBADF;
         size_t n = strlen(s);

@@ -23,6 +23,10 @@ static inline void closedirp(DIR **d) {
 /* The whole file, NUL-terminated, in *ret (owned by the caller). cgroup and /proc files report size 0:
  * read until EOF, up to 16 MiB (-EFBIG beyond). */
 int dir_read_file(int dirfd, const char *name, char **ret);
+/* A small file read again through an fd kept open: pread() from offset 0, as cgroupfs generates the file
+ * afresh for it. NUL-terminated in buf; returns the length, -EFBIG when it does not fit in size - 1 bytes,
+ * or -errno. */
+int fd_read_text(int fd, char *buf, size_t size);
 /* One write() of s, without O_CREAT (a missing file is a missing controller) or O_TRUNC. Short: -EIO. */
 int dir_write_file(int dirfd, const char *name, const char *s);
 /* A one-number file (cgroup_parse_u64), a "key value" file (cgroup_parse_keyed), a pid list

@@ -13,42 +13,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cgroup-io.h"
+#include "cgroup-internal.h"
 #include "cgroup-parse.h"
 #include "cgroup-proc.h"
-#include "cgroup.h"
 #include "log.h"
 
 /* Bound on the rounds of the kill loop without cgroup.kill. */
 #define KILL_ROUNDS_MAX 16U
-
-typedef enum MemorySource {
-        MEMORY_V2,  /* memory.current & co. in the cgroup2 leaf */
-        MEMORY_V1,  /* memory.usage_in_bytes & co. in the v1 memory leaf */
-        MEMORY_PSS, /* summed PSS of the leaf's processes, or of the process tree */
-} MemorySource;
-
-struct CgroupManager {
-        CgroupBackend backend;
-        MemorySource memory;
-        int proc_fd;
-        int v2_fd; /* where cgroup2 worker leaves go, or -EBADF */
-        int v1_fd; /* where v1 memory worker leaves go, or -EBADF */
-        int v2_parent_fd, v1_parent_fd; /* hybrid: the cgroups holding our instance directories */
-        char instance[32];              /* hybrid: "corral-<pid>", our directory in each, or "" */
-        uint64_t hz;
-        CgroupWorker *workers;
-};
-
-struct CgroupWorker {
-        CgroupManager *manager;
-        CgroupWorker *prev, *next;
-        char *name;
-        int v2_fd, v1_fd;
-        int procs_fds[CGROUP_PROCS_FDS_MAX];
-        int events_fd;
-        pid_t pid;
-};
 
 static const char *const backend_table[_CGROUP_BACKEND_MAX] = {
         [CGROUP_BACKEND_V2] = "cgroup-v2",
@@ -506,6 +477,7 @@ int cgroup_manager_new(
                 return -ENOMEM;
 
         /* Leaves of an earlier instance that crashed or was killed: remove the empty ones now. */
+        m->gc_pending = true;
         (void) cgroup_manager_gc(m);
 
         *ret = TAKE_PTR(m);
@@ -555,14 +527,30 @@ const char *cgroup_manager_memory_source(const CgroupManager *m) {
         }
 }
 
-static bool manager_owns_leaf(const CgroupManager *m, const char *name) {
-        for (const CgroupWorker *w = m->workers; w; w = w->next)
-                if (streq(w->name, name))
-                        return true;
-        return false;
+static int names_compare(const void *a, const void *b) {
+        return strcmp(*(const char *const *) a, *(const char *const *) b);
 }
 
-static int gc_base(CgroupManager *m, int base_fd) {
+/* The live workers' leaf names, sorted, so that a gc over thousands of leaves costs N log N, not N². */
+static int manager_leaf_names(const CgroupManager *m, const char ***ret, size_t *ret_n) {
+        const char **names;
+        size_t n = 0;
+
+        for (const CgroupWorker *w = m->workers; w; w = w->next)
+                n++;
+        names = calloc(MAX(n, 1U), sizeof(char *));
+        if (!names)
+                return -ENOMEM;
+        n = 0;
+        for (const CgroupWorker *w = m->workers; w; w = w->next)
+                names[n++] = w->name;
+        qsort(names, n, sizeof(char *), names_compare);
+        *ret = names;
+        *ret_n = n;
+        return 0;
+}
+
+static int gc_base(int base_fd, const char **owned, size_t n_owned) {
         _cleanup_(closedirp) DIR *d = NULL;
         int fd, left = 0;
 
@@ -577,28 +565,39 @@ static int gc_base(CgroupManager *m, int base_fd) {
                 return -errno;
         }
         for (struct dirent *de; (de = readdir(d));) {
-                if (!startswith(de->d_name, "worker-") || (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN))
+                const char *name = de->d_name;
+
+                if (!startswith(name, "worker-") || (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN))
                         continue;
-                if (manager_owns_leaf(m, de->d_name))
+                if (bsearch(&name, owned, n_owned, sizeof(char *), names_compare))
                         continue;
-                if (unlinkat(base_fd, de->d_name, AT_REMOVEDIR) >= 0 || errno == ENOENT)
+                if (unlinkat(base_fd, name, AT_REMOVEDIR) >= 0 || errno == ENOENT)
                         continue;
                 /* EBUSY: processes are still in it (a real cgroup); ENOTEMPTY: a fake tree's files. */
-                log_debug_errno(errno, "Cannot remove cgroup leaf '%s' yet: %m", de->d_name);
+                log_debug_errno(errno, "Cannot remove cgroup leaf '%s' yet: %m", name);
                 left++;
         }
         return left;
 }
 
 int cgroup_manager_gc(CgroupManager *m) {
+        _cleanup_free_ const char **owned = NULL;
+        size_t n_owned;
         int a, b;
 
-        a = gc_base(m, m->v2_fd);
+        /* Nothing left behind since the last pass: no need to list thousands of leaves every tick. */
+        if (!m->gc_pending)
+                return 0;
+        a = manager_leaf_names(m, &owned, &n_owned);
         if (a < 0)
                 return a;
-        b = gc_base(m, m->v1_fd);
+        a = gc_base(m->v2_fd, owned, n_owned);
+        if (a < 0)
+                return a;
+        b = gc_base(m->v1_fd, owned, n_owned);
         if (b < 0)
                 return b;
+        m->gc_pending = a + b > 0;
         return a + b;
 }
 
@@ -660,6 +659,8 @@ static int cgroup_worker_open(CgroupManager *m, unsigned slot, uint64_t worker_i
                 .procs_fds = { -EBADF, -EBADF },
                 .events_fd = -EBADF,
         };
+        for (size_t i = 0; i < _CGROUP_FILE_MAX; i++)
+                w->files[i] = -EBADF;
         w->name = strdup_printf("worker-%u-%" PRIu64, slot, worker_id);
         if (!w->name)
                 return -ENOMEM;
@@ -716,13 +717,18 @@ CgroupWorker *cgroup_worker_free(CgroupWorker *w) {
                         w->next->prev = w->prev;
         }
         cgroup_worker_close_procs_fds(w);
+        cgroup_worker_close_files(w);
         safe_close(w->events_fd);
 
         /* A populated leaf cannot be removed (EBUSY); cgroup_manager_gc() finds it by its name later. */
-        if (w->v2_fd >= 0 && unlinkat(w->manager->v2_fd, w->name, AT_REMOVEDIR) < 0)
+        if (w->v2_fd >= 0 && unlinkat(w->manager->v2_fd, w->name, AT_REMOVEDIR) < 0 && errno != ENOENT) {
                 log_debug_errno(errno, "Failed to remove cgroup2 leaf '%s', left for later: %m", w->name);
-        if (w->v1_fd >= 0 && unlinkat(w->manager->v1_fd, w->name, AT_REMOVEDIR) < 0)
+                w->manager->gc_pending = true;
+        }
+        if (w->v1_fd >= 0 && unlinkat(w->manager->v1_fd, w->name, AT_REMOVEDIR) < 0 && errno != ENOENT) {
                 log_debug_errno(errno, "Failed to remove v1 memory leaf '%s', left for later: %m", w->name);
+                w->manager->gc_pending = true;
+        }
         safe_close(w->v2_fd);
         safe_close(w->v1_fd);
         free(w->name);
@@ -761,9 +767,8 @@ int cgroup_worker_attach_pid(CgroupWorker *w, pid_t pid) {
         return 0;
 }
 
-/* The directory whose cgroup.procs lists the worker's processes. */
-static int worker_procs_dir(const CgroupWorker *w) {
-        return w->v2_fd >= 0 ? w->v2_fd : w->v1_fd;
+void cgroup_manager_set_keep_below(CgroupManager *m, uint64_t fd) {
+        m->keep_below = fd;
 }
 
 CgroupWorker *cgroup_manager_find_pid(CgroupManager *m, pid_t pid) {
@@ -795,117 +800,6 @@ int cgroup_manager_get_ppid(CgroupManager *m, pid_t pid, pid_t *ret) {
         if (!m)
                 return -ENODEV;
         return proc_pid_get_ppid(m->proc_fd, pid, ret);
-}
-
-/* A required file is missing: either the leaf itself vanished (the worker is gone, 0) or the file is just
- * not there (a controller is missing, -ENOENT). */
-static int leaf_missing(int dir_fd, int r) {
-        if (r == -ENOENT && faccessat(dir_fd, "cgroup.procs", F_OK, 0) < 0 && errno_is_gone(-errno))
-                return 0;
-        return r;
-}
-
-static int sample_memory_cgroup(CgroupWorker *w, unsigned want, CgroupSample *s) {
-        bool v1 = w->manager->memory == MEMORY_V1;
-        int dir = v1 ? w->v1_fd : w->v2_fd;
-        _cleanup_free_ char *stat = NULL;
-        CgroupMemoryEvents e;
-        int r;
-
-        r = dir_read_u64(dir, v1 ? "memory.usage_in_bytes" : "memory.current", &s->memory_current);
-        if (r < 0)
-                return leaf_missing(dir, r);
-        s->flags |= CGROUP_SAMPLE_MEMORY_CURRENT;
-
-        if (want & (CGROUP_SAMPLE_MEMORY_ANON | CGROUP_SAMPLE_MEMORY_FILE)) {
-                r = dir_read_file(dir, "memory.stat", &stat);
-                if (r >= 0 && cgroup_parse_memory_stat(stat, v1, &s->memory_anon, &s->memory_file) >= 0)
-                        s->flags |= CGROUP_SAMPLE_MEMORY_ANON | CGROUP_SAMPLE_MEMORY_FILE;
-                else if (r < 0 && r != -ENOENT)
-                        return r;
-        }
-
-        if (v1) {
-                /* v1 has no "high"; failcnt counts hits of the limit, oom_control's oom_kill (4.13+)
-                 * the OOM kills. */
-                if (dir_read_u64(dir, "memory.failcnt", &s->events_max) >= 0)
-                        s->flags |= CGROUP_SAMPLE_EVENTS_MAX;
-                if (dir_read_keyed(dir, "memory.oom_control", "oom_kill", &s->events_oom_kill) >= 0)
-                        s->flags |= CGROUP_SAMPLE_EVENTS_OOM_KILL;
-                return 1;
-        }
-
-        _cleanup_free_ char *events = NULL;
-        r = dir_read_file(dir, "memory.events", &events);
-        if (r >= 0 && cgroup_parse_memory_events(events, &e) >= 0) {
-                s->events_high = e.high;
-                s->events_max = e.max;
-                s->events_oom_kill = e.oom_kill;
-                s->flags |= CGROUP_SAMPLE_EVENTS_HIGH | CGROUP_SAMPLE_EVENTS_MAX | CGROUP_SAMPLE_EVENTS_OOM_KILL;
-        } else if (r < 0 && r != -ENOENT)
-                return r;
-        return 1;
-}
-
-static int sample_cgroup(CgroupWorker *w, unsigned want, CgroupSample *s) {
-        _cleanup_free_ char *cpu = NULL, *pressure = NULL;
-        usec_t total;
-        int r;
-
-        if (w->manager->memory == MEMORY_PSS) {
-                _cleanup_free_ pid_t *pids = NULL;
-
-                r = dir_read_pids(worker_procs_dir(w), "cgroup.procs", &pids);
-                if (r < 0)
-                        return leaf_missing(worker_procs_dir(w), r);
-                r = proc_tree_sum(w->manager->proc_fd, w->manager->hz, pids, (size_t) r, false, s);
-                if (r >= 0)
-                        r = 1;
-        } else
-                r = sample_memory_cgroup(w, want, s);
-        if (r <= 0)
-                return r;
-
-        if (w->v2_fd < 0)
-                return 1;
-        r = dir_read_file(w->v2_fd, "cpu.stat", &cpu);
-        if (r >= 0 && cgroup_parse_cpu_stat(cpu, &s->cpu_usage_usec) >= 0)
-                s->flags |= CGROUP_SAMPLE_CPU_USAGE;
-        else if (r < 0)
-                return leaf_missing(w->v2_fd, r);
-
-        if (!(want & CGROUP_SAMPLE_MEMORY_PRESSURE))
-                return 1;
-        /* PSI may be compiled out or disabled (psi=0): then there is no pressure file. */
-        r = dir_read_file(w->v2_fd, "memory.pressure", &pressure);
-        if (r >= 0 && cgroup_parse_pressure(pressure, "some", &s->memory_pressure_some_avg10, &total) >= 0)
-                s->flags |= CGROUP_SAMPLE_MEMORY_PRESSURE;
-        else if (r < 0 && r != -ENOENT && r != -EOPNOTSUPP)
-                return r;
-        return 1;
-}
-
-int cgroup_worker_sample(CgroupWorker *w, unsigned want, CgroupSample *ret) {
-        CgroupSample s = {};
-        int r;
-
-        if (w->manager->backend == CGROUP_BACKEND_PROC) {
-                _cleanup_free_ pid_t *pids = NULL;
-
-                if (w->pid <= 0)
-                        return -ESRCH;
-                r = proc_tree_collect(w->manager->proc_fd, w->pid, &pids);
-                if (r > 0)
-                        r = proc_tree_sum(w->manager->proc_fd, w->manager->hz, pids, (size_t) r, true, &s);
-                if (r >= 0)
-                        r = !!pids;
-        } else
-                r = sample_cgroup(w, want, &s);
-        if (r < 0)
-                return r;
-
-        *ret = r > 0 ? s : (CgroupSample) {};
-        return r;
 }
 
 static void format_limit(char buf[static 32], uint64_t v, bool v1) {

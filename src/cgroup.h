@@ -59,9 +59,16 @@ unsigned cgroup_manager_fds_per_worker(const CgroupManager *m);
 const char *cgroup_manager_memory_source(const CgroupManager *m);
 
 /* Retries the removal of worker leaves that were still populated when their worker was freed, and removes
- * empty "worker-*" leaves that no live worker owns (left over by an earlier instance). Returns how many
- * leaves remain to be removed (>= 0), or -errno when a base directory could not be listed. */
+ * empty "worker-*" leaves that no live worker owns (left over by an earlier instance). Lists the base
+ * directories only while something is left to remove (after the manager's start, or a leaf that could not
+ * be removed when its worker was freed): otherwise it costs nothing. Returns how many leaves remain to be
+ * removed (>= 0), or -errno when a base directory could not be listed. */
 int cgroup_manager_gc(CgroupManager *m);
+
+/* Sampling files are kept open per worker only on fds below this (default 0: none are kept). The manager
+ * sets it to what its pool may need of the fd limit (generation_fds_needed()) below the limit, so that
+ * kept files never take the room promised to Count=, MaxSurge= and corral's own connections. */
+void cgroup_manager_set_keep_below(CgroupManager *m, uint64_t fd);
 
 /* The worker whose leaf holds pid: found by the name of pid's cgroup2 cgroup (from <proc>/<pid>/cgroup)
  * and confirmed in that leaf's cgroup.procs, since another instance names its leaves alike. NULL when
@@ -136,12 +143,15 @@ typedef struct CgroupSample {
 } CgroupSample;
 
 /* Reads the worker's counters: memory (current), its events and CPU always; the optional parts only when
- * want (CgroupSampleFlags) asks for them: CGROUP_SAMPLE_MEMORY_ANON/_FILE (memory.stat, which makes the
+ * want (CgroupSampleFlags) asks for them: CGROUP_SAMPLE_EVENTS_MAX on cgroup v1 (memory.failcnt; v2 has it
+ * in memory.events, read anyway), CGROUP_SAMPLE_MEMORY_ANON/_FILE (memory.stat, which makes the
  * kernel flush per-CPU statistics: by far the dearest file at a thousand workers a second) and
  * CGROUP_SAMPLE_MEMORY_PRESSURE. Returns 1 with *ret filled in (flags say which fields are valid), 0 when
  * the worker is gone (its leaf vanished, or for the proc backend its main pid exited; *ret is zeroed), or
  * -errno when a file that should be there cannot be read (-ESRCH: proc backend and no pid attached). Files a
- * backend may lack (pressure, events) just leave their flag clear. An empty leaf still samples (1). */
+ * backend may lack (pressure, events) just leave their flag clear. An empty leaf still samples (1). The
+ * always-read files stay open in the worker after the first sample (on fds below the manager's
+ * cgroup_manager_set_keep_below()) and are closed with it. */
 int cgroup_worker_sample(CgroupWorker *w, unsigned want, CgroupSample *ret);
 
 /* Sets memory.high and memory.max (v2; UINT64_MAX means "max") or memory.limit_in_bytes := max (v1).

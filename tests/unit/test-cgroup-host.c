@@ -285,6 +285,7 @@ static bool endswith_supervisor(const char *path) {
 static const char *real_scenario(const char *cgroupfs, CgroupBackend expected, char *buf, size_t size) {
         _cleanup_free_ char *reason = NULL;
         CgroupWorker *w = NULL, *w2 = NULL;
+        CgroupSample s;
         CgroupManager *m = NULL;
         const char *failed;
         Workload wl;
@@ -309,6 +310,7 @@ static const char *real_scenario(const char *cgroupfs, CgroupBackend expected, c
                 if (r < 0 || !u || !endswith_supervisor(u))
                         return snprintf(buf, size, "not moved into supervisor/: %s", u ?: "?"), buf;
         }
+        cgroup_manager_set_keep_below(m, UINT64_MAX);
         r = cgroup_worker_new(m, 0, 1, &w);
         if (r >= 0)
                 r = cgroup_worker_new(m, 0, 2, &w2);
@@ -322,6 +324,13 @@ static const char *real_scenario(const char *cgroupfs, CgroupBackend expected, c
         failed = workload_check(w, &wl, buf, size);
         if (failed)
                 return failed;
+        /* The sampler keeps cpu.stat open: once the leaf is removed behind its back, the kept fd reads
+         * ENODEV, and the sample says the worker is gone rather than failing or reading stale figures. */
+        if (unlinkat(cgroup_worker_v2_dirfd(w), "../worker-0-1", AT_REMOVEDIR) < 0)
+                return snprintf(buf, size, "rmdir worker-0-1: %s", strerror(errno)), buf;
+        r = cgroup_worker_sample(w, 0, &s);
+        if (r != 0)
+                return snprintf(buf, size, "sample of a removed leaf: %d, expected 0 (gone)", r), buf;
 
         r = cgroup_worker_set_memory_limits(w, UINT64_MAX, 64 * MIB);
         if (r != (expected == CGROUP_BACKEND_HYBRID ? 0 : -EOPNOTSUPP))

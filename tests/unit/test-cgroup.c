@@ -22,7 +22,8 @@
 #include "cgroup.h"
 
 /* Every optional part of a sample. */
-#define WANT_ALL (CGROUP_SAMPLE_MEMORY_ANON | CGROUP_SAMPLE_MEMORY_FILE | CGROUP_SAMPLE_MEMORY_PRESSURE)
+#define WANT_ALL                                                                                            \
+        (CGROUP_SAMPLE_MEMORY_ANON | CGROUP_SAMPLE_MEMORY_FILE | CGROUP_SAMPLE_MEMORY_PRESSURE | CGROUP_SAMPLE_EVENTS_MAX)
 
 TestSuite(cgroup, .timeout = 30);
 
@@ -463,12 +464,33 @@ Test(cgroup, v2_sample_missing_and_unreadable_files) {
         cr_assert(s.flags & CGROUP_SAMPLE_MEMORY_CURRENT);
         chmod_rel(&t, SVC "/worker-0-1/memory.stat", 0644);
 
-        /* memory.current missing in a leaf that is still there: a missing controller, an error. */
+        /* Below the manager's keep_below, the files every sample reads stay open and are read again from
+         * the start: a rewrite shows. */
+        cgroup_manager_set_keep_below(m, UINT64_MAX);
+        cr_assert_eq(cgroup_worker_sample(w, 0, &s), 1);
+        put(&t, SVC "/worker-0-1/memory.current", "7\n");
+        put(&t, SVC "/worker-0-1/cpu.stat", "usage_usec 9\nuser_usec 5\nsystem_usec 4\n");
+        cr_assert_eq(cgroup_worker_sample(w, 0, &s), 1);
+        cr_assert_eq(s.memory_current, 7);
+        cr_assert_eq(s.cpu_usage_usec, 9);
+        /* Kept: a fake tree's unlinked file still reads (cgroupfs would answer ENODEV, see
+         * test-cgroup-host.c). */
         cr_assert_eq(unlink(at(&t, SVC "/worker-0-1/memory.current")), 0);
+        cr_assert_eq(cgroup_worker_sample(w, 0, &s), 1);
+        cr_assert_eq(s.memory_current, 7);
+        cgroup_worker_free(w);
+        cgroup_manager_set_keep_below(m, 0);
+
+        /* memory.current missing in a leaf that is still there: a missing controller, an error. (A fresh
+         * worker: cgroupfs answers a kept fd of a removed file with ENODEV, which a fake tree cannot.) */
+        leaf_v2(&t, SVC "/worker-0-2", true);
+        cr_assert_eq(cgroup_worker_new(m, 0, 2, &w), 0);
+        cr_assert_eq(cgroup_worker_sample(w, 0, &s), 1); /* keep_below 0: nothing kept */
+        cr_assert_eq(unlink(at(&t, SVC "/worker-0-2/memory.current")), 0);
         cr_assert_eq(cgroup_worker_sample(w, WANT_ALL, &s), -ENOENT);
 
-        /* The leaf removed behind our back between two samples: the worker is gone, not a failure. */
-        rm_rel(&t, SVC "/worker-0-1");
+        /* The leaf removed behind our back: the worker is gone, not a failure. */
+        rm_rel(&t, SVC "/worker-0-2");
         s.flags = 99;
         cr_assert_eq(cgroup_worker_sample(w, WANT_ALL, &s), 0);
         cr_assert_eq(s.flags, 0);

@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: MIT */
+/* The cgroup manager's and leaves' insides, shared by cgroup.c (probe, leaves, limits, kill) and
+ * cgroup-sample.c (reading a leaf's accounting). Nothing else includes this. */
+#pragma once
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "cgroup-io.h"
+#include "cgroup.h"
+
+typedef enum MemorySource {
+        MEMORY_V2,  /* memory.current & co. in the cgroup2 leaf */
+        MEMORY_V1,  /* memory.usage_in_bytes & co. in the v1 memory leaf */
+        MEMORY_PSS, /* summed PSS of the leaf's processes, or of the process tree */
+} MemorySource;
+
+/* The files every periodic sample reads, kept open per worker (see cgroup-sample.c). */
+typedef enum CgroupFile {
+        CGROUP_FILE_MEMORY_CURRENT, /* v2 memory.current, v1 memory.usage_in_bytes */
+        CGROUP_FILE_MEMORY_EVENTS,  /* v2 memory.events, when no events watch is open to read instead */
+        CGROUP_FILE_OOM_CONTROL,    /* v1 memory.oom_control */
+        CGROUP_FILE_CPU_STAT,       /* cgroup2 cpu.stat */
+        _CGROUP_FILE_MAX,
+} CgroupFile;
+
+struct CgroupManager {
+        CgroupBackend backend;
+        MemorySource memory;
+        int proc_fd;
+        int v2_fd; /* where cgroup2 worker leaves go, or -EBADF */
+        int v1_fd; /* where v1 memory worker leaves go, or -EBADF */
+        int v2_parent_fd, v1_parent_fd; /* hybrid: the cgroups holding our instance directories */
+        char instance[32];              /* hybrid: "corral-<pid>", our directory in each, or "" */
+        uint64_t hz;
+        CgroupWorker *workers;
+        bool gc_pending; /* a leaf could not be removed yet: cgroup_manager_gc() has work */
+        uint64_t keep_below; /* sampling files are kept open only on fds below this */
+};
+
+struct CgroupWorker {
+        CgroupManager *manager;
+        CgroupWorker *prev, *next;
+        char *name;
+        int v2_fd, v1_fd;
+        int procs_fds[CGROUP_PROCS_FDS_MAX];
+        int events_fd;
+        int files[_CGROUP_FILE_MAX]; /* kept open for sampling, or -EBADF (not yet, or not kept) */
+        pid_t pid;
+};
+
+/* The directory whose cgroup.procs lists the worker's processes. */
+static inline int worker_procs_dir(const CgroupWorker *w) {
+        return w->v2_fd >= 0 ? w->v2_fd : w->v1_fd;
+}
+
+/* A required file is missing: either the leaf itself vanished (the worker is gone, 0) or the file is just
+ * not there (a controller is missing, -ENOENT). */
+static inline int leaf_missing(int dir_fd, int r) {
+        if (r == -ENOENT && faccessat(dir_fd, "cgroup.procs", F_OK, 0) < 0 && errno_is_gone(-errno))
+                return 0;
+        return r;
+}
+
+/* Closes the sampling files kept open (cgroup-sample.c); the worker's other fds are cgroup.c's. */
+void cgroup_worker_close_files(CgroupWorker *w);

@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: MIT */
+/* A worker's accounting sample: memory, memory events, CPU time and pressure from its leaves (or PSS from
+ * /proc). The files every periodic sample needs stay open per worker and are read again with pread(), which
+ * costs the master about a third of an open + read + close each (docs/performance.md, section 5). */
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "cgroup-internal.h"
+#include "cgroup-parse.h"
+#include "cgroup-proc.h"
+
+/* Room for a kept file: cpu.stat, the longest, is under 400 bytes on Linux 6.x. */
+#define KEPT_FILE_MAX 4096
+
+void cgroup_worker_close_files(CgroupWorker *w) {
+        for (size_t i = 0; i < _CGROUP_FILE_MAX; i++)
+                w->files[i] = safe_close(w->files[i]);
+}
+
+/* Reads name in dir through the fd kept in w->files[which], opening it the first time. cgroupfs generates
+ * the file afresh for a read at offset 0, as for a new open. A kept file whose cgroup or controller went
+ * away reads -ENODEV: it is closed and looked up by name again, so the caller learns -ENOENT and can tell
+ * a vanished leaf from a missing controller. An fd numbered at or above the manager's keep_below is closed
+ * after the read, not kept: that room is the pool's (cgroup_manager_set_keep_below()). Returns the length
+ * read into buf, or -errno. */
+static int read_kept(CgroupWorker *w, CgroupFile which, int dir, const char *name, char *buf, size_t size) {
+        _cleanup_close_ int fd = -EBADF;
+        int r;
+
+        if (w->files[which] >= 0) {
+                r = fd_read_text(w->files[which], buf, size);
+                if (r != -ENODEV)
+                        return r;
+                w->files[which] = safe_close(w->files[which]);
+        }
+        fd = openat(dir, name, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+        r = fd_read_text(fd, buf, size);
+        if (r >= 0 && (uint64_t) fd < w->manager->keep_below)
+                w->files[which] = TAKE_FD(fd);
+        return r;
+}
+
+static int read_kept_u64(CgroupWorker *w, CgroupFile which, int dir, const char *name, uint64_t *ret) {
+        char buf[KEPT_FILE_MAX];
+        int r;
+
+        r = read_kept(w, which, dir, name, buf, sizeof(buf));
+        return r < 0 ? r : cgroup_parse_u64(buf, ret);
+}
+
+/* memory.events through the events watch's own fd when one is open (reading it there also settles the
+ * watch: what woke it has been read), else through a kept fd of its own. */
+static int read_memory_events(CgroupWorker *w, char *buf, size_t size) {
+        if (w->events_fd >= 0)
+                return fd_read_text(w->events_fd, buf, size);
+        return read_kept(w, CGROUP_FILE_MEMORY_EVENTS, w->v2_fd, "memory.events", buf, size);
+}
+
+static int sample_memory_cgroup(CgroupWorker *w, unsigned want, CgroupSample *s) {
+        bool v1 = w->manager->memory == MEMORY_V1;
+        int dir = v1 ? w->v1_fd : w->v2_fd;
+        char buf[KEPT_FILE_MAX];
+        CgroupMemoryEvents e;
+        int r;
+
+        r = read_kept_u64(w, CGROUP_FILE_MEMORY_CURRENT, dir, v1 ? "memory.usage_in_bytes" : "memory.current",
+                          &s->memory_current);
+        if (r < 0)
+                return leaf_missing(dir, r);
+        s->flags |= CGROUP_SAMPLE_MEMORY_CURRENT;
+
+        if (want & (CGROUP_SAMPLE_MEMORY_ANON | CGROUP_SAMPLE_MEMORY_FILE)) {
+                /* Asked for by a report, not by every tick: opened for the occasion. */
+                _cleanup_free_ char *stat = NULL;
+
+                r = dir_read_file(dir, "memory.stat", &stat);
+                if (r >= 0 && cgroup_parse_memory_stat(stat, v1, &s->memory_anon, &s->memory_file) >= 0)
+                        s->flags |= CGROUP_SAMPLE_MEMORY_ANON | CGROUP_SAMPLE_MEMORY_FILE;
+                else if (r < 0 && r != -ENOENT)
+                        return r;
+        }
+
+        if (v1) {
+                /* v1 has no "high"; failcnt counts hits of the limit (no policy uses it: only when asked
+                 * for), oom_control's oom_kill (4.13+) the OOM kills. */
+                if ((want & CGROUP_SAMPLE_EVENTS_MAX) && dir_read_u64(dir, "memory.failcnt", &s->events_max) >= 0)
+                        s->flags |= CGROUP_SAMPLE_EVENTS_MAX;
+                if (read_kept(w, CGROUP_FILE_OOM_CONTROL, dir, "memory.oom_control", buf, sizeof(buf)) >= 0 &&
+                    cgroup_parse_keyed(buf, "oom_kill", &s->events_oom_kill) >= 0)
+                        s->flags |= CGROUP_SAMPLE_EVENTS_OOM_KILL;
+                return 1;
+        }
+
+        r = read_memory_events(w, buf, sizeof(buf));
+        if (r >= 0 && cgroup_parse_memory_events(buf, &e) >= 0) {
+                s->events_high = e.high;
+                s->events_max = e.max;
+                s->events_oom_kill = e.oom_kill;
+                s->flags |= CGROUP_SAMPLE_EVENTS_HIGH | CGROUP_SAMPLE_EVENTS_MAX | CGROUP_SAMPLE_EVENTS_OOM_KILL;
+        } else if (r < 0 && r != -ENOENT)
+                return r;
+        return 1;
+}
+
+static int sample_cgroup(CgroupWorker *w, unsigned want, CgroupSample *s) {
+        _cleanup_free_ char *pressure = NULL;
+        char cpu[KEPT_FILE_MAX];
+        usec_t total;
+        int r;
+
+        if (w->manager->memory == MEMORY_PSS) {
+                _cleanup_free_ pid_t *pids = NULL;
+
+                r = dir_read_pids(worker_procs_dir(w), "cgroup.procs", &pids);
+                if (r < 0)
+                        return leaf_missing(worker_procs_dir(w), r);
+                r = proc_tree_sum(w->manager->proc_fd, w->manager->hz, pids, (size_t) r, false, s);
+                if (r >= 0)
+                        r = 1;
+        } else
+                r = sample_memory_cgroup(w, want, s);
+        if (r <= 0)
+                return r;
+
+        if (w->v2_fd < 0)
+                return 1;
+        r = read_kept(w, CGROUP_FILE_CPU_STAT, w->v2_fd, "cpu.stat", cpu, sizeof(cpu));
+        if (r >= 0 && cgroup_parse_cpu_stat(cpu, &s->cpu_usage_usec) >= 0)
+                s->flags |= CGROUP_SAMPLE_CPU_USAGE;
+        else if (r < 0)
+                return leaf_missing(w->v2_fd, r);
+
+        if (!(want & CGROUP_SAMPLE_MEMORY_PRESSURE))
+                return 1;
+        /* PSI may be compiled out or disabled (psi=0): then there is no pressure file. */
+        r = dir_read_file(w->v2_fd, "memory.pressure", &pressure);
+        if (r >= 0 && cgroup_parse_pressure(pressure, "some", &s->memory_pressure_some_avg10, &total) >= 0)
+                s->flags |= CGROUP_SAMPLE_MEMORY_PRESSURE;
+        else if (r < 0 && r != -ENOENT && r != -EOPNOTSUPP)
+                return r;
+        return 1;
+}
+
+int cgroup_worker_sample(CgroupWorker *w, unsigned want, CgroupSample *ret) {
+        CgroupSample s = {};
+        int r;
+
+        if (w->manager->backend == CGROUP_BACKEND_PROC) {
+                _cleanup_free_ pid_t *pids = NULL;
+
+                if (w->pid <= 0)
+                        return -ESRCH;
+                r = proc_tree_collect(w->manager->proc_fd, w->pid, &pids);
+                if (r > 0)
+                        r = proc_tree_sum(w->manager->proc_fd, w->manager->hz, pids, (size_t) r, true, &s);
+                if (r >= 0)
+                        r = !!pids;
+        } else
+                r = sample_cgroup(w, want, &s);
+        if (r < 0)
+                return r;
+
+        *ret = r > 0 ? s : (CgroupSample) {};
+        return r;
+}
