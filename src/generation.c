@@ -210,16 +210,22 @@ PoolConfig generation_pool_config(const Generation *g, unsigned ncpus) {
         };
 }
 
+static unsigned generation_fds_per_worker(const Generation *g, unsigned fds_per_worker) {
+        /* WorkerOutput=prefix: corral reads each worker's two pipes for its life. */
+        return fds_per_worker + (g->config->worker_output == WORKER_OUTPUT_PREFIX ? 2 : 0);
+}
+
+uint64_t generation_fds_needed(const Generation *g, unsigned ncpus, unsigned fds_per_worker) {
+        unsigned workers = config_worker_count(g->config, ncpus) + g->config->max_surge;
+
+        return GENERATION_FD_RESERVE + (uint64_t) workers * generation_fds_per_worker(g, fds_per_worker);
+}
+
 int generation_check_fd_limit(const Generation *g, unsigned ncpus, unsigned fds_per_worker, uint64_t limit,
                               char **ret_error) {
-        unsigned workers = config_worker_count(g->config, ncpus) + g->config->max_surge;
-        uint64_t need;
+        uint64_t need = generation_fds_needed(g, ncpus, fds_per_worker);
 
-        /* WorkerOutput=prefix: corral reads each worker's two pipes for its life. */
-        if (g->config->worker_output == WORKER_OUTPUT_PREFIX)
-                fds_per_worker += 2;
-        need = GENERATION_FD_RESERVE + (uint64_t) workers * fds_per_worker;
-
+        fds_per_worker = generation_fds_per_worker(g, fds_per_worker);
         if (need <= limit)
                 return 0;
         if (ret_error)

@@ -63,8 +63,11 @@ RecyclePolicy generation_recycle_policy(const Generation *g);
  * loop's own), for generation_check_fd_limit(). */
 #define GENERATION_FD_RESERVE 256U
 
-/* Whether the generation's Count= (at most MaxSurge= more during a roll) fits in limit file descriptors
- * when each worker costs fds_per_worker (two more with WorkerOutput=prefix, for its pipes). Returns 0, or
+/* The file descriptors the generation's pool may need at most: GENERATION_FD_RESERVE, and fds_per_worker
+ * (two more with WorkerOutput=prefix, for its pipes) for each of Count= workers and MaxSurge= more. */
+uint64_t generation_fds_needed(const Generation *g, unsigned ncpus, unsigned fds_per_worker);
+
+/* Whether generation_fds_needed() fits in limit file descriptors. Returns 0, or
  * -EMFILE and in *ret_error (may be NULL) an allocated message with the figures and what to raise. */
 int generation_check_fd_limit(const Generation *g, unsigned ncpus, unsigned fds_per_worker, uint64_t limit,
                               char **ret_error);

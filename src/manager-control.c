@@ -68,8 +68,11 @@ static void manager_snapshot_workers(Manager *m, Snapshot *s, usec_t now) {
                 if (!w)
                         continue;
                 (void) pool_slot_last_exit(m->pool, pw->slot, &last, &when);
-                /* Fresh figures; no recycling decision is taken here, that is the sampling timer's. */
-                (void) manager_read_accounting(pw, &cs);
+                /* The figures of the last sampling pass (at most CheckIntervalSec= old): reading every
+                 * worker's files again would cost a request tens of ms at 4096 workers. A worker no pass has
+                 * reached yet is read now. No recycling decision is taken here, that is the sampler's. */
+                if (!pw->sampled)
+                        (void) manager_read_accounting(pw, &cs);
                 s->rows[s->n_rows++] = (StatusWorker) {
                         .slot = pw->slot,
                         .pid = w->pid,
@@ -116,6 +119,9 @@ static void manager_snapshot(Manager *m, Snapshot *ret) {
                         .config_path = m->params.config_path,
                         .notify_rejected = notify_socket_rejected(m->notify),
                         .output_dropped = manager_output_dropped(m),
+                        .sample_busy_usec = m->sample_last.busy_usec,
+                        .sample_longest_usec = m->sample_last.longest_usec,
+                        .sample_batches = m->sample_last.batches,
                         .counters = &m->counters,
                 },
         };

@@ -37,6 +37,13 @@ enum {
         PRIORITY_OUTPUT = 20,      /* relayed worker output: what is left when nothing else waits */
 };
 
+/* What one sampling pass over the workers cost the loop (wall clock, CLOCK_MONOTONIC). */
+typedef struct SamplePass {
+        usec_t busy_usec;    /* all its batches together */
+        usec_t longest_usec; /* its longest batch: the longest the loop was held */
+        unsigned batches;
+} SamplePass;
+
 struct Manager {
         sd_event *event;
         ManagerParams params;
@@ -58,6 +65,11 @@ struct Manager {
         ControlServer *control;
         CgroupManager *cgroups;
         sd_event_source *sample_timer;
+        sd_event_source *sample_more; /* a defer source: the pass's next batch, on the next turn */
+        unsigned sample_next_slot;    /* where the pass's next batch starts; 0: a new pass */
+        unsigned sample_batch_slots;  /* how many slots the next batch takes; 0: none was taken yet */
+        SamplePass sample_pass;       /* the pass under way */
+        SamplePass sample_last;       /* the last complete pass, for /metrics */
         SocketSet status_sockets;
         Httpd *httpd;
         bool drained;
@@ -152,9 +164,18 @@ Worker *manager_find_worker(Manager *m, uint64_t id);
 /* Reads the accounting of a record's worker into the record's memory_bytes and cpu_usec, deciding nothing.
  * Returns 1 with *ret filled, 0 when there is nothing to read (no process, no leaf, gone), or -errno. */
 int manager_read_accounting(PoolWorker *pw, CgroupSample *ret);
-/* Samples every worker (the sampling timer), feeds the recycling policy, then removes empty leaves left
- * behind. */
-void manager_sample(Manager *m);
+/* A sampling pass goes over the pool in batches of slots, each one turn of the loop, so that a worker's exit,
+ * a notification or a control request waits for one batch, not for the pass. Each batch takes as many slots
+ * as the last one's pace says fit in SAMPLE_BATCH_USEC (the first SAMPLE_BATCH_SLOTS_FIRST; within MIN and
+ * MAX: a batch walks the pool's list once, so thousands of tiny batches would cost more than they save). */
+#define SAMPLE_BATCH_USEC (2 * USEC_PER_MSEC)
+#define SAMPLE_BATCH_SLOTS_FIRST 64U
+#define SAMPLE_BATCH_SLOTS_MIN 16U
+#define SAMPLE_BATCH_SLOTS_MAX 1024U
+/* Samples the next batch of the pass and feeds the recycling policy. Returns true while batches are left
+ * (call again on a later turn of the loop), false once the pass is complete, having removed the empty
+ * leaves left behind. */
+bool manager_sample(Manager *m);
 void manager_on_worker_notify(NotifySocket *n, const struct ucred *sender, const NotifyMessage *msg,
                               void *userdata);
 

@@ -595,6 +595,7 @@ static void manager_sample_worker(Manager *m, Worker *w, PoolWorker *pw) {
 
         if (!pw || manager_read_accounting(pw, &cs) <= 0)
                 return;
+        pw->sampled = true;
         rs.memory = pw->memory_bytes;
         rs.memory_valid = cs.flags & CGROUP_SAMPLE_MEMORY_CURRENT;
         rs.cpu_usec = pw->cpu_usec;
@@ -626,9 +627,55 @@ static void manager_sample_worker(Manager *m, Worker *w, PoolWorker *pw) {
         pool_worker_recycle(m->pool, pw);
 }
 
-void manager_sample(Manager *m) {
-        for (PoolWorker *pw = pool_workers(m->pool); pw; pw = pw->next)
-                if (pw->process)
+/* At the start of a pass: the sampling files may be kept open on the fds that the pool, at its largest, will
+ * not need. Its workers' fds are open already (below); what stays free is the room for the rest of its
+ * largest (MaxSurge= more workers, corral's own connections), and GENERATION_FD_RESERVE once more in case
+ * the per-worker figure falls short of the real one. */
+static void manager_sample_keep_files(Manager *m) {
+        unsigned per_worker = cgroup_manager_fds_per_worker(m->cgroups);
+        uint64_t limit = nofile_limit(), need, held;
+        PoolCounts c;
+
+        if (!m->cgroups)
+                return;
+        pool_counts(m->pool, &c);
+        need = generation_fds_needed(m->target, m->ncpus, per_worker) + GENERATION_FD_RESERVE;
+        held = (uint64_t) c.workers * per_worker;
+        cgroup_manager_set_keep_below(m->cgroups, limit + held > need ? limit + held - need : 0);
+}
+
+bool manager_sample(Manager *m) {
+        unsigned first = m->sample_next_slot, slots = m->sample_batch_slots ?: SAMPLE_BATCH_SLOTS_FIRST;
+        unsigned end = first + slots;
+        usec_t start = now_usec(CLOCK_MONOTONIC), took;
+        bool more = false;
+
+        if (first == 0)
+                manager_sample_keep_files(m);
+        for (PoolWorker *pw = pool_workers(m->pool); pw; pw = pw->next) {
+                if (!pw->process)
+                        continue;
+                if (pw->slot >= end)
+                        more = true;
+                else if (pw->slot >= first)
                         manager_sample_worker(m, pw->process, pw);
-        (void) cgroup_manager_gc(m->cgroups);
+        }
+        if (!more)
+                (void) cgroup_manager_gc(m->cgroups);
+
+        took = now_usec(CLOCK_MONOTONIC) - start;
+        /* The next batch at this one's pace: as many slots as take about SAMPLE_BATCH_USEC. */
+        m->sample_batch_slots = (unsigned) CLAMP((uint64_t) slots * SAMPLE_BATCH_USEC / MAX(took, 1U),
+                                                 (uint64_t) SAMPLE_BATCH_SLOTS_MIN, (uint64_t) SAMPLE_BATCH_SLOTS_MAX);
+        m->sample_pass.busy_usec += took;
+        m->sample_pass.longest_usec = MAX(m->sample_pass.longest_usec, took);
+        m->sample_pass.batches++;
+        if (more) {
+                m->sample_next_slot = end;
+                return true;
+        }
+        m->sample_last = m->sample_pass;
+        m->sample_pass = (SamplePass) {};
+        m->sample_next_slot = 0;
+        return false;
 }

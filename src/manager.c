@@ -254,9 +254,18 @@ static int on_post(sd_event_source *s, void *userdata) {
 static int on_sample_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Manager *m = userdata;
 
-        manager_sample(m);
         /* The interval of the target generation, so a reload can change it. */
         (void) sd_event_source_set_time_relative(s, m->target->config->check_interval_usec);
+        if (manager_sample(m))
+                (void) sd_event_source_set_enabled(m->sample_more, SD_EVENT_ONESHOT);
+        return 0;
+}
+
+static int on_sample_more(sd_event_source *s, void *userdata) {
+        Manager *m = userdata;
+
+        if (manager_sample(m))
+                (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
         return 0;
 }
 
@@ -365,6 +374,15 @@ static int manager_setup_timers(Manager *m) {
         (void) sd_event_source_set_priority(m->sample_timer, PRIORITY_SAMPLE);
         (void) sd_event_source_set_description(m->sample_timer, "sample");
         (void) sd_event_source_set_enabled(m->sample_timer, SD_EVENT_ON);
+
+        /* A defer source is dispatched once per turn of the loop, after what is pending at a higher
+         * priority: the batches of a pass interleave with every other event. */
+        r = sd_event_add_defer(m->event, &m->sample_more, on_sample_more, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the sampling source: %m");
+        (void) sd_event_source_set_priority(m->sample_more, PRIORITY_SAMPLE);
+        (void) sd_event_source_set_description(m->sample_more, "sample-more");
+        (void) sd_event_source_set_enabled(m->sample_more, SD_EVENT_OFF);
 
         r = sd_event_add_time(m->event, &m->plan_timer, CLOCK_MONOTONIC, USEC_INFINITY, 0, on_plan_timer, m);
         if (r < 0)
@@ -556,6 +574,7 @@ Manager *manager_free(Manager *m) {
         manager_free_relay(m);
         cgroup_manager_free(m->cgroups);
         sd_event_source_disable_unref(m->sample_timer);
+        sd_event_source_disable_unref(m->sample_more);
         pool_free(m->pool);
         control_server_free(m->control);
         httpd_free(m->httpd);

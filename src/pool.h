@@ -53,6 +53,7 @@ struct PoolWorker {
         /* Accounting, filled in by the manager, used for ranking. */
         uint64_t memory_bytes;
         usec_t cpu_usec;
+        bool sampled; /* the two above come from a sampling pass (or a memory event), not only a request */
 
         /* The caller's object for the process started for this record (NULL until one is): the pool
          * never looks inside it. The record goes before the process does (pool_worker_exited()), so

@@ -518,6 +518,19 @@ char *status_format_metrics(const StatusPool *p, const StatusWorker *rows, size_
                       "Lines of worker output dropped because corral's output was not keeping up.");
         fprintf(b.f, "corral_worker_output_dropped_lines_total %llu\n", (unsigned long long) p->output_dropped);
 
+        if (p->accounting) {
+                metric_header(b.f, "corral_accounting_pass_seconds", "gauge",
+                              "Time the last accounting pass over the workers took, all its batches together.");
+                fprintf(b.f, "corral_accounting_pass_seconds %.6f\n",
+                        (double) p->sample_busy_usec / (double) USEC_PER_SEC);
+                metric_header(b.f, "corral_accounting_batch_seconds_max", "gauge",
+                              "The longest batch of the last accounting pass: the longest it held the event loop.");
+                fprintf(b.f, "corral_accounting_batch_seconds_max %.6f\n",
+                        (double) p->sample_longest_usec / (double) USEC_PER_SEC);
+                metric_header(b.f, "corral_accounting_pass_batches", "gauge",
+                              "Batches, each one turn of the event loop, of the last accounting pass.");
+                fprintf(b.f, "corral_accounting_pass_batches %u\n", p->sample_batches);
+        }
         metrics_listen_queues(b.f, p);
         metric_header(b.f, "corral_worker_info", "gauge",
                       "The worker serving each slot: its pid and generation.");

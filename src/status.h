@@ -62,6 +62,9 @@ typedef struct StatusPool {
         const char *memory_source; /* "memory.current", "memory.usage_in_bytes", "pss" */
         uint64_t notify_rejected;
         uint64_t output_dropped; /* lines of worker output the relay dropped (WorkerOutput=prefix) */
+        /* The last complete accounting pass over the workers (batches: 0 when none was yet). */
+        usec_t sample_busy_usec, sample_longest_usec;
+        unsigned sample_batches;
         const StatusCounters *counters;
 } StatusPool;
 

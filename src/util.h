@@ -30,6 +30,7 @@ typedef uint64_t usec_t;
 #define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
+#define CLAMP(x, lo, hi) ((x) < (lo) ? (lo) : (x) > (hi) ? (hi) : (x))
 
 /* Hand over ownership of a pointer or fd held by a _cleanup_ variable. */
 #define TAKE_PTR(p)                                                                                       \

@@ -17,10 +17,18 @@ gets one of them as soon as it accepts; with N=1 the queued probe is answered by
 that figure is exact, with N=4 it may lag by a probe burst, ~2 ms). Waits --min-uptime + 0.3 s between kills so that each crash counts
 as "ran long enough" and is respawned at once (no backoff).
 
+With --scale N[,N...], one more pool of each N, with a control socket and /metrics: the last sampling pass
+over it as /metrics reports it (its duration, batches and longest batch: the longest the sampler held the
+event loop), the master's CPU (schedstat) for each of --scrapes `corral status --json` and /metrics
+requests, and kill-to-"started" for --scale-kills workers, then as many again while another process scrapes
+/metrics back to back. --corral-args passes more arguments to every corral ('--cgroup-root none': the /proc
+accounting backend).
+
 Only 127.0.0.1 is used; every process started is stopped by pid (pidfd) at the end; every wait is bounded.
 The soft RLIMIT_NOFILE is raised (within the hard limit) for N=1024; the run aborts if it cannot cope.
 
     contrib/bench/startup.py [--counts 1,4,64,1024] [--starts 3] [--idle 10] [--samples 20] [--json]
+    contrib/bench/startup.py --counts 1024,4096 --starts 1 --samples 0 --scale 4096   # issue 15's figures
 """
 
 import argparse
@@ -106,7 +114,7 @@ def measure_count(h, n, args):
     res = {"workers": n, "start_to_all_ready": [], "spawn_to_ready": [], "errors": []}
     for i in range(args.starts):
         tmp = tempfile.mkdtemp(prefix=f"corral-bench-start-{n}-")
-        c, port = start_pool(h, n, tmp)
+        c, port = start_pool(h, n, tmp, extra=args.corral_args.split())
         try:
             c.start()
             try:
@@ -188,6 +196,17 @@ def probe_slot(port, slot, old_pid, burst, deadline):
     return None, None
 
 
+def sigkill(pid):
+    """SIGKILLs PID through a pidfd (never a recycled pid); returns the monotonic time just before."""
+    fd = os.pidfd_open(pid)
+    try:
+        t0 = time.monotonic()
+        signal.pidfd_send_signal(fd, signal.SIGKILL)
+    finally:
+        os.close(fd)
+    return t0
+
+
 def measure_respawn(h, args, n):
     tmp = tempfile.mkdtemp(prefix="corral-bench-respawn-")
     control = os.path.join(tmp, "control")
@@ -217,12 +236,7 @@ def measure_respawn(h, args, n):
                     pass
             th = threading.Thread(target=watch, daemon=True)
             th.start()
-            fd = os.pidfd_open(old)
-            try:
-                t0 = time.monotonic()
-                signal.pidfd_send_signal(fd, signal.SIGKILL)
-            finally:
-                os.close(fd)
+            t0 = sigkill(old)
             t_http, new = probe_slot(port, slot, old, burst=2 * n, deadline=t0 + 10)
             th.join(11)
             if t_http is None or "t" not in logged:
@@ -243,6 +257,115 @@ def measure_respawn(h, args, n):
             "to_http": B.stats([s["to_http"] for s in samples])}
 
 
+def metrics_text(port):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        c.request("GET", "/metrics")
+        r = c.getresponse()
+        return r.read().decode()
+    finally:
+        c.close()
+
+
+def metric(text, name):
+    m = re.search(rf"^{name} (\S+)$", text, re.M)
+    return float(m.group(1)) if m else None
+
+
+def timed_requests(pid, count, request):
+    """Runs request() COUNT times, one at a time. Returns the master's CPU (schedstat, ms) and the client's
+    wall time (ms) of each."""
+    cpu, wall = [], []
+    for _ in range(count):
+        ns0, t0 = schedstat_ns(pid), time.monotonic()
+        request()
+        t1, ns1 = time.monotonic(), schedstat_ns(pid)
+        cpu.append((ns1 - ns0) / 1e6)
+        wall.append((t1 - t0) * 1000)
+    return cpu, wall
+
+
+def kill_to_started(h, c, slot, pid, timeout=30):
+    """SIGKILLs the worker PID of SLOT and returns the seconds until corral logs its replacement's start."""
+    mark = len(c.log.lines())
+    c.tracker.track(pid)
+    t0 = sigkill(pid)
+    m = c.log.wait_for_line(rf"worker {slot} \(pid (\d+), generation \d+\) started", timeout=timeout, start=mark)
+    t = time.monotonic() - t0
+    c.tracker.track(int(m.group(1)))
+    return t, int(m.group(1))
+
+
+# Scrapes /metrics back to back until killed (bounded by the bench's kill, and by 60 s in any case).
+SCRAPER = """
+import http.client, sys, time
+end = time.monotonic() + 60
+while time.monotonic() < end:
+    c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=30)
+    c.request("GET", "/metrics")
+    c.getresponse().read()
+    c.close()
+"""
+
+
+def measure_scale(h, n, args):
+    """One pool of N workers with a control socket and /metrics: the sampler's passes (from /metrics), the
+    master's CPU per `status --json` and per /metrics scrape, and kill-to-respawn with and without a scraper
+    running beside it."""
+    tmp = tempfile.mkdtemp(prefix=f"corral-bench-scale-{n}-")
+    control = os.path.join(tmp, "control")
+    hport = h.free_port()
+    c, port = start_pool(h, n, tmp, extra=["--status-listen", f"127.0.0.1:{hport}", "--min-uptime", "1s",
+                                           *args.corral_args.split()], control=control)
+    res = {"workers": n}
+    try:
+        c.start()
+        c.wait_for_line(rf"all {n} workers? ready", timeout=max(60, n * 0.1))
+        res["start_to_all_ready"] = time.monotonic() - c.started_at
+        time.sleep(args.min_uptime + 1.5)
+        text = metrics_text(hport)
+        # None from a corral before these metrics (a side-by-side run against an older build).
+        pass_s, batch_s = metric(text, "corral_accounting_pass_seconds"), metric(text, "corral_accounting_batch_seconds_max")
+        res["sample_pass_ms"] = pass_s * 1000 if pass_s is not None else None
+        res["sample_batch_max_ms"] = batch_s * 1000 if batch_s is not None else None
+        res["sample_batches"] = metric(text, "corral_accounting_pass_batches")
+        res["master_vmrss_kb"] = vm_rss_kb(c.pid)
+        res["master_fds"] = h.fd_count(c.pid)
+        st_cpu, st_wall = timed_requests(c.pid, args.scrapes, lambda: h.control_status(control))
+        m_cpu, m_wall = timed_requests(c.pid, args.scrapes, lambda: metrics_text(hport))
+        res["status_json_cpu_ms"], res["status_json_wall_ms"] = B.stats(st_cpu), B.stats(st_wall)
+        res["metrics_cpu_ms"], res["metrics_wall_ms"] = B.stats(m_cpu), B.stats(m_wall)
+        res["metrics_bytes"] = len(metrics_text(hport))
+        B.log(f"N={n}: sampling pass {res['sample_pass_ms']} ms in {res['sample_batches']} batches, longest "
+              f"{res['sample_batch_max_ms']} ms; status --json: master CPU median {B.median(st_cpu):.2f} ms "
+              f"(max {max(st_cpu):.2f}); /metrics: master CPU median {B.median(m_cpu):.2f} ms (max {max(m_cpu):.2f}), "
+              f"{res['metrics_bytes']} bytes")
+
+        pids = {w["pid"]: w["slot"] for w in h.control_status(control)[1]["workers"]}
+        quiet, scraped = [], []
+        for i, (pid, slot) in enumerate(list(pids.items())[:2 * args.scale_kills]):
+            scraper = None
+            if i % 2:
+                # Its own process, so that it does not hold this one's GIL while the log is watched.
+                scraper = subprocess.Popen([sys.executable, "-c", SCRAPER, str(hport)], stdout=subprocess.DEVNULL)
+                time.sleep(0.1)
+            try:
+                t, new = kill_to_started(h, c, slot, pid)
+            finally:
+                if scraper:
+                    scraper.kill()
+                    scraper.wait(10)
+            (scraped if scraper else quiet).append(t * 1000)
+            time.sleep(args.min_uptime + 0.3)
+        res["kill_to_started_ms"], res["kill_to_started_scraping_ms"] = B.stats(quiet), B.stats(scraped)
+        B.log(f"N={n}: kill -> 'started' logged: median {B.median(quiet):.2f} ms (max {max(quiet):.2f}); with a "
+              f"/metrics scraper running: median {B.median(scraped):.2f} ms (max {max(scraped):.2f})")
+    finally:
+        c.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return res
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--counts", default="1,4,64,1024", help="comma-separated worker counts")
@@ -252,15 +375,24 @@ def main():
     ap.add_argument("--respawn-workers", default="1,4",
                     help="comma-separated pool sizes for the respawn measurement (default 1,4)")
     ap.add_argument("--min-uptime", type=float, default=1.0, help="corral --min-uptime for the respawn pool")
+    ap.add_argument("--scale", default="",
+                    help="comma-separated pool sizes for the scale measurement: sampling passes, status and "
+                         "/metrics cost, respawn during scrapes (default: none)")
+    ap.add_argument("--scrapes", type=int, default=20, help="status and /metrics requests per --scale pool")
+    ap.add_argument("--scale-kills", type=int, default=5,
+                    help="kills per --scale pool without, and as many with, a scraper running")
+    ap.add_argument("--corral-args", default="",
+                    help="more arguments for corral, e.g. '--cgroup-root none' for the /proc accounting backend")
     ap.add_argument("--build-dir", default=B.default_build_dir())
     ap.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     args = ap.parse_args()
     counts = [int(x) for x in args.counts.split(",") if x]
     respawn_counts = [int(x) for x in args.respawn_workers.split(",") if x]
+    scale_counts = [int(x) for x in args.scale.split(",") if x]
     if not counts or min(counts) < 1 or args.starts < 1 or args.samples < 0 or min(respawn_counts or [0]) < 1:
         ap.error("bad arguments")
     h = B.setup(args.build_dir)
-    nofile = B.raise_nofile(max(4096, 8 * max(counts) + 1024))
+    nofile = B.raise_nofile(max(4096, 8 * max(counts + scale_counts) + 1024))
     out = {"benchmark": "startup", "machine": B.machine(), "corral": B.corral_version(h.corral_bin()),
            "command": " ".join([os.path.relpath(sys.argv[0], B.ROOT)] + sys.argv[1:]), "rlimit_nofile": nofile,
            "counts": []}
@@ -269,6 +401,7 @@ def main():
         out["counts"].append(measure_count(h, n, args))
     if args.samples:
         out["respawn"] = [measure_respawn(h, args, n) for n in respawn_counts]
+    out["scale"] = [measure_scale(h, n, args) for n in scale_counts]
     out["machine_use"] = fc.stop(0.0)
     out["busy"] = out["machine_use"]["busy"]
 
@@ -291,6 +424,14 @@ def main():
                 s = rs[k]
                 B.log(f"respawn (N={rs['workers']}, {s['n']} samples) {label}: median {B.ms(s['median'], 2)} ms, "
                       f"p90 {B.ms(s['p90'], 2)} ms, max {B.ms(s['max'], 2)} ms")
+    for r in out["scale"]:
+        B.log(f"scale N={r['workers']}: all ready after {r['start_to_all_ready']:.2f} s; sampling pass "
+              f"{r['sample_pass_ms']} ms in {r['sample_batches']} batches (longest {r['sample_batch_max_ms']} ms); "
+              f"master CPU per status --json {B.ms(r['status_json_cpu_ms']['median'] / 1000, 2)} ms, per /metrics "
+              f"{B.ms(r['metrics_cpu_ms']['median'] / 1000, 2)} ms (medians); kill -> started "
+              f"{B.ms(r['kill_to_started_ms']['median'] / 1000, 2)} ms, while scraping "
+              f"{B.ms(r['kill_to_started_scraping_ms']['median'] / 1000, 2)} ms; VmRSS {r['master_vmrss_kb']} kB, "
+              f"{r['master_fds']} fds")
     mu = out["machine_use"]
     B.log(f"machine: others kept {mu['background_cores_before']:.2f} cores busy before the run; load average "
           f"{mu['loadavg_before']}" + (f"  ** {out['busy']}" if out["busy"] else ""))

@@ -107,14 +107,18 @@ class BadStartup(h.CorralTestCase):
 
 class HostileNotify(h.CorralTestCase):
     def test_garbage_datagrams_are_dropped(self):
-        port = h.free_port()
+        port, status_port = h.free_port(), h.free_port()
         n = self.notify_receiver()
-        c = self.start_corral(["--listen", f"127.0.0.1:{port}", "--count", 2, "--", h.worker_bin()],
+        c = self.start_corral(["--listen", f"127.0.0.1:{port}", "--status-listen", f"127.0.0.1:{status_port}",
+                               "--count", 2, "--check-interval", "200ms", "--", h.worker_bin()],
                               notify_socket=n.path)
         n.wait_for("READY", "1", timeout=10)
         before = h.collect_workers(port, 2, path="/env", corral=c)
         notify_socket = before["0"].env()["NOTIFY_SOCKET"]
         self.assertNotEqual(notify_socket, n.path)
+        # The sampler keeps its workers' files open from its first pass on: count after it.
+        h.wait_until(lambda: h.metrics(status_port).get("corral_accounting_pass_batches", 0) >= 1, 10,
+                     message="no sampling pass")
         fds_before = h.fd_count(c.pid)
         datagrams_before = len(n.datagrams())
 

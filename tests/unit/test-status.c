@@ -86,6 +86,7 @@ static Snapshot snapshot(Scenario s) {
                         .accounting = "cgroup-v2", .memory_source = "memory.current",
                         .notify_rejected = 17,
                         .output_dropped = 5,
+                        .sample_busy_usec = 2250, .sample_longest_usec = 1500, .sample_batches = 2,
                         .counters = &counters,
                 },
         };
@@ -386,9 +387,20 @@ Test(status, health_is_503_for_an_empty_pool) {
         METRICS_QUEUE_LIMIT_HEAD                                                                            \
         "corral_listen_queue_limit{socket=\"http\",address=\"127.0.0.1:8080\"} 4096\n"
 #define METRICS_QUEUE_NONE METRICS_QUEUE_LIMIT_HEAD
+/* The cost of the last accounting pass, when there is accounting. */
+#define METRICS_ACCOUNTING                                                                                  \
+        "# HELP corral_accounting_pass_seconds Time the last accounting pass over the workers took, all its batches together.\n" \
+        "# TYPE corral_accounting_pass_seconds gauge\n"                                                     \
+        "corral_accounting_pass_seconds 0.002250\n"                                                         \
+        "# HELP corral_accounting_batch_seconds_max The longest batch of the last accounting pass: the longest it held the event loop.\n" \
+        "# TYPE corral_accounting_batch_seconds_max gauge\n"                                                \
+        "corral_accounting_batch_seconds_max 0.001500\n"                                                    \
+        "# HELP corral_accounting_pass_batches Batches, each one turn of the event loop, of the last accounting pass.\n" \
+        "# TYPE corral_accounting_pass_batches gauge\n"                                                     \
+        "corral_accounting_pass_batches 2\n"
 
 /* Everything but the per-worker series, shared by the metrics tests: the counters are the same. */
-#define METRICS_HEAD(starting, ready, stopping, slots_ready, drained, queue)                                       \
+#define METRICS_HEAD(starting, ready, stopping, slots_ready, drained, accounting, queue)                                      \
         "# HELP corral_build_info The version of corral, in the label; always 1.\n"                         \
         "# TYPE corral_build_info gauge\n"                                                                  \
         "corral_build_info{version=\"1.2.3\"} 1\n"                                                          \
@@ -457,6 +469,7 @@ Test(status, health_is_503_for_an_empty_pool) {
         "# HELP corral_worker_output_dropped_lines_total Lines of worker output dropped because corral's output was not keeping up.\n" \
         "# TYPE corral_worker_output_dropped_lines_total counter\n"                                        \
         "corral_worker_output_dropped_lines_total 5\n"                                                      \
+        accounting                                                                                          \
         "# HELP corral_listen_queue_length Connections waiting in a listening socket's accept queue.\n"      \
         "# TYPE corral_listen_queue_length gauge\n"                                                        \
         queue                                                                                               \
@@ -473,7 +486,7 @@ Test(status, health_is_503_for_an_empty_pool) {
 Test(status, metrics_of_a_reload_in_progress) {
         expect_output(
                 status_format_metrics, SCENARIO_RELOADING,
-                METRICS_HEAD("1", "3", "0", "3", "0", METRICS_QUEUE_HTTP)
+                METRICS_HEAD("1", "3", "0", "3", "0", METRICS_ACCOUNTING, METRICS_QUEUE_HTTP)
                 "corral_worker_info{slot=\"0\",pid=\"4242\",generation=\"3\"} 1\n"
                 "corral_worker_info{slot=\"1\",pid=\"4243\",generation=\"3\"} 1\n"
                 "corral_worker_info{slot=\"2\",pid=\"4100\",generation=\"2\"} 1\n"
@@ -489,12 +502,12 @@ Test(status, metrics_of_a_reload_in_progress) {
 
 Test(status, metrics_of_a_stopping_pool_without_rows) {
         expect_output(status_format_metrics, SCENARIO_STOPPING,
-                      METRICS_HEAD("0", "0", "3", "0", "0", METRICS_QUEUE_HTTP) METRICS_MEMORY_HEAD METRICS_CPU_HEAD);
+                      METRICS_HEAD("0", "0", "3", "0", "0", METRICS_ACCOUNTING, METRICS_QUEUE_HTTP) METRICS_MEMORY_HEAD METRICS_CPU_HEAD);
 }
 
 Test(status, metrics_say_drained) {
         expect_output(status_format_metrics, SCENARIO_DRAINED,
-                      METRICS_HEAD("0", "3", "0", "3", "1", METRICS_QUEUE_NONE) METRICS_MEMORY_HEAD METRICS_CPU_HEAD);
+                      METRICS_HEAD("0", "3", "0", "3", "1", "", METRICS_QUEUE_NONE) METRICS_MEMORY_HEAD METRICS_CPU_HEAD);
 }
 
 /* One series per slot, whatever the slot holds: the worker being stopped, the replacement starting beside the
