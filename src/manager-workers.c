@@ -595,7 +595,9 @@ static void manager_sample_worker(Manager *m, Worker *w, PoolWorker *pw) {
 
         if (!pw || manager_read_accounting(pw, &cs) <= 0)
                 return;
-        pw->sampled = true;
+        /* A worker caught between fork and exec may have nothing charged yet: not a figure to show. */
+        if (pw->memory_bytes > 0)
+                pw->sampled = true;
         rs.memory = pw->memory_bytes;
         rs.memory_valid = cs.flags & CGROUP_SAMPLE_MEMORY_CURRENT;
         rs.cpu_usec = pw->cpu_usec;
