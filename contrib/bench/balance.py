@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""How evenly a pool shares the load: --workers test workers under corral, wrk with --connections
+keep-alive connections for --duration seconds, and each response counted by the X-Worker-Slot header the
+test worker sends (a wrk Lua script sums the counts of its threads). Reports each slot's share of the
+requests, max/min (inf when a slot served nothing), Jain's fairness index ((sum x)^2 / (n * sum x^2): 1.0
+is perfectly even, 1/n all on one worker), requests per second and p99, per run, and the medians with the
+spread over --runs runs.
+
+Issue 16's bar for Balance=reuseport: max/min <= 1.25 and Jain >= 0.98, throughput not below shared.
+--modes lists the Balance= modes to compare (passed as --balance MODE; "shared" passes nothing, so that
+the benchmark runs against a corral that has no such option).
+
+Needs wrk (apt-get install -y wrk); installs nothing. Only 127.0.0.1 is used; every process started is
+stopped by pid (pidfd); every run is bounded (wrk -d, subprocess timeout).
+
+    contrib/bench/balance.py [--workers 16] [--connections 50] [--threads 2] [--duration 8] [--runs 3] [--json]
+"""
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib as B  # noqa: E402
+from throughput import parse_wrk  # noqa: E402
+
+# Counts responses per X-Worker-Slot in each wrk thread; done() sums the threads' tables and prints them.
+COUNT_SLOTS = """
+counts = {}  -- a global: thread:get() reads globals
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) counts = {} end
+function response(status, headers, body)
+  local s = headers["X-Worker-Slot"]
+  if s then counts[s] = (counts[s] or 0) + 1 end
+end
+function done(summary, latency, requests)
+  local total = {}
+  for _, t in ipairs(threads) do
+    for k, v in pairs(t:get("counts")) do total[k] = (total[k] or 0) + v end
+  end
+  for k, v in pairs(total) do io.write(string.format("SLOT %s %d\\n", k, v)) end
+end
+"""
+
+
+def jain(xs):
+    s, sq = sum(xs), sum(x * x for x in xs)
+    return s * s / (len(xs) * sq) if sq else None
+
+
+def fairness(counts, workers):
+    """Per-slot request counts (a slot that served nothing counts as 0) -> the shares and their figures."""
+    xs = [counts.get(str(i), 0) for i in range(workers)]
+    lo, hi = min(xs), max(xs)
+    return {"per_slot": xs, "max_min": hi / lo if lo else float("inf"), "jain": jain(xs),
+            "idle_slots": sum(1 for x in xs if x == 0), "max_share": hi / sum(xs) if sum(xs) else None}
+
+
+def run_once(h, wrk, script, args, mode):
+    tmp = tempfile.mkdtemp(prefix="corral-bench-balance-")
+    port = h.free_port()
+    extra = [] if mode == "shared" else ["--balance", mode]
+    c = h.Corral(["--count", str(args.workers), "--ready-mode", "notify", "--listen", f"127.0.0.1:{port}", *extra,
+                  "--", h.worker_bin(), "--ready-delay", "0"], workdir=tmp, name=f"corral-balance-{mode}")
+    try:
+        c.start()
+        c.wait_for_line(rf"all {args.workers} workers ready", timeout=30)
+        h.wait_serving(port, timeout=10)
+        cmd = [wrk, f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s", "--latency", "--timeout",
+               "5s", "-s", script, f"http://127.0.0.1:{port}/"]
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.duration + 60)
+        if p.returncode != 0:
+            raise RuntimeError(f"wrk failed ({p.returncode}): {p.stderr}{p.stdout}")
+    finally:
+        c.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    r = parse_wrk(p.stdout)
+    r.update(fairness({m.group(1): int(m.group(2)) for m in re.finditer(r"^SLOT (\S+) (\d+)$", p.stdout, re.M)},
+                      args.workers))
+    return r, " ".join(cmd[:-3] + ["-s", "count-slots.lua", "http://127.0.0.1:PORT/"])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--workers", type=int, default=16)
+    ap.add_argument("--connections", type=int, default=50)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--duration", type=int, default=8)
+    ap.add_argument("--runs", type=int, default=3, help="runs of each mode, alternating")
+    ap.add_argument("--modes", default="shared", help="comma-separated Balance= modes (default: shared)")
+    ap.add_argument("--build-dir", default=B.default_build_dir())
+    ap.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
+    args = ap.parse_args()
+    modes = [m for m in args.modes.split(",") if m]
+    if not modes or not 1 <= args.workers <= 256 or not 1 <= args.duration <= 120 or args.connections < 1 \
+            or args.runs < 1 or args.threads < 1:
+        ap.error("bad arguments")
+    wrk = B.require_tool("wrk", "wrk")
+    h = B.setup(args.build_dir)
+    B.raise_nofile(4096)
+    tmp = tempfile.mkdtemp(prefix="corral-bench-balance-lua-")
+    script = os.path.join(tmp, "count-slots.lua")
+    with open(script, "w") as f:
+        f.write(COUNT_SLOTS)
+    out = {"benchmark": "balance", "machine": B.machine(), "corral": B.corral_version(h.corral_bin()),
+           "command": " ".join([os.path.relpath(sys.argv[0], B.ROOT)] + sys.argv[1:]), "runs": {m: [] for m in modes}}
+    fc = B.ForeignCpu()
+    try:
+        for i in range(args.runs):
+            for mode in (modes if i % 2 == 0 else modes[::-1]):
+                r, cmd = run_once(h, wrk, script, args, mode)
+                out["wrk_command"] = cmd
+                out["runs"][mode].append(r)
+                B.log(f"run {i + 1}/{args.runs} {mode:9}: {r['rps']:.0f} req/s, p99 {B.ms(r['p99'], 2)} ms, "
+                      f"max/min {r['max_min']:.2f}, Jain {r['jain']:.3f}, idle slots {r['idle_slots']}, "
+                      f"per slot {r['per_slot']}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    out["machine_use"] = fc.stop(0.0)
+    out["busy"] = out["machine_use"]["busy"]
+    B.log(f"\n== {args.workers} workers, wrk: {out['wrk_command']} ({args.runs} runs per mode)")
+    B.log(f"{'mode':9} {'req/s':>16} {'p99 ms':>16} {'max/min':>16} {'Jain':>18} {'idle slots':>11}   median (min-max)")
+    out["summary"] = {}
+    for mode in modes:
+        runs = out["runs"][mode]
+        s = {k: {"median": B.median([r[k] for r in runs]), "min": min(r[k] for r in runs),
+                 "max": max(r[k] for r in runs)} for k in ("rps", "p99", "max_min", "jain", "idle_slots")}
+        out["summary"][mode] = s
+        B.log(f"{mode:9} {s['rps']['median']:>7.0f} ({s['rps']['min']:.0f}-{s['rps']['max']:.0f}) "
+              f"{B.ms(s['p99']['median'], 1):>6} ({B.ms(s['p99']['min'], 1)}-{B.ms(s['p99']['max'], 1)}) "
+              f"{s['max_min']['median']:>6.2f} ({s['max_min']['min']:.2f}-{s['max_min']['max']:.2f}) "
+              f"{s['jain']['median']:>6.3f} ({s['jain']['min']:.3f}-{s['jain']['max']:.3f}) "
+              f"{s['idle_slots']['median']:>5} ({s['idle_slots']['min']}-{s['idle_slots']['max']})")
+    B.log(f"machine: others kept {out['machine_use']['background_cores_before']:.2f} cores busy before the run"
+          + (f"  ** {out['busy']}" if out["busy"] else ""))
+    B.emit(out, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
