@@ -8,8 +8,11 @@ is perfectly even, 1/n all on one worker), requests per second and p99, per run,
 spread over --runs runs.
 
 Issue 16's bar for Balance=reuseport: max/min <= 1.25 and Jain >= 0.98, throughput not below shared.
---modes lists the Balance= modes to compare (passed as --balance MODE; "shared" passes nothing, so that
-the benchmark runs against a corral that has no such option).
+--modes lists the set-ups to compare: Balance= modes of corral (passed as --balance MODE; "shared" passes
+nothing, so that the benchmark runs against a corral that has no such option), and "bare-shared" and
+"bare-reuseport": the same workers without corral, on one shared socket or on one SO_REUSEPORT socket
+each (what the kernel does on its own, before corral builds anything on it). Halfway through each run,
+the connections each worker holds are counted too (/proc/PID/fd).
 
 Needs wrk (apt-get install -y wrk); installs nothing. Only 127.0.0.1 is used; every process started is
 stopped by pid (pidfd); every run is bounded (wrk -d, subprocess timeout).
@@ -21,13 +24,15 @@ import argparse
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib as B  # noqa: E402
-from throughput import parse_wrk  # noqa: E402
+from throughput import conn_sockets, parse_wrk  # noqa: E402
 
 # Counts responses per X-Worker-Slot in each wrk thread; done() sums the threads' tables and prints them.
 COUNT_SLOTS = """
@@ -62,8 +67,8 @@ def fairness(counts, workers):
             "idle_slots": sum(1 for x in xs if x == 0), "max_share": hi / sum(xs) if sum(xs) else None}
 
 
-def run_once(h, wrk, script, args, mode):
-    tmp = tempfile.mkdtemp(prefix="corral-bench-balance-")
+def corral_pool(h, args, mode, tmp):
+    """The pool under corral; MODE "shared" passes no --balance. Returns (port, worker pids, stop)."""
     port = h.free_port()
     extra = [] if mode == "shared" else ["--balance", mode]
     c = h.Corral(["--count", str(args.workers), "--ready-mode", "notify", "--listen", f"127.0.0.1:{port}", *extra,
@@ -72,17 +77,79 @@ def run_once(h, wrk, script, args, mode):
         c.start()
         c.wait_for_line(rf"all {args.workers} workers ready", timeout=30)
         h.wait_serving(port, timeout=10)
+        return port, c.worker_pids(), c.close
+    except BaseException:
+        c.close()
+        raise
+
+
+def bare_pool(h, args, mode):
+    """The same workers without corral, each handed its socket(s) by the harness's fd wrapper: "bare-shared",
+    one listening socket for all (what corral does today), or "bare-reuseport", one SO_REUSEPORT socket per
+    worker on the same port (the kernel picks one per new connection by a hash of its addresses and ports).
+    Returns (port, worker pids, stop)."""
+    socks = []
+    for i in range(args.workers if mode == "bare-reuseport" else 1):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if mode == "bare-reuseport":
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        s.bind(("127.0.0.1", socks[0].getsockname()[1] if socks else 0))
+        s.listen(socket.SOMAXCONN)
+        socks.append(s)
+    port = socks[0].getsockname()[1]
+    tracker, procs = h.ProcessTracker(), []
+
+    def stop():
+        tracker.kill_all()
+        for p in procs:
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                pass
+        for s in socks:
+            s.close()
+    try:
+        for i in range(args.workers):
+            fd = socks[i % len(socks)].fileno()
+            p = subprocess.Popen([sys.executable, "-c", h._FD_WRAPPER, "1", str(fd), "http", h.worker_bin(),
+                                  "--ready-delay", "0"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL, pass_fds=[fd], env=h.clean_env({"WORKER_INDEX": str(i)}),
+                                 start_new_session=True)
+            tracker.track(p.pid)
+            procs.append(p)
+        h.collect_workers(port, 1, timeout=10)
+        time.sleep(0.5)  # every worker has exec'd and listens by now (the test worker starts in ~2 ms)
+        return port, [p.pid for p in procs], stop
+    except BaseException:
+        stop()
+        raise
+
+
+def run_once(h, wrk, script, args, mode):
+    tmp = tempfile.mkdtemp(prefix="corral-bench-balance-")
+    port, pids, stop = bare_pool(h, args, mode) if mode.startswith("bare-") else corral_pool(h, args, mode, tmp)
+    try:
         cmd = [wrk, f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s", "--latency", "--timeout",
                "5s", "-s", script, f"http://127.0.0.1:{port}/"]
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.duration + 60)
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            time.sleep(args.duration / 2)
+            conns = sorted((conn_sockets(pid) or 0 for pid in pids), reverse=True)
+            out, err = p.communicate(timeout=args.duration + 60)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
         if p.returncode != 0:
-            raise RuntimeError(f"wrk failed ({p.returncode}): {p.stderr}{p.stdout}")
+            raise RuntimeError(f"wrk failed ({p.returncode}): {err}{out}")
     finally:
-        c.close()
+        stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    r = parse_wrk(p.stdout)
-    r.update(fairness({m.group(1): int(m.group(2)) for m in re.finditer(r"^SLOT (\S+) (\d+)$", p.stdout, re.M)},
+    r = parse_wrk(out)
+    r.update(fairness({m.group(1): int(m.group(2)) for m in re.finditer(r"^SLOT (\S+) (\d+)$", out, re.M)},
                       args.workers))
+    r["connections_per_worker"] = conns
     return r, " ".join(cmd[:-3] + ["-s", "count-slots.lua", "http://127.0.0.1:PORT/"])
 
 
@@ -119,7 +186,7 @@ def main():
                 out["runs"][mode].append(r)
                 B.log(f"run {i + 1}/{args.runs} {mode:9}: {r['rps']:.0f} req/s, p99 {B.ms(r['p99'], 2)} ms, "
                       f"max/min {r['max_min']:.2f}, Jain {r['jain']:.3f}, idle slots {r['idle_slots']}, "
-                      f"per slot {r['per_slot']}")
+                      f"per slot {r['per_slot']}, connections per worker {r['connections_per_worker']}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     out["machine_use"] = fc.stop(0.0)
