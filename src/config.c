@@ -112,6 +112,10 @@ static int config_parse_worker_output(const ConfigKey *k, const char *value, Con
                                    "'auto', 'journal', 'inherit' or 'prefix'", c, why, n);
 }
 
+static int config_parse_balance(const ConfigKey *k, const char *value, Config *c, char *why, size_t n) {
+        return config_parse_choice(k, balance_mode_from_string(value), "'shared' or 'reuseport'", c, why, n);
+}
+
 static int config_parse_duration(const ConfigKey *k, const char *value, Config *c, char *why, size_t n) {
         char a[FORMAT_USEC_MAX], b[FORMAT_USEC_MAX];
         usec_t u;
@@ -388,6 +392,22 @@ static int config_parse_listen(const ConfigKey *k, const char *value, Config *c,
         return strv_extend(field, value);
 }
 
+int config_check_balance(const Config *c, char **ret_error) {
+        if (c->balance != BALANCE_REUSEPORT)
+                return 0;
+        for (char **l = c->listen; l && *l; l++) {
+                const char *reason = NULL;
+                ListenSpec spec;
+
+                if (listen_spec_parse(*l, &spec, &reason) >= 0 && spec.kind != LISTEN_TCP) {
+                        *ret_error = strdup_printf("Balance=reuseport works with TCP sockets only, and Listen=%s "
+                                                   "is not one", *l);
+                        return -EPROTONOSUPPORT;
+                }
+        }
+        return 0;
+}
+
 /* clang-format off */
 /* A row with a default: the same literal is parsed at startup and quoted in --help. */
 #define KEY(sec, name, opt, sopt, meta, d, h, fn, field, mn, mx)                                          \
@@ -466,6 +486,11 @@ static const ConfigKey config_keys[] = {
                        "Socket to bind without socket activation, repeatable: [NAME=][tcp:|udp:]IP:PORT or "
                        "[NAME=]unix:PATH[:MODE]; an empty value clears the list",
                        config_parse_listen, listen, 0, 0),
+        KEY("Socket", "Balance", "balance", 0, "shared|reuseport", "shared",
+            "How workers share the TCP sockets: all accept on the same ones, or each slot has its own "
+            "SO_REUSEPORT socket (bound by corral, kept across the slot's workers) and the kernel spreads new "
+            "connections over the slots",
+            config_parse_balance, balance, 0, 0),
         KEY("Restart", "MinUptimeSec", "min-uptime", 0, "DURATION", "1s",
             "A worker that crashes after running this long is restarted at once, one that crashes sooner "
             "after a backoff",
@@ -570,6 +595,22 @@ WorkerOutputMode worker_output_mode_from_string(const char *s) {
                 if (streq_ptr(s, worker_output_mode_table[o]))
                         return o;
         return _WORKER_OUTPUT_MODE_INVALID;
+}
+
+static const char *const balance_mode_table[_BALANCE_MODE_MAX] = {
+        [BALANCE_SHARED] = "shared",
+        [BALANCE_REUSEPORT] = "reuseport",
+};
+
+const char *balance_mode_to_string(BalanceMode b) {
+        return b >= 0 && b < _BALANCE_MODE_MAX ? balance_mode_table[b] : NULL;
+}
+
+BalanceMode balance_mode_from_string(const char *s) {
+        for (BalanceMode b = 0; b < _BALANCE_MODE_MAX; b++)
+                if (streq_ptr(s, balance_mode_table[b]))
+                        return b;
+        return _BALANCE_MODE_INVALID;
 }
 
 static bool config_section_known(const char *section) {

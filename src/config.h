@@ -33,6 +33,17 @@ typedef enum WorkerOutputMode {
 const char *worker_output_mode_to_string(WorkerOutputMode o);
 WorkerOutputMode worker_output_mode_from_string(const char *s);
 
+typedef enum BalanceMode {
+        BALANCE_SHARED,    /* every worker accepts on the same listening sockets */
+        BALANCE_REUSEPORT, /* each slot has its own SO_REUSEPORT sockets, kept across its workers */
+        _BALANCE_MODE_MAX,
+        _BALANCE_MODE_INVALID = -EINVAL,
+} BalanceMode;
+
+const char *balance_mode_to_string(BalanceMode b);
+
+BalanceMode balance_mode_from_string(const char *s);
+
 typedef enum CountMode {
         COUNT_FIXED, /* exactly count_value workers */
         COUNT_AUTO,  /* one per usable CPU, minus count_value (auto-K), at least one */
@@ -71,6 +82,7 @@ typedef struct Config {
         char *group; /* [Worker] Group=, NULL: the user's primary group */
 
         char **listen; /* embedded-mode listen specs, in order (see parse.h) */
+        BalanceMode balance; /* Balance= */
 
         usec_t min_uptime_usec;
         usec_t restart_usec;     /* first backoff delay */
@@ -91,6 +103,9 @@ typedef struct Config {
         usec_t max_age_usec;           /* 0: off */
         usec_t max_age_jitter_usec;
 } Config;
+
+/* Balance=reuseport with a Listen= that is not TCP: -EPROTONOSUPPORT and an allocated message. */
+int config_check_balance(const Config *c, char **ret_error);
 
 /* One key of the table, for --help and building the command line. */
 typedef struct ConfigKeyInfo {

@@ -254,6 +254,8 @@ static int load_generation(const Args *a, Generation **ret) {
         }
 
         r = config_load(a->config_path, a->config_args, a->n_config_args, a->command, &config, &error);
+        if (r >= 0)
+                r = config_check_balance(config, &error);
         if (r < 0) {
                 log_error("%s", error ?: "Failed to load the configuration");
                 return EXIT_CONFIG;
@@ -286,6 +288,12 @@ static int take_sockets(const Config *config, SocketSet *sockets, SocketSet *sta
                         return log_oom(), EXIT_OSERR;
                 if (config->listen && config->listen[0])
                         log_warning("systemd passed the sockets; ignoring Listen=");
+                /* Per-slot sockets are corral's to bind; systemd's one socket would be shared by all. */
+                if (config->balance == BALANCE_REUSEPORT) {
+                        log_error("Balance=reuseport needs corral to bind its sockets (Listen= or --listen), "
+                                  "and systemd passed them: remove Balance= or start corral without a .socket unit");
+                        return EXIT_CONFIG;
+                }
         }
         if (sockets->n == 0) {
                 if (!config->listen || !config->listen[0]) {
@@ -293,7 +301,7 @@ static int take_sockets(const Config *config, SocketSet *sockets, SocketSet *sta
                                   "a .socket unit");
                         return EXIT_FAILURE;
                 }
-                r = socket_set_bind(config->listen, sockets, &error);
+                r = socket_set_bind(config->listen, config->balance == BALANCE_REUSEPORT, sockets, &error);
                 if (r < 0) {
                         log_error("%s", error ?: "Failed to bind the sockets");
                         return EXIT_FAILURE;
@@ -301,7 +309,7 @@ static int take_sockets(const Config *config, SocketSet *sockets, SocketSet *sta
         }
         if (status->n == 0 && config->status_listen) {
                 char *const specs[] = { config->status_listen, NULL };
-                r = socket_set_bind(specs, status, &error);
+                r = socket_set_bind(specs, false, status, &error);
                 if (r < 0) {
                         log_error("%s", error ?: "Failed to bind the health endpoint");
                         return EXIT_FAILURE;
@@ -516,7 +524,10 @@ static int run_check(int argc, char *argv[]) {
                 fputs("from systemd (no Listen=)", stdout);
         for (char **l = c->listen; l && *l; l++)
                 printf("%s%s", l == c->listen ? "" : " ", *l);
-        printf("; health: %s\n", c->status_listen ?: "none");
+        printf("; health: %s", c->status_listen ?: "none");
+        if (c->balance != BALANCE_SHARED)
+                printf("; balance: %s", balance_mode_to_string(c->balance));
+        putchar('\n');
         return 0;
 }
 

@@ -20,6 +20,7 @@
 #include "httpd.h"
 #include "pool.h"
 #include "relay-sink.h"
+#include "slot-sockets.h"
 #include "sockets.h"
 #include "status.h"
 #include "upgrade-state.h"
@@ -60,6 +61,7 @@ struct Manager {
         SocketSet sockets;
         int *fds;
         char *fd_names;
+        SlotSockets *slot_sockets; /* Balance=reuseport: each slot's own sockets; NULL: shared */
 
         NotifySocket *notify;
         ControlServer *control;
@@ -176,6 +178,8 @@ int manager_read_accounting(PoolWorker *pw, CgroupSample *ret);
  * (call again on a later turn of the loop), false once the pass is complete, having removed the empty
  * leaves left behind. */
 bool manager_sample(Manager *m);
+/* Balance=reuseport: closes the sockets of slots beyond Count= that no worker uses any more. */
+void manager_trim_slot_sockets(Manager *m);
 void manager_on_worker_notify(NotifySocket *n, const struct ucred *sender, const NotifyMessage *msg,
                               void *userdata);
 

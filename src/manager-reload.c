@@ -43,14 +43,17 @@ static void manager_reload_check_fixed(Manager *m, const Config *config) {
                           health[] = "[Health] Listen= changed, but the health endpoint cannot move while corral "
                                      "runs: restart corral to apply it",
                           name[] = "[Service] Name= changed, but the instance keeps its name and control socket "
-                                   "while corral runs: restart corral to apply it";
+                                   "while corral runs: restart corral to apply it",
+                          balance[] = "[Socket] Balance= changed, but how the workers share the sockets cannot "
+                                      "change while corral runs: restart corral to apply it";
         const Config *old = m->first->config;
-        bool changed[3] = {
+        bool changed[4] = {
                 !strv_equal(config->listen, old->listen),
                 !streq_ptr(config->status_listen, old->status_listen),
                 !streq_ptr(config->name, old->name),
+                config->balance != old->balance,
         };
-        const char *texts[3] = { listen, health, name };
+        const char *texts[4] = { listen, health, name, balance };
         char *w = NULL;
 
         for (size_t i = 0; i < ELEMENTSOF(texts); i++) {

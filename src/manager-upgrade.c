@@ -314,6 +314,12 @@ void manager_upgrade_request(Manager *m, ControlConnection *c) {
                 control_hold(c); /* answered with the upgrade already under way */
                 return;
         }
+        if (m->slot_sockets) {
+                log_notice("upgrade refused: Balance=reuseport");
+                control_reply(c, "error: cannot upgrade in place with Balance=reuseport: the slots' own sockets "
+                                 "are not carried across the exec yet; restart corral instead\n");
+                return;
+        }
         refused = manager_upgrade_refused(m);
         if (refused) {
                 log_notice("upgrade refused: %s", refused);

@@ -154,6 +154,12 @@ static int manager_start_worker(Manager *m, Worker *w) {
         if (r < 0)
                 return r;
         sp.envp = envp;
+        if (m->slot_sockets) {
+                /* The slot's own sockets, the same for every worker of the slot. */
+                r = slot_sockets_get(m->slot_sockets, w->slot, &sp.fds);
+                if (r < 0)
+                        return log_warning_errno(r, "Failed to bind the sockets of slot %u: %m", w->slot);
+        }
         manager_set_memory_limits(m, w);
         manager_note_worker_uids(m, g);
         output = manager_worker_output(m, w);
@@ -681,3 +687,21 @@ bool manager_sample(Manager *m) {
         m->sample_next_slot = 0;
         return false;
 }
+
+void manager_trim_slot_sockets(Manager *m) {
+        unsigned count = pool_config(m->pool)->count, n;
+        _cleanup_free_ bool *used = NULL;
+
+        if (!m->slot_sockets || (n = slot_sockets_n(m->slot_sockets)) <= count)
+                return;
+        used = calloc(n, sizeof(bool));
+        if (!used)
+                return;
+        for (PoolWorker *pw = pool_workers(m->pool); pw; pw = pw->next)
+                if (pw->slot < n)
+                        used[pw->slot] = true;
+        for (unsigned k = count; k < n; k++)
+                if (!used[k])
+                        slot_sockets_close(m->slot_sockets, k);
+}
+

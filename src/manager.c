@@ -244,6 +244,7 @@ static int on_post(sd_event_source *s, void *userdata) {
         /* The gone are freed after the plan: its roll reports may name one of them. */
         manager_reconcile(m);
         manager_free_gone(m);
+        manager_trim_slot_sockets(m);
         manager_upgrade_post(m);
 
         if (pool_is_stopping(m->pool) && pool_is_empty(m->pool))
@@ -310,6 +311,11 @@ static int manager_setup_sockets(Manager *m, SocketSet *sockets) {
                 return log_oom();
         for (size_t i = 0; i < m->sockets.n; i++)
                 m->fds[i] = m->sockets.sockets[i].fd;
+        if (m->first && m->first->config->balance == BALANCE_REUSEPORT) {
+                m->slot_sockets = slot_sockets_new(&m->sockets);
+                if (!m->slot_sockets)
+                        return log_oom();
+        }
         return 0;
 }
 
@@ -587,6 +593,7 @@ Manager *manager_free(Manager *m) {
         generation_unref(m->stable);
         generation_unref(m->relayed);
         generation_unref(m->first);
+        slot_sockets_free(m->slot_sockets); /* before the group it borrows */
         socket_set_done(&m->sockets);
         free(m->fds);
         free(m->fd_names);

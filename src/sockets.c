@@ -72,9 +72,25 @@ static int set_error(char **ret_error, int r, const char *what, const char *text
         return r;
 }
 
-static int bind_one(const char *text, const ListenSpec *spec, ListenSocket *ret, char **ret_error) {
+/* SO_REUSEADDR on every TCP listener; SO_REUSEPORT too for Balance=reuseport, before bind(), so that the
+ * slots' sockets can join the first one's group; IPV6_V6ONLY explicit, so "[::]:80" means IPv6 only whatever
+ * net.ipv6.bindv6only says, and "0.0.0.0:80" can be listed next to it. Returns 0 or -errno, and what failed. */
+static int tcp_options(int fd, int family, bool reuseport, const char **ret_what) {
+        int one = 1;
+
+        if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
+                return *ret_what = "Failed to set SO_REUSEADDR on", -errno;
+        if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+                return *ret_what = "Failed to set SO_REUSEPORT on", -errno;
+        if (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
+                return *ret_what = "Failed to set IPV6_V6ONLY on", -errno;
+        return 0;
+}
+
+static int bind_one(const char *text, const ListenSpec *spec, bool reuseport, ListenSocket *ret, char **ret_error) {
         _cleanup_free_ char *name = NULL, *unix_path = NULL;
         _cleanup_close_ int fd = -EBADF;
+        const char *what = NULL;
         int family, type, one = 1, r;
         UnixPathId unix_id = {};
 
@@ -88,11 +104,11 @@ static int bind_one(const char *text, const ListenSpec *spec, ListenSocket *ret,
         if (fd < 0)
                 return set_error(ret_error, -errno, "Failed to create socket for", text);
 
-        if (spec->kind == LISTEN_TCP && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
-                return set_error(ret_error, -errno, "Failed to set SO_REUSEADDR on", text);
-        /* Explicit, so "[::]:80" means IPv6 only whatever net.ipv6.bindv6only says, and "0.0.0.0:80" can be
-         * listed next to it. */
-        if (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
+        if (spec->kind == LISTEN_TCP) {
+                r = tcp_options(fd, family, reuseport, &what);
+                if (r < 0)
+                        return set_error(ret_error, r, what, text);
+        } else if (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
                 return set_error(ret_error, -errno, "Failed to set IPV6_V6ONLY on", text);
 
         if (family == AF_UNIX) {
@@ -124,7 +140,7 @@ static int bind_one(const char *text, const ListenSpec *spec, ListenSocket *ret,
         return 0;
 }
 
-int socket_set_bind(char *const *specs, SocketSet *ret, char **ret_error) {
+int socket_set_bind(char *const *specs, bool reuseport, SocketSet *ret, char **ret_error) {
         _cleanup_(socket_set_donep) SocketSet set = {};
         int r;
 
@@ -141,7 +157,13 @@ int socket_set_bind(char *const *specs, SocketSet *ret, char **ret_error) {
                         return r;
                 }
 
-                r = bind_one(specs[i], &spec, &l, ret_error);
+                if (reuseport && spec.kind != LISTEN_TCP) {
+                        if (ret_error)
+                                *ret_error = strdup_printf("Balance=reuseport works with TCP sockets only, and "
+                                                           "'%s' is not one", specs[i]);
+                        return -EPROTONOSUPPORT;
+                }
+                r = bind_one(specs[i], &spec, reuseport, &l, ret_error);
                 if (r < 0)
                         return r;
 
@@ -337,3 +359,28 @@ int listen_socket_queue(const ListenSocket *s, uint32_t *ret_queued, uint32_t *r
         *ret_backlog = info.tcpi_sacked;
         return 0;
 }
+
+int listen_socket_bind_sibling(const ListenSocket *l, int *ret_fd) {
+        _cleanup_close_ int fd = -EBADF;
+        struct sockaddr_storage addr;
+        socklen_t len = sizeof(addr);
+        const char *what;
+        int r;
+
+        if (l->type != SOCK_STREAM || (l->family != AF_INET && l->family != AF_INET6))
+                return -EPROTONOSUPPORT;
+        /* The address the first socket got: its port too, when the spec asked for any (":0"). */
+        if (getsockname(l->fd, (struct sockaddr *) &addr, &len) < 0)
+                return -errno;
+        fd = socket(l->family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        r = tcp_options(fd, l->family, true, &what);
+        if (r < 0)
+                return r;
+        if (bind(fd, (const struct sockaddr *) &addr, len) < 0 || listen(fd, SOMAXCONN) < 0)
+                return -errno;
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+

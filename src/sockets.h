@@ -31,9 +31,15 @@ typedef struct SocketSet {
  * passed none), or a negative errno with *ret_error (allocated) naming the bad fd. */
 int socket_set_from_systemd(SocketSet *ret, char **ret_error);
 
-/* Binds and listens on every spec, in order. Fails as a whole, closing whatever it opened, with
+/* Binds and listens on every spec, in order; with reuseport (Balance=reuseport), with SO_REUSEPORT, and only
+ * TCP specs are accepted (-EPROTONOSUPPORT otherwise). Fails as a whole, closing whatever it opened, with
  * *ret_error (allocated) like "Failed to bind 127.0.0.1:8080: Address already in use". */
-int socket_set_bind(char *const *specs, SocketSet *ret, char **ret_error);
+int socket_set_bind(char *const *specs, bool reuseport, SocketSet *ret, char **ret_error);
+
+/* Balance=reuseport: one more listening socket in l's SO_REUSEPORT group (l bound with reuseport): same
+ * family and address, its own accept queue. Returns 0 and the fd (close-on-exec, the caller's), or -errno
+ * (-EPROTONOSUPPORT: l is not a TCP socket). */
+int listen_socket_bind_sibling(const ListenSocket *l, int *ret_fd);
 
 /* Closes every socket and unlinks the UNIX socket paths this process bound. */
 void socket_set_done(SocketSet *s);

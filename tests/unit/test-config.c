@@ -783,11 +783,30 @@ Test(config, worker_count_resolves_auto) {
         cr_assert_eq(config_worker_count(&c, 1), 1);
 }
 
+Test(config, balance_reuseport_needs_tcp_listeners) {
+        char *tcp[] = { (char *) "127.0.0.1:8080", (char *) "http2=[::1]:8443", NULL };
+        char *mixed[] = { (char *) "127.0.0.1:8080", (char *) "dns=udp:127.0.0.1:53", NULL };
+        Config c = { .listen = tcp, .balance = BALANCE_REUSEPORT };
+        char *error = NULL;
+
+        cr_assert_eq(balance_mode_from_string("reuseport"), BALANCE_REUSEPORT);
+        cr_assert_eq(balance_mode_from_string("shared"), BALANCE_SHARED);
+        cr_assert_eq(balance_mode_from_string("round-robin"), _BALANCE_MODE_INVALID);
+        cr_assert_eq(config_check_balance(&c, &error), 0);
+        c.listen = mixed;
+        cr_assert_eq(config_check_balance(&c, &error), -EPROTONOSUPPORT);
+        cr_assert_str_eq(error, "Balance=reuseport works with TCP sockets only, and Listen=dns=udp:127.0.0.1:53 is "
+                                "not one");
+        free(error);
+        c.balance = BALANCE_SHARED;
+        cr_assert_eq(config_check_balance(&c, &error), 0);
+}
+
 Test(config, key_table_is_complete_and_consistent) {
         size_t n;
         const ConfigKeyInfo *keys = config_key_table(&n);
 
-        cr_assert_eq(n, 34);
+        cr_assert_eq(n, 35);
         for (size_t i = 0; i < n; i++) {
                 cr_assert_not_null(keys[i].section);
                 cr_assert_not_null(keys[i].key);

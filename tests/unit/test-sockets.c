@@ -48,7 +48,7 @@ Test(sockets, bind_tcp_loopback_port_zero) {
         socklen_t len = sizeof(accepting);
         struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 
-        cr_assert_eq(socket_set_bind(specs, &set, &error), 0, "%s", error);
+        cr_assert_eq(socket_set_bind(specs, false, &set, &error), 0, "%s", error);
         cr_assert_eq(set.n, 1);
         cr_assert_geq(set.sockets[0].fd, 0);
         cr_assert_eq(set.sockets[0].family, AF_INET);
@@ -79,7 +79,7 @@ Test(sockets, bind_several_in_order_with_names) {
         _cleanup_free_ char *error = NULL, *names = NULL;
         SocketSet set = {};
 
-        cr_assert_eq(socket_set_bind(specs, &set, &error), 0, "%s", error);
+        cr_assert_eq(socket_set_bind(specs, false, &set, &error), 0, "%s", error);
         cr_assert_eq(set.n, 3);
         cr_assert_eq(set.sockets[0].type, SOCK_STREAM);
         cr_assert_eq(set.sockets[1].type, SOCK_DGRAM);
@@ -100,7 +100,7 @@ Test(sockets, addresses_read_back_in_listen_spec_syntax) {
         unix_spec = strdup_printf("unix:%s", path);
         cr_assert_eq(socket_set_bind((char *const[]){ (char *) "http=127.0.0.1:0", (char *) "dns=udp:127.0.0.1:0",
                                                       unix_spec, NULL },
-                                     &set, &error),
+                                     false, &set, &error),
                      0, "%s", error);
         tcp = strdup_printf("127.0.0.1:%u", fd_port(set.sockets[0].fd));
         udp = strdup_printf("udp:127.0.0.1:%u", fd_port(set.sockets[1].fd));
@@ -144,7 +144,7 @@ Test(sockets, bind_ipv6_loopback_is_v6only) {
                 cr_skip_test("IPv6 loopback not available");
         close(fd);
 
-        cr_assert_eq(socket_set_bind(specs, &set, &error), 0, "%s", error);
+        cr_assert_eq(socket_set_bind(specs, false, &set, &error), 0, "%s", error);
         cr_assert_eq(set.sockets[0].family, AF_INET6);
         cr_assert_eq(getsockopt(set.sockets[0].fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &len), 0);
         cr_assert_eq(v6only, 1);
@@ -164,7 +164,7 @@ Test(sockets, busy_port_fails_and_closes_everything) {
         busy = strdup_printf("127.0.0.1:%u", fd_port(fd));
 
         before = count_fds();
-        cr_assert_eq(socket_set_bind((char *const[]){ (char *) "127.0.0.1:0", busy, NULL }, &set, &error),
+        cr_assert_eq(socket_set_bind((char *const[]){ (char *) "127.0.0.1:0", busy, NULL }, false, &set, &error),
                      -EADDRINUSE);
         want = strdup_printf("Failed to bind %s: Address already in use", busy);
         cr_assert_str_eq(error, want);
@@ -177,7 +177,7 @@ Test(sockets, invalid_spec_is_reported_before_binding) {
         _cleanup_free_ char *error = NULL;
         SocketSet set = {};
 
-        cr_assert_eq(socket_set_bind((char *const[]){ (char *) "127.0.0.1", NULL }, &set, &error), -EINVAL);
+        cr_assert_eq(socket_set_bind((char *const[]){ (char *) "127.0.0.1", NULL }, false, &set, &error), -EINVAL);
         cr_assert_str_eq(error, "Invalid listen address '127.0.0.1': missing port");
 }
 
@@ -185,7 +185,7 @@ Test(sockets, empty_spec_list_binds_nothing) {
         SocketSet set = {};
         _cleanup_free_ char *names = NULL;
 
-        cr_assert_eq(socket_set_bind(NULL, &set, NULL), 0);
+        cr_assert_eq(socket_set_bind(NULL, false, &set, NULL), 0);
         cr_assert_eq(set.n, 0);
         names = socket_set_names(&set);
         cr_assert_str_eq(names, "");
@@ -217,7 +217,7 @@ Test(sockets, bind_unix_with_mode_and_unlink_on_done, .init = make_tmpdir, .fini
         struct stat st;
         int c;
 
-        cr_assert_eq(socket_set_bind((char *const[]){ spec, NULL }, &set, &error), 0, "%s", error);
+        cr_assert_eq(socket_set_bind((char *const[]){ spec, NULL }, false, &set, &error), 0, "%s", error);
         cr_assert_eq(set.n, 1);
         cr_assert_eq(set.sockets[0].family, AF_UNIX);
         cr_assert_eq(set.sockets[0].type, SOCK_STREAM);
@@ -246,7 +246,7 @@ Test(sockets, done_leaves_a_path_someone_else_took_over, .init = make_tmpdir, .f
         SocketSet set = {};
         int fd;
 
-        cr_assert_eq(socket_set_bind((char *const[]){ spec, NULL }, &set, &error), 0, "%s", error);
+        cr_assert_eq(socket_set_bind((char *const[]){ spec, NULL }, false, &set, &error), 0, "%s", error);
         cr_assert_eq(rename(path, moved), 0);
         fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
         cr_assert_geq(fd, 0);
@@ -263,7 +263,7 @@ Test(sockets, bind_unix_keeps_umask_when_no_mode, .init = make_tmpdir, .fini = r
         mode_t old = umask(022);
         struct stat st;
 
-        cr_assert_eq(socket_set_bind((char *const[]){ spec, NULL }, &set, &error), 0, "%s", error);
+        cr_assert_eq(socket_set_bind((char *const[]){ spec, NULL }, false, &set, &error), 0, "%s", error);
         cr_assert_eq(stat(path, &st), 0);
         cr_assert_eq(st.st_mode & 0777, 0755, "mode %o", st.st_mode & 0777);
         cr_assert_eq(umask(old), 022, "umask not restored");
@@ -280,7 +280,7 @@ Test(sockets, stale_unix_socket_is_replaced, .init = make_tmpdir, .fini = remove
         unix_socket_at(path, false);
         cr_assert_eq(stat(path, &st), 0, "no stale socket to replace");
 
-        cr_assert_eq(socket_set_bind((char *const[]){ spec, NULL }, &set, &error), 0, "%s", error);
+        cr_assert_eq(socket_set_bind((char *const[]){ spec, NULL }, false, &set, &error), 0, "%s", error);
         cr_assert_eq(stat(path, &st), 0);
         cr_assert_eq(st.st_mode & 0777, 0600);
         socket_set_done(&set);
@@ -295,7 +295,7 @@ Test(sockets, live_unix_socket_is_not_stolen, .init = make_tmpdir, .fini = remov
         int fd;
 
         fd = unix_socket_at(path, true);
-        cr_assert_eq(socket_set_bind((char *const[]){ spec, NULL }, &set, &error), -EADDRINUSE);
+        cr_assert_eq(socket_set_bind((char *const[]){ spec, NULL }, false, &set, &error), -EADDRINUSE);
         want = strdup_printf("Failed to bind %s: Address already in use", spec);
         cr_assert_str_eq(error, want);
         cr_assert_eq(stat(path, &st), 0, "the live socket was removed");
@@ -312,7 +312,7 @@ Test(sockets, unix_path_taken_by_a_file_is_an_error, .init = make_tmpdir, .fini 
         fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
         cr_assert_geq(fd, 0);
         close(fd);
-        cr_assert_eq(socket_set_bind((char *const[]){ spec, NULL }, &set, &error), -EEXIST);
+        cr_assert_eq(socket_set_bind((char *const[]){ spec, NULL }, false, &set, &error), -EEXIST);
         want = strdup_printf("Failed to bind %s: File exists", spec);
         cr_assert_str_eq(error, want);
         cr_assert_eq(access(path, F_OK), 0, "the file was removed");
@@ -325,7 +325,7 @@ Test(sockets, later_failure_unlinks_earlier_unix_paths, .init = make_tmpdir, .fi
         _cleanup_free_ char *error = NULL, *want = NULL;
         SocketSet set = {};
 
-        cr_assert_eq(socket_set_bind((char *const[]){ spec, bad, NULL }, &set, &error), -ENOENT);
+        cr_assert_eq(socket_set_bind((char *const[]){ spec, bad, NULL }, false, &set, &error), -ENOENT);
         want = strdup_printf("Failed to bind %s: No such file or directory", bad);
         cr_assert_str_eq(error, want);
         cr_assert_eq(access(path, F_OK), -1, "the first socket was left behind");

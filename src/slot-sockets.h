@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: MIT */
+/* Balance=reuseport: each slot's own listening sockets, one per socket of the group corral bound, in the
+ * same SO_REUSEPORT groups. Slot 0 has the group's own sockets; another slot's are bound the first time a
+ * worker of that slot starts and kept for every later worker of the slot (a replacement inherits the very
+ * accept queue), until the slot is closed (scale-down). */
+#pragma once
+
+#include "sockets.h"
+
+typedef struct SlotSockets SlotSockets;
+
+/* group: the sockets bound with SO_REUSEPORT (socket_set_bind(..., true, ...)), borrowed for the object's
+ * life. NULL on OOM. */
+SlotSockets *slot_sockets_new(const SocketSet *group);
+SlotSockets *slot_sockets_free(SlotSockets *s);
+
+/* The slot's sockets in the group's order (group->n of them), bound now if the slot has none yet. Returns
+ * 0 and the fds (owned by s, valid until the slot is closed), or -errno from binding. */
+int slot_sockets_get(SlotSockets *s, unsigned slot, const int **ret);
+
+/* How many slots may have sockets: one more than the highest slot bound so far. */
+unsigned slot_sockets_n(const SlotSockets *s);
+
+/* Closes the slot's sockets (not slot 0's, which are the group's): connections still waiting in them are
+ * reset, unless net.ipv4.tcp_migrate_req=1 moves them to another socket of the group. */
+void slot_sockets_close(SlotSockets *s, unsigned slot);

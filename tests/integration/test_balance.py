@@ -1,0 +1,199 @@
+# SPDX-License-Identifier: MIT
+"""Balance=reuseport (issue 16, embedded mode): each slot has its own SO_REUSEPORT listening socket, bound by
+corral in the group of the one it bound first; a slot's replacement (crash, reload) gets the very same socket;
+the kernel spreads new connections over the slots; under load, reloads fail no request; connections that
+waited in a dead worker's queue are served by its replacement, none reset; a scale-down closes the sockets of the slots that are gone; UDP, systemd's sockets and `corral upgrade` are
+refused with a message that says why."""
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+
+import corral_harness as h
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
+from load import Load  # noqa: E402
+
+
+def socket_inode(pid, fd=3):
+    """The inode of PID's fd FD when it is a socket ("socket:[N]" -> N)."""
+    link = os.readlink(f"/proc/{pid}/fd/{fd}")
+    assert link.startswith("socket:["), link
+    return int(link[8:-1])
+
+
+def socket_inodes(pid):
+    out = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            out.add(int(link[8:-1]))
+    return out
+
+
+class Balance(h.CorralTestCase):
+    def start(self, count=4, extra=(), config=None):
+        self.control = os.path.join(self.tmp, "control")
+        if not config:
+            self.port = h.free_port()
+        args = ["--config", config] if config else ["--listen", f"127.0.0.1:{self.port}", "--count", str(count),
+                                                      "--balance", "reuseport"]
+        c = self.start_corral([*args, "--control", self.control, *extra, "--", h.worker_bin()])
+        h.wait_all_ready(self.control, count)
+        return c
+
+    def slots(self):
+        """{slot: (pid, inode of its fd 3)} of the ready workers."""
+        _, st = h.control_status(self.control)
+        return {w["slot"]: (w["pid"], socket_inode(w["pid"])) for w in st["workers"] if w["state"] == "ready"}
+
+    def ctl(self, *args, timeout=60):
+        return subprocess.run([h.corral_bin(), *args, "--control", self.control], capture_output=True, text=True,
+                              timeout=h.scaled(timeout), env=h.clean_env())
+
+    def test_each_slot_keeps_its_own_socket(self):
+        c = self.start(4)
+        before = self.slots()
+        self.assertEqual(sorted(before), [0, 1, 2, 3])
+        self.assertEqual(len({ino for _, ino in before.values()}), 4, f"slots share a socket: {before}")
+        # Every slot's socket is corral's too (it keeps the queue while the slot's worker changes).
+        self.assertLessEqual({ino for _, ino in before.values()}, socket_inodes(c.pid))
+        # The kernel spreads new connections over the slots' sockets: fresh connections reach every slot.
+        h.collect_workers(self.port, 4, corral=c)
+
+        # A crash: the replacement of slot 2 gets slot 2's socket, nobody else's.
+        fd = os.pidfd_open(before[2][0])
+        try:
+            signal.pidfd_send_signal(fd, signal.SIGKILL)
+        finally:
+            os.close(fd)
+        h.wait_until(lambda: self.slots().get(2, (before[2][0],))[0] != before[2][0], 10,
+                     message="slot 2 not replaced")
+        after = self.slots()
+        self.assertEqual({s: ino for s, (_, ino) in after.items()}, {s: ino for s, (_, ino) in before.items()})
+
+        # A reload: every slot's new worker takes over its slot's socket.
+        p = self.ctl("reload", "--wait")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        rolled = self.slots()
+        self.assertTrue(all(rolled[s][0] != after[s][0] for s in rolled), rolled)
+        self.assertEqual({s: ino for s, (_, ino) in rolled.items()}, {s: ino for s, (_, ino) in before.items()})
+
+    def test_reloads_under_load_fail_nothing(self):
+        self.start(4)
+        load = Load(self.port, 32, duration=3600, timeout=h.scaled(5))
+        thread = threading.Thread(target=lambda: setattr(load, "result", load.run()), daemon=True)
+        thread.start()
+        try:
+            h.wait_until(lambda: load.counts()["ok"] > 200, 20, message="the load never got going")
+            for i in range(10):
+                before = load.counts()["ok"]
+                p = self.ctl("reload", "--wait")
+                self.assertEqual(p.returncode, 0, p.stderr)
+                h.wait_until(lambda: load.counts()["ok"] > before + 50, 20, message=f"nothing served after {i}")
+        finally:
+            load.stop.set()
+            thread.join(h.scaled(30))
+        result = load.result
+        self.assertEqual(result["failed"], 0, result)
+        self.assertEqual(len(result["generations"]), 11, result)
+
+    def test_connections_waiting_on_a_dead_slot_are_served_by_its_replacement(self):
+        c = self.start(2)
+        slots = self.slots()
+        stopped = slots[1][0]
+        c.tracker.track(stopped)
+        os.kill(stopped, signal.SIGSTOP)
+        try:
+            # Fresh connections, each with a request sent: the kernel puts about half of them in slot 1's
+            # queue, where the stopped worker does not accept them.
+            conns = []
+            for _ in range(24):
+                s = socket.create_connection(("127.0.0.1", self.port), timeout=h.scaled(10))
+                s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                conns.append(s)
+            fd = os.pidfd_open(stopped)
+            try:
+                signal.pidfd_send_signal(fd, signal.SIGKILL)
+            finally:
+                os.close(fd)
+            # Slot 1's socket outlives its worker: the replacement accepts what waited there; none is reset.
+            answered = {}
+            for s in conns:
+                data = b""
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                s.close()
+                head = data.split(b"\r\n\r\n", 1)[0].decode(errors="replace")
+                self.assertTrue(head.startswith("HTTP/1.1 200"), head)
+                slot = [l.split(":", 1)[1].strip() for l in head.split("\r\n") if l.lower().startswith("x-worker-slot:")]
+                pid = [l.split(":", 1)[1].strip() for l in head.split("\r\n") if l.lower().startswith("x-worker-pid:")]
+                answered.setdefault(slot[0], set()).add(int(pid[0]))
+        finally:
+            try:
+                os.kill(stopped, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        # Slot 1's share was answered by the new worker of slot 1, not by slot 0 and not by the dead one.
+        self.assertIn("1", answered, answered)
+        self.assertNotIn(stopped, answered["1"])
+        self.assertEqual(answered["1"], {self.slots()[1][0]})
+
+    def test_scale_down_closes_the_slots_sockets(self):
+        conf = os.path.join(self.tmp, "corral.conf")
+        body = "[Worker]\nExecStart={}\nCount={}\n[Socket]\nListen=127.0.0.1:{}\nBalance=reuseport\n"
+        self.port = h.free_port()
+        with open(conf, "w") as f:
+            f.write(body.format(h.worker_bin(), 4, self.port))
+        c = self.start(4, config=conf)
+        before = self.slots()
+        with open(conf, "w") as f:
+            f.write(body.format(h.worker_bin(), 2, self.port))
+        p = self.ctl("reload", "--wait")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        h.wait_until(lambda: sorted(self.slots()) == [0, 1], 10, message="slots 2 and 3 still there")
+        held = socket_inodes(c.pid)
+        self.assertNotIn(before[2][1], held)
+        self.assertNotIn(before[3][1], held)
+        self.assertIn(before[0][1], held)
+        self.assertIn(before[1][1], held)
+        h.collect_workers(self.port, 2, corral=c)
+
+    def test_what_cannot_balance_is_refused(self):
+        cases = [
+            (["--listen", "udp:127.0.0.1:0", "--balance", "reuseport"], "Balance=reuseport works with TCP sockets only"),
+            (["--listen", "127.0.0.1:0", "--balance", "roundrobin"], "'shared' or 'reuseport'"),
+        ]
+        for args, message in cases:
+            for verb in ([], ["check"]):
+                p = subprocess.run([h.corral_bin(), *verb, *args, "--", h.worker_bin()], capture_output=True,
+                                   text=True, timeout=h.scaled(10), env=h.clean_env())
+                self.assertEqual(p.returncode, 78, (verb, args, p.stderr))
+                self.assertIn(message, p.stderr, (verb, args))
+        # Sockets from systemd (LISTEN_FDS) are one socket all workers share: refused at start.
+        sock = h.bind_tcp(0)
+        c = h.Corral(["--balance", "reuseport", "--", h.worker_bin()], mode="fds", sockets=[(sock, "http")],
+                     workdir=self.tmp, name="passed")
+        try:
+            c.start()
+            self.assertEqual(c.proc.wait(h.scaled(10)), 78)
+            self.assertIn("Balance=reuseport needs corral to bind its sockets", c.output())
+        finally:
+            c.close()
+            sock.close()
+        # An upgrade in place would lose the slots' sockets: refused, and the pool keeps serving.
+        self.start(2)
+        p = self.ctl("upgrade")
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("Balance=reuseport", p.stdout + p.stderr)
+        h.wait_all_ready(self.control, 2)
