@@ -178,8 +178,9 @@ int manager_read_accounting(PoolWorker *pw, CgroupSample *ret);
  * (call again on a later turn of the loop), false once the pass is complete, having removed the empty
  * leaves left behind. */
 bool manager_sample(Manager *m);
-/* Balance=reuseport: closes the sockets of slots beyond Count= that no worker uses any more. */
-void manager_trim_slot_sockets(Manager *m);
+/* Balance=reuseport, after every dispatch: closes the sockets of slots beyond Count= that no worker uses any
+ * more, and steers new connections to the slots with a ready worker. */
+void manager_update_slot_sockets(Manager *m);
 void manager_on_worker_notify(NotifySocket *n, const struct ucred *sender, const NotifyMessage *msg,
                               void *userdata);
 

@@ -688,20 +688,29 @@ bool manager_sample(Manager *m) {
         return false;
 }
 
-void manager_trim_slot_sockets(Manager *m) {
+void manager_update_slot_sockets(Manager *m) {
         unsigned count = pool_config(m->pool)->count, n;
-        _cleanup_free_ bool *used = NULL;
+        _cleanup_free_ bool *used = NULL, *ready = NULL;
+        int r;
 
-        if (!m->slot_sockets || (n = slot_sockets_n(m->slot_sockets)) <= count)
+        if (!m->slot_sockets)
                 return;
+        n = MAX(slot_sockets_n(m->slot_sockets), 1U);
         used = calloc(n, sizeof(bool));
-        if (!used)
+        ready = calloc(n, sizeof(bool));
+        if (!used || !ready)
                 return;
         for (PoolWorker *pw = pool_workers(m->pool); pw; pw = pw->next)
-                if (pw->slot < n)
+                if (pw->slot < n) {
                         used[pw->slot] = true;
+                        ready[pw->slot] = ready[pw->slot] || pw->state == WORKER_READY;
+                }
+        /* Scale-down: the sockets of slots beyond Count= that no worker uses any more. */
         for (unsigned k = count; k < n; k++)
                 if (!used[k])
                         slot_sockets_close(m->slot_sockets, k);
+        r = slot_sockets_steer(m->slot_sockets, ready, n);
+        if (r < 0)
+                log_debug_errno(r, "Failed to steer new connections to the ready slots: %m");
 }
 

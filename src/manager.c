@@ -244,7 +244,7 @@ static int on_post(sd_event_source *s, void *userdata) {
         /* The gone are freed after the plan: its roll reports may name one of them. */
         manager_reconcile(m);
         manager_free_gone(m);
-        manager_trim_slot_sockets(m);
+        manager_update_slot_sockets(m);
         manager_upgrade_post(m);
 
         if (pool_is_stopping(m->pool) && pool_is_empty(m->pool))

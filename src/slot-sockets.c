@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* Balance=reuseport's per-slot sockets: a table of fd arrays, bound lazily from the group's sockets. */
 
+#include <linux/filter.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "slot-sockets.h"
@@ -11,7 +14,17 @@ struct SlotSockets {
         int **slots; /* slots[k]: group->n fds, or NULL (none bound; slot 0: the group's own) */
         unsigned n;  /* entries in slots */
         int *group_fds;
+        /* The slots in the order of the kernel's array of the group's sockets, which a reuseport program's
+         * return value indexes: a socket joins at the end when it listens, and the last one takes the
+         * place of one that closes (net/core/sock_reuseport.c). */
+        unsigned *order;
+        unsigned n_order;
+        bool *steered; /* the ready slots the attached program picks from (n_steered of them); NULL: none */
+        unsigned n_steered;
 };
+
+/* Longest program: two instructions per ready slot and three more, within BPF_MAXINSNS. */
+#define STEER_SLOTS_MAX 2000U
 
 SlotSockets *slot_sockets_new(const SocketSet *group) {
         SlotSockets *s = calloc(1, sizeof(SlotSockets));
@@ -26,6 +39,13 @@ SlotSockets *slot_sockets_new(const SocketSet *group) {
         }
         for (size_t i = 0; i < group->n; i++)
                 s->group_fds[i] = group->sockets[i].fd;
+        s->order = calloc(1, sizeof(unsigned)); /* slot 0: the group's first socket */
+        if (!s->order) {
+                free(s->group_fds);
+                free(s);
+                return NULL;
+        }
+        s->n_order = 1;
         return s;
 }
 
@@ -40,6 +60,11 @@ void slot_sockets_close(SlotSockets *s, unsigned slot) {
                 return;
         close_fds(s->slots[slot], s->group->n);
         s->slots[slot] = NULL;
+        for (unsigned i = 0; i < s->n_order; i++)
+                if (s->order[i] == slot) {
+                        s->order[i] = s->order[--s->n_order];
+                        break;
+                }
 }
 
 SlotSockets *slot_sockets_free(SlotSockets *s) {
@@ -49,6 +74,8 @@ SlotSockets *slot_sockets_free(SlotSockets *s) {
                 slot_sockets_close(s, k);
         free(s->slots);
         free(s->group_fds);
+        free(s->order);
+        free(s->steered);
         free(s);
         return NULL;
 }
@@ -91,7 +118,82 @@ int slot_sockets_get(SlotSockets *s, unsigned slot, const int **ret) {
                         return r;
                 }
         }
+        {
+                unsigned *o = reallocarray(s->order, s->n_order + 1, sizeof(unsigned));
+
+                if (!o) {
+                        close_fds(fds, s->group->n);
+                        return -ENOMEM;
+                }
+                s->order = o;
+                s->order[s->n_order++] = slot;
+        }
         s->slots[slot] = fds;
         *ret = fds;
+        return 0;
+}
+
+/* Attaches prog (NULL: detaches) to every group: a program set on one member applies to the group. */
+static int steer_attach(SlotSockets *s, const struct sock_fprog *prog) {
+        int r = 0;
+
+        for (size_t i = 0; i < s->group->n; i++) {
+                int fd = s->group->sockets[i].fd, k;
+
+                if (prog)
+                        k = setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, prog, sizeof(*prog));
+                else {
+                        int zero = 0;
+
+                        k = setsockopt(fd, SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, &zero, sizeof(zero));
+                        if (k < 0 && errno == ENOENT) /* none attached */
+                                k = 0;
+                }
+                if (k < 0 && r == 0)
+                        r = -errno;
+        }
+        return r;
+}
+
+int slot_sockets_steer(SlotSockets *s, const bool *ready, unsigned n) {
+        _cleanup_free_ struct sock_filter *f = NULL;
+        _cleanup_free_ unsigned *idx = NULL;
+        _cleanup_free_ bool *copy = NULL;
+        unsigned r = 0, len = 0;
+        int k;
+
+        if (s->steered && s->n_steered == n && memcmp(s->steered, ready, n * sizeof(bool)) == 0)
+                return 0;
+        idx = calloc(MAX(s->n_order, 1U), sizeof(unsigned));
+        copy = malloc(MAX(n, 1U) * sizeof(bool));
+        f = calloc(2 * s->n_order + 3, sizeof(struct sock_filter));
+        if (!idx || !copy || !f)
+                return -ENOMEM;
+        memcpy(copy, ready, n * sizeof(bool));
+
+        for (unsigned i = 0; i < s->n_order; i++)
+                if (s->order[i] < n && ready[s->order[i]])
+                        idx[r++] = i;
+        /* Every socket ready, or none (then all wait alike), or too many for one program: the kernel's own
+         * choice by hash. */
+        if (r == 0 || r == s->n_order || r > STEER_SLOTS_MAX)
+                k = steer_attach(s, NULL);
+        else {
+                /* A = random % r; then the index in the group of the A-th ready slot's socket. */
+                f[len++] = (struct sock_filter) BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+                                                         (uint32_t) (SKF_AD_OFF + SKF_AD_RANDOM));
+                f[len++] = (struct sock_filter) BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, r);
+                for (unsigned j = 0; j < r; j++) {
+                        f[len++] = (struct sock_filter) BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, j, 0, 1);
+                        f[len++] = (struct sock_filter) BPF_STMT(BPF_RET | BPF_K, idx[j]);
+                }
+                f[len++] = (struct sock_filter) BPF_STMT(BPF_RET | BPF_K, idx[0]);
+                k = steer_attach(s, &(struct sock_fprog) { .len = (unsigned short) len, .filter = f });
+        }
+        if (k < 0)
+                return k; /* tried again with the next change, or the next call */
+        free(s->steered);
+        s->steered = TAKE_PTR(copy);
+        s->n_steered = n;
         return 0;
 }

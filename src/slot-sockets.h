@@ -21,6 +21,14 @@ int slot_sockets_get(SlotSockets *s, unsigned slot, const int **ret);
 /* How many slots may have sockets: one more than the highest slot bound so far. */
 unsigned slot_sockets_n(const SlotSockets *s);
 
+/* Steers new connections to the ready slots: ready[k] (n entries) says whether slot k has a worker that
+ * accepts. While some slots with sockets are not ready, a classic BPF program on the groups
+ * (SO_ATTACH_REUSEPORT_CBPF, no privileges needed) picks one of the ready slots' sockets at random, so
+ * that nothing new waits behind a worker that is starting or held back after crashes; with every slot
+ * ready (or none) the kernel's hash decides, as without a program. Does nothing when the ready set is the
+ * one already steered to. Returns 0 or -errno (the groups keep the program they had). */
+int slot_sockets_steer(SlotSockets *s, const bool *ready, unsigned n);
+
 /* Closes the slot's sockets (not slot 0's, which are the group's): connections still waiting in them are
  * reset, unless net.ipv4.tcp_migrate_req=1 moves them to another socket of the group. */
 void slot_sockets_close(SlotSockets *s, unsigned slot);

@@ -2,7 +2,8 @@
 """Balance=reuseport (issue 16, embedded mode): each slot has its own SO_REUSEPORT listening socket, bound by
 corral in the group of the one it bound first; a slot's replacement (crash, reload) gets the very same socket;
 the kernel spreads new connections over the slots; under load, reloads fail no request; connections that
-waited in a dead worker's queue are served by its replacement, none reset; a scale-down closes the sockets of the slots that are gone; UDP, systemd's sockets and `corral upgrade` are
+waited in a dead worker's queue are served by its replacement, none reset; while a slot has no ready
+worker, a steering program sends new connections to the slots that have one; a scale-down closes the sockets of the slots that are gone; UDP, systemd's sockets and `corral upgrade` are
 refused with a message that says why."""
 
 import os
@@ -148,6 +149,28 @@ class Balance(h.CorralTestCase):
         self.assertIn("1", answered, answered)
         self.assertNotIn(stopped, answered["1"])
         self.assertEqual(answered["1"], {self.slots()[1][0]})
+
+    def test_nothing_new_waits_behind_a_slot_that_is_down(self):
+        # Slot 1's worker fails at start and, by RestartPreventExitStatus=, is not started again: its socket
+        # stays in the group with nobody accepting. The steering program sends every new connection to
+        # slot 0; without it, about half would wait in slot 1's queue for good.
+        self.port, self.control = h.free_port(), os.path.join(self.tmp, "control")
+        cmd, _ = h.spawn_counter_command(self.tmp, {"1": ["--exit-at-start", "3"], None: []})
+        c = self.start_corral(["--listen", f"127.0.0.1:{self.port}", "--count", "2", "--balance", "reuseport",
+                               "--restart-prevent-exit-status", "3", "--control", self.control, "--", *cmd])
+        c.wait_for_line(r"slot 1: exit status 3", timeout=20)
+        h.wait_serving(self.port)
+        conns = [socket.create_connection(("127.0.0.1", self.port), timeout=h.scaled(5)) for _ in range(24)]
+        for s in conns:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        for i, s in enumerate(conns):
+            try:
+                head = s.recv(4096).decode(errors="replace")
+            except socket.timeout:
+                self.fail(f"connection {i} of 24 got no answer in 5 s: stranded behind slot 1")
+            finally:
+                s.close()
+            self.assertIn("X-Worker-Slot: 0", head)
 
     def test_scale_down_closes_the_slots_sockets(self):
         conf = os.path.join(self.tmp, "corral.conf")
