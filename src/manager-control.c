@@ -47,6 +47,9 @@ static void manager_snapshot_sockets(Manager *m, Snapshot *s) {
                         .type = listen_socket_type(l),
                 };
                 s->sockets[i].has_queue = listen_socket_queue(l, &s->sockets[i].queued, &s->sockets[i].backlog) >= 0;
+                /* Balance=reuseport: the address's queue is all its slots' sockets' together. */
+                if (s->sockets[i].has_queue && m->slot_sockets)
+                        slot_sockets_add_queues(m->slot_sockets, i, &s->sockets[i].queued, &s->sockets[i].backlog);
         }
         s->pool.sockets = s->sockets;
         s->pool.n_sockets = n;

@@ -197,3 +197,15 @@ int slot_sockets_steer(SlotSockets *s, const bool *ready, unsigned n) {
         s->n_steered = n;
         return 0;
 }
+
+void slot_sockets_add_queues(const SlotSockets *s, size_t i, uint32_t *queued, uint32_t *backlog) {
+        for (unsigned k = 1; k < s->n; k++) {
+                uint32_t q, b;
+
+                if (s->slots[k] && i < s->group->n && listen_fd_queue(s->slots[k][i], &q, &b) >= 0) {
+                        *queued += q;
+                        *backlog += b;
+                }
+        }
+}
+

@@ -29,6 +29,10 @@ unsigned slot_sockets_n(const SlotSockets *s);
  * one already steered to. Returns 0 or -errno (the groups keep the program they had). */
 int slot_sockets_steer(SlotSockets *s, const bool *ready, unsigned n);
 
+/* Adds the accept queues and their limits of every slot's socket i but slot 0's (the group's own, which
+ * listen_socket_queue() reads) to *queued and *backlog. */
+void slot_sockets_add_queues(const SlotSockets *s, size_t i, uint32_t *queued, uint32_t *backlog);
+
 /* Closes the slot's sockets (not slot 0's, which are the group's): connections still waiting in them are
  * reset, unless net.ipv4.tcp_migrate_req=1 moves them to another socket of the group. */
 void slot_sockets_close(SlotSockets *s, unsigned slot);

@@ -344,14 +344,18 @@ const char *listen_socket_type(const ListenSocket *s) {
 }
 
 int listen_socket_queue(const ListenSocket *s, uint32_t *ret_queued, uint32_t *ret_backlog) {
+        if ((s->family != AF_INET && s->family != AF_INET6) || s->type != SOCK_STREAM)
+                return -EOPNOTSUPP;
+        return listen_fd_queue(s->fd, ret_queued, ret_backlog);
+}
+
+int listen_fd_queue(int fd, uint32_t *ret_queued, uint32_t *ret_backlog) {
         struct tcp_info info = {};
         socklen_t len = sizeof(info);
 
-        if ((s->family != AF_INET && s->family != AF_INET6) || s->type != SOCK_STREAM)
-                return -EOPNOTSUPP;
         /* On a listener, tcp_get_info() reports the accept queue in tcpi_unacked and its limit (the backlog
          * listen() was given, capped by somaxconn) in tcpi_sacked: what ss -lnt prints as Recv-Q and Send-Q. */
-        if (getsockopt(s->fd, IPPROTO_TCP, TCP_INFO, &info, &len) < 0)
+        if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) < 0)
                 return -errno;
         if (info.tcpi_state != TCP_LISTEN)
                 return -ENOTCONN;

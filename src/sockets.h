@@ -61,6 +61,8 @@ const char *listen_socket_address(const ListenSocket *s, char *buf, size_t size)
  * (TCP_INFO; ss -lnt's Recv-Q and Send-Q). Returns 0, -EOPNOTSUPP for anything but a TCP stream socket, or
  * -errno. */
 int listen_socket_queue(const ListenSocket *s, uint32_t *ret_queued, uint32_t *ret_backlog);
+/* The same for a TCP listener's fd (no check of its kind beyond the kernel's). */
+int listen_fd_queue(int fd, uint32_t *ret_queued, uint32_t *ret_backlog);
 
 /* "stream", "datagram" or "seqpacket". */
 const char *listen_socket_type(const ListenSocket *s);

@@ -120,6 +120,13 @@ class Balance(h.CorralTestCase):
                 s = socket.create_connection(("127.0.0.1", self.port), timeout=h.scaled(10))
                 s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                 conns.append(s)
+            # corral status counts what waits in every slot's socket (slot 0's accepts at once): the ~12
+            # connections in slot 1's queue show, against the limits of both sockets.
+            h.wait_until(lambda: h.control_status(self.control)[1]["sockets"][0]["queued"] > 0, 5,
+                         message="the connections waiting in slot 1's socket do not show in corral status")
+            sock = h.control_status(self.control)[1]["sockets"][0]
+            self.assertLessEqual(sock["queued"], 24, sock)
+            self.assertEqual(sock["backlog"] % 2, 0, sock)
             fd = os.pidfd_open(stopped)
             try:
                 signal.pidfd_send_signal(fd, signal.SIGKILL)
