@@ -25,14 +25,13 @@ import os
 import re
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib as B  # noqa: E402
-from throughput import conn_sockets, parse_wrk  # noqa: E402
+from throughput import BareWorkers, run_wrk  # noqa: E402
 
 # Counts responses per X-Worker-Slot in each wrk thread; done() sums the threads' tables and prints them.
 COUNT_SLOTS = """
@@ -98,29 +97,17 @@ def bare_pool(h, args, mode):
         s.listen(socket.SOMAXCONN)
         socks.append(s)
     port = socks[0].getsockname()[1]
-    tracker, procs = h.ProcessTracker(), []
+    workers = BareWorkers(h)
 
     def stop():
-        tracker.kill_all()
-        for p in procs:
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                pass
+        workers.stop()
         for s in socks:
             s.close()
     try:
-        for i in range(args.workers):
-            fd = socks[i % len(socks)].fileno()
-            p = subprocess.Popen([sys.executable, "-c", h._FD_WRAPPER, "1", str(fd), "http", h.worker_bin(),
-                                  "--ready-delay", "0"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.DEVNULL, pass_fds=[fd], env=h.clean_env({"WORKER_INDEX": str(i)}),
-                                 start_new_session=True)
-            tracker.track(p.pid)
-            procs.append(p)
+        pids = workers.start([socks[i % len(socks)].fileno() for i in range(args.workers)])
         h.collect_workers(port, 1, timeout=10)
         time.sleep(0.5)  # every worker has exec'd and listens by now (the test worker starts in ~2 ms)
-        return port, [p.pid for p in procs], stop
+        return port, pids, stop
     except BaseException:
         stop()
         raise
@@ -130,27 +117,15 @@ def run_once(h, wrk, script, args, mode):
     tmp = tempfile.mkdtemp(prefix="corral-bench-balance-")
     port, pids, stop = bare_pool(h, args, mode) if mode.startswith("bare-") else corral_pool(h, args, mode, tmp)
     try:
-        cmd = [wrk, f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s", "--latency", "--timeout",
-               "5s", "-s", script, f"http://127.0.0.1:{port}/"]
-        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            time.sleep(args.duration / 2)
-            conns = sorted((conn_sockets(pid) or 0 for pid in pids), reverse=True)
-            out, err = p.communicate(timeout=args.duration + 60)
-        finally:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        if p.returncode != 0:
-            raise RuntimeError(f"wrk failed ({p.returncode}): {err}{out}")
+        r, cmd = run_wrk(wrk, port, args, pids, script=script)
     finally:
         stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    r = parse_wrk(out)
+    out = r.pop("raw")
     r.update(fairness({m.group(1): int(m.group(2)) for m in re.finditer(r"^SLOT (\S+) (\d+)$", out, re.M)},
                       args.workers))
-    r["connections_per_worker"] = conns
-    return r, " ".join(cmd[:-3] + ["-s", "count-slots.lua", "http://127.0.0.1:PORT/"])
+    r["connections_per_worker"] = sorted((n or 0 for n in r["connections_per_worker"]), reverse=True)
+    return r, cmd
 
 
 def main():

@@ -37,7 +37,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -196,17 +195,6 @@ def probe_slot(port, slot, old_pid, burst, deadline):
     return None, None
 
 
-def sigkill(pid):
-    """SIGKILLs PID through a pidfd (never a recycled pid); returns the monotonic time just before."""
-    fd = os.pidfd_open(pid)
-    try:
-        t0 = time.monotonic()
-        signal.pidfd_send_signal(fd, signal.SIGKILL)
-    finally:
-        os.close(fd)
-    return t0
-
-
 def measure_respawn(h, args, n):
     tmp = tempfile.mkdtemp(prefix="corral-bench-respawn-")
     control = os.path.join(tmp, "control")
@@ -236,7 +224,7 @@ def measure_respawn(h, args, n):
                     pass
             th = threading.Thread(target=watch, daemon=True)
             th.start()
-            t0 = sigkill(old)
+            t0 = h.sigkill(old)
             t_http, new = probe_slot(port, slot, old, burst=2 * n, deadline=t0 + 10)
             th.join(11)
             if t_http is None or "t" not in logged:
@@ -289,7 +277,7 @@ def kill_to_started(h, c, slot, pid, timeout=30):
     """SIGKILLs the worker PID of SLOT and returns the seconds until corral logs its replacement's start."""
     mark = len(c.log.lines())
     c.tracker.track(pid)
-    t0 = sigkill(pid)
+    t0 = h.sigkill(pid)
     m = c.log.wait_for_line(rf"worker {slot} \(pid (\d+), generation \d+\) started", timeout=timeout, start=mark)
     t = time.monotonic() - t0
     c.tracker.track(int(m.group(1)))

@@ -65,11 +65,14 @@ def conn_sockets(pid):
     return n - 1
 
 
-def run_wrk(wrk, port, args, worker_pids):
-    """Runs wrk; halfway through, counts the connections each worker holds (wrk keeps its connections for
-    the whole run, so how they split between the workers at connect time decides how the load is shared)."""
+def run_wrk(wrk, port, args, worker_pids, script=None):
+    """Runs wrk (with the Lua SCRIPT, if any); halfway through, counts the connections each worker holds (wrk
+    keeps its connections for the whole run, so how they split between the workers at connect time decides
+    how the load is shared). Returns the parsed result, with the output in "raw", and the command as run,
+    the port and the script's directory left out."""
+    lua = ["-s", script] if script else []
     cmd = [wrk, f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s", "--latency", "--timeout", "5s",
-           f"http://127.0.0.1:{port}/"]
+           *lua, f"http://127.0.0.1:{port}/"]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         time.sleep(args.duration / 2)
@@ -84,7 +87,8 @@ def run_wrk(wrk, port, args, worker_pids):
     r = parse_wrk(out)
     r["raw"] = out
     r["connections_per_worker"] = split
-    return r, " ".join(cmd[:-1] + ["http://127.0.0.1:PORT/"])
+    shown = cmd[:-3] + ["-s", os.path.basename(script)] if script else cmd[:-1]
+    return r, " ".join(shown + ["http://127.0.0.1:PORT/"])
 
 
 def with_corral(h, wrk, args):
@@ -105,31 +109,45 @@ def with_corral(h, wrk, args):
     return r, cmd
 
 
-def without_corral(h, wrk, args):
-    """Two test workers on one socket this script bound, handed over by the harness's fd wrapper (a few
-    lines of Python that put the socket on fd 3, set LISTEN_PID to its own pid, then exec the worker)."""
-    sock = h.bind_tcp(0, backlog=socket.SOMAXCONN)
-    port = sock.getsockname()[1]
-    tracker = h.ProcessTracker()
-    procs = []
-    try:
-        for i in range(2):
-            cmd = [sys.executable, "-c", h._FD_WRAPPER, "1", str(sock.fileno()), "http", h.worker_bin(),
-                   "--ready-delay", "0"]
-            p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                 pass_fds=[sock.fileno()], env=h.clean_env({"WORKER_INDEX": str(i)}),
+class BareWorkers:
+    """Test workers started without corral: worker i (WORKER_INDEX=i) gets the listening socket fds[i] from
+    the harness's fd wrapper (a few lines of Python that put the socket on fd 3, set LISTEN_PID to its own
+    pid, then exec the worker). stop() SIGKILLs them by pidfd and waits for them."""
+
+    def __init__(self, h):
+        self.h, self.tracker, self.procs = h, h.ProcessTracker(), []
+
+    def start(self, fds):
+        for i, fd in enumerate(fds):
+            p = subprocess.Popen([sys.executable, "-c", self.h._FD_WRAPPER, "1", str(fd), "http",
+                                  self.h.worker_bin(), "--ready-delay", "0"],
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                 pass_fds=[fd], env=self.h.clean_env({"WORKER_INDEX": str(i)}),
                                  start_new_session=True)
-            tracker.track(p.pid)
-            procs.append(p)
-        h.collect_workers(port, 2, timeout=10)
-        r, cmd = run_wrk(wrk, port, args, [p.pid for p in procs])
-    finally:
-        tracker.kill_all()
-        for p in procs:
+            self.tracker.track(p.pid)
+            self.procs.append(p)
+        return [p.pid for p in self.procs]
+
+    def stop(self):
+        self.tracker.kill_all()
+        for p in self.procs:
             try:
                 p.wait(5)
             except subprocess.TimeoutExpired:
                 pass
+
+
+def without_corral(h, wrk, args):
+    """Two test workers on one socket this script bound (BareWorkers)."""
+    sock = h.bind_tcp(0, backlog=socket.SOMAXCONN)
+    port = sock.getsockname()[1]
+    workers = BareWorkers(h)
+    try:
+        pids = workers.start([sock.fileno()] * 2)
+        h.collect_workers(port, 2, timeout=10)
+        r, cmd = run_wrk(wrk, port, args, pids)
+    finally:
+        workers.stop()
         sock.close()
     return r, cmd
 

@@ -151,6 +151,17 @@ def fd_count(pid):
         return None
 
 
+def sigkill(pid):
+    """SIGKILLs PID through a pidfd (never a recycled pid); returns time.monotonic() just before the kill."""
+    fd = os.pidfd_open(pid)
+    try:
+        t0 = time.monotonic()
+        signal.pidfd_send_signal(fd, signal.SIGKILL)
+    finally:
+        os.close(fd)
+    return t0
+
+
 class ProcessTracker:
     """Holds a pidfd for each process a test has seen, so that cleanup can SIGKILL whatever is left
     without ever hitting a recycled pid."""

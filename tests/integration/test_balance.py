@@ -7,7 +7,6 @@ worker, a steering program sends new connections to the slots that have one; a s
 refused with a message that says why."""
 
 import os
-import random
 import signal
 import socket
 import subprocess
@@ -70,11 +69,7 @@ class Balance(h.CorralTestCase):
         h.collect_workers(self.port, 4, corral=c)
 
         # A crash: the replacement of slot 2 gets slot 2's socket, nobody else's.
-        fd = os.pidfd_open(before[2][0])
-        try:
-            signal.pidfd_send_signal(fd, signal.SIGKILL)
-        finally:
-            os.close(fd)
+        h.sigkill(before[2][0])
         h.wait_until(lambda: self.slots().get(2, (before[2][0],))[0] != before[2][0], 10,
                      message="slot 2 not replaced")
         after = self.slots()
@@ -127,11 +122,7 @@ class Balance(h.CorralTestCase):
             sock = h.control_status(self.control)[1]["sockets"][0]
             self.assertLessEqual(sock["queued"], 24, sock)
             self.assertEqual(sock["backlog"] % 2, 0, sock)
-            fd = os.pidfd_open(stopped)
-            try:
-                signal.pidfd_send_signal(fd, signal.SIGKILL)
-            finally:
-                os.close(fd)
+            h.sigkill(stopped)
             # Slot 1's socket outlives its worker: the replacement accepts what waited there; none is reset.
             answered = {}
             for s in conns:

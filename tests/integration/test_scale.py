@@ -52,11 +52,7 @@ class Scale(h.CorralTestCase):
 
         # A crash in a pool this size is replaced like in any other, and the rest keep serving.
         victim = pids[N // 2]
-        fd = os.pidfd_open(victim)
-        try:
-            signal.pidfd_send_signal(fd, signal.SIGKILL)
-        finally:
-            os.close(fd)
+        h.sigkill(victim)
         c.wait_for_line(rf"worker {N // 2} \(pid \d+, generation 1\) started", timeout=10)
         h.wait_until(lambda: h.control_status(control)[1]["ready"] == N, 20, message="the crashed slot not ready")
         h.wait_serving(port)
