@@ -312,7 +312,7 @@ static int manager_setup_sockets(Manager *m, SocketSet *sockets) {
         for (size_t i = 0; i < m->sockets.n; i++)
                 m->fds[i] = m->sockets.sockets[i].fd;
         if (m->first && m->first->config->balance == BALANCE_REUSEPORT) {
-                m->slot_sockets = slot_sockets_new(&m->sockets);
+                m->slot_sockets = slot_sockets_new(&m->sockets, m->fds);
                 if (!m->slot_sockets)
                         return log_oom();
         }

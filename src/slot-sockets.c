@@ -13,7 +13,7 @@ struct SlotSockets {
         const SocketSet *group;
         int **slots; /* slots[k]: group->n fds, or NULL (none bound; slot 0: the group's own) */
         unsigned n;  /* entries in slots */
-        int *group_fds;
+        const int *group_fds;
         /* The slots in the order of the kernel's array of the group's sockets, which a reuseport program's
          * return value indexes: a socket joins at the end when it listens, and the last one takes the
          * place of one that closes (net/core/sock_reuseport.c). */
@@ -26,22 +26,15 @@ struct SlotSockets {
 /* Longest program: two instructions per ready slot and three more, within BPF_MAXINSNS. */
 #define STEER_SLOTS_MAX 2000U
 
-SlotSockets *slot_sockets_new(const SocketSet *group) {
+SlotSockets *slot_sockets_new(const SocketSet *group, const int *group_fds) {
         SlotSockets *s = calloc(1, sizeof(SlotSockets));
 
         if (!s)
                 return NULL;
         s->group = group;
-        s->group_fds = calloc(MAX(group->n, 1U), sizeof(int));
-        if (!s->group_fds) {
-                free(s);
-                return NULL;
-        }
-        for (size_t i = 0; i < group->n; i++)
-                s->group_fds[i] = group->sockets[i].fd;
+        s->group_fds = group_fds;
         s->order = calloc(1, sizeof(unsigned)); /* slot 0: the group's first socket */
         if (!s->order) {
-                free(s->group_fds);
                 free(s);
                 return NULL;
         }
@@ -73,7 +66,6 @@ SlotSockets *slot_sockets_free(SlotSockets *s) {
         for (unsigned k = 1; k < s->n; k++)
                 slot_sockets_close(s, k);
         free(s->slots);
-        free(s->group_fds);
         free(s->order);
         free(s->steered);
         free(s);

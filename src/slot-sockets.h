@@ -9,9 +9,9 @@
 
 typedef struct SlotSockets SlotSockets;
 
-/* group: the sockets bound with SO_REUSEPORT (socket_set_bind(..., true, ...)), borrowed for the object's
- * life. NULL on OOM. */
-SlotSockets *slot_sockets_new(const SocketSet *group);
+/* group: the sockets bound with SO_REUSEPORT (socket_set_bind(..., true, ...)), and group_fds their fds in
+ * order (slot 0's), both borrowed for the object's life. NULL on OOM. */
+SlotSockets *slot_sockets_new(const SocketSet *group, const int *group_fds);
 SlotSockets *slot_sockets_free(SlotSockets *s);
 
 /* The slot's sockets in the group's order (group->n of them), bound now if the slot has none yet. Returns

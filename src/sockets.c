@@ -157,12 +157,6 @@ int socket_set_bind(char *const *specs, bool reuseport, SocketSet *ret, char **r
                         return r;
                 }
 
-                if (reuseport && spec.kind != LISTEN_TCP) {
-                        if (ret_error)
-                                *ret_error = strdup_printf("Balance=reuseport works with TCP sockets only, and "
-                                                           "'%s' is not one", specs[i]);
-                        return -EPROTONOSUPPORT;
-                }
                 r = bind_one(specs[i], &spec, reuseport, &l, ret_error);
                 if (r < 0)
                         return r;

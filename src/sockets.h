@@ -31,8 +31,8 @@ typedef struct SocketSet {
  * passed none), or a negative errno with *ret_error (allocated) naming the bad fd. */
 int socket_set_from_systemd(SocketSet *ret, char **ret_error);
 
-/* Binds and listens on every spec, in order; with reuseport (Balance=reuseport), with SO_REUSEPORT, and only
- * TCP specs are accepted (-EPROTONOSUPPORT otherwise). Fails as a whole, closing whatever it opened, with
+/* Binds and listens on every spec, in order; with reuseport (Balance=reuseport), the TCP ones with
+ * SO_REUSEPORT (config_check_balance() has refused any other kind by then). Fails as a whole, closing whatever it opened, with
  * *ret_error (allocated) like "Failed to bind 127.0.0.1:8080: Address already in use". */
 int socket_set_bind(char *const *specs, bool reuseport, SocketSet *ret, char **ret_error);
 
