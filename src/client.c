@@ -2,7 +2,9 @@
 /* The client verbs. The instance comes from --control PATH, a NAME (BASE/NAME/control, instance.h),
  * $RUNTIME_DIRECTORY (a unit's ExecReload=), or the only instance running under BASE. */
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #include "client.h"
 #include "cmdline.h"
@@ -13,6 +15,10 @@
 #include "parse.h"
 
 #define CLIENT_TIMEOUT_USEC (5 * USEC_PER_SEC)
+/* `drain --wait`: how long the connections may take to close unless --timeout says, and how often they are
+ * counted meanwhile. */
+#define DRAIN_WAIT_TIMEOUT_USEC (30 * USEC_PER_SEC)
+#define DRAIN_POLL_USEC (100 * USEC_PER_MSEC)
 
 enum {
         ARG_CONTROL = 0x100,
@@ -26,6 +32,7 @@ typedef struct ClientArgs {
         const char *control;
         const char *name;
         usec_t timeout;
+        bool timeout_set;
         bool wait, json;
         unsigned slot;
 } ClientArgs;
@@ -52,9 +59,12 @@ static void usage(FILE *f) {
               "       corral status [--json] [NAME]\n"
               "       corral reload [--wait] [NAME]\n"
               "       corral recycle SLOT [NAME]\n"
-              "       corral drain|undrain [NAME]\n"
+              "       corral drain [--wait] [NAME]\n"
+              "       corral undrain [NAME]\n"
               "       corral upgrade [--wait] [NAME]\n"
               "Every one takes --control PATH (instead of NAME) and --timeout DURATION (default 5s).\n"
+              "drain --wait then waits until no TCP connection is open on the workers' addresses, at most\n"
+              "--timeout (there 30s by default).\n"
               "corral --help shows everything.\n",
               f);
 }
@@ -94,6 +104,7 @@ static int parse_client_argv(int argc, char *argv[], ClientArgs *a) {
                                           "most a day)", optarg);
                                 return EXIT_CONFIG;
                         }
+                        a->timeout_set = true;
                         break;
                 case ARG_WAIT:
                         a->wait = true;
@@ -111,9 +122,9 @@ static int parse_client_argv(int argc, char *argv[], ClientArgs *a) {
                         return EXIT_USAGE;
                 }
 
-        if ((a->wait && !streq(a->verb, "reload") && !streq(a->verb, "upgrade")) ||
+        if ((a->wait && !streq(a->verb, "reload") && !streq(a->verb, "upgrade") && !streq(a->verb, "drain")) ||
             (a->json && !streq(a->verb, "status"))) {
-                log_error("%s: --wait goes with reload and upgrade, --json with status", a->verb);
+                log_error("%s: --wait goes with reload, drain and upgrade, --json with status", a->verb);
                 return EXIT_USAGE;
         }
         positional = optind + 1;
@@ -276,6 +287,39 @@ static int find_control(const ClientArgs *a, char **ret) {
         return n == 0 ? EXIT_NOT_RUNNING : EXIT_USAGE;
 }
 
+/* `drain --wait`: drains, then counts the open connections until there are none (0) or the time is up
+ * (EXIT_TEMPFAIL, with the count). */
+static int run_drain_wait(const ClientArgs *a, const char *path) {
+        usec_t wait = a->timeout_set ? a->timeout : DRAIN_WAIT_TIMEOUT_USEC, start, now;
+        char t[FORMAT_USEC_MAX];
+        uint64_t n;
+        int r;
+
+        r = control_client_run(path, "drain", MIN(wait, CLIENT_TIMEOUT_USEC));
+        if (r != 0)
+                return r;
+        start = now_usec(CLOCK_MONOTONIC);
+        for (;;) {
+                now = now_usec(CLOCK_MONOTONIC);
+                r = control_client_count(path, "connections", MIN(CLIENT_TIMEOUT_USEC, MAX(start + wait - now,
+                                                                                          DRAIN_POLL_USEC)), &n);
+                if (r != 0)
+                        return r;
+                now = now_usec(CLOCK_MONOTONIC);
+                if (n == 0) {
+                        printf("no connections open (after %.1fs)\n", (double) (now - start) / USEC_PER_SEC);
+                        return 0;
+                }
+                if (now >= start + wait) {
+                        fprintf(stderr, "corral: drain: %" PRIu64 " connection%s still open after %s (--timeout "
+                                "sets the wait); corral stays drained\n", n, n == 1 ? "" : "s",
+                                format_usec(t, sizeof t, wait));
+                        return EXIT_TEMPFAIL;
+                }
+                (void) usleep((useconds_t) MIN(DRAIN_POLL_USEC, start + wait - now));
+        }
+}
+
 int client_run(int argc, char *argv[]) {
         _cleanup_free_ char *path = NULL, *request = NULL;
         ClientArgs a = {};
@@ -300,5 +344,7 @@ int client_run(int argc, char *argv[]) {
                 if (r != 0)
                         return r;
         }
+        if (streq(a.verb, "drain") && a.wait)
+                return run_drain_wait(&a, a.control ?: path);
         return control_client_run(a.control ?: path, request, a.timeout);
 }

@@ -261,6 +261,11 @@ static int config_parse_status_listen(const ConfigKey *k, const char *value, Con
                 snprintf(why, n, "%s", reason ?: "invalid address");
                 return -EINVAL;
         }
+        /* HAProxy's agent-check connects over TCP only (agent-addr, agent-port). */
+        if (streq(k->info.key, "AgentListen") && spec.kind != LISTEN_TCP) {
+                snprintf(why, n, "HAProxy's agent-check connects over TCP: use HOST:PORT or [ADDRESS]:PORT");
+                return -EINVAL;
+        }
         if (spec.kind == LISTEN_UDP) {
                 snprintf(why, n, "the health endpoint speaks HTTP: use a TCP or unix: address");
                 return -EINVAL;
@@ -519,8 +524,13 @@ static const ConfigKey config_keys[] = {
                        "Serve GET /health and GET /metrics here (embedded mode; under systemd pass a socket named "
                        "corral-status instead)",
                        config_parse_status_listen, status_listen, 0, 0),
+        KEY_NO_DEFAULT("Health", "AgentListen", "agent-listen", 0, "ADDRESS",
+                       "Answer HAProxy's agent-check here (TCP; a weight from the ready share, drain, down); under "
+                       "systemd pass a socket named corral-agent instead (default: none)",
+                       config_parse_status_listen, agent_listen, 0, 0),
         KEY("Health", "MinReady", "min-ready", 0, "N", "0",
-            "Ready workers needed for /health to answer 200; 0 means all of them",
+            "Ready workers needed for /health to answer 200 (429 from here up to all of them) and /health/ready "
+            "200; 0 means all of them",
             config_parse_unsigned, min_ready, 0, COUNT_MAX),
         KEY("Recycle", "MemoryMax", "recycle-memory-max", 0, "SIZE", "0",
             "Replace a worker whose memory stays above this for Samples= checks; 0 turns it off",
@@ -650,6 +660,7 @@ Config *config_free(Config *c) {
         free(c->working_directory);
         strv_free(c->listen);
         free(c->status_listen);
+        free(c->agent_listen);
         free(c->name);
         free(c->user);
         free(c->group);

@@ -187,16 +187,11 @@ static void print_payload(const char *text) {
         }
 }
 
-int control_client_run(const char *path, const char *request, usec_t timeout) {
-        _cleanup_free_ char *buf = NULL;
+/* Says what went wrong with a call (r < 0, size bytes of reply came) and returns the exit code. */
+static int report_failure(const char *path, int r, size_t size, usec_t timeout) {
         char t[FORMAT_USEC_MAX];
-        size_t size = 0;
-        int r;
 
-        r = control_client_call(path, request, timeout, &buf, &size);
         switch (r) {
-        case 0:
-                break;
         case -ENOENT:
                 fprintf(stderr, "corral: not running: no control socket at '%s'\n", path);
                 return EXIT_NOT_RUNNING;
@@ -228,12 +223,34 @@ int control_client_run(const char *path, const char *request, usec_t timeout) {
                 fprintf(stderr, "corral: '%s': %s\n", path, strerror(-r));
                 return 1;
         }
+}
 
+/* control_client_call(), saying what went wrong: returns 0 with the reply (not an "error: ") in *ret, or the
+ * exit code. */
+static int call_reporting(const char *path, const char *request, usec_t timeout, char **ret) {
+        _cleanup_free_ char *buf = NULL;
+        size_t size = 0;
+        int r;
+
+        r = control_client_call(path, request, timeout, &buf, &size);
+        if (r < 0)
+                return report_failure(path, r, size, timeout);
         if (startswith(buf, "error: ")) {
                 fprintf(stderr, "corral: %s", buf + 7);
                 /* corral checked our credentials (SO_PEERCRED) and refused them. */
                 return startswith(buf, "error: permission denied") ? EXIT_DENIED : 1;
         }
+        *ret = TAKE_PTR(buf);
+        return 0;
+}
+
+int control_client_run(const char *path, const char *request, usec_t timeout) {
+        _cleanup_free_ char *buf = NULL;
+        int r;
+
+        r = call_reporting(path, request, timeout, &buf);
+        if (r != 0)
+                return r;
         /* "ok\n" or "degraded\n" then the payload, or "ok: message\n". A degraded pool is an answer, but
          * not a healthy one: exit 1, as `systemctl is-active` style scripts expect. */
         if (startswith(buf, "degraded\n")) {
@@ -247,4 +264,27 @@ int control_client_run(const char *path, const char *request, usec_t timeout) {
         else
                 print_payload(buf);
         return startswith(buf, "ok") ? 0 : 1;
+}
+
+int control_client_count(const char *path, const char *request, usec_t timeout, uint64_t *ret) {
+        _cleanup_free_ char *buf = NULL;
+        const char *v;
+        char *end;
+        int r;
+
+        r = call_reporting(path, request, timeout, &buf);
+        if (r != 0)
+                return r;
+        v = startswith(buf, "ok: ");
+        errno = 0;
+        if (v && *v >= '0' && *v <= '9') {
+                unsigned long long n = strtoull(v, &end, 10);
+
+                if (errno == 0 && streq(end, "\n")) {
+                        *ret = n;
+                        return 0;
+                }
+        }
+        fprintf(stderr, "corral: malformed reply to '%s': %.80s\n", request, buf);
+        return 1;
 }

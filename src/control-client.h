@@ -21,3 +21,7 @@ int control_client_call(const char *path, const char *request, usec_t timeout, c
  * malformed, 3 (EXIT_NOT_RUNNING) when corral is not running there, 4 (EXIT_DENIED) when the caller may not
  * use it, 75 (EXIT_TEMPFAIL) when it did not answer in time. */
 int control_client_run(const char *path, const char *request, usec_t timeout);
+
+/* control_client_call() for a request answered "ok: N" (a count in decimal), into *ret; prints nothing
+ * else. Returns 0, or the exit code after saying what went wrong, as control_client_run(). */
+int control_client_count(const char *path, const char *request, usec_t timeout, uint64_t *ret);

@@ -82,6 +82,8 @@ ControlCommand control_parse_request(const char *s, unsigned *ret_arg) {
                 return CONTROL_UNDRAIN;
         if (streq(s, "summary"))
                 return CONTROL_SUMMARY;
+        if (streq(s, "connections"))
+                return CONTROL_CONNECTIONS;
         if (streq(s, "upgrade"))
                 return CONTROL_UPGRADE;
         /* One spelling per slot, the one status prints: "007" is refused rather than guessed at (octal to
@@ -248,7 +250,7 @@ static void connection_read(ControlConnection *c) {
 
         cmd = control_parse_request(buf, &arg);
         if (cmd < 0) {
-                control_reply(c, "error: unknown request; expected reload [--wait], status [--json], summary, recycle SLOT, drain, undrain or upgrade\n");
+                control_reply(c, "error: unknown request; expected reload [--wait], status [--json], summary, recycle SLOT, drain, undrain, connections or upgrade\n");
                 return;
         }
 

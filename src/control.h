@@ -26,6 +26,7 @@ typedef enum ControlCommand {
         CONTROL_UNDRAIN,
         CONTROL_SUMMARY, /* one line for `corral list` */
         CONTROL_UPGRADE, /* exec the binary anew in place; answered by the new image */
+        CONTROL_CONNECTIONS, /* "ok: N": connections open on the workers' TCP addresses (`drain --wait`) */
         _CONTROL_COMMAND_MAX,
         _CONTROL_COMMAND_INVALID = -EINVAL,
 } ControlCommand;
@@ -39,7 +40,7 @@ typedef enum ControlCommand {
 #define CONTROL_KEEPALIVE '\026'
 
 /* Parses a request ("reload", "reload --wait", "status", "status --json", "recycle 3", "drain",
- * "undrain", "summary"): exactly that text, the slot in decimal as status prints it (no sign, no leading zero), below
+ * "undrain", "summary", "connections"): exactly that text, the slot in decimal as status prints it (no sign, no leading zero), below
  * 100000. Pure. Returns the command and the numeric argument in *ret_arg, or -EINVAL. */
 ControlCommand control_parse_request(const char *s, unsigned *ret_arg);
 

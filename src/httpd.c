@@ -487,26 +487,11 @@ int httpd_new(sd_event *e, int listen_fd, int64_t priority, httpd_handler_t hand
               Httpd **ret) {
         _cleanup_close_ int fd = listen_fd;
         _cleanup_(httpd_freep) Httpd *s = NULL;
-        int v = 0, flags, r;
-        socklen_t len = sizeof v;
+        int r;
 
-        if (fd < 0)
-                return -EBADF;
-        if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &len) < 0)
-                return errno == ENOTSOCK ? -EINVAL : -errno;
-        if (!v)
-                return -EINVAL;
-        len = sizeof v;
-        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &len) < 0)
-                return -errno;
-        if (v != SOCK_STREAM)
-                return -EINVAL;
-
-        /* Sockets from LISTEN_FDS come without either flag. Non-blocking, because a connection can be
-         * reset between the wakeup and accept(); close-on-exec, because workers must not inherit it. */
-        flags = fcntl(fd, F_GETFL);
-        if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
-                return -errno;
+        r = fd_prepare_listener(fd);
+        if (r < 0)
+                return r;
 
         s = malloc(sizeof(Httpd));
         if (!s)

@@ -269,9 +269,27 @@ static int load_generation(const Args *a, Generation **ret) {
         return 0;
 }
 
-/* The workers' sockets, from systemd or bound from Listen=, and the health endpoint's (a passed socket
- * named corral-status, or [Health] Listen=). Everything is bound before anything is forked: a busy port is
- * exit 1. Returns 0 or the exit code. */
+/* Binds one address of corral's own endpoints into status, named name. Returns 0 or the exit code. */
+static int bind_endpoint(const char *address, const char *name, const char *what, SocketSet *status) {
+        _cleanup_free_ char *error = NULL;
+        char *const specs[] = { (char *) address, NULL };
+        SocketSet bound = {};
+        int r;
+
+        r = socket_set_bind(specs, false, &bound, &error);
+        if (r < 0) {
+                log_error("%s", error ?: what);
+                return EXIT_FAILURE;
+        }
+        r = socket_set_take(&bound, NULL, name, status);
+        socket_set_done(&bound);
+        return r < 0 ? (log_oom(), EXIT_OSERR) : 0;
+}
+
+/* The workers' sockets, from systemd or bound from Listen=, and corral's own endpoints in status: the
+ * health endpoint's (a passed socket named corral-status, or [Health] Listen=) and the agent-check's
+ * (corral-agent, or [Health] AgentListen=), each named so. Everything is bound before anything is forked:
+ * a busy port is exit 1. Returns 0 or the exit code. */
 static int take_sockets(const Config *config, SocketSet *sockets, SocketSet *status) {
         _cleanup_free_ char *error = NULL;
         int r;
@@ -282,9 +300,9 @@ static int take_sockets(const Config *config, SocketSet *sockets, SocketSet *sta
                 return EXIT_FAILURE;
         }
         if (r > 0) {
-                /* The health endpoint's socket is corral's own: never handed to the workers. */
-                r = socket_set_take(sockets, "corral-status", status);
-                if (r < 0)
+                /* The endpoints' sockets are corral's own: never handed to the workers. */
+                if (socket_set_take(sockets, "corral-status", NULL, status) < 0 ||
+                    socket_set_take(sockets, "corral-agent", NULL, status) < 0)
                         return log_oom(), EXIT_OSERR;
                 if (config->listen && config->listen[0])
                         log_warning("systemd passed the sockets; ignoring Listen=");
@@ -307,13 +325,17 @@ static int take_sockets(const Config *config, SocketSet *sockets, SocketSet *sta
                         return EXIT_FAILURE;
                 }
         }
-        if (status->n == 0 && config->status_listen) {
-                char *const specs[] = { config->status_listen, NULL };
-                r = socket_set_bind(specs, false, status, &error);
-                if (r < 0) {
-                        log_error("%s", error ?: "Failed to bind the health endpoint");
-                        return EXIT_FAILURE;
-                }
+        if (config->status_listen && !socket_set_find(status, "corral-status")) {
+                r = bind_endpoint(config->status_listen, "corral-status", "Failed to bind the health endpoint",
+                                  status);
+                if (r != 0)
+                        return r;
+        }
+        if (config->agent_listen && !socket_set_find(status, "corral-agent")) {
+                r = bind_endpoint(config->agent_listen, "corral-agent", "Failed to bind the agent-check endpoint",
+                                  status);
+                if (r != 0)
+                        return r;
         }
         for (size_t i = 0; i < sockets->n; i++)
                 log_socket(&sockets->sockets[i]);
@@ -525,6 +547,8 @@ static int run_check(int argc, char *argv[]) {
         for (char **l = c->listen; l && *l; l++)
                 printf("%s%s", l == c->listen ? "" : " ", *l);
         printf("; health: %s", c->status_listen ?: "none");
+        if (c->agent_listen)
+                printf("; agent: %s", c->agent_listen);
         if (c->balance != BALANCE_SHARED)
                 printf("; balance: %s", balance_mode_to_string(c->balance));
         putchar('\n');

@@ -4,6 +4,7 @@
 #include <stdio.h>
 
 #include "manager-internal.h"
+#include "sock-diag.h"
 #include "status.h"
 
 static int compare_rows(const void *a, const void *b) {
@@ -53,8 +54,8 @@ static void manager_snapshot_sockets(Manager *m, Snapshot *s) {
         }
         s->pool.sockets = s->sockets;
         s->pool.n_sockets = n;
-        if (m->status_sockets.n > 0)
-                s->pool.health_listen = listen_socket_address(&m->status_sockets.sockets[0], s->addresses[n],
+        if (manager_endpoint_socket(m, false))
+                s->pool.health_listen = listen_socket_address(manager_endpoint_socket(m, false), s->addresses[n],
                                                               SOCKET_ADDRESS_MAX);
 }
 
@@ -183,6 +184,15 @@ void manager_on_control(ControlServer *s, ControlConnection *c, ControlCommand c
         case CONTROL_UPGRADE:
                 manager_upgrade_request(m, c);
                 return;
+        case CONTROL_CONNECTIONS: {
+                uint64_t n;
+                int r = manager_count_connections(m, &n);
+
+                text = r < 0 ? strdup_printf("error: cannot count the connections: %s\n", strerror(-r)) :
+                               strdup_printf("ok: %" PRIu64 "\n", n);
+                control_reply(c, text ?: "error: out of memory\n");
+                return;
+        }
         case CONTROL_DRAIN:
         case CONTROL_UNDRAIN:
                 m->drained = cmd == CONTROL_DRAIN;
@@ -208,22 +218,48 @@ void manager_on_control(ControlServer *s, ControlConnection *c, ControlCommand c
         }
 }
 
+int manager_count_connections(Manager *m, uint64_t *ret) {
+        int r = sock_diag_count_connections(m->fds, m->sockets.n, ret);
+
+        if (r < 0)
+                log_debug_errno(r, "Failed to count the connections (sock_diag): %m");
+        return r;
+}
+
 void manager_on_http(Httpd *h, const HttpRequest *req, HttpdResponse *resp, void *userdata) {
         Manager *m = userdata;
         _cleanup_(snapshot_done) Snapshot snap = {};
         _cleanup_free_ char *body = NULL;
+        bool health = streq(req->path, "/health"), ready = streq(req->path, "/health/ready");
         int code;
 
-        if (!streq(req->path, "/health") && !streq(req->path, "/metrics")) {
-                (void) httpd_respond(resp, 404, NULL, "not found: try /health or /metrics\n");
+        if (!health && !ready && !streq(req->path, "/metrics")) {
+                (void) httpd_respond(resp, 404, NULL, "not found: try /health, /health/ready or /metrics\n");
                 return;
         }
         manager_snapshot(m, &snap);
-        if (streq(req->path, "/health")) {
-                code = status_format_health(&snap.pool, &body);
+        if (health || ready) {
+                code = status_format_health(&snap.pool, health ? HEALTH_CHECK_GRADED : HEALTH_CHECK_READY, &body);
                 (void) httpd_respond(resp, body ? code : 500, "application/json", body ?: "{}\n");
                 return;
         }
+        snap.pool.has_connections = manager_count_connections(m, &snap.pool.connections) >= 0;
         body = status_format_metrics(&snap.pool, snap.rows, snap.n_rows);
         (void) httpd_respond(resp, body ? 200 : 500, "text/plain; version=0.0.4; charset=utf-8", body ?: "");
+}
+
+char *manager_agent_answer(AgentServer *a, void *userdata) {
+        Manager *m = userdata;
+        PoolCounts c;
+        StatusPool p;
+
+        /* The agent needs the pool's figures only: no snapshot of workers and sockets for each check. */
+        pool_counts(m->pool, &c);
+        p = (StatusPool) {
+                .state = pool_state(m->pool),
+                .ready = c.ready,
+                .wanted = c.wanted,
+                .drained = m->drained,
+        };
+        return status_format_agent(&p);
 }

@@ -18,6 +18,7 @@
 #include "manager.h"
 #include "notify.h"
 #include "httpd.h"
+#include "agent.h"
 #include "pool.h"
 #include "relay-sink.h"
 #include "slot-sockets.h"
@@ -72,8 +73,9 @@ struct Manager {
         unsigned sample_batch_slots;  /* how many slots the next batch takes; 0: none was taken yet */
         SamplePass sample_pass;       /* the pass under way */
         SamplePass sample_last;       /* the last complete pass, for /metrics */
-        SocketSet status_sockets;
+        SocketSet status_sockets; /* corral's own endpoints: "corral-agent", and the health endpoint's */
         Httpd *httpd;
+        AgentServer *agent;
         bool drained;
         StatusCounters counters;
         usec_t reload_started_usec;
@@ -123,6 +125,15 @@ struct Manager {
         char *upgraded_from;          /* after a resume: the version that handed over */
         char *upgrade_failure;        /* after a fallback: why the successor could not resume */
 };
+
+/* The socket of corral's agent-check (agent), or of its health endpoint: the first other one, which an
+ * upgrade from a corral that had no agent-check names as it was bound. NULL: none. */
+static inline const ListenSocket *manager_endpoint_socket(const Manager *m, bool agent) {
+        for (size_t i = 0; i < m->status_sockets.n; i++)
+                if (streq(m->status_sockets.sockets[i].name, "corral-agent") == agent)
+                        return &m->status_sockets.sockets[i];
+        return NULL;
+}
 
 /* manager-upgrade.c */
 /* `corral upgrade`: checks that it can be done now, runs the sentinel, holds c for the answer. */
@@ -200,4 +211,8 @@ void manager_free_relay(Manager *m);
 
 /* manager-control.c */
 void manager_on_http(Httpd *h, const HttpRequest *req, HttpdResponse *resp, void *userdata);
+/* The agent-check's line for the pool as it is now (status_format_agent()). */
+char *manager_agent_answer(AgentServer *a, void *userdata);
+/* The connections open on the workers' TCP addresses (sock-diag.h). Returns 0 or -errno. */
+int manager_count_connections(Manager *m, uint64_t *ret);
 void manager_on_control(ControlServer *s, ControlConnection *c, ControlCommand cmd, unsigned arg, void *userdata);

@@ -40,8 +40,8 @@ void manager_reload_finished(Manager *m, bool ok, const char *why) {
 static void manager_reload_check_fixed(Manager *m, const Config *config) {
         static const char listen[] = "[Socket] Listen= changed, but the listening sockets cannot change while "
                                      "corral runs: restart corral to apply it",
-                          health[] = "[Health] Listen= changed, but the health endpoint cannot move while corral "
-                                     "runs: restart corral to apply it",
+                          health[] = "[Health] Listen= or AgentListen= changed, but the health and agent endpoints "
+                                     "cannot move while corral runs: restart corral to apply it",
                           name[] = "[Service] Name= changed, but the instance keeps its name and control socket "
                                    "while corral runs: restart corral to apply it",
                           balance[] = "[Socket] Balance= changed, but how the workers share the sockets cannot "
@@ -49,7 +49,8 @@ static void manager_reload_check_fixed(Manager *m, const Config *config) {
         const Config *old = m->first->config;
         bool changed[4] = {
                 !strv_equal(config->listen, old->listen),
-                !streq_ptr(config->status_listen, old->status_listen),
+                !streq_ptr(config->status_listen, old->status_listen) ||
+                        !streq_ptr(config->agent_listen, old->agent_listen),
                 !streq_ptr(config->name, old->name),
                 config->balance != old->balance,
         };

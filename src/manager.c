@@ -319,19 +319,28 @@ static int manager_setup_sockets(Manager *m, SocketSet *sockets) {
         return 0;
 }
 
-/* The health endpoint on the status socket, if there is one. */
+/* The health endpoint and the agent-check on their sockets, where there are such. */
 static int manager_setup_httpd(Manager *m) {
+        const ListenSocket *http = manager_endpoint_socket(m, false), *agent = manager_endpoint_socket(m, true);
         int fd, r;
 
-        if (m->status_sockets.n == 0)
-                return 0;
-        /* httpd owns the fd it is given; the set keeps its own, to unlink a UNIX path at exit. */
-        fd = fcntl(m->status_sockets.sockets[0].fd, F_DUPFD_CLOEXEC, 3);
-        if (fd < 0)
-                return log_error_errno(errno, "Failed to duplicate the status socket: %m");
-        r = httpd_new(m->event, fd, PRIORITY_NOTIFY, manager_on_http, m, &m->httpd);
-        if (r < 0)
-                return log_error_errno(r, "Failed to serve the health endpoint: %m");
+        /* The servers own the fds they are given; the set keeps its own, to unlink a UNIX path at exit. */
+        if (http) {
+                fd = fcntl(http->fd, F_DUPFD_CLOEXEC, 3);
+                if (fd < 0)
+                        return log_error_errno(errno, "Failed to duplicate the status socket: %m");
+                r = httpd_new(m->event, fd, PRIORITY_NOTIFY, manager_on_http, m, &m->httpd);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to serve the health endpoint: %m");
+        }
+        if (agent) {
+                fd = fcntl(agent->fd, F_DUPFD_CLOEXEC, 3);
+                if (fd < 0)
+                        return log_error_errno(errno, "Failed to duplicate the agent-check socket: %m");
+                r = agent_server_new(m->event, fd, PRIORITY_NOTIFY, manager_agent_answer, m, &m->agent);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to serve the agent-check: %m");
+        }
         return 0;
 }
 
@@ -584,6 +593,7 @@ Manager *manager_free(Manager *m) {
         pool_free(m->pool);
         control_server_free(m->control);
         httpd_free(m->httpd);
+        agent_server_free(m->agent);
         socket_set_done(&m->status_sockets);
         notify_socket_free(m->notify);
         sd_event_source_disable_unref(m->plan_timer);

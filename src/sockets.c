@@ -254,31 +254,53 @@ int socket_set_from_systemd(SocketSet *ret, char **ret_error) {
         return n;
 }
 
-int socket_set_take(SocketSet *s, const char *name, SocketSet *ret) {
-        SocketSet taken = {};
-        size_t k = 0;
-        int r;
+int socket_set_take(SocketSet *s, const char *name, const char *rename, SocketSet *to) {
+        size_t n = 0, k = 0, n_to = to->n;
+        ListenSocket *grown;
 
-        for (size_t i = 0; i < s->n; i++) {
-                if (!streq(s->sockets[i].name, name)) {
-                        s->sockets[k++] = s->sockets[i];
+        for (size_t i = 0; i < s->n; i++)
+                n += !name || streq(s->sockets[i].name, name);
+        if (n == 0)
+                return 0;
+        grown = reallocarray(to->sockets, n_to + n, sizeof(ListenSocket));
+        if (!grown)
+                return -ENOMEM;
+        to->sockets = grown;
+        /* The new names first: then nothing below can fail. */
+        for (size_t i = 0, j = 0; rename && i < s->n; i++) {
+                if (name && !streq(s->sockets[i].name, name))
+                        continue;
+                grown[n_to + j] = (ListenSocket) { .name = strdup(rename) };
+                if (!grown[n_to + j].name) {
+                        while (j > 0)
+                                free(grown[n_to + --j].name);
+                        return -ENOMEM;
+                }
+                j++;
+        }
+        for (size_t i = 0, j = 0; i < s->n; i++) {
+                ListenSocket *l = &s->sockets[i];
+
+                if (name && !streq(l->name, name)) {
+                        s->sockets[k++] = *l;
                         continue;
                 }
-                r = socket_set_add(&taken, &s->sockets[i]);
-                if (r < 0) {
-                        /* Put back what was not moved yet, so nothing leaks and the set stays whole. */
-                        for (size_t j = i; j < s->n; j++)
-                                s->sockets[k++] = s->sockets[j];
-                        s->n = k;
-                        for (size_t j = 0; j < taken.n; j++)
-                                (void) socket_set_add(s, &taken.sockets[j]);
-                        free(taken.sockets);
-                        return r;
+                if (rename) {
+                        free(l->name);
+                        l->name = grown[n_to + j].name;
                 }
+                grown[n_to + j++] = *l;
         }
         s->n = k;
-        *ret = taken;
-        return (int) taken.n;
+        to->n = n_to + n;
+        return (int) n;
+}
+
+const ListenSocket *socket_set_find(const SocketSet *s, const char *name) {
+        for (size_t i = 0; i < s->n; i++)
+                if (streq(s->sockets[i].name, name))
+                        return &s->sockets[i];
+        return NULL;
 }
 
 char *socket_set_names(const SocketSet *s) {

@@ -44,9 +44,12 @@ int listen_socket_bind_sibling(const ListenSocket *l, int *ret_fd);
 /* Closes every socket and unlinks the UNIX socket paths this process bound. */
 void socket_set_done(SocketSet *s);
 
-/* Moves the sockets named name out of s into *ret (a new set, possibly empty). Returns how many moved, or
- * -ENOMEM with s unchanged. */
-int socket_set_take(SocketSet *s, const char *name, SocketSet *ret);
+/* Moves the sockets named name (every one: NULL) out of s to the end of *to, renamed to rename unless that
+ * is NULL. Returns how many moved, or -ENOMEM with both sets as they were. */
+int socket_set_take(SocketSet *s, const char *name, const char *rename, SocketSet *to);
+
+/* The first socket of s named name, or NULL. */
+const ListenSocket *socket_set_find(const SocketSet *s, const char *name);
 
 /* "name1:name2:..." for LISTEN_FDNAMES; NULL on OOM. */
 char *socket_set_names(const SocketSet *s);

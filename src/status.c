@@ -355,21 +355,57 @@ char *status_format_json(const StatusPool *p, const StatusWorker *rows, size_t n
         return buf_close(&b);
 }
 
-static bool status_healthy(const StatusPool *p) {
-        unsigned need = p->min_ready > 0 ? MIN(p->min_ready, p->wanted) : p->wanted;
+/* How the pool stands for a load balancer: out (drained, stopping, below MinReady=, nothing wanted), in at
+ * full strength (every wanted slot ready), or in with fewer than wanted. */
+typedef enum Standing {
+        STANDING_OUT,
+        STANDING_DEGRADED,
+        STANDING_FULL,
+} Standing;
 
-        return !p->drained && p->state != POOL_STOPPING && p->wanted > 0 && p->ready >= need;
+static unsigned status_min_ready(const StatusPool *p) {
+        return p->min_ready > 0 ? MIN(p->min_ready, p->wanted) : p->wanted;
 }
 
-int status_format_health(const StatusPool *p, char **ret_body) {
-        bool ok = status_healthy(p);
+static Standing status_standing(const StatusPool *p) {
+        if (p->drained || p->state == POOL_STOPPING || p->wanted == 0 || p->ready < status_min_ready(p))
+                return STANDING_OUT;
+        return p->ready >= p->wanted ? STANDING_FULL : STANDING_DEGRADED;
+}
 
+int status_format_health(const StatusPool *p, HealthCheck check, char **ret_body) {
+        static const char *const words[] = {
+                [STANDING_OUT] = "unavailable", [STANDING_DEGRADED] = "degraded", [STANDING_FULL] = "ok"
+        };
+        Standing st = status_standing(p);
+        int code;
+
+        if (st == STANDING_OUT)
+                code = 503;
+        else if (st == STANDING_DEGRADED && check == HEALTH_CHECK_GRADED)
+                code = 429; /* Consul's "warning"; still above the bar */
+        else
+                code = 200;
         *ret_body = strdup_printf("{\"status\":\"%s\",\"state\":\"%s\",\"ready\":%u,\"wanted\":%u,\"min_ready\":%u,"
                                   "\"generation\":%u,\"drained\":%s}\n",
-                                  ok ? "ok" : "unavailable", pool_state_to_string(p->state), p->ready, p->wanted,
-                                  p->min_ready > 0 ? MIN(p->min_ready, p->wanted) : p->wanted, p->generation,
-                                  p->drained ? "true" : "false");
-        return ok ? 200 : 503;
+                                  words[st], pool_state_to_string(p->state), p->ready, p->wanted, status_min_ready(p),
+                                  p->generation, p->drained ? "true" : "false");
+        return code;
+}
+
+char *status_format_agent(const StatusPool *p) {
+        unsigned percent;
+
+        /* The admin state first: an operator's drain stands even while workers come and go. */
+        if (p->state == POOL_STOPPING)
+                return strdup("down #stopping\n");
+        if (p->drained)
+                return strdup("drain #drained\n");
+        if (p->ready == 0 || p->wanted == 0)
+                return strdup_printf("down #no worker ready (0/%u)\n", p->wanted);
+        /* Rounded down but never 0%, which HAProxy reads as a drain; a surge above wanted is 100%. */
+        percent = (unsigned) MIN((uint64_t) p->ready * 100 / p->wanted, 100U);
+        return strdup_printf("up ready %u%% #%u/%u workers ready\n", MAX(percent, 1U), p->ready, p->wanted);
 }
 
 void status_count_reload(StatusCounters *c, bool ok, usec_t duration, usec_t end_realtime) {
@@ -474,6 +510,11 @@ char *status_format_metrics(const StatusPool *p, const StatusWorker *rows, size_
         fprintf(b.f, "corral_generation %u\n", p->generation);
         metric_header(b.f, "corral_drained", "gauge", "1 while /health is drained.");
         fprintf(b.f, "corral_drained %d\n", p->drained ? 1 : 0);
+        if (p->has_connections) {
+                metric_header(b.f, "corral_connections", "gauge",
+                              "TCP connections open on the workers' listening addresses (accepted or queued).");
+                fprintf(b.f, "corral_connections %" PRIu64 "\n", p->connections);
+        }
 
         metric_header(b.f, "corral_worker_restarts_total", "counter",
                       "Workers replaced because they ended unexpectedly.");

@@ -65,6 +65,8 @@ typedef struct StatusPool {
         /* The last complete accounting pass over the workers (batches: 0 when none was yet). */
         usec_t sample_busy_usec, sample_longest_usec;
         unsigned sample_batches;
+        bool has_connections;  /* counted for /metrics only */
+        uint64_t connections;  /* open on the workers' TCP addresses (sock-diag.h) */
         const StatusCounters *counters;
 } StatusPool;
 
@@ -92,9 +94,23 @@ char *status_format_json(const StatusPool *p, const StatusWorker *rows, size_t n
  * holds none). Allocated, NULL on OOM. */
 char *status_format_summary(const StatusPool *p);
 
-/* GET /health: 200 while at least min_ready (0: all wanted) workers are ready, the pool is not stopping
- * and not drained; 503 otherwise. Returns the status code and an allocated JSON body in *ret_body. */
-int status_format_health(const StatusPool *p, char **ret_body);
+/* What a /health request asks: GRADED (GET /health) tells full strength (200) from degraded, fewer ready
+ * than wanted but at least min_ready (0: all wanted), (429, Consul's "warning"); READY (GET /health/ready),
+ * for engines that read any 4xx as a failure, answers both with 200. Either is 503 while drained, stopping,
+ * below min_ready or wanting no worker. */
+typedef enum HealthCheck {
+        HEALTH_CHECK_GRADED,
+        HEALTH_CHECK_READY,
+} HealthCheck;
+
+/* Returns the status code and an allocated JSON body in *ret_body (NULL on OOM). */
+int status_format_health(const StatusPool *p, HealthCheck check, char **ret_body);
+
+/* The one line corral answers HAProxy's agent-check with (allocated, NULL on OOM): "down #stopping",
+ * "drain #drained", "down #no worker ready (0/N)", or "up ready P% #R/N workers ready" with P the ready
+ * share of the wanted workers (1..100). "ready" cancels a drain the agent set before, never an operator's
+ * own on HAProxy's side; "up" counts only where HAProxy's own health checks agree. */
+char *status_format_agent(const StatusPool *p);
 
 /* GET /metrics: Prometheus text exposition format 0.0.4; per-worker series carry the slot only, for the
  * slot's serving worker (rows sorted by slot). Allocated, NULL on OOM. */

@@ -7,6 +7,8 @@
 #include <stdarg.h>
 #include <sched.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -317,5 +319,26 @@ int read_file_max(const char *path, size_t max, char **ret, size_t *ret_size) {
         buf[n] = 0;
         *ret = TAKE_PTR(buf);
         *ret_size = n;
+        return 0;
+}
+
+int fd_prepare_listener(int fd) {
+        int v = 0, flags;
+        socklen_t len = sizeof v;
+
+        if (fd < 0)
+                return -EBADF;
+        if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &len) < 0)
+                return errno == ENOTSOCK ? -EINVAL : -errno;
+        if (!v)
+                return -EINVAL;
+        len = sizeof v;
+        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &len) < 0)
+                return -errno;
+        if (v != SOCK_STREAM)
+                return -EINVAL;
+        flags = fcntl(fd, F_GETFL);
+        if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+                return -errno;
         return 0;
 }

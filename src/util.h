@@ -59,6 +59,11 @@ static inline void freep(void *p) {
 
 /* Close an fd if it is valid, keep errno, and return -EBADF so callers can write fd = safe_close(fd). */
 int safe_close(int fd);
+/* Checks that fd is a listening SOCK_STREAM socket (-EINVAL if not, -EBADF for a negative fd) and makes it
+ * non-blocking and close-on-exec: sockets from LISTEN_FDS come with neither flag. Non-blocking, because a
+ * connection can be reset between the wakeup and accept(); close-on-exec, because workers must not inherit
+ * it. Returns 0 or -errno. */
+int fd_prepare_listener(int fd);
 static inline void closep(int *fd) {
         safe_close(*fd);
 }

@@ -23,7 +23,7 @@ _corral_pool_options() {
 }
 
 # The same for client verb $2, from `corral VERB --help`: the options on the verb's usage line
-# ("corral status [--json] [NAME]", "corral drain|undrain [NAME]"), those every verb takes ("Every one takes
+# ("corral status [--json] [NAME]", "corral drain [--wait] [NAME]"), those every verb takes ("Every one takes
 # --control PATH ... and --timeout DURATION") and --help.
 _corral_client_options() {
         "$1" "$2" --help 2>/dev/null | awk -v verb="$2" '

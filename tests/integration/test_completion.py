@@ -62,8 +62,9 @@ class Completion(h.CorralTestCase):
         self.assertEqual(self.complete("--count", "=", "2", "--ready-m"), {"--ready-mode"})
         # Client verbs: what their usage line and "Every one takes" name.
         self.assertEqual(self.complete("status", "--"), {"--json", "--control", "--timeout", "--help"})
-        self.assertEqual(self.complete("reload", "--"), {"--wait", "--control", "--timeout", "--help"})
-        for verb in ("list", "recycle", "drain", "undrain"):
+        for verb in ("reload", "drain"):
+            self.assertEqual(self.complete(verb, "--"), {"--wait", "--control", "--timeout", "--help"}, verb)
+        for verb in ("list", "recycle", "undrain"):
             self.assertEqual(self.complete(verb, "--"), {"--control", "--timeout", "--help"}, verb)
         self.assertEqual(self.help_options("status"), {"--json", "--wait", "--control", "--timeout", "--help"})
 

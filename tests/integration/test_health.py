@@ -1,7 +1,10 @@
 # SPDX-License-Identifier: MIT
-"""The health and metrics endpoint: /health follows readiness, MinReady= and drain; /metrics is valid
-Prometheus text (checked by the real prometheus_client parser) whose counters move; a socket named
-corral-status from systemd is kept by corral and never reaches the workers; bad HTTP gets 4xx."""
+"""The health and metrics endpoint: /health follows readiness (200 full, 429 degraded from MinReady= up, 503)
+and drain, /health/ready the same in two codes; /metrics is valid Prometheus text (checked by the real
+prometheus_client parser) whose counters move; a socket named corral-status from systemd is kept by corral and
+never reaches the workers; bad HTTP gets 4xx. The HAProxy agent-check answers (weight from the ready share
+during a crash and a roll, drain, down while nothing is ready and while stopping), and `corral drain --wait`
+waits for the kernel's count of open connections, which /metrics exports."""
 
 import json
 import os
@@ -108,9 +111,14 @@ class Health(h.CorralTestCase):
         cmd, _ = h.spawn_counter_command(self.tmp, {"1": ["--exit-at-start", "3"], None: []})
         c = self.start(2, "--restart-prevent-exit-status", "3", "--min-ready", "1", cmd=cmd)
         c.wait_for_line(r"slot 1: exit status 3", timeout=20)
-        h.wait_until(lambda: self.health_status() == 200, 10, message="/health never 200 with 1 of 2 ready")
+        # Degraded but at MinReady=: Consul's "warning" on /health, plain 200 on /health/ready.
+        h.wait_until(lambda: self.health_status() == 429, 10, message="/health never 429 with 1 of 2 ready")
         body = json.loads(self.get("/health").text)
-        self.assertEqual((body["ready"], body["wanted"], body["min_ready"]), (1, 2, 1))
+        self.assertEqual((body["status"], body["ready"], body["wanted"], body["min_ready"]), ("degraded", 1, 2, 1))
+        a = self.get("/health/ready")
+        self.assertEqual((a.status, json.loads(a.text)["status"]), (200, "degraded"))
+        self.assertEqual(self.ctl("drain").returncode, 0)
+        self.assertEqual((self.get("/health").status, self.get("/health/ready").status), (503, 503))
 
     def test_health_503_until_all_ready_by_default(self):
         self.start(2, "--ready-timeout", "30s", cmd=[h.worker_bin(), "--no-ready"])
@@ -240,17 +248,143 @@ class Health(h.CorralTestCase):
     def test_systemd_status_socket_is_kept_from_the_workers(self):
         http_sock = h.bind_tcp()
         status_sock = h.bind_tcp()
+        agent_sock = h.bind_tcp()
         self.addCleanup(http_sock.close)
         self.addCleanup(status_sock.close)
+        self.addCleanup(agent_sock.close)
         port, status_port = http_sock.getsockname()[1], status_sock.getsockname()[1]
         control = os.path.join(self.tmp, "control")
+        # The agent's socket comes first: neither endpoint depends on the order systemd passes them in.
         self.start_corral(["--count", 2, "--control", control, "--", h.worker_bin()], mode="fds",
-                          sockets=[(http_sock, "http"), (status_sock, "corral-status")])
+                          sockets=[(agent_sock, "corral-agent"), (http_sock, "http"), (status_sock, "corral-status")])
         h.wait_all_ready(control, 2)
         env = h.http_get(port, "/env").env()
         self.assertEqual(env["LISTEN_FDS"], "1")
         self.assertEqual(env["LISTEN_FDNAMES"], "http")
         self.assertEqual(h.http_get(status_port, "/health").status, 200)
+        self.assertEqual(agent_line(agent_sock.getsockname()[1]), "up ready 100% #2/2 workers ready\n")
+
+
+
+def agent_line(port):
+    """One agent-check exchange as HAProxy makes it: connect, read until corral closes."""
+    return raw_request(port, b"").decode()
+
+
+class Agent(h.CorralTestCase):
+    """[Health] AgentListen=: HAProxy's agent-check protocol, one line per connection."""
+
+    def start(self, count, cmd, *extra, config=None):
+        self.port, self.agent_port, self.status_port = h.free_port(), h.free_port(), h.free_port()
+        self.control = os.path.join(self.tmp, "control")
+        args = ["--listen", f"127.0.0.1:{self.port}", "--agent-listen", f"127.0.0.1:{self.agent_port}",
+                "--status-listen", f"127.0.0.1:{self.status_port}", "--count", str(count), "--control", self.control,
+                *extra]
+        if config:
+            args = ["--config", config, *args]
+        else:
+            args += ["--", *cmd]
+        return self.start_corral(args)
+
+    def ctl(self, *args, timeout=60):
+        return subprocess.run([h.corral_bin(), *args, "--control", self.control], capture_output=True, text=True,
+                              timeout=h.scaled(timeout), env=h.clean_env())
+
+    def agent(self):
+        return agent_line(self.agent_port)
+
+    def wait_agent(self, expected, timeout=10):
+        def says():
+            try:
+                return self.agent()
+            except OSError as e:  # not listening yet
+                return repr(e)
+        h.wait_until(lambda: says() == expected, timeout, interval=0.05,
+                     message=f"agent never said {expected!r}: {says()!r}")
+
+    def test_weight_follows_the_ready_share_then_drain_and_stop(self):
+        cmd, _ = h.spawn_counter_command(self.tmp, {"3": ["--exit-at-start", "3"], None: ["--ignore-sigterm"]})
+        c = self.start(4, cmd, "--restart-prevent-exit-status", "3", "--stop-timeout", "3s")
+        c.wait_for_line(r"slot 3: exit status 3", timeout=20)
+        self.wait_agent("up ready 75% #3/4 workers ready\n")
+        # What HAProxy may send first (agent-send) is read and dropped; the answer is the same.
+        self.assertEqual(raw_request(self.agent_port, b"backend/server\n", half_close=False),
+                         b"up ready 75% #3/4 workers ready\n")
+        self.assertEqual(self.ctl("drain").returncode, 0)
+        self.assertEqual(self.agent(), "drain #drained\n")
+        self.assertEqual(self.ctl("undrain").returncode, 0)
+        self.assertEqual(self.agent(), "up ready 75% #3/4 workers ready\n")
+        # Stopping: the workers ignore SIGTERM for up to StopTimeoutSec=, and the agent says down meanwhile.
+        c.send_signal(signal.SIGTERM)
+        self.wait_agent("down #stopping\n", timeout=5)
+        c.wait(h.scaled(20))
+
+    def test_down_while_no_worker_is_ready(self):
+        self.start(2, [h.worker_bin(), "--no-ready"], "--ready-timeout", "60s")
+        self.wait_agent("down #no worker ready (0/2)\n")
+
+    def test_weight_during_a_roll_that_may_go_below_strength(self):
+        conf = os.path.join(self.tmp, "corral.conf")
+
+        def write(ready_delay):
+            with open(conf + ".new", "w") as f:
+                f.write(f"[Worker]\nExecStart={h.worker_bin()} --ready-delay {ready_delay}\nCount=4\n"
+                        "[Reload]\nMaxSurge=0\nMaxUnavailable=1\n")
+            os.rename(conf + ".new", conf)
+
+        write("0")
+        self.start(4, None, config=conf)
+        h.wait_all_ready(self.control, 4)
+        self.assertEqual(self.agent(), "up ready 100% #4/4 workers ready\n")
+        write("0.3")  # seconds: each new worker takes a while: the slot it replaces is down meanwhile
+        seen = set()
+        p = subprocess.Popen([h.corral_bin(), "reload", "--wait", "--control", self.control], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=h.clean_env())
+        try:
+            while p.poll() is None:
+                seen.add(self.agent())
+                time.sleep(0.02)
+        finally:
+            out, err = p.communicate(timeout=h.scaled(60))
+        self.assertEqual(p.returncode, 0, err)
+        self.assertIn("up ready 75% #3/4 workers ready\n", seen)
+        self.assertLessEqual(seen, {"up ready 75% #3/4 workers ready\n", "up ready 100% #4/4 workers ready\n"})
+        self.assertEqual(self.agent(), "up ready 100% #4/4 workers ready\n")
+
+    def test_drain_wait_counts_the_open_connections(self):
+        self.start(2, [h.worker_bin()])
+        h.wait_all_ready(self.control, 2)
+        self.assertEqual(h.metrics(self.status_port)["corral_connections"], 0)
+        # Three keep-alive connections that have been served, and one still in the accept queue or not.
+        conns = [socket.create_connection(("127.0.0.1", self.port), timeout=h.scaled(5)) for _ in range(3)]
+        try:
+            for s in conns:
+                s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                self.assertIn(b"200", s.recv(4096))
+            h.wait_until(lambda: h.metrics(self.status_port)["corral_connections"] == 3, 5)
+            t0 = time.monotonic()
+            p = self.ctl("drain", "--wait", "--timeout", "1s")
+            self.assertEqual(p.returncode, 75, p.stdout + p.stderr)
+            self.assertGreaterEqual(time.monotonic() - t0, 1.0)
+            self.assertIn("3 connections still open after 1s", p.stderr)
+            self.assertEqual(self.agent(), "drain #drained\n")
+            self.assertEqual(h.http_get(self.status_port, "/health").status, 503)
+            # Closed while a second drain --wait waits: it returns as soon as the kernel counts none.
+            p = subprocess.Popen([h.corral_bin(), "drain", "--wait", "--timeout", "20s", "--control", self.control],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=h.clean_env())
+            time.sleep(0.5)
+            self.assertIsNone(p.poll())
+        finally:
+            for s in conns:
+                s.close()
+        out, err = p.communicate(timeout=h.scaled(20))
+        self.assertEqual(p.returncode, 0, err)
+        self.assertRegex(out, r"^drained\nno connections open \(after \d+\.\ds\)\n$")
+        self.assertEqual(h.metrics(self.status_port)["corral_connections"], 0)
+        # The workers served throughout: draining is the load balancer's signal, not a stop.
+        self.assertEqual(h.http_get(self.port).status, 200)
+        self.assertEqual(self.ctl("undrain").returncode, 0)
+        self.assertEqual(self.agent(), "up ready 100% #2/2 workers ready\n")
 
 
 if __name__ == "__main__":

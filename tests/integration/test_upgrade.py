@@ -8,6 +8,7 @@ crosses the exec with its deadline."""
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -104,7 +105,9 @@ class Upgrade(h.CorralTestCase):
         self.assertEqual(h.fd_count(corral.pid), fds0)
 
     def test_counters_status_and_metrics_carry_over(self):
-        corral = self.start(count=2, extra=["--status-listen", f"127.0.0.1:{h.free_port()}"])
+        agent_port = h.free_port()
+        corral = self.start(count=2, extra=["--status-listen", f"127.0.0.1:{h.free_port()}",
+                                            "--agent-listen", f"127.0.0.1:{agent_port}"])
         status_port = int(corral.args[corral.args.index("--status-listen") + 1].rsplit(":", 1)[1])
         p = subprocess.run([h.corral_bin(), "reload", "--wait", "--control", self.control], capture_output=True,
                            text=True, timeout=h.scaled(30), env=h.clean_env())
@@ -136,6 +139,16 @@ class Upgrade(h.CorralTestCase):
             want = {k: v for k, v in m_before.items() if k.split("{")[0] == name}
             self.assertTrue(want, f"{name} not in /metrics")
             self.assertEqual(got, want, name)
+        # Both endpoints crossed the exec on their sockets, and the agent-check tells a drain as before.
+        self.assertEqual(h.http_get(status_port, "/health").status, 200)
+        p = subprocess.run([h.corral_bin(), "drain", "--control", self.control], capture_output=True, text=True,
+                           timeout=h.scaled(30), env=h.clean_env())
+        self.assertEqual(p.returncode, 0, p.stderr)
+        rc, out = self.upgrade()
+        self.assertEqual(rc, 0, out)
+        with socket.create_connection(("127.0.0.1", agent_port), timeout=h.scaled(5)) as s:
+            self.assertEqual(s.makefile("rb").read(), b"drain #drained\n")
+        self.assertEqual(h.http_get(status_port, "/health").status, 503)
 
     def test_a_binary_that_cannot_take_over_changes_nothing(self):
         corral = self.start(count=2)

@@ -252,6 +252,12 @@ typedef struct BoundCase {
 
 #define ENV_NAME "expected NAME=VALUE, NAME of letters, digits and '_', not first a digit"
 static const BoundCase bound_cases[] = {
+        { "Health", "AgentListen", "127.0.0.1:5555", "", NULL },
+        { "Health", "AgentListen", "[::1]:5555", "", NULL },
+        { "Health", "AgentListen", "unix:/run/agent.sock", "",
+          "HAProxy's agent-check connects over TCP: use HOST:PORT or [ADDRESS]:PORT" },
+        { "Health", "AgentListen", "udp:127.0.0.1:5555", "",
+          "HAProxy's agent-check connects over TCP: use HOST:PORT or [ADDRESS]:PORT" },
         { "Worker", "Count", "1", "", NULL },
         { "Worker", "Count", "4096", "", NULL },
         { "Worker", "Count", "auto", "", NULL },
@@ -806,7 +812,7 @@ Test(config, key_table_is_complete_and_consistent) {
         size_t n;
         const ConfigKeyInfo *keys = config_key_table(&n);
 
-        cr_assert_eq(n, 35);
+        cr_assert_eq(n, 36);
         for (size_t i = 0; i < n; i++) {
                 cr_assert_not_null(keys[i].section);
                 cr_assert_not_null(keys[i].key);

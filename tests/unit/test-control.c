@@ -48,6 +48,7 @@ Test(control, every_verb_without_argument_is_accepted) {
                 { "status", CONTROL_STATUS }, { "status --json", CONTROL_STATUS_JSON },
                 { "drain", CONTROL_DRAIN },   { "undrain", CONTROL_UNDRAIN },
                 { "summary", CONTROL_SUMMARY }, { "upgrade", CONTROL_UPGRADE },
+                { "connections", CONTROL_CONNECTIONS },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
@@ -223,7 +224,7 @@ Test(control, server_strips_one_trailing_newline) {
         reply = exchange("status\n\n", 8, &seen);
         cr_assert_str_eq(reply,
                          "error: unknown request; expected reload [--wait], status [--json], summary, recycle SLOT, "
-                         "drain, undrain or upgrade\n");
+                         "drain, undrain, connections or upgrade\n");
         cr_assert_eq(seen.calls, 0);
 }
 

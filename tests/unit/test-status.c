@@ -138,18 +138,30 @@ static void expect_output(format_t format, Scenario s, const char *expected) {
         cr_assert_str_eq(text, expected, "got:\n%s\nexpected:\n%s", text, expected);
 }
 
-/* /health must answer code, and the body must say so along with the snapshot's figures and the number of
- * ready workers it asked for (MinReady=, or all wanted). */
+/* GET /health must answer code, and GET /health/ready the same but 200 for a 429; both bodies must say so
+ * along with the snapshot's figures and the number of ready workers asked for (MinReady=, or all wanted). */
 static void expect_health(const Snapshot *x, int code, unsigned min_ready) {
-        _cleanup_free_ char *text = NULL, *expected = NULL;
-        int r = status_format_health(&x->pool, &text);
+        const char *word = code == 200 ? "ok" : code == 429 ? "degraded" : "unavailable";
+        _cleanup_free_ char *text = NULL, *ready_text = NULL, *expected = NULL;
+        int r = status_format_health(&x->pool, HEALTH_CHECK_GRADED, &text);
+        int r_ready = status_format_health(&x->pool, HEALTH_CHECK_READY, &ready_text);
 
         cr_assert_eq(r, code, "state '%s', %u/%u ready, min %u, drained %d: %d", x->state, x->pool.ready,
                      x->pool.wanted, x->pool.min_ready, x->pool.drained, r);
+        cr_assert_eq(r_ready, code == 429 ? 200 : code, "/health/ready: %d", r_ready);
         expected = strdup_printf("{\"status\":\"%s\",\"state\":\"%s\",\"ready\":%u,\"wanted\":%u,"
                                  "\"min_ready\":%u,\"generation\":%u,\"drained\":%s}\n",
-                                 code == 200 ? "ok" : "unavailable", x->state, x->pool.ready, x->pool.wanted,
-                                 min_ready, x->pool.generation, x->pool.drained ? "true" : "false");
+                                 word, x->state, x->pool.ready, x->pool.wanted, min_ready, x->pool.generation,
+                                 x->pool.drained ? "true" : "false");
+        cr_assert_not_null(text);
+        cr_assert_str_eq(text, expected);
+        cr_assert_str_eq(ready_text, expected);
+}
+
+/* The agent-check line for the snapshot. */
+static void expect_agent(const Snapshot *x, const char *expected) {
+        _cleanup_free_ char *text = status_format_agent(&x->pool);
+
         cr_assert_not_null(text);
         cr_assert_str_eq(text, expected);
 }
@@ -335,7 +347,7 @@ Test(status, health_is_200_with_every_slot_ready) {
         _cleanup_free_ char *text = NULL;
 
         /* Once to the letter; expect_health() builds the others the same way. */
-        cr_assert_eq(status_format_health(&x.pool, &text), 200);
+        cr_assert_eq(status_format_health(&x.pool, HEALTH_CHECK_GRADED, &text), 200);
         cr_assert_str_eq(text, "{\"status\":\"ok\",\"state\":\"running\",\"ready\":3,\"wanted\":3,"
                                "\"min_ready\":3,\"generation\":3,\"drained\":false}\n");
         expect_health(&x, 200, 3);
@@ -344,12 +356,22 @@ Test(status, health_is_200_with_every_slot_ready) {
         expect_health(&x, 200, 3);
 }
 
-Test(status, health_is_503_below_min_ready_and_200_at_it) {
+Test(status, health_is_503_below_min_ready_and_429_from_it_to_full_strength) {
         Snapshot x = snapshot(SCENARIO_DEGRADED);
 
+        /* 2 of 3 ready. */
         expect_health(&x, 503, 3);
         x.pool.min_ready = 2;
-        expect_health(&x, 200, 2);
+        expect_health(&x, 429, 2);
+        x.pool.min_ready = 1;
+        expect_health(&x, 429, 1);
+        x.pool.ready = 1;
+        expect_health(&x, 429, 1);
+        x.pool.ready = 0;
+        expect_health(&x, 503, 1);
+        /* A surge above wanted is full strength. */
+        x.pool.ready = 4;
+        expect_health(&x, 200, 1);
 }
 
 Test(status, health_min_ready_above_wanted_means_all) {
@@ -376,6 +398,42 @@ Test(status, health_is_503_for_an_empty_pool) {
 
         x.pool.ready = x.pool.wanted = 0;
         expect_health(&x, 503, 0);
+}
+
+Test(status, agent_weight_follows_the_ready_share) {
+        Snapshot x = snapshot(SCENARIO_RUNNING);
+
+        expect_agent(&x, "up ready 100% #3/3 workers ready\n");
+        x = snapshot(SCENARIO_DEGRADED);
+        expect_agent(&x, "up ready 66% #2/3 workers ready\n");
+        /* MinReady= is /health's bar: the agent gives a weight as long as one worker serves. */
+        x.pool.min_ready = 3;
+        x.pool.ready = 1;
+        expect_agent(&x, "up ready 33% #1/3 workers ready\n");
+        x.pool.ready = 4;
+        expect_agent(&x, "up ready 100% #4/3 workers ready\n");
+        /* Never 0%, which HAProxy would take for a drain. */
+        x.pool.ready = 1;
+        x.pool.wanted = 1000;
+        expect_agent(&x, "up ready 1% #1/1000 workers ready\n");
+}
+
+Test(status, agent_says_down_drain_and_stopping) {
+        Snapshot x = snapshot(SCENARIO_DEGRADED);
+
+        x.pool.ready = 0;
+        expect_agent(&x, "down #no worker ready (0/3)\n");
+        x.pool.wanted = 0;
+        expect_agent(&x, "down #no worker ready (0/0)\n");
+        x = snapshot(SCENARIO_DRAINED);
+        expect_agent(&x, "drain #drained\n");
+        x.pool.ready = 0;
+        expect_agent(&x, "drain #drained\n");
+        x = snapshot(SCENARIO_STOPPING);
+        x.pool.ready = 3;
+        expect_agent(&x, "down #stopping\n");
+        x.pool.drained = true;
+        expect_agent(&x, "down #stopping\n");
 }
 
 /* The accept queue gauges: of the http socket, or of no socket at all (headers only). */
