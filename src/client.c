@@ -287,12 +287,14 @@ static int find_control(const ClientArgs *a, char **ret) {
         return n == 0 ? EXIT_NOT_RUNNING : EXIT_USAGE;
 }
 
-/* `drain --wait`: drains, then counts the open connections until there are none (0) or the time is up
- * (EXIT_TEMPFAIL, with the count). */
+/* `drain --wait`: drains, then counts the open connections until there are none and the load balancer that
+ * was polling has heard of the drain (0), or the time is up (EXIT_TEMPFAIL, with the count). Between two
+ * requests a balancer's connections may all be closed: a count of 0 before it polled means nothing. */
 static int run_drain_wait(const ClientArgs *a, const char *path) {
         usec_t wait = a->timeout_set ? a->timeout : DRAIN_WAIT_TIMEOUT_USEC, start, now;
         char t[FORMAT_USEC_MAX];
         uint64_t n;
+        bool unseen;
         int r;
 
         r = control_client_run(path, "drain", MIN(wait, CLIENT_TIMEOUT_USEC));
@@ -302,13 +304,19 @@ static int run_drain_wait(const ClientArgs *a, const char *path) {
         for (;;) {
                 now = now_usec(CLOCK_MONOTONIC);
                 r = control_client_count(path, "connections", MIN(CLIENT_TIMEOUT_USEC, MAX(start + wait - now,
-                                                                                          DRAIN_POLL_USEC)), &n);
+                                                                                          DRAIN_POLL_USEC)), &n,
+                                         &unseen);
                 if (r != 0)
                         return r;
                 now = now_usec(CLOCK_MONOTONIC);
-                if (n == 0) {
+                if (n == 0 && !unseen) {
                         printf("no connections open (after %.1fs)\n", (double) (now - start) / USEC_PER_SEC);
                         return 0;
+                }
+                if (now >= start + wait && n == 0) {
+                        fprintf(stderr, "corral: drain: no load balancer polled since the drain within %s "
+                                "(--timeout sets the wait); corral stays drained\n", format_usec(t, sizeof t, wait));
+                        return EXIT_TEMPFAIL;
                 }
                 if (now >= start + wait) {
                         fprintf(stderr, "corral: drain: %" PRIu64 " connection%s still open after %s (--timeout "

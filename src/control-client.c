@@ -266,7 +266,7 @@ int control_client_run(const char *path, const char *request, usec_t timeout) {
         return startswith(buf, "ok") ? 0 : 1;
 }
 
-int control_client_count(const char *path, const char *request, usec_t timeout, uint64_t *ret) {
+int control_client_count(const char *path, const char *request, usec_t timeout, uint64_t *ret, bool *ret_unseen) {
         _cleanup_free_ char *buf = NULL;
         const char *v;
         char *end;
@@ -280,8 +280,9 @@ int control_client_count(const char *path, const char *request, usec_t timeout, 
         if (v && *v >= '0' && *v <= '9') {
                 unsigned long long n = strtoull(v, &end, 10);
 
-                if (errno == 0 && streq(end, "\n")) {
+                if (errno == 0 && (streq(end, "\n") || streq(end, " unseen\n"))) {
                         *ret = n;
+                        *ret_unseen = streq(end, " unseen\n");
                         return 0;
                 }
         }

@@ -22,6 +22,7 @@ int control_client_call(const char *path, const char *request, usec_t timeout, c
  * use it, 75 (EXIT_TEMPFAIL) when it did not answer in time. */
 int control_client_run(const char *path, const char *request, usec_t timeout);
 
-/* control_client_call() for a request answered "ok: N" (a count in decimal), into *ret; prints nothing
+/* control_client_call() for a request answered "ok: N" or "ok: N unseen" (a count in decimal; the word for
+ * `connections`: a drain the load balancer has not polled yet), into *ret and *ret_unseen; prints nothing
  * else. Returns 0, or the exit code after saying what went wrong, as control_client_run(). */
-int control_client_count(const char *path, const char *request, usec_t timeout, uint64_t *ret);
+int control_client_count(const char *path, const char *request, usec_t timeout, uint64_t *ret, bool *ret_unseen);

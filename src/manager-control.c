@@ -137,6 +137,22 @@ static void manager_snapshot(Manager *m, Snapshot *ret) {
         manager_snapshot_workers(m, ret, now);
 }
 
+/* A load balancer polls the agent or /health: note it, and whether it heard of a drain. */
+static void manager_note_poll(Manager *m) {
+        m->polled_usec = now_usec(CLOCK_MONOTONIC);
+        if (m->drained)
+                m->drain_seen = true;
+}
+
+/* Drained, but the load balancer that polled just before has not polled since: new connections may
+ * still come, whatever the count says now. Given up after DRAIN_SEEN_WAIT_USEC (a poller gone for good). */
+#define DRAIN_SEEN_WAIT_USEC (10 * USEC_PER_SEC)
+static bool manager_drain_unseen(Manager *m) {
+        return m->drained && !m->drain_seen && m->polled_usec > 0 &&
+               m->polled_usec + DRAIN_SEEN_WAIT_USEC >= m->drained_usec &&
+               now_usec(CLOCK_MONOTONIC) < m->drained_usec + DRAIN_SEEN_WAIT_USEC;
+}
+
 void manager_on_control(ControlServer *s, ControlConnection *c, ControlCommand cmd, unsigned arg, void *userdata) {
         Manager *m = userdata;
         _cleanup_free_ char *text = NULL;
@@ -189,12 +205,17 @@ void manager_on_control(ControlServer *s, ControlConnection *c, ControlCommand c
                 int r = manager_count_connections(m, &n);
 
                 text = r < 0 ? strdup_printf("error: cannot count the connections: %s\n", strerror(-r)) :
-                               strdup_printf("ok: %" PRIu64 "\n", n);
+                               strdup_printf("ok: %" PRIu64 "%s\n", n,
+                                             manager_drain_unseen(m) ? " unseen" : "");
                 control_reply(c, text ?: "error: out of memory\n");
                 return;
         }
         case CONTROL_DRAIN:
         case CONTROL_UNDRAIN:
+                if (cmd == CONTROL_DRAIN && !m->drained) {
+                        m->drained_usec = now_usec(CLOCK_MONOTONIC);
+                        m->drain_seen = false;
+                }
                 m->drained = cmd == CONTROL_DRAIN;
                 log_notice("%s: /health answers %s", m->drained ? "drained" : "undrained", m->drained ? "503" : "by readiness again");
                 control_reply(c, m->drained ? "ok: drained\n" : "ok: undrained\n");
@@ -239,6 +260,7 @@ void manager_on_http(Httpd *h, const HttpRequest *req, HttpdResponse *resp, void
         }
         manager_snapshot(m, &snap);
         if (health || ready) {
+                manager_note_poll(m);
                 code = status_format_health(&snap.pool, health ? HEALTH_CHECK_GRADED : HEALTH_CHECK_READY, &body);
                 (void) httpd_respond(resp, body ? code : 500, "application/json", body ?: "{}\n");
                 return;
@@ -254,6 +276,7 @@ char *manager_agent_answer(AgentServer *a, void *userdata) {
         StatusPool p;
 
         /* The agent needs the pool's figures only: no snapshot of workers and sockets for each check. */
+        manager_note_poll(m);
         pool_counts(m->pool, &c);
         p = (StatusPool) {
                 .state = pool_state(m->pool),

@@ -77,6 +77,10 @@ struct Manager {
         Httpd *httpd;
         AgentServer *agent;
         bool drained;
+        /* Whether a load balancer has heard of the drain: the last answer of the agent or of /health
+         * (/health/ready) before it, and whether one was given while drained. */
+        usec_t drained_usec, polled_usec;
+        bool drain_seen;
         StatusCounters counters;
         usec_t reload_started_usec;
         char *reload_warnings; /* "warning: " lines about the last reload's config, NULL: none */

@@ -351,7 +351,27 @@ class Agent(h.CorralTestCase):
         self.assertLessEqual(seen, {"up ready 75% #3/4 workers ready\n", "up ready 100% #4/4 workers ready\n"})
         self.assertEqual(self.agent(), "up ready 100% #4/4 workers ready\n")
 
+    def test_drain_wait_waits_for_the_balancer_that_polls_to_hear_of_it(self):
+        self.start(2, [h.worker_bin()])
+        h.wait_all_ready(self.control, 2)
+        # A balancer polls; between its requests no connection may be open, which proves nothing yet.
+        self.assertEqual(self.agent(), "up ready 100% #2/2 workers ready\n")
+        p = subprocess.Popen([h.corral_bin(), "drain", "--wait", "--timeout", "20s", "--control", self.control],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=h.clean_env())
+        try:
+            time.sleep(0.6)
+            self.assertIsNone(p.poll(), "drain --wait returned before the balancer polled")
+            self.assertEqual(self.agent(), "drain #drained\n")
+            out, err = p.communicate(timeout=h.scaled(10))
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        self.assertEqual(p.returncode, 0, err)
+        self.assertIn("no connections open", out)
+
     def test_drain_wait_counts_the_open_connections(self):
+        # No balancer polls here: drain --wait waits for the connections alone.
         self.start(2, [h.worker_bin()])
         h.wait_all_ready(self.control, 2)
         self.assertEqual(h.metrics(self.status_port)["corral_connections"], 0)
