@@ -11,8 +11,9 @@ usage() {
 Usage: scripts/test.sh [--no-asan] [--no-fuzz] [--no-deb] [--no-e2e] [-- CTEST_ARGS...]
 
 Installs missing dependencies (scripts/setup.sh), builds, and runs:
-  1. unit + integration tests          in build/       (ctest; with the stacks' runtimes:
-                                       setup.sh --stacks, CORRAL_REQUIRE_STACKS=1)
+  1. unit + integration tests          in build/       (ctest; with the stacks' runtimes and the
+                                       fleet tier's haproxy, socat, ansible-core: setup.sh --stacks
+                                       --fleet, CORRAL_REQUIRE_STACKS=1 CORRAL_REQUIRE_FLEET=1)
   2. unit + integration under ASan/UBSan in build-asan/ (ctest, -DCORRAL_SANITIZE=ON; not the
                                        stacks test, whose apps ASan does not instrument)
   3. fuzzing                           each libFuzzer target of tests/fuzz/ for $CORRAL_FUZZ_SECONDS
@@ -120,9 +121,10 @@ build_and_test() {
 }
 
 # The stacks test (uvicorn, Go, Puma) runs here only: setup.sh --stacks installs their runtimes, and a
-# missing one fails the test instead of skipping it.
+# missing one fails the test instead of skipping it. The same for the fleet tier (HAProxy, ansible-core:
+# setup.sh --fleet), which the ASan tier then runs too, with what this one installed.
 tier_default() {
-    SETUP_FLAGS=--stacks CORRAL_REQUIRE_STACKS=1 build_and_test default build
+    SETUP_FLAGS="--stacks --fleet" CORRAL_REQUIRE_STACKS=1 CORRAL_REQUIRE_FLEET=1 build_and_test default build
 }
 
 tier_asan() {
