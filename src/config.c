@@ -528,6 +528,10 @@ static const ConfigKey config_keys[] = {
                        "Answer HAProxy's agent-check here (TCP; a weight from the ready share, drain, down); under "
                        "systemd pass a socket named corral-agent instead (default: none)",
                        config_parse_status_listen, agent_listen, 0, 0),
+        KEY("Health", "DrainDelaySec", "drain-delay", 0, "DURATION", "0",
+            "On SIGTERM or SIGINT, answer /health with 503 and the agent-check with down, keep serving this "
+            "long, then stop the workers; a second signal stops them at once",
+            config_parse_duration, drain_delay_usec, 0, USEC_PER_HOUR),
         KEY("Health", "MinReady", "min-ready", 0, "N", "0",
             "Ready workers needed for /health to answer 200 (429 from here up to all of them) and /health/ready "
             "200; 0 means all of them",

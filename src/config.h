@@ -94,6 +94,7 @@ typedef struct Config {
         unsigned max_unavailable;
 
         char *status_listen;  /* [Health] Listen=: embedded-mode health/metrics endpoint, NULL: none */
+        usec_t drain_delay_usec; /* [Health] DrainDelaySec= */
         char *agent_listen;   /* [Health] AgentListen=: HAProxy agent-check endpoint (TCP), NULL: none */
         unsigned min_ready;   /* ready workers for /health to say 200; 0: all of them */
 

@@ -117,6 +117,7 @@ static void manager_snapshot(Manager *m, Snapshot *ret) {
                         .stopping = c.stopping,
                         .min_ready = m->target->config->min_ready,
                         .drained = m->drained,
+                        .stop_pending = m->stop_pending,
                         .start_time_usec = m->started_realtime_usec,
                         .uptime_usec = now - m->started_usec,
                         .command = m->target->config->exec_start,
@@ -169,7 +170,7 @@ void manager_on_control(ControlServer *s, ControlConnection *c, ControlCommand c
                 control_reply(c, text ?: "ok\n");
                 return;
         case CONTROL_RELOAD_WAIT:
-                if (pool_is_stopping(m->pool)) {
+                if (pool_is_stopping(m->pool) || m->stop_pending) {
                         control_reply(c, "error: corral is stopping\n");
                         return;
                 }
@@ -283,6 +284,7 @@ char *manager_agent_answer(AgentServer *a, void *userdata) {
                 .ready = c.ready,
                 .wanted = c.wanted,
                 .drained = m->drained,
+                .stop_pending = m->stop_pending,
         };
         return status_format_agent(&p);
 }

@@ -77,6 +77,8 @@ struct Manager {
         Httpd *httpd;
         AgentServer *agent;
         bool drained;
+        bool stop_pending;                 /* DrainDelaySec=: a stop signal came, the delay runs */
+        sd_event_source *drain_stop_timer; /* its end */
         /* Whether a load balancer has heard of the drain: the last answer of the agent or of /health
          * (/health/ready) before it, and whether one was given while drained. */
         usec_t drained_usec, polled_usec;

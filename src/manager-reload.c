@@ -78,7 +78,7 @@ int manager_reload(Manager *m) {
         LogFields f = {};
         int r, number;
 
-        if (pool_is_stopping(m->pool))
+        if (pool_is_stopping(m->pool) || m->stop_pending)
                 return -ESHUTDOWN;
         if (m->upgrading) {
                 /* The exec would cut the roll off; the state carries no roll. */

@@ -156,7 +156,7 @@ static int manager_upgrade_state(Manager *m, UpgradeState *ret) {
 
 /* Why an upgrade is refused at once: what would not be over within its time. */
 static const char *manager_upgrade_refused(Manager *m) {
-        if (pool_is_stopping(m->pool))
+        if (pool_is_stopping(m->pool) || m->stop_pending)
                 return "corral is stopping";
         if (m->reloading || pool_is_rolling(m->pool))
                 return "a reload is in progress";
@@ -166,7 +166,7 @@ static const char *manager_upgrade_refused(Manager *m) {
 /* Why an upgrade cannot happen now, or NULL. Only ready workers cross it: a starting worker's exec status
  * pipe and ready timeout, a stopping one's kill timer, would have to cross too, for a moment's wait. */
 static const char *manager_upgrade_busy(Manager *m) {
-        if (pool_is_stopping(m->pool))
+        if (pool_is_stopping(m->pool) || m->stop_pending)
                 return "corral is stopping";
         if (m->reloading || pool_is_rolling(m->pool))
                 return "a reload is in progress";

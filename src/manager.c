@@ -107,30 +107,94 @@ static void manager_relay_signal(Manager *m, int sig) {
                   n, n == 1 ? "" : "s");
 }
 
-static void manager_start_stop(Manager *m, const char *signame) {
+/* The graceful stop: every worker gets its stop signal. what: "received SIGTERM", "giving up", ... */
+static void manager_stop_pool(Manager *m, const char *what) {
         PoolCounts c;
         LogFields f = {};
 
-        /* signame NULL: corral gives up by itself; only signals count towards "the second one kills". */
-        if (signame)
-                m->term_signals++;
-        if (m->term_signals > 1) {
-                log_warning("received %s again, killing every worker now", signame);
-                manager_kill_workers(m);
-                return;
-        }
         if (pool_is_stopping(m->pool))
                 return;
         pool_counts(m->pool, &c);
         log_fields_add(&f, "WORKER_COUNT=%u", c.workers);
-        log_event(LOG_INFO, MESSAGE_ID_POOL_STOPPING, &f, "%s%s, stopping %u worker%s", signame ? "received " : "",
-                  signame ?: "giving up", c.workers, c.workers == 1 ? "" : "s");
+        log_event(LOG_INFO, MESSAGE_ID_POOL_STOPPING, &f, "%s, stopping %u worker%s", what, c.workers,
+                  c.workers == 1 ? "" : "s");
         if (m->reloading)
                 manager_reload_finished(m, false, "corral is stopping");
         pool_stop(m->pool);
         free(m->status);
         m->status = strdup_printf("stopping: %u worker%s left", c.workers, c.workers == 1 ? "" : "s");
         (void) notify_manager_stopping(m->status ?: "stopping");
+}
+
+static int on_drain_delay_over(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+
+        m->stop_pending = false;
+        manager_stop_pool(m, "drain delay over");
+        return 0;
+}
+
+/* DrainDelaySec=: /health answers 503 and the agent "down" at once (status snapshot), the workers serve on
+ * for the delay, then the graceful stop. Returns false when there is no delay to keep. */
+static bool manager_delay_stop(Manager *m, const char *signame) {
+        usec_t delay = m->target->config->drain_delay_usec;
+        char t[FORMAT_USEC_MAX];
+        int r;
+
+        if (delay == 0 || pool_is_stopping(m->pool))
+                return false;
+        if (m->drain_stop_timer)
+                r = sd_event_source_set_time_relative(m->drain_stop_timer, delay) < 0 ? -EIO :
+                    sd_event_source_set_enabled(m->drain_stop_timer, SD_EVENT_ONESHOT);
+        else {
+                r = sd_event_add_time_relative(m->event, &m->drain_stop_timer, CLOCK_MONOTONIC, delay, 0,
+                                               on_drain_delay_over, m);
+                if (r >= 0)
+                        (void) sd_event_source_set_priority(m->drain_stop_timer, PRIORITY_SIGNAL);
+        }
+        if (r < 0) {
+                log_warning_errno(r, "Failed to arm the drain delay, stopping at once: %m");
+                return false;
+        }
+        m->stop_pending = true;
+        log_notice("received %s: /health answers 503 and the agent-check down; the workers serve on for %s "
+                   "(DrainDelaySec=), then stop; %s again stops them now", signame,
+                   format_usec(t, sizeof t, delay), signame);
+        free(m->status);
+        m->status = strdup_printf("draining for %s before stopping", format_usec(t, sizeof t, delay));
+        (void) notify_manager_stopping(m->status ?: "stopping");
+        return true;
+}
+
+static void manager_start_stop(Manager *m, const char *signame) {
+        _cleanup_free_ char *what = NULL;
+
+        /* signame NULL: corral gives up by itself; only signals count towards "the second one kills". */
+        if (!signame) {
+                m->stop_pending = false;
+                (void) sd_event_source_set_enabled(m->drain_stop_timer, SD_EVENT_OFF);
+                manager_stop_pool(m, "giving up");
+                return;
+        }
+        m->term_signals++;
+        if (m->stop_pending) {
+                /* The second signal during the drain delay cuts it short; the next one kills. */
+                m->stop_pending = false;
+                m->term_signals--;
+                (void) sd_event_source_set_enabled(m->drain_stop_timer, SD_EVENT_OFF);
+                what = strdup_printf("received %s again during the drain delay", signame);
+                manager_stop_pool(m, what ?: "received a signal again");
+                return;
+        }
+        if (m->term_signals > 1) {
+                log_warning("received %s again, killing every worker now", signame);
+                manager_kill_workers(m);
+                return;
+        }
+        if (manager_delay_stop(m, signame))
+                return;
+        what = strdup_printf("received %s", signame);
+        manager_stop_pool(m, what ?: "received a signal");
 }
 
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
@@ -592,6 +656,7 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->sample_more);
         pool_free(m->pool);
         control_server_free(m->control);
+        sd_event_source_disable_unref(m->drain_stop_timer);
         httpd_free(m->httpd);
         agent_server_free(m->agent);
         socket_set_done(&m->status_sockets);

@@ -368,7 +368,8 @@ static unsigned status_min_ready(const StatusPool *p) {
 }
 
 static Standing status_standing(const StatusPool *p) {
-        if (p->drained || p->state == POOL_STOPPING || p->wanted == 0 || p->ready < status_min_ready(p))
+        if (p->drained || p->stop_pending || p->state == POOL_STOPPING || p->wanted == 0 ||
+            p->ready < status_min_ready(p))
                 return STANDING_OUT;
         return p->ready >= p->wanted ? STANDING_FULL : STANDING_DEGRADED;
 }
@@ -397,7 +398,7 @@ char *status_format_agent(const StatusPool *p) {
         unsigned percent;
 
         /* The admin state first: an operator's drain stands even while workers come and go. */
-        if (p->state == POOL_STOPPING)
+        if (p->state == POOL_STOPPING || p->stop_pending)
                 return strdup("down #stopping\n");
         if (p->drained)
                 return strdup("drain #drained\n");

@@ -51,6 +51,7 @@ typedef struct StatusPool {
         unsigned ready, wanted, processes, starting, stopping;
         unsigned min_ready; /* for /health; 0: all */
         bool drained;
+        bool stop_pending; /* a stop waits out DrainDelaySec=: /health 503, the agent down */
         usec_t start_time_usec; /* CLOCK_REALTIME when corral started */
         usec_t uptime_usec;
         char *const *command;        /* ExecStart= of the generation new workers start as */

@@ -407,5 +407,45 @@ class Agent(h.CorralTestCase):
         self.assertEqual(self.agent(), "up ready 100% #2/2 workers ready\n")
 
 
+class DrainDelay(h.CorralTestCase):
+    """DrainDelaySec=: a stop signal takes the pool out of rotation first, keeps serving, then stops."""
+
+    def start(self, delay):
+        self.port, self.agent_port, self.status_port = h.free_port(), h.free_port(), h.free_port()
+        self.control = os.path.join(self.tmp, "control")
+        c = self.start_corral(["--listen", f"127.0.0.1:{self.port}", "--agent-listen", f"127.0.0.1:{self.agent_port}",
+                               "--status-listen", f"127.0.0.1:{self.status_port}", "--count", "2",
+                               "--drain-delay", delay, "--control", self.control, "--", h.worker_bin()])
+        h.wait_all_ready(self.control, 2)
+        return c
+
+    def test_sigterm_goes_unready_serves_for_the_delay_then_stops(self):
+        c = self.start("2s")
+        self.assertEqual(h.http_get(self.status_port, "/health").status, 200)
+        t0 = time.monotonic()
+        c.send_signal(signal.SIGTERM)
+        h.wait_until(lambda: h.http_get(self.status_port, "/health").status == 503, 5,
+                     message="/health never 503 after SIGTERM")
+        self.assertEqual(h.http_get(self.status_port, "/health/ready").status, 503)
+        self.assertEqual(agent_line(self.agent_port), "down #stopping\n")
+        # The workers serve on meanwhile, and nothing else may start: a reload is refused.
+        for _ in range(5):
+            self.assertEqual(h.http_get(self.port).status, 200)
+        p = subprocess.run([h.corral_bin(), "reload", "--control", self.control], capture_output=True, text=True,
+                           timeout=h.scaled(10), env=h.clean_env())
+        self.assertNotEqual(p.returncode, 0, p.stdout)
+        c.wait_for_line(r"drain delay over, stopping 2 workers", timeout=10)
+        self.assertGreaterEqual(time.monotonic() - t0, 2.0)
+        self.assertEqual(c.wait(20), 0)
+
+    def test_a_second_sigterm_skips_the_delay(self):
+        c = self.start("60s")
+        c.send_signal(signal.SIGTERM)
+        c.wait_for_line(r"serve on for 1min", timeout=10)
+        c.send_signal(signal.SIGTERM)
+        c.wait_for_line(r"received SIGTERM again during the drain delay, stopping 2 workers", timeout=10)
+        self.assertEqual(c.wait(20), 0)
+
+
 if __name__ == "__main__":
     unittest.main()

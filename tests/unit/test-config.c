@@ -812,7 +812,7 @@ Test(config, key_table_is_complete_and_consistent) {
         size_t n;
         const ConfigKeyInfo *keys = config_key_table(&n);
 
-        cr_assert_eq(n, 36);
+        cr_assert_eq(n, 37);
         for (size_t i = 0; i < n; i++) {
                 cr_assert_not_null(keys[i].section);
                 cr_assert_not_null(keys[i].key);
