@@ -77,6 +77,7 @@ struct Manager {
         Httpd *httpd;
         AgentServer *agent;
         bool drained;
+        uint64_t orphans_reaped;           /* processes corral reaped that it did not start */
         bool stop_pending;                 /* DrainDelaySec=: a stop signal came, the delay runs */
         sd_event_source *drain_stop_timer; /* its end */
         /* Whether a load balancer has heard of the drain: the last answer of the agent or of /health
@@ -125,6 +126,7 @@ struct Manager {
         bool upgrade_exec_pending;    /* the sentinel passed: exec at the next quiet point */
         usec_t upgrade_deadline;      /* give up when not done by then */
         sd_event_source *upgrade_sentinel; /* its pidfd */
+        pid_t upgrade_sentinel_pid;
         sd_event_source *upgrade_timer;
         int upgrade_output;           /* the sentinel's stdout and stderr */
         int upgrade_check_fd;         /* the state the sentinel reads */
@@ -176,6 +178,8 @@ void manager_stop_worker(Manager *m, PoolWorker *pw);
 int manager_adopt_worker(Manager *m, PoolWorker *pw, Generation *g, const UpgradeWorker *uw);
 /* SIGKILLs every worker now (a second stop signal). */
 void manager_kill_workers(Manager *m);
+/* On SIGCHLD: reaps the children that are not workers (orphans; reaper.h), counted in orphans_reaped. */
+void manager_reap_orphans(Manager *m);
 /* Frees the workers that exited; called after each dispatch. */
 void manager_free_gone(Manager *m);
 /* The worker of a pool record id, live or gone; NULL when freed already. */

@@ -9,6 +9,7 @@
 #include "env.h"
 #include "manager-internal.h"
 #include "message-ids.h"
+#include "reaper.h"
 
 /* The pool's record of w, or NULL once the pool forgot it (after it exited). */
 static PoolWorker *manager_record(Manager *m, const Worker *w) {
@@ -41,6 +42,36 @@ void manager_free_gone(Manager *m) {
 void manager_kill_workers(Manager *m) {
         for (Worker *w = m->workers; w; w = w->next)
                 worker_kill(w);
+}
+
+void manager_reap_orphans(Manager *m) {
+        _cleanup_free_ pid_t *keep = NULL;
+        size_t n = 0, max = 1;
+        unsigned reaped;
+        int r;
+
+        /* Every process a child source waits for: the workers (also those being freed) and the sentinel. */
+        for (Worker *w = m->workers; w; w = w->next)
+                max++;
+        for (Worker *w = m->gone; w; w = w->next)
+                max++;
+        keep = malloc(max * sizeof(pid_t));
+        if (!keep) {
+                log_oom(); /* the next SIGCHLD tries again */
+                return;
+        }
+        for (Worker *w = m->workers; w; w = w->next)
+                keep[n++] = w->pid;
+        for (Worker *w = m->gone; w; w = w->next)
+                keep[n++] = w->pid;
+        /* The sentinel's, while its source may still have to reap it (a kept pid that is gone costs nothing). */
+        if (m->upgrade_sentinel_pid > 0)
+                keep[n++] = m->upgrade_sentinel_pid;
+        reaper_sort(keep, n);
+        r = reaper_reap(keep, n, &reaped);
+        if (r < 0)
+                log_debug_errno(r, "Failed to reap orphans: %m");
+        m->orphans_reaped += reaped;
 }
 
 /* ---- verdicts ---- */

@@ -11,6 +11,7 @@
 #include "control.h"
 #include "log.h"
 #include "manager-internal.h"
+#include "reaper.h"
 #include "message-ids.h"
 #include "notify.h"
 #include "pool.h"
@@ -210,6 +211,9 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
         case SIGHUP:
                 (void) manager_reload(m);
                 break;
+        case SIGCHLD:
+                manager_reap_orphans(m);
+                break;
         default:
                 manager_relay_signal(m, (int) si->ssi_signo);
                 break;
@@ -341,7 +345,7 @@ static int on_plan_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
 /* ---- set-up steps ---- */
 
-static const int manager_signals[] = { SIGTERM, SIGINT, SIGHUP };
+static const int manager_signals[] = { SIGTERM, SIGINT, SIGHUP, SIGCHLD };
 
 /* The loop, SIGCHLD blocked, and the stop and reload signals; the relayed ones need the target
  * generation (manager_watch_relay_signals()). */
@@ -349,12 +353,20 @@ static int manager_setup_loop(Manager *m) {
         sigset_t ss;
         int r;
 
-        /* sd-event needs SIGCHLD blocked before child sources exist. */
-        if (sigemptyset(&ss) < 0 || sigaddset(&ss, SIGCHLD) < 0 || sigprocmask(SIG_BLOCK, &ss, NULL) < 0)
+        /* sd-event needs SIGCHLD blocked before child sources exist; and its default action: one ignored by
+         * whoever started corral (the disposition survives exec) would have the kernel reap the workers
+         * behind their child sources' backs. */
+        if (sigemptyset(&ss) < 0 || sigaddset(&ss, SIGCHLD) < 0 || sigprocmask(SIG_BLOCK, &ss, NULL) < 0 ||
+            signal(SIGCHLD, SIG_DFL) == SIG_ERR)
                 return log_error_errno(errno, "Failed to block SIGCHLD: %m");
         r = sd_event_default(&m->event);
         if (r < 0)
                 return log_error_errno(r, "Failed to allocate the event loop: %m");
+        /* Orphans of the workers' children come to corral (and are reaped on SIGCHLD) rather than to init:
+         * nothing of a worker's tree escapes corral's view. */
+        r = reaper_become_subreaper();
+        if (r < 0)
+                log_warning_errno(r, "Failed to become the child subreaper, orphans go to init: %m");
         (void) sd_event_set_watchdog(m->event, true);
 
         for (size_t i = 0; i < ELEMENTSOF(manager_signals); i++) {
@@ -636,8 +648,10 @@ int manager_resume(const ManagerParams *params, UpgradeState *state, Manager **r
 /* corral is on its way out: a stop signal arriving now must not turn exit 0 into death by that signal once
  * the signal sources are gone and sd-event unblocks what it blocked for them. */
 static void manager_ignore_signals(Manager *m) {
+        /* Never SIGCHLD: ignored, it would make the kernel reap every child at once, here and, across the
+         * exec of an upgrade that goes back, in the image that comes back, whose child sources would fail. */
         for (int sig = 1; sig <= 64; sig++)
-                if (m->watched_signals & (UINT64_C(1) << (sig - 1)))
+                if (sig != SIGCHLD && (m->watched_signals & (UINT64_C(1) << (sig - 1))))
                         (void) signal(sig, SIG_IGN);
 }
 

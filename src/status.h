@@ -66,6 +66,7 @@ typedef struct StatusPool {
         /* The last complete accounting pass over the workers (batches: 0 when none was yet). */
         usec_t sample_busy_usec, sample_longest_usec;
         unsigned sample_batches;
+        uint64_t orphans_reaped; /* children corral did not start, reaped as their subreaper or PID 1 */
         bool has_connections;  /* counted for /metrics only */
         uint64_t connections;  /* open on the workers' TCP addresses (sock-diag.h) */
         const StatusCounters *counters;

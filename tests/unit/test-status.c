@@ -482,6 +482,10 @@ Test(status, agent_says_down_drain_and_stopping) {
         "# HELP corral_drained 1 while /health is drained.\n"                                               \
         "# TYPE corral_drained gauge\n"                                                                     \
         "corral_drained " drained "\n"                                                                      \
+        "# HELP corral_orphans_reaped_total Processes corral reaped that it did not start: orphans of the "   \
+        "workers' children.\n"                                                                              \
+        "# TYPE corral_orphans_reaped_total counter\n"                                                      \
+        "corral_orphans_reaped_total 0\n"                                                                   \
         "# HELP corral_worker_restarts_total Workers replaced because they ended unexpectedly.\n"           \
         "# TYPE corral_worker_restarts_total counter\n"                                                     \
         "corral_worker_restarts_total{reason=\"crash\"} 5\n"                                                \

@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: MIT */
+/* Orphans: corral is their reaper as PID 1 (a container's entrypoint) and, everywhere else, as a child
+ * subreaper (PR_SET_CHILD_SUBREAPER), so that what a worker's children leave behind when they double-fork
+ * comes to corral instead of to init, and is reaped on the next SIGCHLD. Workers are left to their child
+ * sources: reaping one here would take its exit status from it. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "util.h"
+
+/* Sorts pids for reaper_reap()'s keep. */
+void reaper_sort(pid_t *pids, size_t n);
+
+/* Reaps every child of corral that has exited and is not in keep (sorted: the workers and any other child
+ * with a child source). Returns 0 and how many were reaped, or -errno. */
+int reaper_reap(const pid_t *keep, size_t n_keep, unsigned *ret_reaped);
+
+/* Makes corral the reaper of its descendants' orphans: 1, or 0 as PID 1 (it is theirs already), or
+ * -errno. */
+int reaper_become_subreaper(void);

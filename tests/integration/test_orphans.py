@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Orphans: corral is the child subreaper of its workers' trees (PID 1 in a container is the same), so what
+a worker's child leaves when it double-forks comes to corral, which reaps it on SIGCHLD without ever taking
+a worker's exit status from its child source. 10,000 orphans leave 0 zombies."""
+
+import os
+import sys
+import unittest
+
+import corral_harness as h
+
+# A worker that double-forks COUNT times (each grandchild outlives its parent by a few ms, so that it is
+# reparented to corral and exits there), then exits with status EXIT while the last ones are still dying.
+ORPHANER = r"""
+import os, sys, time
+count, status = int(sys.argv[1]), int(sys.argv[2])
+for i in range(count):
+    pid = os.fork()
+    if pid == 0:
+        if os.fork() == 0:
+            time.sleep(0.002 * (i % 5))
+            os._exit(0)
+        os._exit(0)
+    os.waitpid(pid, 0)
+os._exit(status)
+"""
+
+
+def children(pid):
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(p) for p in f.read().split()]
+
+
+def zombies(pid):
+    n = 0
+    for c in children(pid):
+        try:
+            with open(f"/proc/{c}/stat") as f:
+                n += f.read().rsplit(")", 1)[1].split()[0] == "Z"
+        except FileNotFoundError:
+            pass
+    return n
+
+
+class Orphans(h.CorralTestCase):
+    def test_ten_thousand_orphans_leave_no_zombie_and_the_worker_keeps_its_exit_status(self):
+        count = 10000
+        status_port = h.free_port()
+        c = self.start_corral(["--listen", f"127.0.0.1:{h.free_port()}", "--status-listen", f"127.0.0.1:{status_port}",
+                               "--count", "1", "--ready-mode", "exec", "--restart-prevent-exit-status", "5",
+                               "--control", os.path.join(self.tmp, "control"), "--",
+                               sys.executable, "-c", ORPHANER, str(count), "5"])
+        # The worker's own exit is its child source's: the status is the one it exited with.
+        c.wait_for_line(r"worker 0 \(pid \d+\) exited with status 5", timeout=120)
+        h.wait_until(lambda: h.metrics(status_port)["corral_orphans_reaped_total"] == count, 60,
+                     message=f"orphans reaped: {h.metrics(status_port)['corral_orphans_reaped_total']} of {count}")
+        self.assertEqual(zombies(c.pid), 0)
+        self.assertEqual(children(c.pid), [])
+        self.assertEqual(c.output().count("exited with status 5"), 1)
+        self.assertEqual(c.stop(), 0)
+
+    def test_a_sigchld_ignored_by_whoever_started_corral_changes_nothing(self):
+        # An ignored SIGCHLD survives exec (bash's trap '' ignores it; dash's does not) and would have the kernel reap the workers behind corral's back.
+        wrapper = os.path.join(self.tmp, "corral-sigchld-ignored")
+        with open(wrapper, "w") as f:
+            f.write(f"#!/bin/bash\ntrap '' CHLD\nexec {h.corral_bin()} \"$@\"\n")
+        os.chmod(wrapper, 0o755)
+        control = os.path.join(self.tmp, "control")
+        port = h.free_port()
+        c = self.start_corral(["--listen", f"127.0.0.1:{port}", "--count", "2", "--control", control, "--",
+                               h.worker_bin()], binary=wrapper)
+        h.wait_all_ready(control, 2)
+        victim = h.http_get(port).pid
+        h.sigkill(victim)
+        c.wait_for_line(rf"worker \d \(pid {victim}\) killed by signal KILL", timeout=10)
+        h.wait_until(lambda: len(h.control_status(control)[1]["workers"]) == 2, 10)
+        h.wait_all_ready(control, 2)
+        self.assertEqual(c.stop(), 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
