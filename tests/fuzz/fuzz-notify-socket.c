@@ -64,6 +64,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
         fuzz_check(r >= 0, "sd_event_new: %d", r);
         r = notify_socket_new(event, 0, on_message, &seen, &notify);
         fuzz_check(r >= 0, "notify_socket_new: %d", r);
+        /* The socket's pause after a burst of rejects is a CLOCK_MONOTONIC timer, and sd-event opens that
+         * clock's timerfd with the first such source: open it now, or the one input that first exhausts the
+         * reject budget counts it as a leaked fd (seen in CI: 12 fds open, 11 before). */
+        r = sd_event_add_time(event, NULL, CLOCK_MONOTONIC, UINT64_MAX - 1, 0, NULL, NULL);
+        fuzz_check(r >= 0, "sd_event_add_time: %d", r);
 
         address = notify_socket_address(notify);
         len = strlen(address);

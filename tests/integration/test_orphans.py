@@ -2,9 +2,12 @@
 # SPDX-License-Identifier: MIT
 """Orphans: corral is the child subreaper of its workers' trees (PID 1 in a container is the same), so what
 a worker's child leaves when it double-forks comes to corral, which reaps it on SIGCHLD without ever taking
-a worker's exit status from its child source. 10,000 orphans leave 0 zombies."""
+a worker's exit status from its child source. 10,000 orphans leave 0 zombies. As PID 1 of a pid namespace
+(unshare(1) as root: what a container runtime does to its entrypoint) it reaps them too and stops on SIGTERM
+with exit 0 after its drain delay."""
 
 import os
+import signal
 import sys
 import unittest
 
@@ -77,6 +80,34 @@ class Orphans(h.CorralTestCase):
         h.wait_until(lambda: len(h.control_status(control)[1]["workers"]) == 2, 10)
         h.wait_all_ready(control, 2)
         self.assertEqual(c.stop(), 0)
+
+    def test_as_pid_1_of_a_pid_namespace_it_reaps_orphans_and_stops_on_sigterm(self):
+        # What a container runtime does to its entrypoint, without the runtime: a new pid namespace whose
+        # PID 1 is corral. --kill-child: should the test kill unshare, corral goes with it.
+        wrapper = os.path.join(self.tmp, "corral-pid1")
+        with open(wrapper, "w") as f:
+            f.write(f"#!/bin/sh\nexec unshare --pid --fork --mount-proc --kill-child {h.corral_bin()} \"$@\"\n")
+        os.chmod(wrapper, 0o755)
+        count, status_port = 1000, h.free_port()
+        script = ORPHANER.replace("os._exit(status)", "time.sleep(3600)")
+        c = self.start_corral(["--listen", f"127.0.0.1:{h.free_port()}", "--status-listen", f"127.0.0.1:{status_port}",
+                               "--count", "1", "--ready-mode", "exec", "--drain-delay", "1s",
+                               "--control", os.path.join(self.tmp, "control"), "--",
+                               sys.executable, "-c", script, str(count), "0"], binary=wrapper)
+        h.wait_until(lambda: h.metrics(status_port)["corral_orphans_reaped_total"] == count, 60,
+                     message=f"orphans reaped: {h.metrics(status_port)['corral_orphans_reaped_total']} of {count}")
+        (corral,) = children(c.pid)  # unshare's one child
+        with open(f"/proc/{corral}/status") as f:
+            self.assertRegex(f.read(), r"\nNSpid:\t\d+\t1\n", "corral is not PID 1 of its namespace")
+        self.assertEqual(zombies(corral), 0)
+        # PID 1 gets only the signals it handles: SIGTERM is one of them (unshare passes none on).
+        fd = os.pidfd_open(corral)
+        try:
+            signal.pidfd_send_signal(fd, signal.SIGTERM)
+        finally:
+            os.close(fd)
+        c.wait_for_line(r"drain delay over, stopping 1 worker", timeout=10)
+        self.assertEqual(c.wait(20), 0)
 
 
 if __name__ == "__main__":
