@@ -31,7 +31,8 @@ struct CgroupManager {
         int v2_fd; /* where cgroup2 worker leaves go, or -EBADF */
         int v1_fd; /* where v1 memory worker leaves go, or -EBADF */
         int v2_parent_fd, v1_parent_fd; /* hybrid: the cgroups holding our instance directories */
-        char instance[32];              /* hybrid: "corral-<pid>", our directory in each, or "" */
+        char instance[48];              /* hybrid: "corral-<pid>" (in a nested pid namespace
+                                         * "corral-<pid>-<namespace inode>"), our directory in each, or "" */
         uint64_t hz;
         CgroupWorker *workers;
         bool gc_pending; /* a leaf could not be removed yet: cgroup_manager_gc() has work */

@@ -297,11 +297,22 @@ static unsigned gc_dead_instances(int parent_fd) {
         return killed;
 }
 
+/* When corral is the first process of a pid namespace of its own (a container's entrypoint; its parent is
+ * outside: getppid() is 0), the inode of that namespace; else 0. */
+static uint64_t own_pid_namespace(void) {
+        struct stat st;
+
+        if (getpid() != 1 && getppid() != 0)
+                return 0;
+        return stat("/proc/self/ns/pid", &st) < 0 ? 0 : (uint64_t) st.st_ino;
+}
+
 static int probe_hybrid(CgroupManager *m, int unified_fd, int memory_mount_fd, const char *unified_path,
                         const char *memory_path, pid_t self, char **ret_reason) {
         _cleanup_close_ int v2 = -EBADF, v1 = -EBADF, iv2 = -EBADF, iv1 = -EBADF;
         const char *what = "cgroup2", *path = unified_path;
         unsigned leftovers;
+        uint64_t pidns;
         int r;
 
         v2 = open_cgroup_dir(unified_fd, unified_path);
@@ -324,9 +335,19 @@ static int probe_hybrid(CgroupManager *m, int unified_fd, int memory_mount_fd, c
          * Our leaves go into a directory of our own, corral-<pid>, so instances never collide and a crash
          * leaves its traces in one place (removed by the next start). No move into supervisor/ is needed:
          * no controller is enabled in our cgroup2 subtree and v1 has no no-internal-processes rule. */
-        leftovers = gc_dead_instances(v2);
-        leftovers += gc_dead_instances(v1);
-        snprintf(m->instance, sizeof m->instance, "corral-%d", (int) self);
+        /* As PID 1 of a pid namespace of its own (a container without a cgroup namespace of its own),
+         * corral cannot tell a live corral's pid outside from a dead one's, nor is its own pid unique: it
+         * touches no other instance's directory, and names its own after the namespace too, a name no
+         * corral takes for a pid and removes. What a crash leaves there stays for the container's owner. */
+        pidns = own_pid_namespace();
+        if (pidns == 0) {
+                leftovers = gc_dead_instances(v2);
+                leftovers += gc_dead_instances(v1);
+                snprintf(m->instance, sizeof m->instance, "corral-%d", (int) self);
+        } else {
+                leftovers = 0;
+                snprintf(m->instance, sizeof m->instance, "corral-%d-%" PRIu64, (int) self, pidns);
+        }
         iv2 = instance_dir(v2, m->instance);
         iv1 = iv2 < 0 ? iv2 : instance_dir(v1, m->instance);
         if (iv1 < 0) {

@@ -88,18 +88,28 @@ class Orphans(h.CorralTestCase):
         with open(wrapper, "w") as f:
             f.write(f"#!/bin/sh\nexec unshare --pid --fork --mount-proc --kill-child {h.corral_bin()} \"$@\"\n")
         os.chmod(wrapper, 0o755)
+        # A corral outside, started first: the one inside must not take it for a dead instance whose cgroup
+        # leaves to clean up (on a hybrid host without a cgroup namespace both see the same cgroups).
+        outside_control = os.path.join(self.tmp, "outside")
+        outside = self.start_corral(["--listen", f"127.0.0.1:{h.free_port()}", "--count", "2", "--control",
+                                     outside_control, "--", h.worker_bin()], name="outside")
+        h.wait_all_ready(outside_control, 2)
+        outside_pids = {w["pid"] for w in h.control_status(outside_control)[1]["workers"]}
         count, status_port = 1000, h.free_port()
         script = ORPHANER.replace("os._exit(status)", "time.sleep(3600)")
         c = self.start_corral(["--listen", f"127.0.0.1:{h.free_port()}", "--status-listen", f"127.0.0.1:{status_port}",
                                "--count", "1", "--ready-mode", "exec", "--drain-delay", "1s",
                                "--control", os.path.join(self.tmp, "control"), "--",
                                sys.executable, "-c", script, str(count), "0"], binary=wrapper)
+        c.wait_for_line(r"all 1 worker ready", timeout=20)
         h.wait_until(lambda: h.metrics(status_port)["corral_orphans_reaped_total"] == count, 60,
                      message=f"orphans reaped: {h.metrics(status_port)['corral_orphans_reaped_total']} of {count}")
         (corral,) = children(c.pid)  # unshare's one child
         with open(f"/proc/{corral}/status") as f:
             self.assertRegex(f.read(), r"\nNSpid:\t\d+\t1\n", "corral is not PID 1 of its namespace")
         self.assertEqual(zombies(corral), 0)
+        self.assertEqual({w["pid"] for w in h.control_status(outside_control)[1]["workers"]}, outside_pids)
+        self.assertNotIn("killed by signal", outside.output())
         # PID 1 gets only the signals it handles: SIGTERM is one of them (unshare passes none on).
         fd = os.pidfd_open(corral)
         try:
