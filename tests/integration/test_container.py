@@ -53,6 +53,7 @@ class ContainerExample(h.CorralTestCase):
                                "--status-listen", f"127.0.0.1:{status_port}",
                                "--control", os.path.join(self.tmp, "control"), "--",
                                sys.executable, os.path.join(EXAMPLE, "app.py")])
+        c.wait_for_line(r"all 2 workers ready", timeout=30)
         ready_path, port_name = manifest_probe("readinessProbe")
         live_path, _ = manifest_probe("livenessProbe")
         self.assertEqual(port_name, "status")
