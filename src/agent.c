@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "event-pause.h"
 
 #define AGENT_ACCEPT_BATCH 16
 #define AGENT_ACCEPT_RETRY_USEC (100 * USEC_PER_MSEC)
@@ -110,26 +111,6 @@ static void connection_answer(AgentServer *s, int cfd) {
         s->n_connections++;
 }
 
-static int on_accept_retry(sd_event_source *src, uint64_t usec, void *userdata) {
-        AgentServer *s = userdata;
-
-        (void) sd_event_source_set_enabled(s->io, SD_EVENT_ON);
-        return 0;
-}
-
-/* Out of fds or memory: stop accepting for a moment rather than spin on a socket that stays readable. */
-static void accept_pause(AgentServer *s) {
-        if (!s->accept_retry) {
-                if (sd_event_add_time_relative(s->event, &s->accept_retry, CLOCK_MONOTONIC, AGENT_ACCEPT_RETRY_USEC,
-                                               0, on_accept_retry, s) < 0)
-                        return;
-                (void) sd_event_source_set_priority(s->accept_retry, s->priority);
-        } else if (sd_event_source_set_time_relative(s->accept_retry, AGENT_ACCEPT_RETRY_USEC) < 0 ||
-                   sd_event_source_set_enabled(s->accept_retry, SD_EVENT_ONESHOT) < 0)
-                return;
-        (void) sd_event_source_set_enabled(s->io, SD_EVENT_OFF);
-}
-
 static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
         AgentServer *s = userdata;
 
@@ -143,7 +124,8 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userd
                 if (errno == EAGAIN)
                         return 0;
                 if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                        accept_pause(s);
+                        event_source_pause(s->io, &s->accept_retry, AGENT_ACCEPT_RETRY_USEC,
+                                           "agent-accept-retry");
                         return 0;
                 }
                 /* ECONNABORTED and the like concern that one connection. */

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "event-pause.h"
 #include "httpd.h"
 
 /* After the response, how long we wait for the client to close first (never longer than the timeout). */
@@ -422,33 +423,6 @@ static void server_make_room(Httpd *s, const HttpdPeer *peer) {
         s->n_evicted++;
 }
 
-static int on_accept_retry(sd_event_source *src, uint64_t usec, void *userdata) {
-        Httpd *s = userdata;
-
-        (void) sd_event_source_set_enabled(s->io, SD_EVENT_ON);
-        return 0;
-}
-
-static void accept_pause(Httpd *s) {
-        usec_t now;
-        int r;
-
-        r = sd_event_now(s->event, CLOCK_MONOTONIC, &now);
-        if (r < 0)
-                return;
-        if (!s->accept_retry) {
-                r = sd_event_add_time(s->event, &s->accept_retry, CLOCK_MONOTONIC,
-                                      now + HTTPD_ACCEPT_RETRY_USEC, 0, on_accept_retry, s);
-                if (r < 0)
-                        return;
-                (void) sd_event_source_set_priority(s->accept_retry, s->priority);
-                (void) sd_event_source_set_description(s->accept_retry, "httpd-accept-retry");
-        } else if (sd_event_source_set_time(s->accept_retry, now + HTTPD_ACCEPT_RETRY_USEC) < 0 ||
-                   sd_event_source_set_enabled(s->accept_retry, SD_EVENT_ONESHOT) < 0)
-                return;
-        (void) sd_event_source_set_enabled(s->io, SD_EVENT_OFF);
-}
-
 static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
         Httpd *s = userdata;
 
@@ -465,7 +439,8 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userd
                         if (errno == EAGAIN)
                                 return 0;
                         if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                                accept_pause(s);
+                                event_source_pause(s->io, &s->accept_retry, HTTPD_ACCEPT_RETRY_USEC,
+                                                   "httpd-accept-retry");
                                 return 0;
                         }
                         /* ECONNABORTED, EPROTO, EPERM (firewall) and such concern that one connection. */
