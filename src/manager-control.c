@@ -33,6 +33,7 @@ static void snapshot_done(Snapshot *s) {
 
 /* The listen sockets with their addresses, as the kernel has them now. */
 static void manager_snapshot_sockets(Manager *m, Snapshot *s) {
+        const ListenSocket *health = manager_endpoint_socket(m, false);
         size_t n = m->sockets.n;
 
         s->sockets = calloc(MAX(n, 1U), sizeof(StatusSocket));
@@ -54,9 +55,8 @@ static void manager_snapshot_sockets(Manager *m, Snapshot *s) {
         }
         s->pool.sockets = s->sockets;
         s->pool.n_sockets = n;
-        if (manager_endpoint_socket(m, false))
-                s->pool.health_listen = listen_socket_address(manager_endpoint_socket(m, false), s->addresses[n],
-                                                              SOCKET_ADDRESS_MAX);
+        if (health)
+                s->pool.health_listen = listen_socket_address(health, s->addresses[n], SOCKET_ADDRESS_MAX);
 }
 
 /* The workers, fresh figures included, by slot then generation: a slot being replaced shows its old worker

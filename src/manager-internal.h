@@ -126,7 +126,6 @@ struct Manager {
         bool upgrade_exec_pending;    /* the sentinel passed: exec at the next quiet point */
         usec_t upgrade_deadline;      /* give up when not done by then */
         sd_event_source *upgrade_sentinel; /* its pidfd */
-        pid_t upgrade_sentinel_pid;
         sd_event_source *upgrade_timer;
         int upgrade_output;           /* the sentinel's stdout and stderr */
         int upgrade_check_fd;         /* the state the sentinel reads */

@@ -195,7 +195,6 @@ static const char *manager_upgrade_busy(Manager *m) {
 static void manager_upgrade_cleanup(Manager *m) {
         /* A sentinel still running is nobody's child source's any more: the orphan reaper's once it exits. */
         m->upgrade_sentinel = sd_event_source_disable_unref(m->upgrade_sentinel);
-        m->upgrade_sentinel_pid = 0;
         m->upgrade_timer = sd_event_source_disable_unref(m->upgrade_timer);
         m->upgrade_output = safe_close(m->upgrade_output);
         m->upgrade_check_fd = safe_close(m->upgrade_check_fd);
@@ -234,7 +233,6 @@ static int on_sentinel_exit(sd_event_source *s, const siginfo_t *si, void *userd
         read_output(m->upgrade_output, output, sizeof output);
         /* sd-event reaps it when this returns, before the orphan reaper can run again. */
         m->upgrade_sentinel = sd_event_source_disable_unref(m->upgrade_sentinel);
-        m->upgrade_sentinel_pid = 0;
         if (si->si_code == CLD_EXITED && si->si_status == 0) {
                 log_info("upgrade: '%s' checked the state: %s", m->exe_path, output);
                 m->upgrade_exec_pending = true;
@@ -290,7 +288,6 @@ static void manager_upgrade_check(Manager *m) {
                 r = upgrade_sentinel_spawn(m->exe_path, argv, m->upgrade_check_fd, &pid, &pidfd, &m->upgrade_output);
         if (r >= 0) {
                 r = sd_event_add_child_pidfd(m->event, &m->upgrade_sentinel, pidfd, WEXITED, on_sentinel_exit, m);
-                m->upgrade_sentinel_pid = pid; /* its exit is the child source's, never the orphan reaper's */
                 if (r < 0) {
                         (void) pidfd_send_signal(pidfd, SIGKILL, NULL, 0);
                         (void) waitid(P_PIDFD, (id_t) pidfd, &(siginfo_t) {}, WEXITED);

@@ -48,6 +48,7 @@ void manager_reap_orphans(Manager *m) {
         _cleanup_free_ pid_t *keep = NULL;
         size_t n = 0, max = 1;
         unsigned reaped;
+        pid_t pid;
         int r;
 
         /* Every process a child source waits for: the workers (also those being freed) and the sentinel. */
@@ -64,9 +65,9 @@ void manager_reap_orphans(Manager *m) {
                 keep[n++] = w->pid;
         for (Worker *w = m->gone; w; w = w->next)
                 keep[n++] = w->pid;
-        /* The sentinel's, while its source may still have to reap it (a kept pid that is gone costs nothing). */
-        if (m->upgrade_sentinel_pid > 0)
-                keep[n++] = m->upgrade_sentinel_pid;
+        /* The sentinel's, while its source has to reap it. */
+        if (m->upgrade_sentinel && sd_event_source_get_child_pid(m->upgrade_sentinel, &pid) >= 0)
+                keep[n++] = pid;
         reaper_sort(keep, n);
         r = reaper_reap(keep, n, &reaped);
         if (r < 0)

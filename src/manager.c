@@ -142,21 +142,16 @@ static bool manager_delay_stop(Manager *m, const char *signame) {
         char t[FORMAT_USEC_MAX];
         int r;
 
+        /* Called for the first stop signal only: a stop, delayed or not, is never started again. */
         if (delay == 0 || pool_is_stopping(m->pool))
                 return false;
-        if (m->drain_stop_timer)
-                r = sd_event_source_set_time_relative(m->drain_stop_timer, delay) < 0 ? -EIO :
-                    sd_event_source_set_enabled(m->drain_stop_timer, SD_EVENT_ONESHOT);
-        else {
-                r = sd_event_add_time_relative(m->event, &m->drain_stop_timer, CLOCK_MONOTONIC, delay, 0,
-                                               on_drain_delay_over, m);
-                if (r >= 0)
-                        (void) sd_event_source_set_priority(m->drain_stop_timer, PRIORITY_SIGNAL);
-        }
+        r = sd_event_add_time_relative(m->event, &m->drain_stop_timer, CLOCK_MONOTONIC, delay, 0,
+                                       on_drain_delay_over, m);
         if (r < 0) {
                 log_warning_errno(r, "Failed to arm the drain delay, stopping at once: %m");
                 return false;
         }
+        (void) sd_event_source_set_priority(m->drain_stop_timer, PRIORITY_SIGNAL);
         m->stop_pending = true;
         log_notice("received %s: /health answers 503 and the agent-check down; the workers serve on for %s "
                    "(DrainDelaySec=), then stop; %s again stops them now", signame,
