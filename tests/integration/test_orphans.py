@@ -47,6 +47,14 @@ def zombies(pid):
 
 
 class Orphans(h.CorralTestCase):
+    def wrapper(self, name, head):
+        """An executable script in the test's directory: HEAD, then the arguments it was given."""
+        path = os.path.join(self.tmp, name)
+        with open(path, "w") as f:
+            f.write(f'{head} "$@"\n')
+        os.chmod(path, 0o755)
+        return path
+
     def test_ten_thousand_orphans_leave_no_zombie_and_the_worker_keeps_its_exit_status(self):
         count = 10000
         status_port = h.free_port()
@@ -64,11 +72,9 @@ class Orphans(h.CorralTestCase):
         self.assertEqual(c.stop(), 0)
 
     def test_a_sigchld_ignored_by_whoever_started_corral_changes_nothing(self):
-        # An ignored SIGCHLD survives exec (bash's trap '' ignores it; dash's does not) and would have the kernel reap the workers behind corral's back.
-        wrapper = os.path.join(self.tmp, "corral-sigchld-ignored")
-        with open(wrapper, "w") as f:
-            f.write(f"#!/bin/bash\ntrap '' CHLD\nexec {h.corral_bin()} \"$@\"\n")
-        os.chmod(wrapper, 0o755)
+        # An ignored SIGCHLD survives exec and would have the kernel reap the workers behind corral's back
+        # (bash's trap '' ignores it; dash's does not).
+        wrapper = self.wrapper("corral-sigchld-ignored", f"#!/bin/bash\ntrap '' CHLD\nexec {h.corral_bin()}")
         control = os.path.join(self.tmp, "control")
         port = h.free_port()
         c = self.start_corral(["--listen", f"127.0.0.1:{port}", "--count", "2", "--control", control, "--",
@@ -84,10 +90,8 @@ class Orphans(h.CorralTestCase):
     def test_as_pid_1_of_a_pid_namespace_it_reaps_orphans_and_stops_on_sigterm(self):
         # What a container runtime does to its entrypoint, without the runtime: a new pid namespace whose
         # PID 1 is corral. --kill-child: should the test kill unshare, corral goes with it.
-        wrapper = os.path.join(self.tmp, "corral-pid1")
-        with open(wrapper, "w") as f:
-            f.write(f"#!/bin/sh\nexec unshare --pid --fork --mount-proc --kill-child {h.corral_bin()} \"$@\"\n")
-        os.chmod(wrapper, 0o755)
+        wrapper = self.wrapper("corral-pid1",
+                               f"#!/bin/sh\nexec unshare --pid --fork --mount-proc --kill-child {h.corral_bin()}")
         # A corral outside, started first: the one inside must not take it for a dead instance whose cgroup
         # leaves to clean up (on a hybrid host without a cgroup namespace both see the same cgroups).
         outside_control = os.path.join(self.tmp, "outside")
