@@ -455,10 +455,10 @@ static const ConfigKey config_keys[] = {
         KEY("Worker", "WorkerWatchdogSec", "worker-watchdog", 0, "DURATION", "0",
             "A ready worker that sends no WATCHDOG=1 for this long is replaced and aborted; 0 turns it off",
             config_parse_duration, worker_watchdog_usec, 0, USEC_PER_HOUR),
-        KEY("Worker", "WorkerOutput", "worker-output", 0, "auto|journal|inherit|prefix", "auto",
+        KEY("Worker", "WorkerOutput", "worker-output", 0, "auto|journal|inherit|prefix|json", "auto",
             "Where workers' stdout and stderr go: journal streams named NAME/SLOT, corral's own, or relayed "
-            "by corral as whole lines prefixed '[SLOT PID] '; auto is journal when corral logs to the journal, "
-            "else inherit",
+            "by corral as whole lines prefixed '[SLOT PID] ' or as JSON objects with slot and pid; auto is "
+            "journal when corral logs to the journal, else inherit",
             config_parse_worker_output, worker_output, 0, 0),
         KEY("Worker", "MemoryHigh", "memory-high", 0, "SIZE", "infinity",
             "memory.high of each worker's cgroup: the kernel throttles it above this, and corral checks it at "
@@ -598,6 +598,7 @@ static const char *const worker_output_mode_table[_WORKER_OUTPUT_MODE_MAX] = {
         [WORKER_OUTPUT_JOURNAL] = "journal",
         [WORKER_OUTPUT_INHERIT] = "inherit",
         [WORKER_OUTPUT_PREFIX] = "prefix",
+        [WORKER_OUTPUT_JSON] = "json",
 };
 
 const char *worker_output_mode_to_string(WorkerOutputMode o) {

@@ -26,6 +26,7 @@ typedef enum WorkerOutputMode {
         WORKER_OUTPUT_JOURNAL, /* a journal stream each for stdout and stderr */
         WORKER_OUTPUT_INHERIT, /* corral's own stdout and stderr */
         WORKER_OUTPUT_PREFIX,  /* pipes relayed by corral, each line prefixed with slot and pid */
+        WORKER_OUTPUT_JSON,    /* pipes relayed by corral, each line a JSON object with slot and pid */
         _WORKER_OUTPUT_MODE_MAX,
         _WORKER_OUTPUT_MODE_INVALID = -EINVAL,
 } WorkerOutputMode;

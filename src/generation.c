@@ -211,8 +211,10 @@ PoolConfig generation_pool_config(const Generation *g, unsigned ncpus) {
 }
 
 static unsigned generation_fds_per_worker(const Generation *g, unsigned fds_per_worker) {
-        /* WorkerOutput=prefix: corral reads each worker's two pipes for its life. */
-        return fds_per_worker + (g->config->worker_output == WORKER_OUTPUT_PREFIX ? 2 : 0);
+        /* WorkerOutput=prefix or json: corral reads each worker's two pipes for its life. */
+        bool relayed = g->config->worker_output == WORKER_OUTPUT_PREFIX || g->config->worker_output == WORKER_OUTPUT_JSON;
+
+        return fds_per_worker + (relayed ? 2 : 0);
 }
 
 uint64_t generation_fds_needed(const Generation *g, unsigned ncpus, unsigned fds_per_worker) {

@@ -13,6 +13,16 @@
 /* Decides once where logs go: the journal when $JOURNAL_STREAM names our stderr, stderr otherwise. */
 void log_open(void);
 void log_set_max_level(int level);
+/* How lines on stderr look (the journal has its own fields): "corral: message" (text), or one JSON object
+ * each with the time, level, message, MESSAGE_ID and the event's fields (json: for log collectors). */
+typedef enum LogFormat {
+        LOG_FORMAT_TEXT,
+        LOG_FORMAT_JSON,
+        _LOG_FORMAT_MAX,
+        _LOG_FORMAT_INVALID = -EINVAL,
+} LogFormat;
+void log_set_format(LogFormat format);
+LogFormat log_format_from_string(const char *s);
 /* Whether log_open() chose the journal. */
 bool log_to_journal(void);
 
@@ -22,6 +32,8 @@ typedef void (*log_line_writer_t)(const char *line, size_t n, void *userdata);
 void log_set_line_writer(log_line_writer_t writer, void *userdata);
 /* "debug", "info", "notice", "warning", "err"/"error", "crit", "alert", "emerg" or 0-7; -EINVAL else. */
 int log_level_from_string(const char *s);
+/* The syslog name of level 0-7 ("info", "warning", "err", ...), the JSON lines' "level". */
+const char *log_level_to_string(int level);
 
 /* Logs at level with errno set to |error| for %m. Returns -|error| (or 0 when error is 0). */
 int log_internal(int level, int error, const char *format, ...) _printf_(3, 4);

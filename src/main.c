@@ -28,6 +28,7 @@
 enum {
         ARG_VERSION = 0x100,
         ARG_LOG_LEVEL,
+        ARG_LOG_FORMAT,
         ARG_CONTROL,
         ARG_PID_FILE,
         ARG_CGROUP_ROOT,
@@ -72,7 +73,9 @@ static void help(void) {
                "     --pid-file PATH         Write corral's pid to PATH (atomically), remove it at exit\n"
                "     --cgroup-root PATH      cgroupfs for per-worker accounting (default: /sys/fs/cgroup);\n"
                "                             'none' accounts from /proc only\n"
-               "     --log-level LEVEL       debug, info, notice, warning or err (default: info)\n\n"
+               "     --log-level LEVEL       debug, info, notice, warning or err (default: info)\n"
+               "     --log-format text|json  corral's lines on stderr outside the journal: plain, or one JSON\n"
+               "                             object each (default: text)\n\n"
                "check validates what a start would (the configuration, ExecStart=, Count=) and prints one\n"
                "line; it starts nothing. list shows the running instances. The other verbs talk to one\n"
                "instance: by NAME, by --control PATH, or the only one running; each waits at most\n"
@@ -102,6 +105,7 @@ static int parse_argv(int argc, char *argv[], Args *a) {
                 { "version", no_argument, NULL, ARG_VERSION },
                 { "config", required_argument, NULL, 'c' },
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
+                { "log-format", required_argument, NULL, ARG_LOG_FORMAT },
                 { "control", required_argument, NULL, ARG_CONTROL },
                 { "pid-file", required_argument, NULL, ARG_PID_FILE },
                 { "cgroup-root", required_argument, NULL, ARG_CGROUP_ROOT },
@@ -170,6 +174,14 @@ static int parse_argv(int argc, char *argv[], Args *a) {
                                 return EXIT_CONFIG;
                         }
                         log_set_max_level(r);
+                        break;
+                case ARG_LOG_FORMAT:
+                        r = log_format_from_string(optarg);
+                        if (r < 0) {
+                                log_error("--log-format: invalid value '%s' (expected text or json)", optarg);
+                                return EXIT_CONFIG;
+                        }
+                        log_set_format((LogFormat) r);
                         break;
                 case '?':
                         if (optopt > 0 && optopt < ARG_VERSION && !strchr(shortopts, optopt))

@@ -83,7 +83,10 @@ WorkerOutput *manager_worker_output(Manager *m, const Worker *w) {
 }
 
 WorkerOutput *manager_worker_output_adopt(Manager *m, const Worker *w, const int fds[2]) {
-        WorkerOutputParams p = { .mode = WORKER_OUTPUT_PREFIX };
+        /* The generation's config crossed the upgrade with it: its mode is the one the pipes were made for. */
+        WorkerOutputParams p = { .mode = w->generation->config->worker_output == WORKER_OUTPUT_JSON ?
+                                                 WORKER_OUTPUT_JSON :
+                                                 WORKER_OUTPUT_PREFIX };
         WorkerOutput *o = NULL;
         int r;
 

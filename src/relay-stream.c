@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include "json.h"
+#include "log.h"
 #include "relay-stream.h"
 
 /* Read per dispatch, so that a chatty worker cannot hold the loop: the rest waits for the next one. */
@@ -15,8 +17,10 @@ struct RelayStream {
         RelaySink *sink;
         int fd; /* the read end */
         sd_event_source *source;
-        char prefix[48], prefix_more[48]; /* "[SLOT PID] ", "[SLOT PID+] " */
+        /* "[SLOT PID] " and "[SLOT PID+] "; for JSON, the object's first members and "" */
+        char prefix[96], prefix_more[48];
         size_t prefix_len, prefix_more_len;
+        bool json, is_stderr;
         bool eof;
         size_t len; /* bytes of an unfinished line in buf */
         char buf[RELAY_LINE_MAX];
@@ -63,8 +67,31 @@ int relay_stream_fd(const RelayStream *s) {
         return s->fd;
 }
 
+/* A line as one JSON object: the members the stream starts with, the time, the level (a syslog "<N>" in
+ * front of the line sets it, as in the journal), the message, and whether it is a piece of a longer line. */
+static void stream_emit_json(RelayStream *s, const char *p, size_t n, bool more) {
+        static char out[JSON_ESCAPE_MAX(RELAY_LINE_MAX) + 256];
+        int level = s->is_stderr ? LOG_WARNING : LOG_INFO;
+        char *o = out;
+
+        if (n >= 3 && p[0] == '<' && p[1] >= '0' && p[1] <= '7' && p[2] == '>') {
+                level = p[1] - '0';
+                p += 3;
+                n -= 3;
+        }
+        o = mempcpy(o, s->prefix, s->prefix_len);
+        o = mempcpy(o, "\"time\":", 7);
+        o += json_time(o, now_usec(CLOCK_REALTIME));
+        o += sprintf(o, ",\"level\":\"%s\",\"message\":\"", log_level_to_string(level));
+        o += json_escape(o, p, n);
+        o = stpcpy(o, more ? "\",\"partial\":true}" : "\"}");
+        (void) relay_sink_line(s->sink, "", 0, out, (size_t) (o - out));
+}
+
 static void stream_emit(RelayStream *s, const char *p, size_t n, bool more) {
-        if (more)
+        if (s->json)
+                stream_emit_json(s, p, n, more);
+        else if (more)
                 (void) relay_sink_line(s->sink, s->prefix_more, s->prefix_more_len, p, n);
         else
                 (void) relay_sink_line(s->sink, s->prefix, s->prefix_len, p, n);
@@ -123,11 +150,20 @@ static int on_readable(sd_event_source *src, int fd, uint32_t revents, void *use
         return 0;
 }
 
-int relay_stream_start(RelayStream *s, sd_event *e, int64_t priority, unsigned slot, pid_t pid) {
+int relay_stream_start(RelayStream *s, sd_event *e, int64_t priority, const RelayLabel *l) {
         int r;
 
-        s->prefix_len = (size_t) snprintf(s->prefix, sizeof s->prefix, "[%u %d] ", slot, (int) pid);
-        s->prefix_more_len = (size_t) snprintf(s->prefix_more, sizeof s->prefix_more, "[%u %d+] ", slot, (int) pid);
+        s->json = l->json;
+        s->is_stderr = l->is_stderr;
+        if (l->json)
+                s->prefix_len = (size_t) snprintf(s->prefix, sizeof s->prefix,
+                                                  "{\"source\":\"worker\",\"slot\":%u,\"pid\":%d,\"stream\":\"%s\",",
+                                                  l->slot, (int) l->pid, l->is_stderr ? "stderr" : "stdout");
+        else {
+                s->prefix_len = (size_t) snprintf(s->prefix, sizeof s->prefix, "[%u %d] ", l->slot, (int) l->pid);
+                s->prefix_more_len = (size_t) snprintf(s->prefix_more, sizeof s->prefix_more, "[%u %d+] ",
+                                                       l->slot, (int) l->pid);
+        }
         r = sd_event_add_io(e, &s->source, s->fd, EPOLLIN, on_readable, s);
         if (r < 0)
                 return r;

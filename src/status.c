@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "json.h"
 #include "status.h"
 
 /* A growing string; on allocation failure it turns NULL and stays so. */
@@ -206,56 +207,23 @@ char *status_format_table(const StatusPool *p, const StatusWorker *rows, size_t 
         return buf_close(&b);
 }
 
-/* The length of the UTF-8 sequence at s (1 to 4), or 0 when it is not one: a stray continuation byte, an
- * overlong form, a surrogate, beyond U+10FFFF, or cut short. */
-static size_t utf8_sequence_length(const unsigned char *s) {
-        unsigned char lo = 0x80, hi = 0xbf;
-        size_t n;
-
-        if (s[0] < 0x80)
-                return 1;
-        if (s[0] >= 0xc2 && s[0] <= 0xdf)
-                n = 2;
-        else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-                n = 3;
-                lo = s[0] == 0xe0 ? 0xa0 : lo;
-                hi = s[0] == 0xed ? 0x9f : hi;
-        } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-                n = 4;
-                lo = s[0] == 0xf0 ? 0x90 : lo;
-                hi = s[0] == 0xf4 ? 0x8f : hi;
-        } else
-                return 0;
-        if (s[1] < lo || s[1] > hi)
-                return 0;
-        for (size_t i = 2; i < n; i++)
-                if ((s[i] & 0xc0) != 0x80)
-                        return 0;
-        return n;
-}
-
-/* A JSON string, or null for NULL. Commands and paths are anyone's bytes: quotes, backslashes and control
- * characters are escaped, and a byte that is not UTF-8 becomes U+FFFD, so that the output is always JSON. */
+/* A JSON string, or null for NULL. Commands and paths are anyone's bytes: json_escape() keeps the output
+ * JSON whatever they hold. */
 static void json_string(FILE *f, const char *s) {
-        const unsigned char *c = (const unsigned char *) s;
+        char buf[JSON_ESCAPE_MAX(256)];
+        size_t n;
 
         if (!s) {
                 fputs("null", f);
                 return;
         }
         fputc('"', f);
-        while (*c) {
-                size_t n = utf8_sequence_length(c);
+        for (n = strlen(s); n > 0;) {
+                size_t k = json_piece(s, n, 256);
 
-                if (*c == '"' || *c == '\\')
-                        fprintf(f, "\\%c", *c);
-                else if (*c < 0x20 || *c == 0x7f)
-                        fprintf(f, "\\u%04x", *c);
-                else if (n == 0)
-                        fputs("\\ufffd", f);
-                else
-                        fwrite(c, 1, n, f);
-                c += MAX(n, 1U);
+                fwrite(buf, 1, json_escape(buf, s, k), f);
+                s += k;
+                n -= k;
         }
         fputc('"', f);
 }

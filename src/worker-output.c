@@ -47,7 +47,7 @@ int worker_output_adopt(const WorkerOutputParams *p, const int fds[2], WorkerOut
 
         if (!o)
                 return -ENOMEM;
-        o->mode = WORKER_OUTPUT_PREFIX;
+        o->mode = p->mode;
         o->child_fds[0] = o->child_fds[1] = -EBADF;
         for (size_t i = 0; i < 2; i++) {
                 r = relay_stream_adopt(p->sinks[i], fds[i], &o->streams[i]);
@@ -71,7 +71,10 @@ int worker_output_started(WorkerOutput *o, sd_event *e, int64_t priority, unsign
                 o->child_fds[i] = safe_close(o->child_fds[i]);
         for (size_t i = 0; i < 2 && r >= 0; i++)
                 if (o->streams[i])
-                        r = relay_stream_start(o->streams[i], e, priority, slot, pid);
+                        r = relay_stream_start(o->streams[i], e, priority,
+                                               &(RelayLabel) { .slot = slot, .pid = pid,
+                                                               .json = o->mode == WORKER_OUTPUT_JSON,
+                                                               .is_stderr = i == 1 });
         return r;
 }
 

@@ -19,13 +19,13 @@
 typedef struct WorkerOutput {
         WorkerOutputMode mode;
         int child_fds[2];           /* for the child's stdout and stderr; closed by worker_output_started() */
-        RelayStream *streams[2];    /* WORKER_OUTPUT_PREFIX */
+        RelayStream *streams[2];    /* WORKER_OUTPUT_PREFIX, WORKER_OUTPUT_JSON */
 } WorkerOutput;
 
 typedef struct WorkerOutputParams {
-        WorkerOutputMode mode;  /* WORKER_OUTPUT_JOURNAL or WORKER_OUTPUT_PREFIX */
+        WorkerOutputMode mode;  /* WORKER_OUTPUT_JOURNAL, WORKER_OUTPUT_PREFIX or WORKER_OUTPUT_JSON */
         const char *identifier; /* journal: SYSLOG_IDENTIFIER= of its lines, see worker_output_identifier() */
-        RelaySink *sinks[2];    /* prefix: where its stdout and stderr lines go (the same one twice is fine) */
+        RelaySink *sinks[2];    /* relayed: where its stdout and stderr lines go (the same one twice is fine) */
 } WorkerOutputParams;
 
 /* "NAME/SLOT": the journal identifier of a worker's lines, NAME the instance's name. Allocated. */
@@ -35,8 +35,9 @@ char *worker_output_identifier(const char *name, unsigned slot);
  * Returns 0 and the object in *ret (owned), or -errno (no journald listening: -ENOENT, -ECONNREFUSED). */
 int worker_output_new(const WorkerOutputParams *p, WorkerOutput **ret);
 
-/* The relayed output (WORKER_OUTPUT_PREFIX) of a worker an image before an upgrade started: the read ends
- * of its two pipes (p's sinks). Returns 0 and the object, or -errno; start it with worker_output_started(). */
+/* The relayed output (p's mode: WORKER_OUTPUT_PREFIX or WORKER_OUTPUT_JSON) of a worker an image before an
+ * upgrade started: the read ends of its two pipes (p's sinks). Returns 0 and the object, or -errno; start it
+ * with worker_output_started(). */
 int worker_output_adopt(const WorkerOutputParams *p, const int fds[2], WorkerOutput **ret);
 /* The read ends an upgrade keeps open across the exec (owned by o), -EBADF where there is none (journal
  * streams are the worker's alone; o may be NULL). */

@@ -75,6 +75,7 @@ class Completion(h.CorralTestCase):
         self.assertEqual(self.complete("--ready-mode", "=", "e"), {"exec"})
         self.assertEqual(self.complete("--ready-mode=e"), {"--ready-mode=exec"})  # = not a word break
         self.assertEqual(self.complete("--log-level", ""), {"debug", "info", "notice", "warning", "err"})
+        self.assertEqual(self.complete("--log-format", ""), {"text", "json"})
         self.assertEqual(self.complete("--count", ""), {"auto"})
         self.assertEqual(self.complete("-n", "a"), {"auto"})
         self.assertEqual(self.complete("--stop-signal", "SIGTE"), {"SIGTERM"})

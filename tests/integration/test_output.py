@@ -2,8 +2,11 @@
 """Worker output (WorkerOutput=): the prefix relay keeps every line whole and attributed, however many
 workers write at once and however long their lines; a stdout nobody reads costs dropped lines, counted and
 reported, never a stalled corral; a reload changes the output of the new generation; WorkerOutput=journal
-without a journald falls back to corral's own output. (Under a real journald: tests/e2e, worker-output.)"""
+without a journald falls back to corral's own output; WorkerOutput=json and --log-format json make every
+line on corral's stdout and stderr one JSON object, the workers' with slot and pid, corral's own with its
+event's MESSAGE_ID and fields. (Under a real journald: tests/e2e, worker-output.)"""
 
+import json
 import os
 import re
 import signal
@@ -236,6 +239,60 @@ class Output(h.CorralTestCase):
         for slot, pid in enumerate(pids):
             self.assertEqual(c.log.count(rf"^\[{slot} {pid}\] test-worker {slot}: drained, \d+ connections left, "
                                          r"exiting$"), 1, f"slot {slot}: its last line was lost")
+
+    def test_json_lines_for_workers_and_corral(self):
+        port = h.free_port()
+        control = os.path.join(self.tmp, "control")
+        c = self.start_corral(["--log-format", "json", "--listen", f"127.0.0.1:{port}", "--count", 2,
+                               "--worker-output", "json", "--control", control, "--", h.worker_bin(),
+                               "--log-lines", 3, "--log-bytes", 100, "--log-level-line"], stdout=subprocess.PIPE)
+        out = Reader(c.proc.stdout)
+        h.wait_all_ready(control, 2)
+        h.wait_until(lambda: out.n_lines >= 8 and c.log.count(r'"message":"LOG err ') >= 6, 20,
+                     message="the workers' lines were not relayed")
+        started = [json.loads(l) for l in c.log.lines() if '"message_id":"7d91c7b1a6d34bfcaa25f1d8dc983df0"' in l]
+        self.assertEqual(len(started), 2, c.log.lines())
+        victim = started[0]["worker_pid"]
+        h.sigkill(victim)
+        c.wait_for_line(r'"message_id":"1bcd44d3a6ae4e6780c87b2e699c2c38"', timeout=20)
+        self.assertEqual(c.stop(), 0)
+        self.assertTrue(out.join(10))
+
+        stamp = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+        pids = {e["worker_pid"]: e["worker_slot"] for e in started}
+        err = [json.loads(l) for l in c.log.lines()]  # every line on stderr is one JSON object
+        for e in err:
+            self.assertRegex(e["time"], stamp)
+            self.assertIn(e["source"], ("corral", "worker"), e)
+        own = [e for e in err if e["source"] == "corral"]
+        self.assertTrue(all(e["pid"] == c.proc.pid and e["level"] in ("info", "notice", "warning", "err")
+                            for e in own), own)
+        crash = [e for e in own if e.get("message_id") == "1bcd44d3a6ae4e6780c87b2e699c2c38"]
+        self.assertEqual(len(crash), 1, own)
+        self.assertEqual((crash[0]["worker_pid"], crash[0]["worker_slot"], crash[0]["level"]),
+                         (victim, pids[victim], "warning"), crash[0])
+        self.assertIn(f"pid {victim}", crash[0]["message"])
+
+        relayed = [json.loads(l) for l in out.lines] + [e for e in err if e["source"] == "worker"]
+        logs = {}
+        for e in relayed:
+            self.assertEqual(set(e), {"source", "slot", "pid", "stream", "time", "level", "message"}, e)
+            self.assertRegex(e["time"], stamp)
+            if e["pid"] in pids:
+                self.assertEqual(e["slot"], pids[e["pid"]], e)
+            if e["message"].startswith("LOG "):
+                stream = e["message"].split(" ")[1]
+                self.assertEqual((e["stream"], e["level"]),
+                                 ("stdout", "info") if stream == "out" else ("stderr", "warning"), e)
+                self.assertEqual(e["message"], expected_body(stream, e["slot"], e["pid"],
+                                                             int(e["message"].split(" ")[4]), 100))
+                logs.setdefault((e["pid"], stream), []).append(e)
+        for pid in pids:
+            self.assertEqual([len(logs.get((pid, s), [])) for s in ("out", "err")], [3, 3], f"pid {pid}")
+        # "<3>LOG-PRIO SLOT PID" on stdout: the syslog prefix is the level, as in the journal.
+        prio = [e for e in relayed if e["message"].startswith("LOG-PRIO ")]
+        self.assertEqual(sorted(e["pid"] for e in prio if e["pid"] in pids), sorted(pids))
+        self.assertTrue(all(e["level"] == "err" and e["stream"] == "stdout" for e in prio), prio)
 
     def test_journal_without_journald_falls_back(self):
         if os.path.exists("/run/systemd/journal/stdout"):

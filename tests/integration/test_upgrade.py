@@ -5,6 +5,7 @@ on and off) no request fails and no worker pid changes; a missing, non-executabl
 binary, or one of another state format, changes nothing; one that passes its check and then cannot resume
 hands back to the binary before; an upgrade waits for no roll but refuses one in progress; a backoff
 crosses the exec with its deadline."""
+import json
 import os
 import shutil
 import signal
@@ -293,13 +294,20 @@ class Upgrade(h.CorralTestCase):
     def test_relayed_output_crosses_the_upgrade(self):
         # WorkerOutput=prefix: the pipes' read ends cross the exec, so the workers keep writing (no EPIPE, no
         # SIGPIPE) and every line, short enough to be written whole, is relayed once, before or after.
+        self.relayed_output_crosses_the_upgrade("prefix")
+
+    def test_json_output_crosses_the_upgrade(self):
+        # WorkerOutput=json: the same pipes, and the new image formats them as the old one did.
+        self.relayed_output_crosses_the_upgrade("json")
+
+    def relayed_output_crosses_the_upgrade(self, mode):
         n_lines = 300
         out = os.path.join(self.tmp, "stdout")
         with open(out, "wb") as f:
             cat = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=f)
         self.addCleanup(cat.kill)
         corral = self.start_corral(["--listen", f"127.0.0.1:{self.port}", "--count", 2, "--control", self.control,
-                                    "--worker-output", "prefix", "--", h.worker_bin(), "--log-lines", n_lines,
+                                    "--worker-output", mode, "--", h.worker_bin(), "--log-lines", n_lines,
                                     "--log-bytes", 100, "--log-every", 10], binary=self.bin, stdout=cat.stdin)
         cat.stdin.close()
         h.wait_all_ready(self.control, 2)
@@ -309,9 +317,15 @@ class Upgrade(h.CorralTestCase):
             rc, out_text = self.upgrade()
             self.assertEqual(rc, 0, out_text)
 
+        def as_prefix(line):
+            if mode == "prefix":
+                return line
+            e = json.loads(line)
+            return f"[{e['slot']} {e['pid']}] {e['message']}"
+
         def lines():
             with open(out, "rb") as f:
-                return [l for l in f.read().decode("latin-1").splitlines() if " LOG out " in l]
+                return [as_prefix(l) for l in f.read().decode("latin-1").splitlines() if "LOG out " in l]
         h.wait_until(lambda: len(lines()) >= 2 * n_lines, h.scaled(30), interval=0.2,
                      message="not every stdout line was relayed")
         got = lines()

@@ -76,12 +76,16 @@ typedef struct Fixture {
         int out[2], w;
 } Fixture;
 
-static void fixture_setup(Fixture *f, unsigned slot, pid_t pid) {
+static void fixture_setup_as(Fixture *f, const RelayLabel *l) {
         drops_told = 0;
         cr_assert_eq(sd_event_new(&f->e), 0);
         f->s = sink_on_pipe(f->e, f->out);
         cr_assert_eq(relay_stream_new(f->s, &f->st, &f->w), 0);
-        cr_assert_eq(relay_stream_start(f->st, f->e, 0, slot, pid), 0);
+        cr_assert_eq(relay_stream_start(f->st, f->e, 0, l), 0);
+}
+
+static void fixture_setup(Fixture *f, unsigned slot, pid_t pid) {
+        fixture_setup_as(f, &(RelayLabel) { .slot = slot, .pid = pid });
 }
 
 static void fixture_done(Fixture *f) {
@@ -90,6 +94,22 @@ static void fixture_done(Fixture *f) {
         close(f->out[0]);
         close(f->out[1]);
         sd_event_unref(f->e);
+}
+
+/* Writes n bytes from a child (the pipe holds less than a long line), closes the worker's end, and runs the
+ * loop until the child is done. */
+static void write_from_child(Fixture *f, const char *p, size_t n) {
+        pid_t pid = fork();
+
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+                (void) !write(f->w, p, n);
+                _exit(0);
+        }
+        close(f->w);
+        for (int i = 0; i < 100 && waitpid(pid, NULL, WNOHANG) == 0; i++)
+                run(f->e);
+        run(f->e);
 }
 
 /* Reads what the sink wrote and compares. */
@@ -119,22 +139,12 @@ Test(relay, long_line_in_marked_pieces) {
         size_t n = 2 * RELAY_LINE_MAX + 100;
         char *line = malloc(n + 1), *got, *p;
         Fixture f;
-        pid_t pid;
 
         fixture_setup(&f, 0, 7);
         for (size_t i = 0; i < n; i++)
                 line[i] = (char) ('a' + i % 26);
         line[n] = '\n';
-        /* Written from a child, the pipe holds less than the line. */
-        pid = fork();
-        if (pid == 0) {
-                (void) !write(f.w, line, n + 1);
-                _exit(0);
-        }
-        close(f.w);
-        for (int i = 0; i < 100 && waitpid(pid, NULL, WNOHANG) == 0; i++)
-                run(f.e);
-        run(f.e);
+        write_from_child(&f, line, n + 1);
         got = slurp(f.out[0]);
         p = got;
         for (size_t off = 0, piece; off < n; off += piece) {
@@ -149,6 +159,61 @@ Test(relay, long_line_in_marked_pieces) {
                 p++;
         }
         cr_assert_eq(*p, 0);
+        free(got);
+        free(line);
+        fixture_done(&f);
+}
+
+/* Drops the "time" member (its value changes) from each JSON line of s, in place. */
+static char *without_time(char *s) {
+        char *t;
+
+        while ((t = strstr(s, "\"time\":\""))) {
+                char *end = strchr(t + 8, '"');
+
+                cr_assert(end && end - (t + 8) == 27, "time stamp '%.40s'", t);
+                memmove(t, end + 2, strlen(end + 2) + 1); /* the closing quote and the comma */
+        }
+        return s;
+}
+
+Test(relay, json_lines_escaped_with_level) {
+        Fixture f;
+        char *got;
+
+        fixture_setup_as(&f, &(RelayLabel) { .slot = 2, .pid = 77, .json = true, .is_stderr = true });
+        /* A quote, a backslash, a tab, a stray byte, a valid two-byte sequence, a syslog level prefix. */
+        write_str(f.w, "say \"hi\"\\\t\xff\xc3\xa9\n<3>failed\n<9>not a level\n");
+        close(f.w);
+        run(f.e);
+        got = without_time(slurp(f.out[0]));
+        cr_assert_str_eq(got,
+                         "{\"source\":\"worker\",\"slot\":2,\"pid\":77,\"stream\":\"stderr\",\"level\":\"warning\","
+                         "\"message\":\"say \\\"hi\\\"\\\\\\u0009\\ufffd\xc3\xa9\"}\n"
+                         "{\"source\":\"worker\",\"slot\":2,\"pid\":77,\"stream\":\"stderr\",\"level\":\"err\","
+                         "\"message\":\"failed\"}\n"
+                         "{\"source\":\"worker\",\"slot\":2,\"pid\":77,\"stream\":\"stderr\",\"level\":\"warning\","
+                         "\"message\":\"<9>not a level\"}\n");
+        free(got);
+        fixture_done(&f);
+}
+
+Test(relay, json_long_line_in_partial_pieces) {
+        size_t n = RELAY_LINE_MAX + 10;
+        char *line = malloc(n + 1), *got;
+        Fixture f;
+
+        fixture_setup_as(&f, &(RelayLabel) { .slot = 0, .pid = 5, .json = true });
+        memset(line, 'q', n);
+        line[n] = '\n';
+        write_from_child(&f, line, n + 1);
+        got = without_time(slurp(f.out[0]));
+        /* The first piece is RELAY_LINE_MAX bytes and partial, the second the 10 left. */
+        cr_assert(strstr(got, "\"partial\":true}\n{"), "no partial piece first");
+        cr_assert(strstr(got, "\"message\":\"qqqqqqqqqq\"}\n") && !strstr(got + strlen(got) - 30, "partial"));
+        cr_assert_eq(strlen(got), 2 * strlen("{\"source\":\"worker\",\"slot\":0,\"pid\":5,\"stream\":\"stdout\","
+                                            "\"level\":\"info\",\"message\":\"\"}\n") +
+                                          n + strlen(",\"partial\":true"));
         free(got);
         free(line);
         fixture_done(&f);
