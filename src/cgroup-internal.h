@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cgroup-io.h"
+#include "cgroup-proc.h"
 #include "cgroup.h"
 
 typedef enum MemorySource {
@@ -34,6 +35,10 @@ struct CgroupManager {
         char instance[48];              /* hybrid: "corral-<pid>" (in a nested pid namespace
                                          * "corral-<pid>-<namespace inode>"), our directory in each, or "" */
         uint64_t hz;
+        pid_t self; /* corral: whose children the proc backend looks through for orphans */
+        ProcChild *orphans; /* proc backend: corral's children that are no worker, by session (cache) */
+        size_t n_orphans;
+        usec_t orphans_usec; /* CLOCK_MONOTONIC of the last look, 0: never */
         CgroupWorker *workers;
         bool gc_pending; /* a leaf could not be removed yet: cgroup_manager_gc() has work */
         uint64_t keep_below; /* sampling files are kept open only on fds below this */
@@ -62,6 +67,11 @@ static inline int leaf_missing(int dir_fd, int r) {
                 return 0;
         return r;
 }
+
+/* Proc backend: the roots of the worker's processes, its pid and then the orphans it left in its session
+ * (from the manager's list of them, looked at again when older than half a second, or now if fresh).
+ * Returns their number (at least 1) and the array in *ret (owned), or -errno. */
+int cgroup_worker_proc_roots(CgroupWorker *w, bool fresh, pid_t **ret);
 
 /* Closes the sampling files kept open (cgroup-sample.c); the worker's other fds are cgroup.c's. */
 void cgroup_worker_close_files(CgroupWorker *w);

@@ -353,12 +353,13 @@ int proc_parse_stat(const char *s, ProcStat *ret) {
                         return -EINVAL;
                 p++;
         }
-        if (f[4] > INT_MAX)
+        if (f[4] > INT_MAX || f[6] > INT_MAX)
                 return -ERANGE;
 
         *ret = (ProcStat) {
                 .state = state,
                 .ppid = (pid_t) f[4],
+                .session = (pid_t) f[6],
                 .utime = f[14],
                 .stime = f[15],
                 .cutime = f[16],

@@ -65,6 +65,7 @@ int proc_parse_smaps_rollup(const char *s, ProcSmapsRollup *ret);
 typedef struct ProcStat {
         char state;
         pid_t ppid;
+        pid_t session;
         uint64_t utime;
         uint64_t stime;
         uint64_t cutime;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* The proc backend's half: a worker's process tree from /proc/PID/task/TID/children, its PSS and CPU time,
- * stop-then-kill of the whole tree, and a process's parent. Everything relative to the /proc directory fd.
+/* The proc backend's half: a worker's process tree from /proc/PID/task/TID/children (and the trees of the
+ * orphans it left, found among corral's children by their session), its PSS and CPU time, stop-then-kill
+ * of the whole tree, and a process's parent. Everything relative to the /proc directory fd.
  * No logging. */
 
 #include <fcntl.h>
@@ -31,8 +32,9 @@ static bool proc_state_dead(char state) {
         return state == 'Z' || state == 'X' || state == 'x';
 }
 
-/* Appends the children of every thread of pid, as /proc/PID/task/TID/children lists them. */
-static int proc_append_children(int proc_fd, pid_t pid, pid_t **pids, size_t *n) {
+/* The children of every thread of pid, as /proc/PID/task/TID/children lists them: each once (a child is
+ * listed under the one thread that forked it). Appended to *pids, *n. */
+static int proc_read_children(int proc_fd, pid_t pid, pid_t **pids, size_t *n) {
         _cleanup_(closedirp) DIR *d = NULL;
         char path[64];
         int fd, r;
@@ -59,8 +61,6 @@ static int proc_append_children(int proc_fd, pid_t pid, pid_t **pids, size_t *n)
                 if (r < 0)
                         return r;
                 for (int i = 0; i < r; i++) {
-                        if (pid_set_contains(*pids, *n, children[i]))
-                                continue;
                         int k = pid_set_add(pids, n, children[i]);
                         if (k < 0)
                                 return k;
@@ -69,22 +69,49 @@ static int proc_append_children(int proc_fd, pid_t pid, pid_t **pids, size_t *n)
         return 0;
 }
 
-int proc_tree_collect(int proc_fd, pid_t root, pid_t **ret) {
+/* Appends the children of pid that *pids does not hold yet (a process re-parented during a walk could be
+ * listed twice). */
+static int proc_append_children(int proc_fd, pid_t pid, pid_t **pids, size_t *n) {
+        _cleanup_free_ pid_t *children = NULL;
+        size_t n_children = 0;
+        int r;
+
+        r = proc_read_children(proc_fd, pid, &children, &n_children);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n_children; i++) {
+                if (pid_set_contains(*pids, *n, children[i]))
+                        continue;
+                r = pid_set_add(pids, n, children[i]);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int proc_trees_collect(int proc_fd, const pid_t *roots, size_t n_roots, pid_t **ret) {
         _cleanup_free_ pid_t *pids = NULL;
-        ProcStat st;
         size_t n = 0;
         int r;
 
-        r = proc_read_stat(proc_fd, root, &st);
-        if (errno_is_gone(r) || (r >= 0 && proc_state_dead(st.state))) {
+        for (size_t i = 0; i < n_roots; i++) {
+                ProcStat st;
+
+                r = proc_read_stat(proc_fd, roots[i], &st);
+                if (errno_is_gone(r) || (r >= 0 && proc_state_dead(st.state)))
+                        continue;
+                if (r < 0)
+                        return r;
+                if (pid_set_contains(pids, n, roots[i]))
+                        continue;
+                r = pid_set_add(&pids, &n, roots[i]);
+                if (r < 0)
+                        return r;
+        }
+        if (n == 0) {
                 *ret = NULL;
                 return 0;
         }
-        if (r < 0)
-                return r;
-        r = pid_set_add(&pids, &n, root);
-        if (r < 0)
-                return r;
         for (size_t i = 0; i < n; i++) {
                 r = proc_append_children(proc_fd, pids[i], &pids, &n);
                 if (errno_is_gone(r))
@@ -153,19 +180,56 @@ int proc_tree_sum(int proc_fd, uint64_t hz, const pid_t *pids, size_t n, bool wa
         return 0;
 }
 
-int proc_tree_kill(int proc_fd, pid_t root) {
+static int compare_sessions(const void *a, const void *b) {
+        return pid_compare(&((const ProcChild *) a)->session, &((const ProcChild *) b)->session);
+}
+
+int proc_children_sessions(int proc_fd, pid_t parent, const pid_t *skip, size_t n_skip, ProcChild **ret) {
+        _cleanup_free_ ProcChild *out = NULL;
+        _cleanup_free_ pid_t *children = NULL;
+        size_t n_children = 0, n = 0;
+        int r;
+
+        /* Thousands of workers: read without proc_append_children()'s duplicate check (quadratic). */
+        r = proc_read_children(proc_fd, parent, &children, &n_children);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n_children; i++) {
+                ProcStat st;
+                ProcChild *p;
+
+                if (n_skip > 0 && bsearch(&children[i], skip, n_skip, sizeof(pid_t), pid_compare))
+                        continue;
+                r = proc_read_stat(proc_fd, children[i], &st);
+                if (errno_is_gone(r) || (r >= 0 && proc_state_dead(st.state)))
+                        continue;
+                if (r < 0)
+                        return r;
+                p = reallocarray(out, n + 1, sizeof(ProcChild));
+                if (!p)
+                        return -ENOMEM;
+                out = p;
+                out[n++] = (ProcChild) { .pid = children[i], .session = st.session };
+        }
+        if (n > 1)
+                qsort(out, n, sizeof(ProcChild), compare_sessions);
+        *ret = TAKE_PTR(out);
+        return (int) n;
+}
+
+int proc_trees_kill(int proc_fd, const pid_t *roots, size_t n_roots) {
         _cleanup_free_ pid_t *stopped = NULL;
         size_t n_stopped = 0;
         int killed = 0, error = 0, r;
 
-        if (root <= 0)
+        if (n_roots == 0)
                 return 0;
         /* Whatever fails on the way, everything stopped gets killed: never leave a tree stopped. */
         for (unsigned round = 0; round < KILL_ROUNDS_MAX && error == 0; round++) {
                 _cleanup_free_ pid_t *pids = NULL;
                 bool fresh = false;
 
-                r = proc_tree_collect(proc_fd, root, &pids);
+                r = proc_trees_collect(proc_fd, roots, n_roots, &pids);
                 if (r < 0) {
                         error = r;
                         break;

@@ -144,20 +144,87 @@ static int sample_cgroup(CgroupWorker *w, unsigned want, CgroupSample *s) {
         return 1;
 }
 
+/* The orphans' list is this old at most when a sample uses it. */
+#define ORPHANS_MAX_AGE_USEC (USEC_PER_SEC / 2)
+
+/* Looks through corral's children for orphans (the workers skipped: no /proc read for them). */
+static int orphans_refresh(CgroupManager *m, bool fresh) {
+        _cleanup_free_ pid_t *workers = NULL;
+        usec_t now = now_usec(CLOCK_MONOTONIC);
+        ProcChild *orphans = NULL;
+        size_t n = 0;
+        int r;
+
+        if (!fresh && m->orphans_usec > 0 && now - m->orphans_usec < ORPHANS_MAX_AGE_USEC)
+                return 0;
+        for (CgroupWorker *w = m->workers; w; w = w->next)
+                n++;
+        workers = calloc(MAX(n, 1U), sizeof(pid_t));
+        if (!workers)
+                return -ENOMEM;
+        n = 0;
+        for (CgroupWorker *w = m->workers; w; w = w->next)
+                if (w->pid > 0)
+                        workers[n++] = w->pid;
+        qsort(workers, n, sizeof(pid_t), pid_compare);
+        r = proc_children_sessions(m->proc_fd, m->self, workers, n, &orphans);
+        if (r < 0)
+                return r;
+        free(m->orphans);
+        m->orphans = orphans;
+        m->n_orphans = (size_t) r;
+        m->orphans_usec = now;
+        return 0;
+}
+
+int cgroup_worker_proc_roots(CgroupWorker *w, bool fresh, pid_t **ret) {
+        CgroupManager *m = w->manager;
+        size_t lo = 0, hi, n = 0;
+        pid_t *roots;
+
+        /* A failed look keeps the last list: the worker itself is always there. */
+        (void) orphans_refresh(m, fresh);
+        hi = m->n_orphans;
+        while (lo < hi) { /* the first orphan of the worker's session */
+                size_t mid = lo + (hi - lo) / 2;
+
+                if (m->orphans[mid].session < w->pid)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        for (hi = lo; hi < m->n_orphans && m->orphans[hi].session == w->pid; hi++)
+                ;
+        roots = calloc(1 + hi - lo, sizeof(pid_t));
+        if (!roots)
+                return -ENOMEM;
+        roots[n++] = w->pid;
+        for (size_t i = lo; i < hi; i++)
+                if (m->orphans[i].pid != w->pid)
+                        roots[n++] = m->orphans[i].pid;
+        *ret = roots;
+        return (int) n;
+}
+
 int cgroup_worker_sample(CgroupWorker *w, unsigned want, CgroupSample *ret) {
         CgroupSample s = {};
         int r;
 
         if (w->manager->backend == CGROUP_BACKEND_PROC) {
-                _cleanup_free_ pid_t *pids = NULL;
+                _cleanup_free_ pid_t *pids = NULL, *roots = NULL;
 
                 if (w->pid <= 0)
                         return -ESRCH;
-                r = proc_tree_collect(w->manager->proc_fd, w->pid, &pids);
+                r = cgroup_worker_proc_roots(w, /* fresh= */ false, &roots);
                 if (r > 0)
+                        r = proc_trees_collect(w->manager->proc_fd, roots, (size_t) r, &pids);
+                /* The worker comes first, or it is gone (0): what it left is no longer counted for it. */
+                if (r > 0 && pids[0] == w->pid) {
                         r = proc_tree_sum(w->manager->proc_fd, w->manager->hz, pids, (size_t) r, true, &s);
-                if (r >= 0)
-                        r = !!pids;
+                        if (r >= 0)
+                                r = 1;
+                } else if (r >= 0)
+                        r = 0;
         } else
                 r = sample_cgroup(w, want, &s);
         if (r < 0)

@@ -491,7 +491,8 @@ int cgroup_manager_new(
         if (m->proc_fd < 0)
                 return -errno;
 
-        r = probe(m, cgroupfs_root, self > 0 ? self : getpid(), &reason);
+        m->self = self > 0 ? self : getpid();
+        r = probe(m, cgroupfs_root, m->self, &reason);
         if (r < 0)
                 return r;
         if (!reason)
@@ -522,6 +523,7 @@ CgroupManager *cgroup_manager_free(CgroupManager *m) {
         }
         safe_close(m->v2_parent_fd);
         safe_close(m->v1_parent_fd);
+        free(m->orphans);
         free(m);
         return NULL;
 }
@@ -858,7 +860,12 @@ int cgroup_worker_kill(CgroupWorker *w) {
         int r;
 
         if (w->manager->backend == CGROUP_BACKEND_PROC)
-                return proc_tree_kill(w->manager->proc_fd, w->pid);
+        {
+                _cleanup_free_ pid_t *roots = NULL;
+                int n = cgroup_worker_proc_roots(w, /* fresh= */ true, &roots);
+
+                return n < 0 ? n : proc_trees_kill(w->manager->proc_fd, roots, (size_t) n);
+        }
 
         if (w->v2_fd >= 0) {
                 r = cgroup_worker_populated(w);

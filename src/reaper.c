@@ -12,18 +12,12 @@
 /* /proc/self/task/TID/children of a pool at its largest, orphans included: a pid is at most 8 bytes. */
 #define CHILDREN_MAX (8U * 1024 * 1024)
 
-static int compare_pids(const void *a, const void *b) {
-        pid_t x = *(const pid_t *) a, y = *(const pid_t *) b;
-
-        return x < y ? -1 : x > y;
-}
-
 void reaper_sort(pid_t *pids, size_t n) {
-        qsort(pids, n, sizeof(pid_t), compare_pids);
+        qsort(pids, n, sizeof(pid_t), pid_compare);
 }
 
 static bool kept(pid_t pid, const pid_t *keep, size_t n_keep) {
-        return n_keep > 0 && bsearch(&pid, keep, n_keep, sizeof(pid_t), compare_pids);
+        return n_keep > 0 && bsearch(&pid, keep, n_keep, sizeof(pid_t), pid_compare);
 }
 
 /* Reaps pid if it is a zombie now. Returns 1 if it was reaped, 0 if it runs, -errno. */

@@ -342,3 +342,9 @@ int fd_prepare_listener(int fd) {
                 return -errno;
         return 0;
 }
+
+int pid_compare(const void *a, const void *b) {
+        pid_t x = *(const pid_t *) a, y = *(const pid_t *) b;
+
+        return (x > y) - (x < y);
+}

@@ -103,6 +103,9 @@ char *strdup_printf(const char *format, ...) _printf_(1, 2);
 int readlink_malloc(const char *path, char **ret);
 
 usec_t now_usec(clockid_t clock);
+
+/* qsort()/bsearch() order of pid_t values. */
+int pid_compare(const void *a, const void *b);
 /* CPUs this process may run on (its affinity mask), at least 1. */
 unsigned usable_cpus(void);
 /* The soft RLIMIT_NOFILE: how many fds this process may open; UINT64_MAX when unlimited or unknown. */

@@ -29,6 +29,33 @@ for i in range(count):
 os._exit(status)
 """
 
+# A worker whose child double-forks a leftover: in the worker's session, with a process group of its own,
+# holding MIB MiB; it writes its pid to PIDFILE, then PIDFILE.ready once the memory is touched.
+LEFTOVER = r"""
+import os, time
+if os.fork() == 0:
+    os.setpgid(0, 0)
+    if os.fork() == 0:
+        time.sleep(0.2)  # its parent is gone: re-parented to corral
+        block = bytearray(MIB << 20)
+        for i in range(0, len(block), 4096):
+            block[i] = 1
+        with open("PIDFILE", "w") as f:
+            f.write(str(os.getpid()))
+        open("PIDFILE.ready", "w").close()
+        time.sleep(3600)
+    os._exit(0)
+os.wait()
+time.sleep(3600)
+"""
+
+
+def kill_quietly(pidfd):
+    try:
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
 
 def children(pid):
     with open(f"/proc/{pid}/task/{pid}/children") as f:
@@ -69,6 +96,38 @@ class Orphans(h.CorralTestCase):
         self.assertEqual(zombies(c.pid), 0)
         self.assertEqual(children(c.pid), [])
         self.assertEqual(c.output().count("exited with status 5"), 1)
+        self.assertEqual(c.stop(), 0)
+
+    def test_proc_accounting_counts_and_kills_what_a_worker_left_in_its_session(self):
+        # --cgroup-root none: no leaf holds the worker's processes. A child that double-forks out of the
+        # worker's tree and leaves its process group (a kill(-pgid) misses it) but keeps its session is
+        # re-parented to corral: its 64 MiB count in the worker's memory, and it dies with the worker.
+        mib = 64
+        script = LEFTOVER.replace("MIB", str(mib)).replace("PIDFILE", os.path.join(self.tmp, "leftover"))
+        control = os.path.join(self.tmp, "control")
+        c = self.start_corral(["--listen", f"127.0.0.1:{h.free_port()}", "--count", "1", "--ready-mode", "exec",
+                               "--cgroup-root", "none", "--check-interval", "200ms", "--control", control, "--",
+                               sys.executable, "-c", script])
+        c.wait_for_line(r"all 1 worker ready", timeout=20)
+        pidfile = os.path.join(self.tmp, "leftover")
+        h.wait_until(lambda: os.path.exists(pidfile + ".ready"), 20, message="the leftover never started")
+        with open(pidfile) as f:
+            leftover = int(f.read())
+        worker = h.control_status(control)[1]["workers"][0]["pid"]
+        with open(f"/proc/{leftover}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        ppid, pgid, session = (int(x) for x in fields[1:4])
+        self.assertEqual((ppid, session), (c.pid, worker), "not an orphan of corral's in the worker's session")
+        self.assertNotEqual(pgid, worker, "still in the worker's process group")
+        h.wait_until(lambda: h.control_status(control)[1]["workers"][0]["memory_bytes"] >= mib << 20, 20,
+                     message=f"the leftover's memory is not counted: {h.control_status(control)[1]['workers'][0]}")
+        fd = os.pidfd_open(leftover)
+        self.addCleanup(os.close, fd)
+        self.addCleanup(kill_quietly, fd)  # should the test fail with the leftover alive
+        h.sigkill(worker)
+        c.wait_for_line(rf"worker 0 \(pid {worker}\) killed by signal KILL", timeout=10)
+        h.wait_until(lambda: not os.path.exists(f"/proc/{leftover}") or zombies(c.pid) == 0 and
+                     leftover not in children(c.pid), 10, message="the leftover outlived its worker")
         self.assertEqual(c.stop(), 0)
 
     def test_a_sigchld_ignored_by_whoever_started_corral_changes_nothing(self):

@@ -188,6 +188,7 @@ Test(cgroup_parse, parse_proc_stat) {
         cr_assert_eq(proc_parse_stat(s, &st), 0);
         cr_assert_eq(st.state, 'S');
         cr_assert_eq(st.ppid, 1);
+        cr_assert_eq(st.session, 4711);
         cr_assert_eq(st.utime, 250);
         cr_assert_eq(st.stime, 75);
         cr_assert_eq(st.cutime, 3);
@@ -204,6 +205,7 @@ Test(cgroup_parse, parse_proc_stat) {
         fclose(f);
         cr_assert_eq(proc_parse_stat(self, &st), 0);
         cr_assert_eq(st.ppid, getppid());
+        cr_assert_eq(st.session, getsid(0));
         cr_assert_eq(st.state, 'R');
 }
 

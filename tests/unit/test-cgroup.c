@@ -736,6 +736,61 @@ Test(cgroup, proc_backend_sums_the_tree) {
         tree_done(&t);
 }
 
+/* Like fake_proc(), for a process in session's session (not its leader): an orphan a worker left. */
+static void fake_orphan(const Tree *t, int pid, int session, int pss_kb, const char *children) {
+        char rel[128], content[512];
+
+        fake_proc(t, pid, 'S', 1, 1, pss_kb, children);
+        snprintf(rel, sizeof(rel), "proc/%d/stat", pid);
+        snprintf(content, sizeof(content), "%d (orphan) S 4242 %d %d 0 -1 4194560 100 0 0 0 1 1 0 0 20 0 1 0 5 4096 10\n",
+                 pid, session, session);
+        put(t, rel, content);
+}
+
+Test(cgroup, proc_backend_counts_the_orphans_of_a_worker) {
+        _cleanup_free_ char *reason = NULL;
+        CgroupWorker *w = NULL, *other = NULL;
+        CgroupManager *m;
+        CgroupSample s;
+        Tree t;
+
+        tree_init(&t);
+        put(&t, "proc/4242/cgroup", "0::/svc\n");
+        m = manager_new_ok(&t, CGROUP_BACKEND_PROC, &reason);
+        /* corral (4242) has the workers 100 and 300 as children, and three orphans re-parented to it: 200
+         * (with a child 201) and 202 left by worker 100, 400 by worker 300; 500 is a zombie left by 100.
+         * (Killing them is tested with real processes: test_orphans.py; these pids are fake.) */
+        put(&t, "proc/4242/task/4242/children", "100 200 300 202 400 500");
+        fake_proc(&t, 100, 'S', 10, 5, 1000, "");
+        fake_proc(&t, 300, 'S', 10, 5, 3000, "");
+        fake_orphan(&t, 200, 100, 200, "201");
+        fake_orphan(&t, 201, 100, 20, "");
+        fake_orphan(&t, 202, 100, 2, "");
+        fake_orphan(&t, 400, 300, 4, "");
+        fake_orphan(&t, 500, 100, 0, "");
+        put(&t, "proc/500/stat", "500 (z) Z 4242 100 100 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0\n");
+
+        cr_assert_eq(cgroup_worker_new(m, 0, 1, &w), 0);
+        cr_assert_eq(cgroup_worker_attach_pid(w, 100), 0);
+        cr_assert_eq(cgroup_worker_new(m, 1, 1, &other), 0);
+        cr_assert_eq(cgroup_worker_attach_pid(other, 300), 0);
+
+        cr_assert_eq(cgroup_worker_sample(w, WANT_ALL, &s), 1);
+        cr_assert_eq(s.memory_current, (1000 + 200 + 20 + 2) * 1024);
+        cr_assert_eq(cgroup_worker_sample(other, WANT_ALL, &s), 1);
+        cr_assert_eq(s.memory_current, (3000 + 4) * 1024);
+
+        /* The worker gone, its orphans are not counted for it any more (its slot's next worker has its own
+         * pid, so its own session). */
+        fake_proc(&t, 100, 'Z', 10, 5, 0, "");
+        cr_assert_eq(cgroup_worker_sample(w, WANT_ALL, &s), 0);
+
+        cgroup_worker_free(other);
+        cgroup_worker_free(w);
+        cgroup_manager_free(m);
+        tree_done(&t);
+}
+
 Test(cgroup, proc_get_ppid_from_the_stat_file) {
         _cleanup_close_ int proc_fd = -EBADF;
         CgroupManager *m;
