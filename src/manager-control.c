@@ -124,7 +124,6 @@ static void manager_snapshot(Manager *m, Snapshot *ret) {
                         .config_path = m->params.config_path,
                         .notify_rejected = notify_socket_rejected(m->notify),
                         .output_dropped = manager_output_dropped(m),
-                        .orphans_reaped = m->orphans_reaped,
                         .sample_busy_usec = m->sample_last.busy_usec,
                         .sample_longest_usec = m->sample_last.longest_usec,
                         .sample_batches = m->sample_last.batches,

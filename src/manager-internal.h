@@ -77,7 +77,6 @@ struct Manager {
         Httpd *httpd;
         AgentServer *agent;
         bool drained;
-        uint64_t orphans_reaped;           /* processes corral reaped that it did not start */
         bool stop_pending;                 /* DrainDelaySec=: a stop signal came, the delay runs */
         sd_event_source *drain_stop_timer; /* its end */
         /* Whether a load balancer has heard of the drain: the last answer of the agent or of /health
@@ -177,7 +176,7 @@ void manager_stop_worker(Manager *m, PoolWorker *pw);
 int manager_adopt_worker(Manager *m, PoolWorker *pw, Generation *g, const UpgradeWorker *uw);
 /* SIGKILLs every worker now (a second stop signal). */
 void manager_kill_workers(Manager *m);
-/* On SIGCHLD: reaps the children that are not workers (orphans; reaper.h), counted in orphans_reaped. */
+/* On SIGCHLD: reaps the children that are not workers (orphans; reaper.h), counted in counters.orphans_reaped. */
 void manager_reap_orphans(Manager *m);
 /* Frees the workers that exited; called after each dispatch. */
 void manager_free_gone(Manager *m);

@@ -72,7 +72,7 @@ void manager_reap_orphans(Manager *m) {
         r = reaper_reap(keep, n, &reaped);
         if (r < 0)
                 log_debug_errno(r, "Failed to reap orphans: %m");
-        m->orphans_reaped += reaped;
+        m->counters.orphans_reaped += reaped;
 }
 
 /* ---- verdicts ---- */

@@ -481,7 +481,7 @@ char *status_format_metrics(const StatusPool *p, const StatusWorker *rows, size_
         fprintf(b.f, "corral_drained %d\n", p->drained ? 1 : 0);
         metric_header(b.f, "corral_orphans_reaped_total", "counter",
                       "Processes corral reaped that it did not start: orphans of the workers' children.");
-        fprintf(b.f, "corral_orphans_reaped_total %" PRIu64 "\n", p->orphans_reaped);
+        fprintf(b.f, "corral_orphans_reaped_total %" PRIu64 "\n", p->counters->orphans_reaped);
         if (p->has_connections) {
                 metric_header(b.f, "corral_connections", "gauge",
                               "TCP connections open on the workers' listening addresses (accepted or queued).");

@@ -28,6 +28,7 @@ typedef struct StatusCounters {
         bool last_reload_failed;
         usec_t last_reload_end_usec; /* CLOCK_REALTIME; 0: no reload yet */
         uint64_t relayed_signals;
+        uint64_t orphans_reaped; /* children corral did not start, reaped as their subreaper or PID 1 */
 } StatusCounters;
 
 /* One of the workers' listen sockets. Strings borrowed. */
@@ -66,7 +67,6 @@ typedef struct StatusPool {
         /* The last complete accounting pass over the workers (batches: 0 when none was yet). */
         usec_t sample_busy_usec, sample_longest_usec;
         unsigned sample_batches;
-        uint64_t orphans_reaped; /* children corral did not start, reaped as their subreaper or PID 1 */
         bool has_connections;  /* counted for /metrics only */
         uint64_t connections;  /* open on the workers' TCP addresses (sock-diag.h) */
         const StatusCounters *counters;

@@ -364,6 +364,7 @@ static void put_manager(StateWriter *w, const UpgradeState *s) {
         state_put_bool(w, "last-reload-failed", c->last_reload_failed);
         state_put_u64(w, "last-reload-end", c->last_reload_end_usec);
         state_put_u64(w, "relayed-signals", c->relayed_signals);
+        state_put_u64(w, "orphans-reaped", c->orphans_reaped);
         for (size_t i = 0; i < ELEMENTSOF(c->reload_buckets); i++) {
                 snprintf(buf, sizeof buf, "reload-bucket-%zu", i);
                 state_put_u64(w, buf, c->reload_buckets[i]);
@@ -581,6 +582,9 @@ static void get_counters(Fields *f, StatusCounters *c) {
         get_bool(f, "last-reload-failed", &c->last_reload_failed);
         get_u64(f, "last-reload-end", UINT64_MAX, &c->last_reload_end_usec);
         get_u64(f, "relayed-signals", UINT64_MAX, &c->relayed_signals);
+        /* Written since orphans were reaped: 0 from a writer before. */
+        if (!f->bad && state_get_u64(f->rec, "orphans-reaped", UINT64_MAX, &c->orphans_reaped) < 0)
+                c->orphans_reaped = 0;
         for (size_t i = 0; i < ELEMENTSOF(c->reload_buckets); i++) {
                 snprintf(key, sizeof key, "reload-bucket-%zu", i);
                 get_u64(f, key, UINT64_MAX, &c->reload_buckets[i]);

@@ -107,8 +107,11 @@ class Upgrade(h.CorralTestCase):
 
     def test_counters_status_and_metrics_carry_over(self):
         agent_port = h.free_port()
+        # Each worker notifies from an orphan it leaves (re-parented to corral, reaped there): the counter of
+        # reaped orphans has something to carry over.
         corral = self.start(count=2, extra=["--status-listen", f"127.0.0.1:{h.free_port()}",
-                                            "--agent-listen", f"127.0.0.1:{agent_port}"])
+                                            "--agent-listen", f"127.0.0.1:{agent_port}"],
+                            worker_args=["--notify-via-orphan"])
         status_port = int(corral.args[corral.args.index("--status-listen") + 1].rsplit(":", 1)[1])
         p = subprocess.run([h.corral_bin(), "reload", "--wait", "--control", self.control], capture_output=True,
                            text=True, timeout=h.scaled(30), env=h.clean_env())
@@ -120,6 +123,8 @@ class Upgrade(h.CorralTestCase):
         h.wait_until(lambda: self.workers()[1].get(1) not in (None, victim), h.scaled(10))
         h.wait_all_ready(self.control, 2)
         before, pids = self.workers()
+        h.wait_until(lambda: h.metrics(status_port)["corral_orphans_reaped_total"] >= 5, 10,
+                     message="the orphans that notified were not reaped")
         m_before = h.metrics(status_port)
         rc, out = self.upgrade()
         self.assertEqual(rc, 0, out)
@@ -135,7 +140,8 @@ class Upgrade(h.CorralTestCase):
         self.assertGreaterEqual(after["workers"][1]["last_exit"]["ago_usec"], before["workers"][1]["last_exit"]["ago_usec"])
         m_after = h.metrics(status_port)
         for name in ("corral_worker_restarts_total", "corral_reloads_total", "process_start_time_seconds",
-                     "corral_last_reload_timestamp_seconds", "corral_worker_info", "corral_generation"):
+                     "corral_last_reload_timestamp_seconds", "corral_worker_info", "corral_generation",
+                     "corral_orphans_reaped_total"):
             got = {k: v for k, v in m_after.items() if k.split("{")[0] == name}
             want = {k: v for k, v in m_before.items() if k.split("{")[0] == name}
             self.assertTrue(want, f"{name} not in /metrics")
