@@ -319,12 +319,13 @@ static int take_sockets(const Config *config, SocketSet *sockets, SocketSet *sta
                         return log_oom(), EXIT_OSERR;
                 if (config->listen && config->listen[0])
                         log_warning("systemd passed the sockets; ignoring Listen=");
-                /* Per-slot sockets are corral's to bind; systemd's one socket would be shared by all. */
-                if (config->balance == BALANCE_REUSEPORT) {
-                        log_error("Balance=reuseport needs corral to bind its sockets (Listen= or --listen), "
-                                  "and systemd passed them: remove Balance= or start corral without a .socket unit");
-                        return EXIT_CONFIG;
-                }
+                /* Per-slot sockets join the group of systemd's (slot 0 keeps systemd's own), which needs
+                 * ReusePort=yes and the socket's owner. */
+                for (size_t i = 0; i < sockets->n && config->balance == BALANCE_REUSEPORT; i++)
+                        if (listen_socket_check_reuseport(&sockets->sockets[i], &error) < 0) {
+                                log_error("%s", error ?: "Balance=reuseport cannot use the sockets systemd passed");
+                                return EXIT_CONFIG;
+                        }
         }
         if (sockets->n == 0) {
                 if (!config->listen || !config->listen[0]) {

@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
@@ -377,6 +378,41 @@ int listen_fd_queue(int fd, uint32_t *ret_queued, uint32_t *ret_backlog) {
                 return -ENOTCONN;
         *ret_queued = info.tcpi_unacked;
         *ret_backlog = info.tcpi_sacked;
+        return 0;
+}
+
+int listen_socket_check_reuseport(const ListenSocket *l, char **ret_error) {
+        char addr[SOCKET_ADDRESS_MAX];
+        const char *a = listen_socket_address(l, addr, sizeof addr) ?: "?";
+        int on = 0;
+        socklen_t len = sizeof(on);
+        struct stat st;
+
+        if (l->type != SOCK_STREAM || (l->family != AF_INET && l->family != AF_INET6)) {
+                *ret_error = strdup_printf("Balance=reuseport works with TCP sockets only, and systemd passed '%s' "
+                                           "(%s), which is not one", l->name, a);
+                return -EPROTONOSUPPORT;
+        }
+        if (getsockopt(l->fd, SOL_SOCKET, SO_REUSEPORT, &on, &len) < 0 || fstat(l->fd, &st) < 0) {
+                *ret_error = strdup_printf("Balance=reuseport: cannot inspect socket '%s' (%s): %s", l->name, a,
+                                           strerror(errno));
+                return -errno;
+        }
+        if (!on) {
+                *ret_error = strdup_printf("Balance=reuseport needs ReusePort=yes in the .socket unit: systemd passed "
+                                           "'%s' (%s) without SO_REUSEPORT",
+                                           l->name, a);
+                return -EINVAL;
+        }
+        /* The kernel lets a socket join a group only with the group's owner (its creator's fsuid). */
+        if (st.st_uid != geteuid()) {
+                *ret_error = strdup_printf("Balance=reuseport cannot join the SO_REUSEPORT group of '%s' (%s): the "
+                                           "socket belongs to uid %u and corral runs as uid %u, and the kernel lets "
+                                           "only its owner join (systemd binds .socket units as root: run corral as "
+                                           "root with [Worker] User= for the workers, or use Balance=shared)",
+                                           l->name, a, (unsigned) st.st_uid, (unsigned) geteuid());
+                return -EPERM;
+        }
         return 0;
 }
 

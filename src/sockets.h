@@ -41,6 +41,11 @@ int socket_set_bind(char *const *specs, bool reuseport, SocketSet *ret, char **r
  * (-EPROTONOSUPPORT: l is not a TCP socket). */
 int listen_socket_bind_sibling(const ListenSocket *l, int *ret_fd);
 
+/* Balance=reuseport on a socket systemd passed: it must be TCP, have SO_REUSEPORT (ReusePort=yes in the
+ * .socket unit), and belong to corral's own user, the only one the kernel lets join its group. Returns 0,
+ * or -errno with *ret_error (allocated) saying which and what to do. */
+int listen_socket_check_reuseport(const ListenSocket *l, char **ret_error);
+
 /* Closes every socket and unlinks the UNIX socket paths this process bound. */
 void socket_set_done(SocketSet *s);
 

@@ -3,10 +3,13 @@
 corral in the group of the one it bound first; a slot's replacement (crash, reload) gets the very same socket;
 the kernel spreads new connections over the slots; under load, reloads fail no request; connections that
 waited in a dead worker's queue are served by its replacement, none reset; while a slot has no ready
-worker, a steering program sends new connections to the slots that have one; a scale-down closes the sockets of the slots that are gone; UDP, systemd's sockets and `corral upgrade` are
-refused with a message that says why."""
+worker, a steering program sends new connections to the slots that have one; a scale-down closes the sockets
+of the slots that are gone. With sockets from systemd (ReusePort=yes), slot 0 keeps systemd's own and the
+other slots join its group. UDP, systemd's sockets without SO_REUSEPORT or of another owner, and
+`corral upgrade` are refused with a message that says why."""
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -26,6 +29,15 @@ def socket_inode(pid, fd=3):
     return int(link[8:-1])
 
 
+def reuseport_listener():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    s.bind(("127.0.0.1", 0))
+    s.listen(128)
+    return s
+
+
 def socket_inodes(pid):
     out = set()
     for fd in os.listdir(f"/proc/{pid}/fd"):
@@ -39,6 +51,17 @@ def socket_inodes(pid):
 
 
 class Balance(h.CorralTestCase):
+    def start_passed(self, sock, count=4, prefix=()):
+        """corral with SOCK passed as systemd passes a .socket unit's (LISTEN_FDS, named http)."""
+        self.control = os.path.join(self.tmp, "control")
+        self.port = sock.getsockname()[1]
+        c = h.Corral(["--balance", "reuseport", "--count", str(count), "--control", self.control, "--",
+                      h.worker_bin()], mode="fds", sockets=[(sock, "http")], workdir=self.tmp, name="passed",
+                     prefix=prefix)
+        self.addCleanup(c.close)
+        c.start()
+        return c
+
     def start(self, count=4, extra=(), config=None):
         self.control = os.path.join(self.tmp, "control")
         if not config:
@@ -190,6 +213,42 @@ class Balance(h.CorralTestCase):
         self.assertIn(before[1][1], held)
         h.collect_workers(self.port, 2, corral=c)
 
+    def test_sockets_from_systemd_with_reuseport_yes(self):
+        # What ReusePort=yes in a .socket unit gives: a listener with SO_REUSEPORT, owned by corral's user.
+        sock = reuseport_listener()
+        self.addCleanup(sock.close)
+        c = self.start_passed(sock)
+        h.wait_all_ready(self.control, 4)
+        before = self.slots()
+        inodes = {ino for _, ino in before.values()}
+        self.assertEqual(len(inodes), 4, f"slots share a socket: {before}")
+        # Slot 0 serves on systemd's own socket (no member of the group that nobody accepts on).
+        self.assertEqual(before[0][1], os.fstat(sock.fileno()).st_ino)
+        h.collect_workers(self.port, 4, corral=c)
+        load = Load(self.port, 16, duration=3600, timeout=h.scaled(5))
+        thread = threading.Thread(target=lambda: setattr(load, "result", load.run()), daemon=True)
+        thread.start()
+        try:
+            h.wait_until(lambda: load.counts()["ok"] > 100, 20, message="the load never got going")
+            for i in range(3):
+                ok = load.counts()["ok"]
+                p = self.ctl("reload", "--wait")
+                self.assertEqual(p.returncode, 0, p.stderr)
+                h.wait_until(lambda: load.counts()["ok"] > ok + 50, 20, message=f"nothing served after {i}")
+            victim = self.slots()[2][0]
+            h.sigkill(victim)
+            h.wait_until(lambda: self.slots().get(2, (victim,))[0] != victim, 10, message="slot 2 not replaced")
+            ok = load.counts()["ok"]
+            h.wait_until(lambda: load.counts()["ok"] > ok + 50, 20, message="nothing served after the crash")
+        finally:
+            load.stop.set()
+            thread.join(h.scaled(30))
+        result = load.result
+        self.assertEqual((result["failed"], result["ok"] > 0), (0, True), result)
+        self.assertEqual({s: ino for s, (_, ino) in self.slots().items()},
+                         {s: ino for s, (_, ino) in before.items()})
+        self.assertEqual(c.stop(), 0)
+
     def test_what_cannot_balance_is_refused(self):
         cases = [
             (["--listen", "udp:127.0.0.1:0", "--balance", "reuseport"], "Balance=reuseport works with TCP sockets only"),
@@ -201,17 +260,23 @@ class Balance(h.CorralTestCase):
                                    text=True, timeout=h.scaled(10), env=h.clean_env())
                 self.assertEqual(p.returncode, 78, (verb, args, p.stderr))
                 self.assertIn(message, p.stderr, (verb, args))
-        # Sockets from systemd (LISTEN_FDS) are one socket all workers share: refused at start.
+        # A socket from systemd without ReusePort=yes: no group to join, refused at start.
         sock = h.bind_tcp(0)
-        c = h.Corral(["--balance", "reuseport", "--", h.worker_bin()], mode="fds", sockets=[(sock, "http")],
-                     workdir=self.tmp, name="passed")
-        try:
-            c.start()
-            self.assertEqual(c.proc.wait(h.scaled(10)), 78)
-            self.assertIn("Balance=reuseport needs corral to bind its sockets", c.output())
-        finally:
-            c.close()
-            sock.close()
+        self.addCleanup(sock.close)
+        c = self.start_passed(sock)
+        self.assertEqual(c.proc.wait(h.scaled(10)), 78)
+        self.assertIn("Balance=reuseport needs ReusePort=yes in the .socket unit: systemd passed 'http' "
+                      f"(127.0.0.1:{self.port}) without SO_REUSEPORT", c.output())
+        # One of another owner (systemd binds as root, corral runs as another user): the kernel would refuse
+        # the slots' sockets, so corral does at start.
+        if os.geteuid() == 0:
+            sock = reuseport_listener()
+            self.addCleanup(sock.close)
+            os.chmod(self.tmp, 0o777)
+            c = self.start_passed(sock, prefix=[shutil.which("setpriv"), "--reuid=65534", "--regid=65534", "--clear-groups"])
+            self.assertEqual(c.proc.wait(h.scaled(10)), 78, c.output())
+            self.assertIn("cannot join the SO_REUSEPORT group of 'http'", c.output())
+            self.assertIn("belongs to uid 0 and corral runs as uid 65534", c.output())
         # An upgrade in place would lose the slots' sockets: refused, and the pool keeps serving.
         self.start(2)
         p = self.ctl("upgrade")
