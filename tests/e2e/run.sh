@@ -675,6 +675,59 @@ sc_restart() {
     finish "$name" "restart ${dur} s, $(load_figures <<<"$sum")"
 }
 
+# sc_reuseport NAME: Balance=reuseport under socket activation (issue 16), the supported set-up: the socket
+# with ReusePort=yes, corral as root (contrib/reuseport.conf) and its workers as nobody ([Worker] User=).
+# Every slot has a socket of its own in the group of systemd's, slot 0 systemd's own; a reload and a crash
+# under load fail nothing. Put back as it was at the end.
+sc_reuseport() {
+    local name=$1
+    begin
+    ct mkdir -p "/etc/systemd/system/$UNIT.d" "/etc/systemd/system/$SOCKET.d" &&
+        ct install -m 0644 /opt/corral-src/contrib/reuseport.conf "/etc/systemd/system/$UNIT.d/reuseport.conf" &&
+        ct sh -c "printf '[Socket]\nReusePort=yes\n' > /etc/systemd/system/$SOCKET.d/reuseport.conf" &&
+        write_config && ct sed -i 's/^\[Worker\]$/[Worker]\nUser=nobody/' /etc/corral/app.conf &&
+        ct sh -c "printf '\n[Socket]\nBalance=reuseport\n' >> /etc/corral/app.conf" &&
+        ct systemctl daemon-reload && ct timeout 60 systemctl stop "$UNIT" "$SOCKET" &&
+        ct systemctl start "$SOCKET"
+    check "ReusePort=yes on the socket, corral's config Balance=reuseport" test $? -eq 0
+    check "ReusePort=yes" eq "$(prop "$SOCKET" ReusePort)" yes
+    local first
+    first=$(ctnet python3 "$here/load.py" --port "$PORT" --once --timeout 30)
+    check "first connection answered ($first)" eq "$(pyjson 'j["ok"]' <<<"$first")" True
+    check "pool settles at generation 1" wait_until 15 pool_settled 1
+    local main p uids='' inodes='' slot0 systemd_fds
+    main=$(prop "$UNIT" MainPID)
+    check "corral runs as root" eq "$(ct awk '/^Uid:/ { print $2 }' "/proc/$main/status")" 0
+    for p in $(worker_pids | tr -d '[],'); do
+        uids+="$(ct awk '/^Uid:/ { print $2 }' "/proc/$p/status") "
+        inodes+="$(ct readlink "/proc/$p/fd/3") "
+    done
+    check "every worker runs as nobody ($uids)" eq "$(tr ' ' '\n' <<<"$uids" | sort -u | xargs)" 65534
+    check "every slot has a socket of its own ($inodes)" eq "$(tr ' ' '\n' <<<"$inodes" | sort -u | grep -c socket)" "$WORKERS"
+    slot0=$(pool_json | pyjson '[w["pid"] for w in j["workers"] if w["slot"] == 0][0]')
+    systemd_fds=$(ct ls -l /proc/1/fd 2>/dev/null)
+    check "slot 0 serves on systemd's own socket ($(ct readlink "/proc/$slot0/fd/3"))" \
+        grep -qF "$(ct readlink "/proc/$slot0/fd/3")" <<<"$systemd_fds"
+    local gen rc victim sum
+    gen=$(pool_json | pyjson 'j["generation"]')
+    load_start 24
+    ct timeout 120 systemctl reload "$UNIT"
+    rc=$?
+    victim=$(pool_json | pyjson '[w["pid"] for w in j["workers"] if w["slot"] == 1][0]')
+    ct kill -KILL "$victim"
+    sleep 1.5 # the replacement is ready (ready delay) and serves
+    load_stop; sum=$LOAD_SUM
+    check "systemctl reload exits 0 (got $rc)" eq "$rc" 0
+    check "slot 1's crashed worker $victim replaced" wait_until 10 pool_settled $((gen + 1))
+    check "zero failed requests over the reload and the crash" eq "$(pyjson 'j["failed"]' <<<"$sum")" 0
+    # As it was: the shipped unprivileged unit, the socket without ReusePort=, Balance=shared.
+    ct rm -f "/etc/systemd/system/$UNIT.d/reuseport.conf" "/etc/systemd/system/$SOCKET.d/reuseport.conf" &&
+        write_config && ct systemctl daemon-reload && ct timeout 60 systemctl stop "$UNIT" "$SOCKET" &&
+        ct systemctl start "$SOCKET" && ctnet python3 "$here/load.py" --port "$PORT" --once --timeout 30 >/dev/null
+    check "put back: the shipped units serve again" wait_until 15 pool_settled 1
+    finish "$name" "$WORKERS slots on their own sockets, $(load_figures <<<"$sum")"
+}
+
 # The master's own watchdog: under WatchdogSec= corral pings systemd from its event loop, so a healthy
 # pool outlives several watchdog periods while a frozen master is killed and restarted by systemd.
 # The workers do not inherit the master's watchdog. WatchdogSignal=SIGKILL: no core dump of corral.
@@ -916,6 +969,7 @@ run_in() { # FLAVOUR ROOTFS SUFFIX
             sc_deb_upgrade "deb-upgrade$sfx"
             sc_deb_not_upgraded "deb-not-upgraded$sfx"
             sc_restart "restart$sfx"
+            sc_reuseport "reuseport$sfx"
             sc_watchdog "watchdog$sfx"
             sc_worker_output "worker-output$sfx"
             sc_stop "stop$sfx"
@@ -923,7 +977,7 @@ run_in() { # FLAVOUR ROOTFS SUFFIX
             sc_remove_purge "remove-purge$sfx"
         else
             local s
-            for s in accounting unprivileged reload-under-load bad-deploy crash upgrade deb-upgrade deb-not-upgraded restart watchdog worker-output stop stack-go remove-purge; do
+            for s in accounting unprivileged reload-under-load bad-deploy crash upgrade deb-upgrade deb-not-upgraded restart reuseport watchdog worker-output stop stack-go remove-purge; do
                 result "$s$sfx" FAIL "not run: the pool did not come up"
             done
         fi

@@ -105,22 +105,35 @@ class Balance(h.CorralTestCase):
         self.assertTrue(all(rolled[s][0] != after[s][0] for s in rolled), rolled)
         self.assertEqual({s: ino for s, (_, ino) in rolled.items()}, {s: ino for s, (_, ino) in before.items()})
 
-    def test_reloads_under_load_fail_nothing(self):
-        self.start(4)
-        load = Load(self.port, 32, duration=3600, timeout=h.scaled(5))
+    def under_load(self, clients, reloads, then=None):
+        """Runs CLIENTS closed-loop clients, does RELOADS reloads (each waited for, then more requests
+        served), then THEN() if given (more requests served after it too); returns the load's result."""
+        load = Load(self.port, clients, duration=3600, timeout=h.scaled(5))
         thread = threading.Thread(target=lambda: setattr(load, "result", load.run()), daemon=True)
         thread.start()
+
+        def served_after(what):
+            before = load.counts()["ok"]
+            what()
+            h.wait_until(lambda: load.counts()["ok"] > before + 50, 20, message="nothing served after it")
+
+        def reload():
+            p = self.ctl("reload", "--wait")
+            self.assertEqual(p.returncode, 0, p.stderr)
         try:
             h.wait_until(lambda: load.counts()["ok"] > 200, 20, message="the load never got going")
-            for i in range(10):
-                before = load.counts()["ok"]
-                p = self.ctl("reload", "--wait")
-                self.assertEqual(p.returncode, 0, p.stderr)
-                h.wait_until(lambda: load.counts()["ok"] > before + 50, 20, message=f"nothing served after {i}")
+            for _ in range(reloads):
+                served_after(reload)
+            if then:
+                served_after(then)
         finally:
             load.stop.set()
             thread.join(h.scaled(30))
-        result = load.result
+        return load.result
+
+    def test_reloads_under_load_fail_nothing(self):
+        self.start(4)
+        result = self.under_load(32, 10)
         self.assertEqual(result["failed"], 0, result)
         self.assertEqual(len(result["generations"]), 11, result)
 
@@ -225,25 +238,12 @@ class Balance(h.CorralTestCase):
         # Slot 0 serves on systemd's own socket (no member of the group that nobody accepts on).
         self.assertEqual(before[0][1], os.fstat(sock.fileno()).st_ino)
         h.collect_workers(self.port, 4, corral=c)
-        load = Load(self.port, 16, duration=3600, timeout=h.scaled(5))
-        thread = threading.Thread(target=lambda: setattr(load, "result", load.run()), daemon=True)
-        thread.start()
-        try:
-            h.wait_until(lambda: load.counts()["ok"] > 100, 20, message="the load never got going")
-            for i in range(3):
-                ok = load.counts()["ok"]
-                p = self.ctl("reload", "--wait")
-                self.assertEqual(p.returncode, 0, p.stderr)
-                h.wait_until(lambda: load.counts()["ok"] > ok + 50, 20, message=f"nothing served after {i}")
+
+        def crash():
             victim = self.slots()[2][0]
             h.sigkill(victim)
             h.wait_until(lambda: self.slots().get(2, (victim,))[0] != victim, 10, message="slot 2 not replaced")
-            ok = load.counts()["ok"]
-            h.wait_until(lambda: load.counts()["ok"] > ok + 50, 20, message="nothing served after the crash")
-        finally:
-            load.stop.set()
-            thread.join(h.scaled(30))
-        result = load.result
+        result = self.under_load(16, 3, then=crash)
         self.assertEqual((result["failed"], result["ok"] > 0), (0, True), result)
         self.assertEqual({s: ino for s, (_, ino) in self.slots().items()},
                          {s: ino for s, (_, ino) in before.items()})

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # systemd-analyze verify on every unit in units/ (templates as an instance), with ExecStart= pointing at
-# the freshly built binary so the check that the executable exists is real; the stacks' and the
-# notify-reload drop-ins with them.
+# the freshly built binary so the check that the executable exists is real; the stacks', the reuseport
+# and the notify-reload drop-ins with them.
 set -euo pipefail
 src=$1
 bindir=$2
@@ -19,6 +19,8 @@ mkdir -p "$tmp/corral@verify.service.d"
 for f in "$src"/contrib/examples/*/drop-in.conf; do
     cp "$f" "$tmp/corral@verify.service.d/$(basename "$(dirname "$f")").conf"
 done
+# The reuseport drop-in applies to the template service too.
+cp "$src/contrib/reuseport.conf" "$tmp/corral@verify.service.d/"
 # The notify-reload drop-in is for systemd >= 253; older versions rightly reject Type=notify-reload.
 version=$(systemctl --version | awk 'NR == 1 { print $2 }')
 if [ "${version%%.*}" -ge 253 ]; then
