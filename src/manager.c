@@ -374,6 +374,8 @@ static int manager_setup_loop(Manager *m) {
 
 /* The listen sockets the workers get, as fds 3.. in their order, with their names. */
 static int manager_setup_sockets(Manager *m, SocketSet *sockets) {
+        int r;
+
         m->sockets = *sockets;
         *sockets = (SocketSet) {};
         m->fds = calloc(MAX(m->sockets.n, 1U), sizeof(int));
@@ -386,6 +388,13 @@ static int manager_setup_sockets(Manager *m, SocketSet *sockets) {
                 m->slot_sockets = slot_sockets_new(&m->sockets, m->fds);
                 if (!m->slot_sockets)
                         return log_oom();
+                r = slot_sockets_even(m->slot_sockets);
+                if (r < 0)
+                        log_warning_errno(r, "Balance=reuseport: cannot load the even steering program (%m; eBPF "
+                                             "needs CAP_BPF, e.g. root): new connections are spread by the "
+                                             "kernel's hash, unevenly, steered only away from slots that are down");
+                else
+                        log_info("Balance=reuseport: new connections go to the ready slots in turn (eBPF)");
         }
         return 0;
 }

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "slot-sockets.h"
+#include "steer-bpf.h"
 
 struct SlotSockets {
         const SocketSet *group;
@@ -21,6 +22,7 @@ struct SlotSockets {
         unsigned n_order;
         bool *steered; /* the ready slots the attached program picks from (n_steered of them); NULL: none */
         unsigned n_steered;
+        SteerBpf *even; /* the eBPF round robin, when it could be loaded (slot_sockets_even()) */
 };
 
 /* Longest program: two instructions per ready slot and three more, within BPF_MAXINSNS. */
@@ -68,6 +70,7 @@ SlotSockets *slot_sockets_free(SlotSockets *s) {
         free(s->slots);
         free(s->order);
         free(s->steered);
+        steer_bpf_free(s->even);
         free(s);
         return NULL;
 }
@@ -125,6 +128,46 @@ int slot_sockets_get(SlotSockets *s, unsigned slot, const int **ret) {
         return 0;
 }
 
+int slot_sockets_even(SlotSockets *s) {
+        int r;
+
+        if (s->even)
+                return 0;
+        r = steer_bpf_new(s->group->n, &s->even);
+        for (size_t i = 0; i < s->group->n && r >= 0; i++)
+                r = steer_bpf_attach(s->even, i, s->group_fds[i]);
+        if (r < 0) {
+                s->even = steer_bpf_free(s->even);
+                return r;
+        }
+        free(s->steered); /* steer again, with it */
+        s->steered = NULL;
+        return 0;
+}
+
+/* The eBPF round robin over the ready slots, in slot order (beyond what it can steer: the kernel's hash). */
+static int steer_even(SlotSockets *s, const bool *ready, unsigned n) {
+        _cleanup_free_ unsigned *slots = calloc(MAX(n, 1U), sizeof(unsigned));
+        unsigned m = 0;
+        int r;
+
+        if (!slots)
+                return -ENOMEM;
+        for (unsigned k = 0; k < n; k++) {
+                if (!ready[k] || (k > 0 && (k >= s->n || !s->slots[k])))
+                        continue;
+                if (k >= STEER_BPF_SLOTS_MAX)
+                        return steer_bpf_set_ready(s->even, NULL, 0);
+                for (size_t i = 0; i < s->group->n; i++) {
+                        r = steer_bpf_add(s->even, i, k, k == 0 ? s->group_fds[i] : s->slots[k][i]);
+                        if (r < 0)
+                                return r;
+                }
+                slots[m++] = k;
+        }
+        return steer_bpf_set_ready(s->even, slots, m);
+}
+
 /* Attaches prog (NULL: detaches) to every group: a program set on one member applies to the group. */
 static int steer_attach(SlotSockets *s, const struct sock_fprog *prog) {
         int r = 0;
@@ -156,6 +199,14 @@ int slot_sockets_steer(SlotSockets *s, const bool *ready, unsigned n) {
 
         if (s->steered && s->n_steered == n && memcmp(s->steered, ready, n * sizeof(bool)) == 0)
                 return 0;
+        if (s->even) {
+                copy = malloc(MAX(n, 1U) * sizeof(bool));
+                if (!copy)
+                        return -ENOMEM;
+                memcpy(copy, ready, n * sizeof(bool));
+                k = steer_even(s, ready, n);
+                goto done;
+        }
         idx = calloc(MAX(s->n_order, 1U), sizeof(unsigned));
         copy = malloc(MAX(n, 1U) * sizeof(bool));
         f = calloc(2 * s->n_order + 3, sizeof(struct sock_filter));
@@ -182,6 +233,7 @@ int slot_sockets_steer(SlotSockets *s, const bool *ready, unsigned n) {
                 f[len++] = (struct sock_filter) BPF_STMT(BPF_RET | BPF_K, idx[0]);
                 k = steer_attach(s, &(struct sock_fprog) { .len = (unsigned short) len, .filter = f });
         }
+done:
         if (k < 0)
                 return k; /* tried again with the next change, or the next call */
         free(s->steered);

@@ -21,8 +21,13 @@ int slot_sockets_get(SlotSockets *s, unsigned slot, const int **ret);
 /* How many slots may have sockets: one more than the highest slot bound so far. */
 unsigned slot_sockets_n(const SlotSockets *s);
 
+/* Loads and attaches the even steering (steer-bpf.h: the ready slots in turn, eBPF, needs CAP_BPF) for
+ * slot_sockets_steer() to use from now on. Returns 0, or -errno (then it steers with classic BPF). */
+int slot_sockets_even(SlotSockets *s);
+
 /* Steers new connections to the ready slots: ready[k] (n entries) says whether slot k has a worker that
- * accepts. While some slots with sockets are not ready, a classic BPF program on the groups
+ * accepts. With the even steering, each new connection goes to the next ready slot in turn. Without it,
+ * while some slots with sockets are not ready, a classic BPF program on the groups
  * (SO_ATTACH_REUSEPORT_CBPF, no privileges needed) picks one of the ready slots' sockets at random, so
  * that nothing new waits behind a worker that is starting or held back after crashes; with every slot
  * ready (or none) the kernel's hash decides, as without a program. Does nothing when the ready set is the

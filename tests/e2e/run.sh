@@ -676,7 +676,8 @@ sc_restart() {
 }
 
 # sc_reuseport NAME: Balance=reuseport under socket activation (issue 16), the supported set-up: the socket
-# with ReusePort=yes, corral as root (contrib/reuseport.conf) and its workers as nobody ([Worker] User=).
+# with ReusePort=yes and TCP only (the shipped unit's UNIX socket is refused with Balance=reuseport), corral
+# as root (contrib/reuseport.conf) and its workers as nobody ([Worker] User=).
 # Every slot has a socket of its own in the group of systemd's, slot 0 systemd's own; a reload and a crash
 # under load fail nothing. Put back as it was at the end.
 sc_reuseport() {
@@ -684,7 +685,7 @@ sc_reuseport() {
     begin
     ct mkdir -p "/etc/systemd/system/$UNIT.d" "/etc/systemd/system/$SOCKET.d" &&
         ct install -m 0644 /opt/corral-src/contrib/reuseport.conf "/etc/systemd/system/$UNIT.d/reuseport.conf" &&
-        ct sh -c "printf '[Socket]\nReusePort=yes\n' > /etc/systemd/system/$SOCKET.d/reuseport.conf" &&
+        ct sh -c "printf '[Socket]\nListenStream=\nListenStream=127.0.0.1:$PORT\nReusePort=yes\n' > /etc/systemd/system/$SOCKET.d/reuseport.conf" &&
         write_config && ct sed -i 's/^\[Worker\]$/[Worker]\nUser=nobody/' /etc/corral/app.conf &&
         ct sh -c "printf '\n[Socket]\nBalance=reuseport\n' >> /etc/corral/app.conf" &&
         ct systemctl daemon-reload && ct timeout 60 systemctl stop "$UNIT" "$SOCKET" &&

@@ -185,13 +185,29 @@ class Balance(h.CorralTestCase):
         self.assertEqual(answered["1"], {self.slots()[1][0]})
 
     def test_nothing_new_waits_behind_a_slot_that_is_down(self):
+        # With the even steering (eBPF, as root): slot 1 is not in the ready list.
+        c = self.nothing_new_waits_behind_a_slot_that_is_down()
+        c.wait_for_line(r"new connections go to the ready slots in turn \(eBPF\)", timeout=1)
+
+    def test_nothing_new_waits_behind_a_slot_that_is_down_without_privileges(self):
+        # Without CAP_BPF, with the classic program: it says so at start, and still steers.
+        if os.geteuid() != 0:
+            self.skipTest("needs root to start corral as another user")
+        os.chmod(self.tmp, 0o777)
+        c = self.nothing_new_waits_behind_a_slot_that_is_down(
+            prefix=[shutil.which("setpriv"), "--reuid=65534", "--regid=65534", "--clear-groups"])
+        c.wait_for_line(r"Balance=reuseport: cannot load the even steering program \(Operation not permitted; "
+                        r"eBPF needs CAP_BPF", timeout=1)
+
+    def nothing_new_waits_behind_a_slot_that_is_down(self, prefix=()):
         # Slot 1's worker fails at start and, by RestartPreventExitStatus=, is not started again: its socket
         # stays in the group with nobody accepting. The steering program sends every new connection to
         # slot 0; without it, about half would wait in slot 1's queue for good.
         self.port, self.control = h.free_port(), os.path.join(self.tmp, "control")
         cmd, _ = h.spawn_counter_command(self.tmp, {"1": ["--exit-at-start", "3"], None: []})
         c = self.start_corral(["--listen", f"127.0.0.1:{self.port}", "--count", "2", "--balance", "reuseport",
-                               "--restart-prevent-exit-status", "3", "--control", self.control, "--", *cmd])
+                               "--restart-prevent-exit-status", "3", "--control", self.control, "--", *cmd],
+                              prefix=prefix)
         c.wait_for_line(r"slot 1: exit status 3", timeout=20)
         h.wait_serving(self.port)
         conns = [socket.create_connection(("127.0.0.1", self.port), timeout=h.scaled(5)) for _ in range(24)]
@@ -205,6 +221,28 @@ class Balance(h.CorralTestCase):
             finally:
                 s.close()
             self.assertIn("X-Worker-Slot: 0", head)
+        return c
+
+    def test_new_connections_go_to_the_slots_in_turn(self):
+        # The even steering: 8 slots, 40 keep-alive connections opened one after the other, each held open.
+        # Round robin gives every worker exactly 5 (the kernel's hash alone gave 1 to 7 of 50 over 16).
+        c = self.start(8)
+        c.wait_for_line(r"new connections go to the ready slots in turn \(eBPF\)", timeout=1)
+        conns = []
+        try:
+            seen = {}
+            for _ in range(40):
+                s = socket.create_connection(("127.0.0.1", self.port), timeout=h.scaled(5))
+                conns.append(s)
+                s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                head = s.recv(4096).decode(errors="replace")
+                slot = [l.split(":", 1)[1].strip() for l in head.split("\r\n") if l.lower().startswith("x-worker-slot:")]
+                seen[slot[0]] = seen.get(slot[0], 0) + 1
+        finally:
+            for s in conns:
+                s.close()
+        self.assertEqual(sorted(seen), [str(k) for k in range(8)], seen)
+        self.assertEqual(set(seen.values()), {5}, seen)
 
     def test_scale_down_closes_the_slots_sockets(self):
         conf = os.path.join(self.tmp, "corral.conf")
