@@ -726,7 +726,9 @@ sc_reuseport() {
         write_config && ct systemctl daemon-reload && ct timeout 60 systemctl stop "$UNIT" "$SOCKET" &&
         ct systemctl start "$SOCKET" && ctnet python3 "$here/load.py" --port "$PORT" --once --timeout 30 >/dev/null
     check "put back: the shipped units serve again" wait_until 15 pool_settled 1
-    finish "$name" "$WORKERS slots on their own sockets, $(load_figures <<<"$sum")"
+    local steering
+    steering=$(ct journalctl -u "$UNIT" -o cat | grep -o 'Balance=reuseport: [a-z ]*' | tail -n 1)
+    finish "$name" "$WORKERS slots on their own sockets, '$steering', $(load_figures <<<"$sum")"
 }
 
 # The master's own watchdog: under WatchdogSec= corral pings systemd from its event loop, so a healthy
