@@ -77,8 +77,10 @@ VM_SCALE=${CORRAL_VM_TIMEOUT_SCALE:-1}
 VM_SMP=${CORRAL_VM_SMP:-2}
 VM_MEM=${CORRAL_VM_MEM:-1024}
 # What the guest needs: systemd as PID 1 with udev (device units) and dbus (systemctl), a kernel, the
-# libraries corral and the test worker link (libsystemd0 comes with systemd), curl and procps for the job.
-VM_PACKAGES=systemd,systemd-sysv,dbus,udev,kmod,linux-image-amd64,initramfs-tools,libinih1,curl,procps
+# libraries corral and the test worker link (libsystemd0 comes with systemd), curl and procps for the job;
+# podman, crun (the OCI runtime), netavark (the network stack podman needs installed, though --network host
+# uses none of it) and haproxy for the podman checks (job-podman.sh).
+VM_PACKAGES=systemd,systemd-sysv,dbus,udev,kmod,linux-image-amd64,initramfs-tools,libinih1,curl,procps,podman,crun,netavark,haproxy
 # The initramfs only has to find the root disk: virtio-pci, virtio-blk and ext4 (plus what they depend
 # on). 9p for the job folder is loaded from the root fs later.
 VM_INITRD_MODULES='virtio_pci virtio_blk ext4'
