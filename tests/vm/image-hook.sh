@@ -47,10 +47,13 @@ EOF
 install -d "$root/etc/systemd/system/multi-user.target.wants"
 ln -sf /etc/systemd/system/corral-vm-job.service "$root/etc/systemd/system/multi-user.target.wants/"
 
-# Nothing waits for a login, a network, a clock or first-boot answers.
+# Nothing waits for a login, a network, a clock or first-boot answers; no daemon the job starts itself
+# (haproxy) or never uses (podman's API and timers, which would also create podman's database with the
+# default storage driver before the job configures vfs) runs at boot.
 for unit in getty.target serial-getty@ttyS0.service getty@tty1.service systemd-firstboot.service \
     systemd-networkd-wait-online.service systemd-timesyncd.service apt-daily.timer apt-daily-upgrade.timer \
-    e2scrub_all.timer fstrim.timer man-db.timer; do
+    e2scrub_all.timer fstrim.timer man-db.timer haproxy.service podman.socket podman.service podman-auto-update.timer \
+    podman-auto-update.service podman-restart.service podman-clean-transient.service; do
     ln -sf /dev/null "$root/etc/systemd/system/$unit"
 done
 

@@ -381,4 +381,8 @@ fi
 
 note "corral's journal:"
 journalctl -u "$UNIT" -o short-monotonic --no-pager | tail -n 40 | sed 's/^/    /'
+
+# ---- 7. corral as a container's entrypoint under podman + crun ---------------------------------------
+# shellcheck source=tests/vm/job-podman.sh
+. "$J/job-podman.sh"
 exit "$failed"

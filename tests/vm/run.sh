@@ -30,6 +30,7 @@ Environment:
   CORRAL_VM_TIMEOUT_SCALE  factor on the guest's own timeouts (default 1; they already allow for
                            TCG being 3-30x slower than the host)
   CORRAL_VM_SMP, CORRAL_VM_MEM  guest CPUs (default 2) and MiB of memory (default 1024)
+  CORRAL_VM_ORPHANS        double-forks the podman-orphans check makes (default 10000)
 EOF_USAGE
 }
 
@@ -76,9 +77,12 @@ VM_TIMEOUT=${CORRAL_VM_TIMEOUT:-360}
 VM_SCALE=${CORRAL_VM_TIMEOUT_SCALE:-1}
 VM_SMP=${CORRAL_VM_SMP:-2}
 VM_MEM=${CORRAL_VM_MEM:-1024}
+VM_ORPHANS=${CORRAL_VM_ORPHANS:-10000}
 # What the guest needs: systemd as PID 1 with udev (device units) and dbus (systemctl), a kernel, the
-# libraries corral and the test worker link (libsystemd0 comes with systemd), curl and procps for the job.
-VM_PACKAGES=systemd,systemd-sysv,dbus,udev,kmod,linux-image-amd64,initramfs-tools,libinih1,curl,procps
+# libraries corral and the test worker link (libsystemd0 comes with systemd), curl and procps for the job;
+# podman, crun (the OCI runtime), netavark (the network stack podman needs installed, though --network host
+# uses none of it) and haproxy for the podman checks (job-podman.sh).
+VM_PACKAGES=systemd,systemd-sysv,dbus,udev,kmod,linux-image-amd64,initramfs-tools,libinih1,curl,procps,podman,crun,netavark,haproxy
 # The initramfs only has to find the root disk: virtio-pci, virtio-blk and ext4 (plus what they depend
 # on). 9p for the job folder is loaded from the root fs later.
 VM_INITRD_MODULES='virtio_pci virtio_blk ext4'
@@ -205,10 +209,10 @@ if ! { cp "$corral_bin" "$job_dir/corral" &&
     cp "$service_unit" "$job_dir/corral@.service" &&
     cp "$socket_unit" "$job_dir/corral@.socket" &&
     cp "$repo_root/src/message-ids.h" "$job_dir/message-ids.h" &&
-    cp "$here/job.sh" "$job_dir/job.sh"; }; then
+    cp "$here/job.sh" "$here/job-podman.sh" "$job_dir/"; }; then
     die "could not fill the job folder $job_dir"
 fi
-printf 'SCALE=%s\n' "$VM_SCALE" >"$job_dir/job.env"
+printf 'SCALE=%s\nORPHANS=%s\n' "$VM_SCALE" "$VM_ORPHANS" >"$job_dir/job.env"
 
 # ---- boot -------------------------------------------------------------------------------------------
 console=$job_dir/console.log
