@@ -290,8 +290,8 @@ tier_e2e() {
 # PID 1 of systemd-nspawn containers (no --boot, no systemd inside; a small Debian rootfs cached next to the
 # e2e tier's) behind a real HAProxy on the host, and checks a stop under load (SIGTERM to nspawn: /health
 # 503 at once, zero failed requests, nspawn exits 0 within drain delay + stop timeout + 1 s), that nspawn
-# passes corral's exit status on, 10,000 orphans reaped with no zombie, and a crash loop that ends the
-# container with exit 1. About 15 s here, plus ~35 s once for the rootfs.
+# passes corral's exit status on, the stop timeout bounding a stop, 10,000 orphans reaped with no zombie,
+# and a crash loop that ends the container with exit 1. About 17 s here, plus ~35 s once for the rootfs.
 tier_container() {
     if ((!run_container)); then
         record container skipped

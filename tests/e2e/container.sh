@@ -385,6 +385,28 @@ sc_stop_under_load() {
     FIGURES="SIGTERM -> /health 503 in ${delay_503} s, HAProxy DOWN in ${delay_down} s, nspawn exit ${CT_RC:-none} in ${CT_EXIT:-?} s (drain ${DRAIN_DELAY} s, stop timeout ${STOP_TIMEOUT} s); requests $(($(jget "$sum" ok) + $(jget "$sum" failed))), failed $(jget "$sum" failed), retried $(jget "$sum" retried); HAProxy sessions: container $ct_stot ($((ct_stot - ct_at_term)) after SIGTERM), host $host_stot"
 }
 
+# stop-timeout: workers that ignore SIGTERM. corral SIGKILLs them after the stop timeout, so that nspawn
+# still exits 0 within drain delay + stop timeout + 1 s (here 1 s + 2 s + 1 s): the bound an orchestrator's
+# grace period has to cover (contrib/container/deployment.yaml's terminationGracePeriodSeconds).
+sc_stop_timeout() {
+    local ports drain=1 stop=2
+    mapfile -t ports < <(free_ports 2)
+    check "the container starts" ct_start stop-timeout --listen "127.0.0.1:${ports[0]}" \
+        --status-listen "127.0.0.1:${ports[1]}" --count "$WORKERS" --drain-delay "${drain}s" \
+        --stop-timeout "${stop}s" -- "$WORKER" --ignore-sigterm || return
+    check "the pool is ready" wait_until 15 answers "${ports[1]}" /health/ready 200
+    CT_T0=$(now)
+    kill -TERM "$CT_PID"
+    ct_wait_exit $((drain + stop + 20))
+    check "nspawn exit status 0 (got ${CT_RC:-none})" eq "${CT_RC:-none}" 0
+    check "not before drain delay + stop timeout (${CT_EXIT:-?} s >= $((drain + stop)) s)" \
+        num "${CT_EXIT:-0}" '>=' $((drain + stop))
+    check "within drain delay + stop timeout + 1 s (${CT_EXIT:-?} s <= $((drain + stop + 1)) s)" \
+        num "${CT_EXIT:-99}" '<=' $((drain + stop + 1))
+    check "corral killed the workers after the stop timeout" console_has "did not stop within ${stop}s, killed it"
+    FIGURES="workers ignoring SIGTERM, drain ${drain} s, stop timeout ${stop} s: nspawn exit ${CT_RC:-none} in ${CT_EXIT:-?} s"
+}
+
 # orphans: a worker that double-forks 10,000 times; corral, PID 1, reaps every orphan: no zombie in the
 # container, corral_orphans_reaped_total >= 10,000; then SIGTERM, exit 0.
 sc_orphans() {
@@ -463,7 +485,7 @@ main() {
     fi
     e2e_log "rootfs entrypoint ready in $(elapsed "$t0") s"
     local sc
-    for sc in exit-status stop-under-load orphans crash-loop; do
+    for sc in exit-status stop-under-load stop-timeout orphans crash-loop; do
         scenario "$sc"
     done
     cleanup || result teardown FAIL "processes or cgroups had to be forced away"
