@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # corral as a container's entrypoint: PID 1 of a systemd-nspawn container (no --boot, no systemd inside,
-# the host's network), behind a real HAProxy on the host. Stopped under load, 10,000 orphans, a crash
-# loop. One line per scenario, `container: <scenario>: PASS|FAIL (<figures>)`, then a summary line.
+# the host's network), behind a real HAProxy on the host: its exit status through nspawn, a stop under
+# load, the stop timeout, 10,000 orphans, a crash loop. One line per scenario,
+# `container: <scenario>: PASS|FAIL (<figures>)`, then a summary line.
 # Exit status: 0 every scenario passed, 1 any failed (or the set-up did), 64 usage.
 # shellcheck disable=SC2317 # the small predicates below are called through check and wait_until
 set -uo pipefail
