@@ -3,12 +3,12 @@
 # The README's "test" command and what CI runs: installs and builds, then runs every test tier.
 # Tiers: unit + integration tests (build/), the same under ASan/UBSan (build-asan/), the fuzz targets
 # (build-fuzz/), the Debian package (build-deb/), end to end under a real systemd with that package
-# installed, and cgroup v2 in a VM. Exits non-zero if anything failed.
+# installed, corral as a container's entrypoint, and cgroup v2 in a VM. Exits non-zero if anything failed.
 set -euo pipefail
 
 usage() {
     cat <<'EOF_USAGE'
-Usage: scripts/test.sh [--no-asan] [--no-fuzz] [--no-deb] [--no-e2e] [-- CTEST_ARGS...]
+Usage: scripts/test.sh [--no-asan] [--no-fuzz] [--no-deb] [--no-e2e] [--no-container] [-- CTEST_ARGS...]
 
 Installs missing dependencies (scripts/setup.sh), builds, and runs:
   1. unit + integration tests          in build/       (ctest; with the stacks' runtimes and the
@@ -24,7 +24,10 @@ Installs missing dependencies (scripts/setup.sh), builds, and runs:
                                        from a Debian rootfs cached in $CORRAL_E2E_CACHE, default
                                        /var/cache/corral-e2e; needs root or sudo), with the
                                        package of tier 4 installed by apt
-  6. cgroup v2 in a QEMU VM            tests/vm/run.sh build (CORRAL_NO_VM=1 skips it)
+  6. corral as a container's PID 1     tests/e2e/container.sh build (corral as PID 1 of a
+                                       systemd-nspawn container, behind HAProxy; rootfs cached
+                                       there too; needs root or sudo)
+  7. cgroup v2 in a QEMU VM            tests/vm/run.sh build (CORRAL_NO_VM=1 skips it)
 
 Options:
   --no-asan   skip the ASan/UBSan tier (reported as skipped)
@@ -32,6 +35,7 @@ Options:
   --no-deb    skip the package tier (reported as skipped; the e2e tier then builds the
               package itself)
   --no-e2e    skip the end-to-end tier (reported as skipped)
+  --no-container  skip the container-entrypoint tier (reported as skipped)
   -h, --help  show this help
 Arguments after "--" go to every ctest run, e.g. -- -R pool  or  -- -L unit
 EOF_USAGE
@@ -41,6 +45,7 @@ run_asan=1
 run_fuzz=1
 run_deb=1
 run_e2e=1
+run_container=1
 ctest_args=()
 while (($# > 0)); do
     case $1 in
@@ -58,6 +63,10 @@ while (($# > 0)); do
             ;;
         --no-e2e)
             run_e2e=0
+            shift
+            ;;
+        --no-container)
+            run_container=0
             shift
             ;;
         -h | --help)
@@ -117,6 +126,40 @@ build_and_test() {
         record "$name-tests" ok
     else
         record "$name-tests" FAILED
+    fi
+}
+
+# tier_ready NAME WHAT SETUP_FLAGS...: whether a tier that runs the default build's binaries can run: that
+# build passed, and `setup.sh --deps-only SETUP_FLAGS...` installed what it needs (WHAT, for the message).
+# Otherwise records NAME as FAILED and returns 1.
+tier_ready() {
+    local name=$1 what=$2
+    shift 2
+    if [[ " ${summary[*]} " != *" default-build=ok "* ]]; then
+        echo "test.sh: $name: FAIL (not run: the default build failed)"
+        record "$name" FAILED
+        return 1
+    fi
+    if ! scripts/setup.sh --deps-only "$@"; then
+        echo "test.sh: $name: FAIL (could not install $what)"
+        record "$name" FAILED
+        return 1
+    fi
+}
+
+# run_root_tier NAME KILL_AFTER SECONDS CMD...: CMD as root (through sudo when not root), SIGTERM after SECONDS
+# and SIGKILL KILL_AFTER later; says PASS or FAIL with the time it took and records NAME.
+run_root_tier() {
+    local name=$1 kill_after=$2 limit=$3 sudo=() rc=0 t0=$SECONDS
+    shift 3
+    ((EUID == 0)) || sudo=(sudo)
+    "${sudo[@]}" timeout --kill-after="$kill_after" "$limit" "$@" || rc=$?
+    if ((rc == 0)); then
+        echo "test.sh: $name: PASS ($((SECONDS - t0)) s)"
+        record "$name" ok
+    else
+        echo "test.sh: $name: FAIL (exit $rc) ($((SECONDS - t0)) s)"
+        record "$name" FAILED
     fi
 }
 
@@ -212,18 +255,9 @@ tier_e2e() {
         return 0
     fi
     section "e2e: end to end under a real systemd (build)"
-    if [[ " ${summary[*]} " != *" default-build=ok "* ]]; then
-        echo "test.sh: e2e: FAIL (not run: the default build failed)"
-        record e2e FAILED
-        return 0
-    fi
     # --stacks: the stack-go scenario builds contrib/examples/go on the host. --deb: run.sh builds the
     # newer package for the upgrade (and the package itself when the deb tier did not).
-    if ! scripts/setup.sh --deps-only --e2e --stacks --deb; then
-        echo "test.sh: e2e: FAIL (could not install mmdebstrap/systemd-container/debhelper)"
-        record e2e FAILED
-        return 0
-    fi
+    tier_ready e2e mmdebstrap/systemd-container/debhelper --e2e --stacks --deb || return 0
     local sudo=() rc=0 t0=$SECONDS deb=()
     ((EUID == 0)) || sudo=(sudo)
     # The package the deb tier built and checked is the one installed.
@@ -251,6 +285,27 @@ tier_e2e() {
 }
 # ----------------------------------------------------------------------------------------------------
 
+# ---- CONTAINER TIER --------------------------------------------------------------------------------
+# corral as a container's entrypoint, under a real container runtime: tests/e2e/container.sh runs corral as
+# PID 1 of systemd-nspawn containers (no --boot, no systemd inside; a small Debian rootfs cached next to the
+# e2e tier's) behind a real HAProxy on the host, and checks a stop under load (SIGTERM to nspawn: /health
+# 503 at once, zero failed requests, nspawn exits 0 within drain delay + stop timeout + 1 s), that nspawn
+# passes corral's exit status on, the stop timeout bounding a stop, 10,000 orphans reaped with no zombie,
+# and a crash loop that ends the container with exit 1. About 17 s here, plus ~35 s once for the rootfs.
+tier_container() {
+    if ((!run_container)); then
+        record container skipped
+        return 0
+    fi
+    section "container: corral as a container's entrypoint (build)"
+    tier_ready container mmdebstrap/systemd-container/haproxy/socat --e2e --fleet || return 0
+    # Bounded as the e2e tier is (its trap tears the containers down); the run itself takes seconds, the
+    # rootfs build a minute at most.
+    run_root_tier container 30 300 env CORRAL_E2E_CACHE="${CORRAL_E2E_CACHE:-/var/cache/corral-e2e}" \
+        ${CORRAL_E2E_MIRROR:+CORRAL_E2E_MIRROR="$CORRAL_E2E_MIRROR"} tests/e2e/container.sh build
+}
+# ----------------------------------------------------------------------------------------------------
+
 # ---- VM TIER ---------------------------------------------------------------------------------------
 # corral on a real cgroup v2 with the memory controller, which only exists here inside a VM:
 # tests/vm/run.sh boots Debian bookworm under QEMU TCG (image cached in $CORRAL_VM_CACHE, default
@@ -262,28 +317,10 @@ tier_vm() {
         return 0
     fi
     section "vm: cgroup v2 with the memory controller, in a QEMU VM (build)"
-    if [[ " ${summary[*]} " != *" default-build=ok "* ]]; then
-        echo "test.sh: vm: FAIL (not run: the default build failed)"
-        record vm FAILED
-        return 0
-    fi
-    if ! scripts/setup.sh --deps-only --vm; then
-        echo "test.sh: vm: FAIL (could not install qemu-system-x86/qemu-utils/mmdebstrap)"
-        record vm FAILED
-        return 0
-    fi
-    local sudo=() rc=0 t0=$SECONDS
-    ((EUID == 0)) || sudo=(sudo)
+    tier_ready vm qemu-system-x86/qemu-utils/mmdebstrap --vm || return 0
     # Bounded: run.sh kills its VM after CORRAL_VM_TIMEOUT (360 s); this also covers the image build.
-    "${sudo[@]}" timeout --kill-after=60 900 env CORRAL_VM_CACHE="${CORRAL_VM_CACHE:-/var/cache/corral-vm}" \
-        ${CORRAL_VM_MIRROR:+CORRAL_VM_MIRROR="$CORRAL_VM_MIRROR"} tests/vm/run.sh build || rc=$?
-    if ((rc == 0)); then
-        echo "test.sh: vm: PASS ($((SECONDS - t0)) s)"
-        record vm ok
-    else
-        echo "test.sh: vm: FAIL (exit $rc) ($((SECONDS - t0)) s)"
-        record vm FAILED
-    fi
+    run_root_tier vm 60 900 env CORRAL_VM_CACHE="${CORRAL_VM_CACHE:-/var/cache/corral-vm}" \
+        ${CORRAL_VM_MIRROR:+CORRAL_VM_MIRROR="$CORRAL_VM_MIRROR"} tests/vm/run.sh build
 }
 # ----------------------------------------------------------------------------------------------------
 
@@ -298,6 +335,7 @@ tier_asan
 tier_fuzz
 tier_deb
 tier_e2e
+tier_container
 tier_vm
 
 elapsed=$((SECONDS - start))

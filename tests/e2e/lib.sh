@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 # shellcheck shell=bash
-# Helpers of tests/e2e/run.sh: the cached rootfs, one booted container (its own cgroups, its teardown),
-# and small assertion/measurement utilities. Sourced, not run.
+# Helpers of tests/e2e/run.sh and tests/e2e/container.sh: the cached rootfs, one container (its own
+# cgroups, its teardown), scenario results and small assertion/measurement utilities. Sourced, not run.
 
 E2E_MIRROR=${CORRAL_E2E_MIRROR:-http://deb.debian.org/debian}
 E2E_SECURITY_MIRROR=${CORRAL_E2E_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
@@ -11,22 +11,34 @@ E2E_BACKPORTS_MIRROR=${CORRAL_E2E_BACKPORTS_MIRROR:-$E2E_MIRROR}
 # debugging a failed run. The load client and the measurements run on the host in the container's
 # network namespace (nsenter -n), so the rootfs needs no python3.
 E2E_PACKAGES=systemd,systemd-sysv,dbus,libinih1,curl,procps,iproute2
+# The "entrypoint" flavour (tests/e2e/container.sh): no systemd, corral itself is PID 1. Only the
+# libraries corral and the test worker link, and python3-minimal for the worker that double-forks.
+E2E_ENTRYPOINT_PACKAGES=libsystemd0,libinih1,python3-minimal
 # Bump to force a rebuild of every cached rootfs.
 E2E_ROOTFS_FORMAT=1
 
 e2e_log() { printf 'e2e: %s\n' "$*" >&2; }
 
+# rootfs_packages FLAVOUR: what mmdebstrap includes for FLAVOUR (252, 254 or entrypoint).
+rootfs_packages() {
+    if [[ $1 == entrypoint ]]; then
+        printf '%s\n' "$E2E_ENTRYPOINT_PACKAGES"
+    else
+        printf '%s\n' "$E2E_PACKAGES"
+    fi
+}
+
 # rootfs_key FLAVOUR: what a cached rootfs was built from; a different key means rebuild.
 rootfs_key() {
     printf 'format=%s flavour=%s packages=%s mirror=%s security=%s' "$E2E_ROOTFS_FORMAT" "$1" \
-        "$E2E_PACKAGES" "$E2E_MIRROR" "$E2E_SECURITY_MIRROR"
+        "$(rootfs_packages "$1")" "$E2E_MIRROR" "$E2E_SECURITY_MIRROR"
     [[ $1 != 254 ]] || printf ' backports=%s' "$E2E_BACKPORTS_MIRROR"
     printf '\n'
 }
 
 # build_rootfs FLAVOUR DEST: FLAVOUR 252 is plain bookworm (+updates, security); 254 adds
-# bookworm-backports and pins the systemd packages to it. Builds next to DEST and renames, so an
-# interrupted build never leaves a half rootfs behind a valid stamp.
+# bookworm-backports and pins the systemd packages to it; entrypoint is plain bookworm without systemd.
+# Builds next to DEST and renames, so an interrupted build never leaves a half rootfs behind a valid stamp.
 build_rootfs() {
     local flavour=$1 dest=$2 tmp
     tmp="$dest.tmp.$$"
@@ -44,8 +56,8 @@ build_rootfs() {
     # An empty machine-id makes systemd generate one at boot (nspawn passes one in anyway); no
     # documentation, no apt lists: smaller and faster.
     # shellcheck disable=SC2016 # as above
-    if ! mmdebstrap --variant=minbase --mode=root --format=directory --include="$E2E_PACKAGES" \
-        "${hooks[@]}" \
+    if ! mmdebstrap --variant=minbase --mode=root --format=directory \
+        --include="$(rootfs_packages "$flavour")" "${hooks[@]}" \
         --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
         --dpkgopt='path-exclude=/usr/share/locale/*' \
         --customize-hook='rm -rf "$1/var/lib/apt/lists"/*; : > "$1/etc/machine-id"' \
@@ -61,6 +73,7 @@ build_rootfs() {
 # ensure_rootfs FLAVOUR: prints the path of a cached rootfs, building it when missing or stale.
 ensure_rootfs() {
     local flavour=$1 dest="$E2E_CACHE/bookworm-systemd$1"
+    [[ $flavour != entrypoint ]] || dest=$E2E_CACHE/bookworm-entrypoint
     mkdir -p "$E2E_CACHE"
     (
         flock 9
@@ -79,8 +92,79 @@ ensure_rootfs() {
     printf '%s\n' "$dest"
 }
 
+# ---- scenarios: results, checks, timing -----------------------------------------------------------
+E2E_TAG=e2e # what each result line starts with
+results=()  # "scenario=PASS|FAIL|SKIP"
+n_fail=0 n_skip=0
+
+result() { # SCENARIO PASS|FAIL|SKIP FIGURES
+    printf '%s: %s: %s (%s)\n' "$E2E_TAG" "$1" "$2" "$3"
+    results+=("$1=$2")
+    case $2 in
+        PASS) ;;
+        SKIP) n_skip=$((n_skip + 1)) ;;
+        *) n_fail=$((n_fail + 1)) ;;
+    esac
+}
+
+# summary_exit TOTAL_SECONDS: the summary line, then exit 0 (all passed), 2 (none failed, some skipped)
+# or 1.
+summary_exit() {
+    if ((n_fail == 0 && n_skip == 0 && ${#results[@]} > 0)); then
+        printf '%s: summary: PASS (%d scenarios passed in %s s: %s)\n' "$E2E_TAG" "${#results[@]}" "$1" "${results[*]}"
+        exit 0
+    fi
+    if ((n_fail == 0 && ${#results[@]} > n_skip)); then
+        printf '%s: summary: INCOMPLETE (%d passed, %d skipped, none failed, in %s s: %s)\n' "$E2E_TAG" \
+            $((${#results[@]} - n_skip)) "$n_skip" "$1" "${results[*]}"
+        exit 2
+    fi
+    printf '%s: summary: FAIL (%d of %d failed in %s s: %s)\n' "$E2E_TAG" "$n_fail" "${#results[@]}" "$1" \
+        "${results[*]}"
+    exit 1
+}
+
+now_us() { echo "${EPOCHREALTIME/./}"; } # realtime in µs: the same clock inside the container
+now() { now_us; }
+elapsed() { # START_US: seconds since, with ms
+    local d=$(($(now_us) - $1))
+    printf '%d.%03d\n' $((d / 1000000)) $((d % 1000000 / 1000))
+}
+
+# Scenario bookkeeping: check WHAT CMD... records a failure (and says what) without stopping.
+fails=() t_scenario=0
+begin() {
+    fails=()
+    t_scenario=$(now)
+}
+check() {
+    local what=$1
+    shift
+    if ! "$@"; then
+        fails+=("$what")
+        e2e_log "  check failed: $what"
+    fi
+}
+finish() { # SCENARIO FIGURES
+    local figures
+    figures="$2; scenario $(elapsed "$t_scenario") s"
+    ((${#fails[@]} == 0)) || figures+="; failed: $(IFS=';'; echo "${fails[*]}")"
+    result "$1" "$( ((${#fails[@]} == 0)) && echo PASS || echo FAIL)" "$figures"
+}
+
+eq() { [[ $1 == "$2" ]] || { e2e_log "    expected '$2', got '$1'"; return 1; }; }
+
+wait_until() { # SECONDS CMD...: polls CMD every 100 ms
+    local end=$(($(now_us) + $1 * 1000000))
+    shift
+    while ! "$@" >/dev/null 2>&1; do
+        (($(now_us) < end)) || return 1
+        sleep 0.1
+    done
+}
+
 # ---- one container at a time ---------------------------------------------------------------------
-CT_NAME='' CT_PID='' CT_LEADER='' CT_DIR=''
+CT_NAME='' CT_PID='' CT_LEADER='' CT_DIR='' CT_BOOTED=''
 CT_CGROUPS=()
 
 # cgroup_mount ID CONTROLLERS: the host mount point of the hierarchy a /proc/self/cgroup line names.
@@ -129,13 +213,12 @@ wait_gone() { # PID SECONDS
     done
 }
 
-# boot_container FLAVOUR ROOTFS BUILD_DIR SRC_DIR DEB_DIR: boots ROOTFS with systemd as PID 1 (a tmpfs
-# overlay on top, so the cached tree is never written), the build and source trees and the directory of
-# the built packages bound read-only at /opt/corral-build, /opt/corral-src and /opt/corral-debs. Sets
-# CT_PID (nspawn) and CT_LEADER (its PID 1).
-boot_container() {
-    local flavour=$1 rootfs=$2 build=$3 src=$4 debs=$5
-    CT_NAME="corral-e2e-$flavour-$$"
+# start_nspawn NAME NSPAWN_ARGS...: `systemd-nspawn --register=no --keep-unit -M NAME NSPAWN_ARGS...`,
+# started from child cgroups of this process's own (make_cgroups), its output in $CT_DIR/console.log.
+# Sets CT_NAME, CT_DIR, CT_PID (nspawn) and, once it exists, CT_LEADER (the container's PID 1).
+start_nspawn() {
+    CT_NAME=$1
+    shift
     CT_DIR=$(mktemp -d "${TMPDIR:-/tmp}/$CT_NAME.XXXXXX")
     make_cgroups "$CT_NAME" || {
         e2e_log "cannot create cgroups for the container"
@@ -146,11 +229,8 @@ boot_container() {
         for cg in "${CT_CGROUPS[@]}"; do
             echo "$BASHPID" >"$cg/cgroup.procs" || exit 1
         done
-        exec systemd-nspawn --boot --register=no --keep-unit --private-network --volatile=overlay \
-            --console=read-only -D "$rootfs" -M "$CT_NAME" \
-            --bind-ro="$build:/opt/corral-build" --bind-ro="$src:/opt/corral-src" \
-            --bind-ro="$debs:/opt/corral-debs" \
-            --setenv=SYSTEMD_LOG_COLOR=0 </dev/null >"$CT_DIR/console.log" 2>&1
+        exec systemd-nspawn --register=no --keep-unit -M "$CT_NAME" "$@" \
+            </dev/null >"$CT_DIR/console.log" 2>&1
     ) &
     CT_PID=$!
     local end=$((SECONDS + 30)) c
@@ -167,9 +247,22 @@ boot_container() {
         done
         [[ -n $CT_LEADER ]] || sleep 0.1
     done
+}
+
+# boot_container FLAVOUR ROOTFS BUILD_DIR SRC_DIR DEB_DIR: boots ROOTFS with systemd as PID 1 (a tmpfs
+# overlay on top, so the cached tree is never written), the build and source trees and the directory of
+# the built packages bound read-only at /opt/corral-build, /opt/corral-src and /opt/corral-debs. Sets
+# CT_PID (nspawn) and CT_LEADER (its PID 1).
+boot_container() {
+    local flavour=$1 rootfs=$2 build=$3 src=$4 debs=$5
+    CT_BOOTED=1
+    start_nspawn "corral-e2e-$flavour-$$" --boot --private-network --volatile=overlay \
+        --console=read-only -D "$rootfs" \
+        --bind-ro="$build:/opt/corral-build" --bind-ro="$src:/opt/corral-src" \
+        --bind-ro="$debs:/opt/corral-debs" \
+        --setenv=SYSTEMD_LOG_COLOR=0 || return 1
     # systemctl needs PID 1's private socket, which exists a moment after the leader does.
-    local state=''
-    end=$((SECONDS + 90))
+    local state='' end=$((SECONDS + 90))
     while ((SECONDS < end)); do
         state=$(timeout 60 nsenter -t "$CT_LEADER" -a -- systemctl is-system-running --wait 2>&1) || true
         case $state in
@@ -185,12 +278,12 @@ boot_container() {
     [[ $state == running ]] || e2e_log "container $CT_NAME is '$state': $(ct systemctl --failed --plain --no-legend | tr '\n' ' ')"
 }
 
-# teardown_container: poweroff, then SIGTERM and SIGKILL the nspawn this script started, kill what is
-# left in its cgroups, remove them depth-first. Safe to call twice and from a trap.
+# teardown_container: poweroff (a booted container), then SIGTERM and SIGKILL the nspawn this script
+# started, kill what is left in its cgroups, remove them depth-first. Safe to call twice and from a trap.
 teardown_container() {
     local rc=0
     if [[ -n $CT_PID ]]; then
-        if alive "$CT_PID" && [[ -n $CT_LEADER ]]; then
+        if alive "$CT_PID" && [[ -n $CT_LEADER && -n $CT_BOOTED ]]; then
             timeout 10 nsenter -t "$CT_LEADER" -a -- systemctl poweroff --no-block >/dev/null 2>&1 || true
             wait_gone "$CT_PID" 30 || e2e_log "container $CT_NAME: no poweroff within 30 s, sending SIGTERM"
         fi
@@ -230,7 +323,7 @@ teardown_container() {
         [[ -z ${E2E_KEEP_LOGS:-} ]] || cp "$CT_DIR/console.log" "$E2E_KEEP_LOGS/console-$CT_NAME.log" 2>/dev/null || true
         rm -rf "$CT_DIR"
     fi
-    CT_PID='' CT_LEADER='' CT_NAME='' CT_DIR=''
+    CT_PID='' CT_LEADER='' CT_NAME='' CT_DIR='' CT_BOOTED=''
     return $rc
 }
 

@@ -104,54 +104,12 @@ MSG_RELOAD_FAILED=e437e9b4d82e47b8ad0b5dedbd699408
 MSG_STOP_KILLED=6e73f14f664f46f5b1ac1b17824723d8
 MSG_UPGRADE_DONE=86ee88414cce4214adffe152e1013a74
 
-results=() # "scenario=PASS|FAIL|SKIP"
-n_fail=0 n_skip=0
-
-result() { # SCENARIO PASS|FAIL|SKIP FIGURES
-    printf 'e2e: %s: %s (%s)\n' "$1" "$2" "$3"
-    results+=("$1=$2")
-    case $2 in
-        PASS) ;;
-        SKIP) n_skip=$((n_skip + 1)) ;;
-        *) n_fail=$((n_fail + 1)) ;;
-    esac
-}
-
-now_us() { echo "${EPOCHREALTIME/./}"; } # realtime in µs: the same clock inside the container
-now() { now_us; }
-elapsed() { # START_US: seconds since, with ms
-    local d=$(($(now_us) - $1))
-    printf '%d.%03d\n' $((d / 1000000)) $((d % 1000000 / 1000))
-}
-
-# Scenario bookkeeping: check WHAT CMD... records a failure (and says what) without stopping.
-fails=() t_scenario=0
-begin() {
-    fails=()
-    t_scenario=$(now)
-}
-check() {
-    local what=$1
-    shift
-    if ! "$@"; then
-        fails+=("$what")
-        e2e_log "  check failed: $what"
-    fi
-}
-finish() { # SCENARIO FIGURES
-    local figures
-    figures="$2; scenario $(elapsed "$t_scenario") s"
-    ((${#fails[@]} == 0)) || figures+="; failed: $(IFS=';'; echo "${fails[*]}")"
-    result "$1" "$( ((${#fails[@]} == 0)) && echo PASS || echo FAIL)" "$figures"
-}
-
 # ---- queries ---------------------------------------------------------------------------------------
 prop() { ct systemctl show --value -p "$2" "$1"; }
 show() { # one line, in this order
     local p
     for p in ActiveState SubState Result StatusText MainPID; do printf '%s=%s ' "$p" "$(prop "$UNIT" "$p")"; done
 }
-eq() { [[ $1 == "$2" ]] || { e2e_log "    expected '$2', got '$1'"; return 1; }; }
 # shellcheck disable=SC2053 # $2 is a glob pattern
 matches() { [[ $1 == $2 ]] || { e2e_log "    expected '$2', got '$1'"; return 1; }; }
 
@@ -161,15 +119,6 @@ pyjson() { # EXPR: evaluates EXPR with j = the JSON document on stdin
     python3 -c 'import json, sys; j = json.loads(sys.stdin.read() or "null"); r = eval(sys.argv[1]); print(" ".join(map(str, r)) if isinstance(r, (list, tuple, set)) else r)' "$1"
 }
 worker_pids() { pool_json | pyjson 'sorted(w["pid"] for w in j["workers"])'; }
-
-wait_until() { # SECONDS CMD...: polls CMD every 100 ms
-    local end=$(($(now_us) + $1 * 1000000))
-    shift
-    while ! "$@" >/dev/null 2>&1; do
-        (($(now_us) < end)) || return 1
-        sleep 0.1
-    done
-}
 
 # The pool settled: every slot ready, all of generation GEN, no extra worker, unit active/running.
 pool_settled() { # GEN
@@ -1079,19 +1028,7 @@ main() {
         e2e_log "rootfs $f ready in $(elapsed "$t0") s"
         run_in "$f" "$rootfs" "$sfx"
     done
-    local total
-    total=$(elapsed "$t_start")
-    if ((n_fail == 0 && n_skip == 0 && ${#results[@]} > 0)); then
-        printf 'e2e: summary: PASS (%d scenarios passed in %s s: %s)\n' "${#results[@]}" "$total" "${results[*]}"
-        exit 0
-    fi
-    if ((n_fail == 0 && ${#results[@]} > n_skip)); then
-        printf 'e2e: summary: INCOMPLETE (%d passed, %d skipped, none failed, in %s s: %s)\n' \
-            $((${#results[@]} - n_skip)) "$n_skip" "$total" "${results[*]}"
-        exit 2
-    fi
-    printf 'e2e: summary: FAIL (%d of %d failed in %s s: %s)\n' "$n_fail" "${#results[@]}" "$total" "${results[*]}"
-    exit 1
+    summary_exit "$(elapsed "$t_start")"
 }
 
 main

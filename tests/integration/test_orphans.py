@@ -13,21 +13,8 @@ import unittest
 
 import corral_harness as h
 
-# A worker that double-forks COUNT times (each grandchild outlives its parent by a few ms, so that it is
-# reparented to corral and exits there), then exits with status EXIT while the last ones are still dying.
-ORPHANER = r"""
-import os, sys, time
-count, status = int(sys.argv[1]), int(sys.argv[2])
-for i in range(count):
-    pid = os.fork()
-    if pid == 0:
-        if os.fork() == 0:
-            time.sleep(0.002 * (i % 5))
-            os._exit(0)
-        os._exit(0)
-    os.waitpid(pid, 0)
-os._exit(status)
-"""
+# A worker that double-forks COUNT times, then exits with the status it is given (or, given "sleep", stays).
+ORPHANER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "orphaner.py")
 
 # A worker whose child double-forks a leftover: in the worker's session, with a process group of its own,
 # holding MIB MiB; it writes its pid to PIDFILE, then PIDFILE.ready once the memory is touched.
@@ -88,7 +75,7 @@ class Orphans(h.CorralTestCase):
         c = self.start_corral(["--listen", f"127.0.0.1:{h.free_port()}", "--status-listen", f"127.0.0.1:{status_port}",
                                "--count", "1", "--ready-mode", "exec", "--restart-prevent-exit-status", "5",
                                "--control", os.path.join(self.tmp, "control"), "--",
-                               sys.executable, "-c", ORPHANER, str(count), "5"])
+                               sys.executable, ORPHANER, str(count), "5"])
         # The worker's own exit is its child source's: the status is the one it exited with.
         c.wait_for_line(r"worker 0 \(pid \d+\) exited with status 5", timeout=120)
         h.wait_until(lambda: h.metrics(status_port)["corral_orphans_reaped_total"] == count, 60,
@@ -159,11 +146,10 @@ class Orphans(h.CorralTestCase):
         h.wait_all_ready(outside_control, 2)
         outside_pids = {w["pid"] for w in h.control_status(outside_control)[1]["workers"]}
         count, status_port = 1000, h.free_port()
-        script = ORPHANER.replace("os._exit(status)", "time.sleep(3600)")
         c = self.start_corral(["--listen", f"127.0.0.1:{h.free_port()}", "--status-listen", f"127.0.0.1:{status_port}",
                                "--count", "1", "--ready-mode", "exec", "--drain-delay", "1s",
                                "--control", os.path.join(self.tmp, "control"), "--",
-                               sys.executable, "-c", script, str(count), "0"], binary=wrapper)
+                               sys.executable, ORPHANER, str(count), "sleep"], binary=wrapper)
         c.wait_for_line(r"all 1 worker ready", timeout=20)
         h.wait_until(lambda: h.metrics(status_port)["corral_orphans_reaped_total"] == count, 60,
                      message=f"orphans reaped: {h.metrics(status_port)['corral_orphans_reaped_total']} of {count}")
