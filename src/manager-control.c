@@ -23,12 +23,35 @@ typedef struct Snapshot {
         size_t n_rows;
         StatusSocket *sockets;
         char (*addresses)[SOCKET_ADDRESS_MAX]; /* the workers' sockets', then the health endpoint's */
+        StatusSlot *slots;
 } Snapshot;
 
 static void snapshot_done(Snapshot *s) {
+        free(s->slots);
         free(s->rows);
         free(s->sockets);
         free(s->addresses);
+}
+
+/* Balance=reuseport: every slot's own sockets' queue, and what the even steering handed them. */
+static void manager_snapshot_slots(Manager *m, Snapshot *s) {
+        size_t n;
+
+        if (!m->slot_sockets)
+                return;
+        n = MAX(slot_sockets_n(m->slot_sockets), 1U); /* slot 0 has the group's sockets from the start */
+        s->slots = calloc(n, sizeof(StatusSlot));
+        if (!s->slots)
+                return;
+        for (size_t k = 0; k < n; k++) {
+                StatusSlot *sl = &s->slots[k];
+
+                sl->has_sockets = slot_sockets_queue(m->slot_sockets, (unsigned) k, &sl->queued) >= 0;
+                sl->has_connections = sl->has_sockets &&
+                                      slot_sockets_connections(m->slot_sockets, (unsigned) k, &sl->connections) >= 0;
+        }
+        s->pool.slots = s->slots;
+        s->pool.n_slots = n;
 }
 
 /* The listen sockets with their addresses, as the kernel has them now. */
@@ -55,6 +78,7 @@ static void manager_snapshot_sockets(Manager *m, Snapshot *s) {
         }
         s->pool.sockets = s->sockets;
         s->pool.n_sockets = n;
+        manager_snapshot_slots(m, s);
         if (health)
                 s->pool.health_listen = listen_socket_address(health, s->addresses[n], SOCKET_ADDRESS_MAX);
 }

@@ -253,3 +253,37 @@ void slot_sockets_add_queues(const SlotSockets *s, size_t i, uint32_t *queued, u
         }
 }
 
+
+/* The slot's fds (group->n of them), or NULL when it has none. */
+static const int *slot_fds(const SlotSockets *s, unsigned slot) {
+        return slot == 0 ? s->group_fds : slot < s->n ? s->slots[slot] : NULL;
+}
+
+int slot_sockets_queue(const SlotSockets *s, unsigned slot, uint32_t *ret_queued) {
+        const int *fds = slot_fds(s, slot);
+        uint32_t sum = 0;
+
+        if (!fds)
+                return -ENOENT;
+        for (size_t i = 0; i < s->group->n; i++) {
+                uint32_t q, b;
+                int r = listen_fd_queue(fds[i], &q, &b);
+
+                if (r < 0)
+                        return r;
+                sum += q;
+        }
+        *ret_queued = sum;
+        return 0;
+}
+
+int slot_sockets_connections(const SlotSockets *s, unsigned slot, uint64_t *ret) {
+        uint64_t sum = 0;
+
+        if (!s->even)
+                return -EOPNOTSUPP;
+        for (size_t i = 0; i < s->group->n; i++)
+                sum += steer_bpf_count(s->even, i, slot);
+        *ret = sum;
+        return 0;
+}

@@ -38,6 +38,14 @@ int slot_sockets_steer(SlotSockets *s, const bool *ready, unsigned n);
  * listen_socket_queue() reads) to *queued and *backlog. */
 void slot_sockets_add_queues(const SlotSockets *s, size_t i, uint32_t *queued, uint32_t *backlog);
 
+/* The connections waiting in the accept queues of the slot's sockets, all together (the queue its worker,
+ * or the next one, takes them from). Returns 0, -ENOENT when the slot has no sockets, or -errno. */
+int slot_sockets_queue(const SlotSockets *s, unsigned slot, uint32_t *ret_queued);
+
+/* The new connections the even steering handed to the slot's sockets so far, all together. Returns 0, or
+ * -EOPNOTSUPP without the even steering (the kernel's hash and the classic program count nothing). */
+int slot_sockets_connections(const SlotSockets *s, unsigned slot, uint64_t *ret);
+
 /* Closes the slot's sockets (not slot 0's, which are the group's): connections still waiting in them are
  * reset, unless net.ipv4.tcp_migrate_req=1 moves them to another socket of the group. */
 void slot_sockets_close(SlotSockets *s, unsigned slot);

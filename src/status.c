@@ -191,18 +191,33 @@ char *status_format_table(const StatusPool *p, const StatusWorker *rows, size_t 
                 p->wanted);
         table_facts(b.f, p, rows, n);
 
-        /* About 100 columns: 4+7+10+8+6+11+7+6+8 plus spaces, and the last exit. */
-        fprintf(b.f, "\n%-4s %-7s %-10s %-8s %-6s %-11s %-7s %-6s %-8s %s\n", "SLOT", "PID", "GENERATION",
-                "STATE", "UPTIME", "READY AFTER", "MEMORY", "CPU%", "RESTARTS", "LAST EXIT");
+        /* About 100 columns: 4+7+10+8+6+11+7+6+8 plus spaces, and the last exit; with Balance=reuseport,
+         * the slot's queue and the connections steered to it before that. */
+        fprintf(b.f, "\n%-4s %-7s %-10s %-8s %-6s %-11s %-7s %-6s %-8s ", "SLOT", "PID", "GENERATION", "STATE",
+                "UPTIME", "READY AFTER", "MEMORY", "CPU%", "RESTARTS");
+        if (p->slots)
+                fprintf(b.f, "%-6s %-11s ", "QUEUED", "CONNECTIONS");
+        fputs("LAST EXIT\n", b.f);
         for (size_t i = 0; i < n; i++) {
                 const StatusWorker *w = &rows[i];
 
-                fprintf(b.f, "%-4u %-7d %-10u %-8s %-6s %-11s %-7s %-6.1f %-8u %s\n", w->slot, (int) w->pid,
+                fprintf(b.f, "%-4u %-7d %-10u %-8s %-6s %-11s %-7s %-6.1f %-8u ", w->slot, (int) w->pid,
                         w->generation, worker_state_to_string(w->state),
                         format_short(up, sizeof up, w->uptime_usec),
                         w->ready_after_usec ? format_short(rdy, sizeof rdy, w->ready_after_usec) : "-",
                         w->memory_bytes ? format_bytes(mem, sizeof mem, w->memory_bytes) : "-",
-                        cpu_percent(w), w->restarts, format_last_exit(last, sizeof last, w));
+                        cpu_percent(w), w->restarts);
+                if (p->slots) {
+                        const StatusSlot *sl = w->slot < p->n_slots ? &p->slots[w->slot] : NULL;
+                        char q[16] = "-", c[24] = "-";
+
+                        if (sl && sl->has_sockets)
+                                snprintf(q, sizeof q, "%" PRIu32, sl->queued);
+                        if (sl && sl->has_connections)
+                                snprintf(c, sizeof c, "%" PRIu64, sl->connections);
+                        fprintf(b.f, "%-6s %-11s ", q, c);
+                }
+                fprintf(b.f, "%s\n", format_last_exit(last, sizeof last, w));
         }
         return buf_close(&b);
 }
@@ -300,7 +315,24 @@ char *status_format_json(const StatusPool *p, const StatusWorker *rows, size_t n
                                 p->sockets[i].backlog);
                 fputc('}', b.f);
         }
-        fputs("],\"health_listen\":", b.f);
+        fputc(']', b.f);
+        if (p->slots) {
+                bool first = true;
+
+                fputs(",\"slots\":[", b.f);
+                for (size_t k = 0; k < p->n_slots; k++) {
+                        if (!p->slots[k].has_sockets)
+                                continue;
+                        fprintf(b.f, "%s{\"slot\":%zu,\"queued\":%" PRIu32, first ? "" : ",", k,
+                                p->slots[k].queued);
+                        if (p->slots[k].has_connections)
+                                fprintf(b.f, ",\"connections\":%" PRIu64, p->slots[k].connections);
+                        fputc('}', b.f);
+                        first = false;
+                }
+                fputc(']', b.f);
+        }
+        fputs(",\"health_listen\":", b.f);
         json_string(b.f, p->health_listen);
         fputs(",\"config\":", b.f);
         json_string(b.f, p->config_path);
@@ -450,6 +482,30 @@ static void metrics_listen_queues(FILE *f, const StatusPool *p) {
         }
 }
 
+/* Balance=reuseport: each slot's queue, and the connections the even steering handed it. */
+static void metrics_slots(FILE *f, const StatusPool *p) {
+        bool counted = false;
+
+        if (!p->slots)
+                return;
+        metric_header(f, "corral_slot_listen_queue_length", "gauge",
+                      "Connections waiting in the accept queues of a slot's own sockets (Balance=reuseport).");
+        for (size_t k = 0; k < p->n_slots; k++) {
+                if (p->slots[k].has_sockets)
+                        fprintf(f, "corral_slot_listen_queue_length{slot=\"%zu\"} %" PRIu32 "\n", k,
+                                p->slots[k].queued);
+                counted = counted || p->slots[k].has_connections;
+        }
+        if (!counted)
+                return;
+        metric_header(f, "corral_slot_connections_total", "counter",
+                      "New connections the even steering handed to a slot's sockets (Balance=reuseport, eBPF).");
+        for (size_t k = 0; k < p->n_slots; k++)
+                if (p->slots[k].has_connections)
+                        fprintf(f, "corral_slot_connections_total{slot=\"%zu\"} %" PRIu64 "\n", k,
+                                p->slots[k].connections);
+}
+
 char *status_format_metrics(const StatusPool *p, const StatusWorker *rows, size_t n) {
         static const unsigned bounds[STATUS_RELOAD_BUCKETS_N] = STATUS_RELOAD_BUCKETS;
         const StatusCounters *c = p->counters;
@@ -545,6 +601,7 @@ char *status_format_metrics(const StatusPool *p, const StatusWorker *rows, size_
                 fprintf(b.f, "corral_accounting_pass_batches %u\n", p->sample_batches);
         }
         metrics_listen_queues(b.f, p);
+        metrics_slots(b.f, p);
         metric_header(b.f, "corral_worker_info", "gauge",
                       "The worker serving each slot: its pid and generation.");
         for (size_t i = 0; i < n; i++)

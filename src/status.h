@@ -41,6 +41,14 @@ typedef struct StatusSocket {
         uint32_t backlog;    /* how many may wait (Send-Q: listen()'s backlog, capped by somaxconn) */
 } StatusSocket;
 
+/* Balance=reuseport: a slot's own listening sockets, which every worker of the slot shares in turn. */
+typedef struct StatusSlot {
+        bool has_sockets;     /* the slot has sockets (else the rest is 0): */
+        uint32_t queued;      /* connections waiting in their accept queues */
+        bool has_connections; /* the even steering runs: */
+        uint64_t connections; /* new connections it handed to them so far */
+} StatusSlot;
+
 /* corral and its pool. Every pointer is borrowed; strings may hold anything a config file can. */
 typedef struct StatusPool {
         const char *name; /* the instance's name */
@@ -58,6 +66,8 @@ typedef struct StatusPool {
         char *const *command;        /* ExecStart= of the generation new workers start as */
         const StatusSocket *sockets; /* what the workers get, in LISTEN_FDS order */
         size_t n_sockets;
+        const StatusSlot *slots; /* Balance=reuseport: indexed by slot; NULL: shared sockets */
+        size_t n_slots;
         const char *health_listen; /* the /health and /metrics endpoint's address; NULL: none */
         const char *config_path;   /* NULL: the command line only */
         const char *accounting;    /* "cgroup-v2", "hybrid", "proc"; NULL: no accounting */

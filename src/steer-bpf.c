@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: MIT */
-/* The round-robin SK_REUSEPORT program, written as instructions (no compiler, no libbpf). Three maps: a
+/* The round-robin SK_REUSEPORT program, written as instructions (no compiler, no libbpf). Four maps: a
  * state {next, n}, the list of the n ready slots, and per group a socket array indexed by slot (a socket
- * can sit at one index of one array only, so each stays where it went in). Each new connection takes
- * next++ % n with an atomic fetch-and-add, looks up that ready slot and is handed to the slot's socket of
- * its group by bpf_sk_select_reuseport(). */
+ * can sit at one index of one array only, so each stays where it went in) and the count of connections
+ * handed to each slot. Each new connection takes next++ % n with an atomic fetch-and-add, looks up that
+ * ready slot, is handed to the slot's socket of its group by bpf_sk_select_reuseport() and, if that took,
+ * counted. corral reads the counts from a read-only mapping of their map: no system call per read. */
 #include <linux/bpf.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -23,8 +25,13 @@ typedef struct SteerState {
 
 typedef struct SteerGroup {
         int sockets_fd; /* BPF_MAP_TYPE_REUSEPORT_SOCKARRAY, indexed by slot */
+        int counts_fd;  /* BPF_MAP_TYPE_ARRAY of uint64_t, indexed by slot, mappable */
         int prog_fd;
+        const volatile uint64_t *counts; /* counts_fd mapped read-only; NULL: not mapped */
 } SteerGroup;
+
+/* The counts map's size, and its mapping's (a page multiple). */
+#define COUNTS_SIZE ((size_t) STEER_BPF_SLOTS_MAX * sizeof(uint64_t))
 
 struct SteerBpf {
         int state_fd; /* BPF_MAP_TYPE_ARRAY, one SteerState */
@@ -40,11 +47,12 @@ static int sys_bpf(int cmd, union bpf_attr *attr) {
         return r < 0 ? -errno : (int) r;
 }
 
-static int map_create(uint32_t type, uint32_t value_size, uint32_t max_entries) {
+static int map_create(uint32_t type, uint32_t value_size, uint32_t max_entries, uint32_t flags) {
         union bpf_attr a;
 
         memset(&a, 0, sizeof(a));
         a.map_type = type;
+        a.map_flags = flags;
         a.key_size = sizeof(uint32_t);
         a.value_size = value_size;
         a.max_entries = max_entries;
@@ -72,40 +80,52 @@ static int map_update(int map_fd, uint32_t key, const void *value) {
 #define STX_W(d, s, o) INSN(BPF_STX | BPF_MEM | BPF_W, d, s, o, 0)
 #define LDX_W(d, s, o) INSN(BPF_LDX | BPF_MEM | BPF_W, d, s, o, 0)
 #define FETCH_ADD_W(d, s, o) INSN(BPF_STX | BPF_ATOMIC | BPF_W, d, s, o, BPF_ADD | BPF_FETCH)
+#define ADD_DW(d, s, o) INSN(BPF_STX | BPF_ATOMIC | BPF_DW, d, s, o, BPF_ADD)
 #define JEQ_IMM(d, i, o) INSN(BPF_JMP | BPF_JEQ | BPF_K, d, 0, o, i)
+#define JNE_IMM(d, i, o) INSN(BPF_JMP | BPF_JNE | BPF_K, d, 0, o, i)
 #define CALL(f) INSN(BPF_JMP | BPF_CALL, 0, 0, 0, f)
 #define EXIT() INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0)
 #define LD_MAP_FD(d, fd) INSN(BPF_LD | BPF_DW | BPF_IMM, d, BPF_PSEUDO_MAP_FD, 0, fd), INSN(0, 0, 0, 0, 0)
 
-static int prog_load(int state_fd, int ready_fd, int sockets_fd) {
+static int prog_load(int state_fd, int ready_fd, int sockets_fd, int counts_fd) {
+        /* Jumps count instructions after the jump (LD_MAP_FD is two); every "pass" below lands on the
+         * MOV64_IMM(BPF_REG_0, SK_PASS) at index 38. */
         const struct bpf_insn insns[] = {
-                MOV64_REG(BPF_REG_6, BPF_REG_1),              /* r6 = ctx */
-                ST_W(BPF_REG_10, -4, 0),                      /* key = 0 */
+                MOV64_REG(BPF_REG_6, BPF_REG_1),              /*  0: r6 = ctx */
+                ST_W(BPF_REG_10, -4, 0),                      /*  1: key = 0 */
                 MOV64_REG(BPF_REG_2, BPF_REG_10),
                 ADD64_IMM(BPF_REG_2, -4),
-                LD_MAP_FD(BPF_REG_1, state_fd),
-                CALL(BPF_FUNC_map_lookup_elem),               /* r0 = &state */
-                JEQ_IMM(BPF_REG_0, 0, 21),                    /* none: pass */
-                LDX_W(BPF_REG_8, BPF_REG_0, 4),               /* r8 = n */
-                JEQ_IMM(BPF_REG_8, 0, 19),                    /* no ready slot: the kernel's hash */
+                LD_MAP_FD(BPF_REG_1, state_fd),               /*  4 */
+                CALL(BPF_FUNC_map_lookup_elem),               /*  6: r0 = &state */
+                JEQ_IMM(BPF_REG_0, 0, 30),                    /*  7: none: pass */
+                LDX_W(BPF_REG_8, BPF_REG_0, 4),               /*  8: r8 = n */
+                JEQ_IMM(BPF_REG_8, 0, 28),                    /*  9: no ready slot: the kernel's hash */
                 MOV64_IMM(BPF_REG_7, 1),
-                FETCH_ADD_W(BPF_REG_0, BPF_REG_7, 0),         /* r7 = next++ */
-                MOD32_REG(BPF_REG_7, BPF_REG_8),              /* r7 = r7 % n */
+                FETCH_ADD_W(BPF_REG_0, BPF_REG_7, 0),         /* 11: r7 = next++ */
+                MOD32_REG(BPF_REG_7, BPF_REG_8),              /* 12: r7 = r7 % n */
                 STX_W(BPF_REG_10, BPF_REG_7, -8),
                 MOV64_REG(BPF_REG_2, BPF_REG_10),
                 ADD64_IMM(BPF_REG_2, -8),
-                LD_MAP_FD(BPF_REG_1, ready_fd),
-                CALL(BPF_FUNC_map_lookup_elem),               /* r0 = &ready[r7] */
-                JEQ_IMM(BPF_REG_0, 0, 9),
-                LDX_W(BPF_REG_7, BPF_REG_0, 0),               /* r7 = that slot */
-                STX_W(BPF_REG_10, BPF_REG_7, -12),
+                LD_MAP_FD(BPF_REG_1, ready_fd),               /* 16 */
+                CALL(BPF_FUNC_map_lookup_elem),               /* 18: r0 = &ready[r7] */
+                JEQ_IMM(BPF_REG_0, 0, 18),                    /* 19: pass */
+                LDX_W(BPF_REG_7, BPF_REG_0, 0),               /* 20: r7 = that slot */
+                STX_W(BPF_REG_10, BPF_REG_7, -12),            /* 21: key = that slot */
                 MOV64_REG(BPF_REG_1, BPF_REG_6),
-                LD_MAP_FD(BPF_REG_2, sockets_fd),
+                LD_MAP_FD(BPF_REG_2, sockets_fd),             /* 23 */
                 MOV64_REG(BPF_REG_3, BPF_REG_10),
                 ADD64_IMM(BPF_REG_3, -12),
                 MOV64_IMM(BPF_REG_4, 0),
-                CALL(BPF_FUNC_sk_select_reuseport),           /* an error leaves the choice to the hash */
-                MOV64_IMM(BPF_REG_0, SK_PASS),
+                CALL(BPF_FUNC_sk_select_reuseport),           /* 28: an error leaves the choice to the hash */
+                JNE_IMM(BPF_REG_0, 0, 8),                     /* 29: not taken: pass, uncounted */
+                MOV64_REG(BPF_REG_2, BPF_REG_10),
+                ADD64_IMM(BPF_REG_2, -12),
+                LD_MAP_FD(BPF_REG_1, counts_fd),              /* 32 */
+                CALL(BPF_FUNC_map_lookup_elem),               /* 34: r0 = &counts[that slot] */
+                JEQ_IMM(BPF_REG_0, 0, 2),                     /* 35: pass */
+                MOV64_IMM(BPF_REG_1, 1),
+                ADD_DW(BPF_REG_0, BPF_REG_1, 0),              /* 37: counts[that slot] += 1 */
+                MOV64_IMM(BPF_REG_0, SK_PASS),                /* 38 */
                 EXIT(),
         };
         union bpf_attr a;
@@ -135,18 +155,29 @@ int steer_bpf_new(size_t n_groups, SteerBpf **ret) {
         }
         s->n_groups = n_groups;
         for (size_t g = 0; g < n_groups; g++)
-                s->groups[g] = (SteerGroup) { .sockets_fd = -EBADF, .prog_fd = -EBADF };
+                s->groups[g] = (SteerGroup) { .sockets_fd = -EBADF, .counts_fd = -EBADF, .prog_fd = -EBADF };
         s->ready_fd = -EBADF;
-        r = s->state_fd = map_create(BPF_MAP_TYPE_ARRAY, sizeof(SteerState), 1);
+        r = s->state_fd = map_create(BPF_MAP_TYPE_ARRAY, sizeof(SteerState), 1, 0);
         if (r >= 0)
-                r = s->ready_fd = map_create(BPF_MAP_TYPE_ARRAY, sizeof(uint32_t), STEER_BPF_SLOTS_MAX);
+                r = s->ready_fd = map_create(BPF_MAP_TYPE_ARRAY, sizeof(uint32_t), STEER_BPF_SLOTS_MAX, 0);
         for (size_t g = 0; g < n_groups && r >= 0; g++) {
                 SteerGroup *sg = &s->groups[g];
 
                 r = sg->sockets_fd = map_create(BPF_MAP_TYPE_REUSEPORT_SOCKARRAY, sizeof(uint64_t),
-                                                STEER_BPF_SLOTS_MAX);
+                                                STEER_BPF_SLOTS_MAX, 0);
                 if (r >= 0)
-                        r = sg->prog_fd = prog_load(s->state_fd, s->ready_fd, sg->sockets_fd);
+                        r = sg->counts_fd = map_create(BPF_MAP_TYPE_ARRAY, sizeof(uint64_t), STEER_BPF_SLOTS_MAX,
+                                                       BPF_F_MMAPABLE);
+                if (r >= 0)
+                        r = sg->prog_fd = prog_load(s->state_fd, s->ready_fd, sg->sockets_fd, sg->counts_fd);
+                if (r >= 0) {
+                        void *p = mmap(NULL, COUNTS_SIZE, PROT_READ, MAP_SHARED, sg->counts_fd, 0);
+
+                        if (p == MAP_FAILED)
+                                r = -errno;
+                        else
+                                sg->counts = p;
+                }
         }
         if (r < 0) {
                 steer_bpf_free(s);
@@ -160,7 +191,10 @@ SteerBpf *steer_bpf_free(SteerBpf *s) {
         if (!s)
                 return NULL;
         for (size_t g = 0; g < s->n_groups; g++) {
+                if (s->groups[g].counts)
+                        (void) munmap((void *) s->groups[g].counts, COUNTS_SIZE);
                 safe_close(s->groups[g].prog_fd);
+                safe_close(s->groups[g].counts_fd);
                 safe_close(s->groups[g].sockets_fd);
         }
         safe_close(s->ready_fd);
@@ -217,4 +251,10 @@ int steer_bpf_set_ready(SteerBpf *s, const unsigned *slots, unsigned n) {
                 s->n_ready = n;
         }
         return 0;
+}
+
+uint64_t steer_bpf_count(const SteerBpf *s, size_t group, unsigned slot) {
+        if (group >= s->n_groups || slot >= STEER_BPF_SLOTS_MAX || !s->groups[group].counts)
+                return 0;
+        return s->groups[group].counts[slot];
 }

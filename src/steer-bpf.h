@@ -6,6 +6,7 @@
 #pragma once
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct SteerBpf SteerBpf;
 
@@ -29,3 +30,7 @@ int steer_bpf_add(SteerBpf *s, size_t group, unsigned slot, int fd);
  * the kernel's hash decides, as without a program). Each slot's sockets must have been added. Returns 0 or
  * -errno (the programs keep what they had). */
 int steer_bpf_set_ready(SteerBpf *s, const unsigned *slots, unsigned n);
+
+/* The new connections group's program handed to slot's socket so far (they only grow; a slot keeps its
+ * count across its workers, as it keeps its socket). */
+uint64_t steer_bpf_count(const SteerBpf *s, size_t group, unsigned slot);

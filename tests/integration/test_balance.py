@@ -50,6 +50,17 @@ def socket_inodes(pid):
     return out
 
 
+def ss_queue_by_inode(port):
+    """{socket inode: Recv-Q} of the listeners on 127.0.0.1:PORT, as ss -lnte shows them."""
+    p = subprocess.run(["ss", "-lnteH", f"sport = :{port}"], capture_output=True, text=True, timeout=10)
+    out = {}
+    for line in p.stdout.splitlines():
+        ino = [w for w in line.split() if w.startswith("ino:")]
+        if ino:
+            out[int(ino[0][4:])] = int(line.split()[1])
+    return out
+
+
 class Balance(h.CorralTestCase):
     def start_passed(self, sock, count=4, prefix=()):
         """corral with SOCK passed as systemd passes a .socket unit's (LISTEN_FDS, named http)."""
@@ -243,6 +254,40 @@ class Balance(h.CorralTestCase):
                 s.close()
         self.assertEqual(sorted(seen), [str(k) for k in range(8)], seen)
         self.assertEqual(set(seen.values()), {5}, seen)
+
+    def test_each_slot_shows_its_queue_and_connections(self):
+        # Slot 1's worker stopped: the 2 connections of 8 that the round robin hands slot 1 wait in slot 1's
+        # queue, which status, /metrics and ss agree on; every slot counts the 2 it was handed.
+        status_port = h.free_port()
+        self.start(4, extra=["--status-listen", f"127.0.0.1:{status_port}"])
+        stopped = self.slots()[1]
+        clients = []
+        os.kill(stopped[0], signal.SIGSTOP)
+        try:
+            for _ in range(8):
+                clients.append(socket.create_connection(("127.0.0.1", self.port), timeout=h.scaled(5)))
+            h.wait_until(lambda: ss_queue_by_inode(self.port).get(stopped[1]) == 2, 5,
+                         message="slot 1's queue never filled")
+            h.wait_until(lambda: sum(ss_queue_by_inode(self.port).values()) == 2, 5,
+                         message="the other slots never took theirs")
+            p = self.ctl("status", "--json")
+            h.check_status_schema(p.stdout)
+            _, st = h.control_status(self.control)
+            self.assertEqual([(x["slot"], x["queued"]) for x in st["slots"]], [(0, 0), (1, 2), (2, 0), (3, 0)])
+            self.assertEqual(st["sockets"][0]["queued"], 2)
+            table = self.ctl("status").stdout
+            self.assertRegex(table, r"\n1 +%d +1 +ready .* 2 +2 +-\n" % stopped[0])
+            text = h.metrics_text(status_port)
+            h.check_metrics(text)
+            m = h.metrics(status_port)
+            self.assertEqual([m[f"corral_slot_listen_queue_length{{slot={k}}}"] for k in range(4)], [0, 2, 0, 0])
+            self.assertEqual([m[f"corral_slot_connections_total{{slot={k}}}"] for k in range(4)], [2, 2, 2, 2])
+        finally:
+            os.kill(stopped[0], signal.SIGCONT)
+            for s in clients:
+                s.close()
+        h.wait_until(lambda: [x["queued"] for x in h.control_status(self.control)[1]["slots"]] == [0] * 4, 10,
+                     message="slot 1's queue was never drained")
 
     def test_scale_down_closes_the_slots_sockets(self):
         conf = os.path.join(self.tmp, "corral.conf")

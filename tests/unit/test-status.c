@@ -661,3 +661,41 @@ Test(status, reloads_count_by_result_and_the_last_one_is_remembered) {
         cr_assert_eq(c.last_reload_end_usec, SEC(1700000100));
         cr_assert_eq(c.reload_buckets[2], 2);
 }
+
+/* Balance=reuseport: each slot's queue and steered connections, as a column pair of the table (a slot
+ * without the figure shows "-"), a "slots" array in the JSON (slots with sockets only) and two series. */
+Test(status, slots_of_reuseport_in_table_json_and_metrics) {
+        static const StatusSlot slots[] = {
+                { .has_sockets = true, .queued = 0, .has_connections = true, .connections = 10 },
+                { .has_sockets = true, .queued = 4, .has_connections = true, .connections = 9 },
+                { .has_sockets = false },
+        };
+        Snapshot x = snapshot(SCENARIO_RELOADING);
+        _cleanup_free_ char *table = NULL, *json = NULL, *metrics = NULL;
+
+        x.pool.slots = slots;
+        x.pool.n_slots = ELEMENTSOF(slots);
+        table = status_format_table(&x.pool, x.rows, x.n);
+        json = status_format_json(&x.pool, x.rows, x.n);
+        metrics = status_format_metrics(&x.pool, x.rows, x.n);
+        cr_assert(table && json && metrics);
+        cr_assert_not_null(strstr(table, "RESTARTS QUEUED CONNECTIONS LAST EXIT\n"
+                                         "0    4242    3          ready    5m07s  850ms       12.5M   5.0    1        "
+                                         "0      10          status 3 41d02h ago\n"
+                                         "1    4243    3          ready    12.3s  1.2s        500.0M  100.0  2        "
+                                         "4      9           SEGV+core 12.5s ago\n"),
+                           "%s", table);
+        cr_assert_not_null(strstr(table, "1.0G    1.0    7        -      -           KILL 5m07s ago\n"), "%s", table);
+        cr_assert_not_null(strstr(json, "],\"slots\":[{\"slot\":0,\"queued\":0,\"connections\":10},"
+                                        "{\"slot\":1,\"queued\":4,\"connections\":9}],\"health_listen\":"),
+                           "%s", json);
+        cr_assert_not_null(strstr(metrics, "# TYPE corral_slot_listen_queue_length gauge\n"
+                                           "corral_slot_listen_queue_length{slot=\"0\"} 0\n"
+                                           "corral_slot_listen_queue_length{slot=\"1\"} 4\n"
+                                           "# HELP corral_slot_connections_total "),
+                           "%s", metrics);
+        cr_assert_not_null(strstr(metrics, "# TYPE corral_slot_connections_total counter\n"
+                                           "corral_slot_connections_total{slot=\"0\"} 10\n"
+                                           "corral_slot_connections_total{slot=\"1\"} 9\n# HELP corral_worker_info"),
+                           "%s", metrics);
+}
