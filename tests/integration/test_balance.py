@@ -9,6 +9,7 @@ other slots join its group. UDP, systemd's sockets without SO_REUSEPORT or of an
 `corral upgrade` are refused with a message that says why."""
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -118,7 +119,8 @@ class Balance(h.CorralTestCase):
 
     def under_load(self, clients, reloads, then=None):
         """Runs CLIENTS closed-loop clients, does RELOADS reloads (each waited for, then more requests
-        served), then THEN() if given (more requests served after it too); returns the load's result."""
+        served), then THEN() if given (more requests served after it too; a list: each in turn); returns
+        the load's result."""
         load = Load(self.port, clients, duration=3600, timeout=h.scaled(5))
         thread = threading.Thread(target=lambda: setattr(load, "result", load.run()), daemon=True)
         thread.start()
@@ -135,18 +137,53 @@ class Balance(h.CorralTestCase):
             h.wait_until(lambda: load.counts()["ok"] > 200, 20, message="the load never got going")
             for _ in range(reloads):
                 served_after(reload)
-            if then:
-                served_after(then)
+            for step in (then if isinstance(then, list) else [then] if then else []):
+                served_after(step)
         finally:
             load.stop.set()
             thread.join(h.scaled(30))
         return load.result
 
-    def test_reloads_under_load_fail_nothing(self):
+    def crash_one(self, rng):
+        """SIGKILLs the worker of a random ready slot and waits until the slot has a ready replacement."""
+        slots = self.slots()
+        slot = rng.choice(sorted(slots))
+        victim = slots[slot][0]
+        h.sigkill(victim)
+        h.wait_until(lambda: self.slots().get(slot, (victim,))[0] != victim, 10,
+                     message=f"slot {slot} not replaced")
+
+    def test_reloads_and_crashes_under_load_fail_nothing(self):
+        # 20 reloads, then 20 SIGKILLs of random workers, 32 keep-alive clients throughout: every request
+        # answered (a crashed worker's keep-alive connections close, and the client opens a new one).
         self.start(4)
-        result = self.under_load(32, 10)
+        rng = random.Random(16)
+        result = self.under_load(32, 20, then=[lambda: self.crash_one(rng) for _ in range(20)])
         self.assertEqual(result["failed"], 0, result)
-        self.assertEqual(len(result["generations"]), 11, result)
+        self.assertEqual(len(result["generations"]), 21, result)
+        _, st = h.control_status(self.control)
+        self.assertEqual(sum(w["restarts"] for w in st["workers"]), 20, st["workers"])
+
+    def test_scale_down_and_up_under_load_fail_nothing(self):
+        # Count=4 -> 2 -> 4 by config reloads under load: slots 2 and 3 close their sockets and open new ones.
+        conf = os.path.join(self.tmp, "corral.conf")
+        body = "[Worker]\nExecStart={}\nCount={}\n[Socket]\nListen=127.0.0.1:{}\nBalance=reuseport\n"
+        self.port = h.free_port()
+        with open(conf, "w") as f:
+            f.write(body.format(h.worker_bin(), 4, self.port))
+        self.start(4, config=conf)
+
+        def scale(n):
+            def step():
+                with open(conf, "w") as f:
+                    f.write(body.format(h.worker_bin(), n, self.port))
+                p = self.ctl("reload", "--wait")
+                self.assertEqual(p.returncode, 0, p.stderr)
+                h.wait_until(lambda: sorted(self.slots()) == list(range(n)), 10, message=f"not {n} slots")
+            return step
+        result = self.under_load(32, 0, then=[scale(2), scale(4), scale(1), scale(4)])
+        self.assertEqual(result["failed"], 0, result)
+        self.assertEqual(len({ino for _, ino in self.slots().values()}), 4)
 
     def test_connections_waiting_on_a_dead_slot_are_served_by_its_replacement(self):
         c = self.start(2)
