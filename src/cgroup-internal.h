@@ -42,6 +42,8 @@ struct CgroupManager {
         CgroupWorker *workers;
         bool gc_pending; /* a leaf could not be removed yet: cgroup_manager_gc() has work */
         uint64_t keep_below; /* sampling files are kept open only on fds below this */
+        uint64_t page_size;
+        uint64_t pss_exact_from; /* bytes: a tree resident at or above this has its PSS read afresh; 0: none */
 };
 
 struct CgroupWorker {
@@ -53,6 +55,11 @@ struct CgroupWorker {
         int events_fd;
         int files[_CGROUP_FILE_MAX]; /* kept open for sampling, or -EBADF (not yet, or not kept) */
         pid_t pid;
+        /* PSS sources: the last PSS read (its memory figures and flags), and the tree as it was then. */
+        CgroupSample pss;
+        uint64_t pss_rss_pages;
+        size_t pss_pids;
+        usec_t pss_usec; /* CLOCK_MONOTONIC; 0: never read */
 };
 
 /* The directory whose cgroup.procs lists the worker's processes. */

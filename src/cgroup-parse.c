@@ -323,7 +323,7 @@ int proc_parse_smaps_rollup(const char *s, ProcSmapsRollup *ret) {
 
 int proc_parse_stat(const char *s, ProcStat *ret) {
         const char *open = strchr(s, '('), *close = strrchr(s, ')'), *p;
-        uint64_t f[18] = {};
+        uint64_t f[25] = {};
         char state;
 
         /* comm is whatever the process put there with prctl(PR_SET_NAME), including ") (": only the last
@@ -335,12 +335,12 @@ int proc_parse_stat(const char *s, ProcStat *ret) {
         if (state < 'A' || state > 'z' || p[1] != ' ')
                 return -EINVAL;
         p += 2;
-        for (unsigned field = 4; field <= 17; field++) {
+        for (unsigned field = 4; field <= 24; field++) {
                 size_t w = strcspn(p, " \n");
                 int r;
 
-                /* tty_nr (7) and tpgid (8) may be negative; they are not needed. */
-                if (field == 7 || field == 8) {
+                /* tty_nr (7), tpgid (8), priority (18) and nice (19) may be negative; they are not needed. */
+                if (field == 7 || field == 8 || field == 18 || field == 19) {
                         if (w == 0)
                                 return -EINVAL;
                 } else {
@@ -349,7 +349,7 @@ int proc_parse_stat(const char *s, ProcStat *ret) {
                                 return r;
                 }
                 p += w;
-                if (*p != ' ' && field < 17)
+                if (*p != ' ' && field < 24)
                         return -EINVAL;
                 p++;
         }
@@ -364,6 +364,8 @@ int proc_parse_stat(const char *s, ProcStat *ret) {
                 .stime = f[15],
                 .cutime = f[16],
                 .cstime = f[17],
+                .threads = f[20],
+                .rss_pages = f[24],
         };
         return 0;
 }

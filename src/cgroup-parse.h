@@ -61,7 +61,7 @@ typedef struct ProcSmapsRollup {
 int proc_parse_smaps_rollup(const char *s, ProcSmapsRollup *ret);
 
 /* /proc/PID/stat. The comm field (2) may hold spaces and parentheses: the fields after it are found from
- * the last ')'. Times are in clock ticks (fields 14-17). */
+ * the last ')'. Times are in clock ticks (fields 14-17), the resident set in pages (24). */
 typedef struct ProcStat {
         char state;
         pid_t ppid;
@@ -70,6 +70,8 @@ typedef struct ProcStat {
         uint64_t stime;
         uint64_t cutime;
         uint64_t cstime;
+        uint64_t threads;   /* field 20 */
+        uint64_t rss_pages; /* file, anonymous and shmem pages mapped: never less than the PSS */
 } ProcStat;
 int proc_parse_stat(const char *s, ProcStat *ret);
 

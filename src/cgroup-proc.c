@@ -32,13 +32,30 @@ static bool proc_state_dead(char state) {
         return state == 'Z' || state == 'X' || state == 'x';
 }
 
+static int pids_append(pid_t **pids, size_t *n, const pid_t *more, size_t n_more) {
+        for (size_t i = 0; i < n_more; i++) {
+                int r = pid_set_add(pids, n, more[i]);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 /* The children of every thread of pid, as /proc/PID/task/TID/children lists them: each once (a child is
- * listed under the one thread that forked it). Appended to *pids, *n. */
-static int proc_read_children(int proc_fd, pid_t pid, pid_t **pids, size_t *n) {
+ * listed under the one thread that forked it). Appended to *pids, *n. threads: pid's thread count from its
+ * stat, 0 when unknown; with one thread, its children are read without listing the task directory. */
+static int proc_read_children(int proc_fd, pid_t pid, unsigned threads, pid_t **pids, size_t *n) {
         _cleanup_(closedirp) DIR *d = NULL;
         char path[64];
         int fd, r;
 
+        if (threads == 1) {
+                _cleanup_free_ pid_t *children = NULL;
+
+                (void) snprintf(path, sizeof(path), "%d/task/%d/children", (int) pid, (int) pid);
+                r = dir_read_pids(proc_fd, path, &children);
+                return r < 0 ? r : pids_append(pids, n, children, (size_t) r);
+        }
         (void) snprintf(path, sizeof(path), "%d/task", (int) pid);
         fd = openat(proc_fd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0)
@@ -60,72 +77,93 @@ static int proc_read_children(int proc_fd, pid_t pid, pid_t **pids, size_t *n) {
                         continue; /* the thread exited meanwhile */
                 if (r < 0)
                         return r;
-                for (int i = 0; i < r; i++) {
-                        int k = pid_set_add(pids, n, children[i]);
-                        if (k < 0)
-                                return k;
-                }
-        }
-        return 0;
-}
-
-/* Appends the children of pid that *pids does not hold yet (a process re-parented during a walk could be
- * listed twice). */
-static int proc_append_children(int proc_fd, pid_t pid, pid_t **pids, size_t *n) {
-        _cleanup_free_ pid_t *children = NULL;
-        size_t n_children = 0;
-        int r;
-
-        r = proc_read_children(proc_fd, pid, &children, &n_children);
-        if (r < 0)
-                return r;
-        for (size_t i = 0; i < n_children; i++) {
-                if (pid_set_contains(*pids, *n, children[i]))
-                        continue;
-                r = pid_set_add(pids, n, children[i]);
+                r = pids_append(pids, n, children, (size_t) r);
                 if (r < 0)
                         return r;
         }
         return 0;
 }
 
-int proc_trees_collect(int proc_fd, const pid_t *roots, size_t n_roots, pid_t **ret) {
-        _cleanup_free_ pid_t *pids = NULL;
-        size_t n = 0;
+int proc_trees_collect(int proc_fd, const pid_t *roots, size_t n_roots, pid_t **ret, ProcTreeStat *ret_stat) {
+        _cleanup_free_ pid_t *seen = NULL, *pids = NULL;
+        size_t n_seen = 0, n = 0;
+        ProcTreeStat sum = {};
         int r;
 
+        /* seen: every pid met, roots first, each once (a process re-parented during the walk could be listed
+         * twice); pids: those that run, in the same order. Each one's stat is read once: whether it runs,
+         * its threads (where its children are listed), and its CPU time and resident set for ret_stat. */
         for (size_t i = 0; i < n_roots; i++) {
+                if (pid_set_contains(seen, n_seen, roots[i]))
+                        continue;
+                r = pid_set_add(&seen, &n_seen, roots[i]);
+                if (r < 0)
+                        return r;
+        }
+        n_roots = n_seen;
+        for (size_t i = 0; i < n_seen; i++) {
                 ProcStat st;
 
-                r = proc_read_stat(proc_fd, roots[i], &st);
+                r = proc_read_stat(proc_fd, seen[i], &st);
                 if (errno_is_gone(r) || (r >= 0 && proc_state_dead(st.state)))
                         continue;
                 if (r < 0)
                         return r;
-                if (pid_set_contains(pids, n, roots[i]))
-                        continue;
-                r = pid_set_add(&pids, &n, roots[i]);
+                if (i >= n_roots && n == 0)
+                        break; /* no root runs: what a zombie's children are is someone else's business */
+                r = pid_set_add(&pids, &n, seen[i]);
                 if (r < 0)
                         return r;
+                sum.ticks += st.utime + st.stime + st.cutime + st.cstime;
+                sum.rss_pages += st.rss_pages;
+                {
+                        _cleanup_free_ pid_t *children = NULL;
+                        size_t n_children = 0;
+
+                        r = proc_read_children(proc_fd, seen[i], (unsigned) MIN(st.threads, UINT_MAX), &children,
+                                               &n_children);
+                        if (errno_is_gone(r))
+                                continue;
+                        if (r < 0)
+                                return r;
+                        for (size_t k = 0; k < n_children; k++) {
+                                if (pid_set_contains(seen, n_seen, children[k]))
+                                        continue;
+                                r = pid_set_add(&seen, &n_seen, children[k]);
+                                if (r < 0)
+                                        return r;
+                        }
+                }
         }
-        if (n == 0) {
-                *ret = NULL;
-                return 0;
-        }
-        for (size_t i = 0; i < n; i++) {
-                r = proc_append_children(proc_fd, pids[i], &pids, &n);
-                if (errno_is_gone(r))
-                        continue;
-                if (r < 0)
-                        return r;
-        }
+        if (ret_stat)
+                *ret_stat = sum;
         *ret = TAKE_PTR(pids);
         return (int) n;
 }
 
-int proc_tree_sum(int proc_fd, uint64_t hz, const pid_t *pids, size_t n, bool want_cpu, CgroupSample *s) {
+int proc_tree_stat(int proc_fd, const pid_t *pids, size_t n, ProcTreeStat *ret) {
+        ProcTreeStat sum = {};
+        int r;
+
+        for (size_t i = 0; i < n; i++) {
+                ProcStat st;
+
+                r = proc_read_stat(proc_fd, pids[i], &st);
+                if (errno_is_gone(r))
+                        continue;
+                if (r < 0)
+                        return r;
+                /* cutime/cstime hold the time of children this process has reaped: a worker that forks
+                 * short-lived helpers is charged for them. */
+                sum.ticks += st.utime + st.stime + st.cutime + st.cstime;
+                sum.rss_pages += st.rss_pages;
+        }
+        *ret = sum;
+        return 0;
+}
+
+int proc_tree_pss(int proc_fd, const pid_t *pids, size_t n, CgroupSample *s) {
         ProcSmapsRollup total = { .has_pss_anon = true, .has_pss_file = true };
-        uint64_t ticks = 0;
         int r;
 
         for (size_t i = 0; i < n; i++) {
@@ -149,18 +187,6 @@ int proc_tree_sum(int proc_fd, uint64_t hz, const pid_t *pids, size_t n, bool wa
                         total.has_pss_anon = total.has_pss_anon && one.has_pss_anon;
                         total.has_pss_file = total.has_pss_file && one.has_pss_file;
                 }
-
-                if (want_cpu) {
-                        ProcStat st;
-
-                        /* cutime/cstime hold the time of children this process has reaped: a worker
-                         * that forks short-lived helpers is charged for them. */
-                        r = proc_read_stat(proc_fd, pids[i], &st);
-                        if (r < 0 && !errno_is_gone(r))
-                                return r;
-                        if (r >= 0)
-                                ticks += st.utime + st.stime + st.cutime + st.cstime;
-                }
         }
 
         s->memory_current = total.pss;
@@ -172,10 +198,6 @@ int proc_tree_sum(int proc_fd, uint64_t hz, const pid_t *pids, size_t n, bool wa
         if (total.has_pss_file) {
                 s->memory_file = total.pss_file;
                 s->flags |= CGROUP_SAMPLE_MEMORY_FILE;
-        }
-        if (want_cpu) {
-                s->cpu_usage_usec = proc_ticks_to_usec(ticks, hz);
-                s->flags |= CGROUP_SAMPLE_CPU_USAGE;
         }
         return 0;
 }
@@ -191,7 +213,7 @@ int proc_children_sessions(int proc_fd, pid_t parent, const pid_t *skip, size_t 
         int r;
 
         /* Thousands of workers: read without proc_append_children()'s duplicate check (quadratic). */
-        r = proc_read_children(proc_fd, parent, &children, &n_children);
+        r = proc_read_children(proc_fd, parent, /* threads= */ 0, &children, &n_children);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n_children; i++) {
@@ -229,7 +251,7 @@ int proc_trees_kill(int proc_fd, const pid_t *roots, size_t n_roots) {
                 _cleanup_free_ pid_t *pids = NULL;
                 bool fresh = false;
 
-                r = proc_trees_collect(proc_fd, roots, n_roots, &pids);
+                r = proc_trees_collect(proc_fd, roots, n_roots, &pids, NULL);
                 if (r < 0) {
                         error = r;
                         break;

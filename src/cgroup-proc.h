@@ -9,11 +9,19 @@
 
 #include "cgroup.h"
 
+/* What /proc/PID/stat says of pids, added up: CPU time (utime+stime+cutime+cstime, in clock ticks) and
+ * the resident set (pages). Cheap: counters, no walk of the address space. */
+typedef struct ProcTreeStat {
+        uint64_t ticks;
+        uint64_t rss_pages;
+} ProcTreeStat;
+
 /* The trees rooted at roots (a worker, then the orphans it left: see proc_children_sessions()), following
  * /proc/PID/task/TID/children; the roots that run come first, in their order. Returns the number of pids
  * and the array in *ret (owned by the caller), or 0 and NULL when no root runs (a zombie's children, if
- * any, already belong to someone else). Processes that exit during the walk are skipped. */
-int proc_trees_collect(int proc_fd, const pid_t *roots, size_t n_roots, pid_t **ret);
+ * any, already belong to someone else). Processes that exit during the walk, and zombies, are skipped.
+ * With ret_stat, the stat of the pids returned, added up (read on the way: one read per process). */
+int proc_trees_collect(int proc_fd, const pid_t *roots, size_t n_roots, pid_t **ret, ProcTreeStat *ret_stat);
 
 /* A child of corral's that is not a worker: an orphan re-parented to corral (the child subreaper, or PID 1),
  * with the session it kept from the worker that started its tree. */
@@ -26,10 +34,13 @@ typedef struct ProcChild {
  * sorted by session. Returns their number and the array in *ret (owned; NULL when none), or -errno. */
 int proc_children_sessions(int proc_fd, pid_t parent, const pid_t *skip, size_t n_skip, ProcChild **ret);
 
-/* Adds up PSS (smaps_rollup) and, if want_cpu, utime+stime+cutime+cstime (stat; hz ticks per second) of
- * pids into s, setting its flags. Pids that are gone are skipped, so are descendants (not pids[0]) that
- * refuse us (EACCES). Returns 0 or -errno. */
-int proc_tree_sum(int proc_fd, uint64_t hz, const pid_t *pids, size_t n, bool want_cpu, CgroupSample *s);
+/* Adds up the stat of pids into *ret; pids that are gone are skipped. Returns 0 or -errno. */
+int proc_tree_stat(int proc_fd, const pid_t *pids, size_t n, ProcTreeStat *ret);
+
+/* Adds up the PSS (smaps_rollup: the kernel walks every page table of the process, the costly read) of
+ * pids into s, setting its memory flags. Pids that are gone are skipped, so are descendants (not pids[0])
+ * that refuse us (EACCES). Returns 0 or -errno. */
+int proc_tree_pss(int proc_fd, const pid_t *pids, size_t n, CgroupSample *s);
 
 /* SIGSTOPs the trees until they stop growing (bounded), then SIGKILLs them. The roots are the worker and the
  * orphans it left in its session (re-parented to corral, the child subreaper): an orphan that left the

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* A worker's accounting sample: memory, memory events, CPU time and pressure from its leaves (or PSS from
  * /proc). The files every periodic sample needs stay open per worker and are read again with pread(), which
- * costs the master about a third of an open + read + close each (docs/performance.md, section 5). */
+ * costs the master about a third of an open + read + close each (docs/performance.md, section 5); PSS is
+ * read again only when the resident set says it may have moved or a limit is near (pss_due()). */
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -105,6 +106,65 @@ static int sample_memory_cgroup(CgroupWorker *w, unsigned want, CgroupSample *s)
         return 1;
 }
 
+/* Whether the PSS of a tree of n processes resident in rss_pages must be read afresh (cgroup.h,
+ * cgroup_manager_set_pss_exact_from()). */
+static bool pss_due(const CgroupWorker *w, uint64_t rss_pages, size_t n, unsigned want, usec_t now) {
+        const CgroupManager *m = w->manager;
+        uint64_t drift = w->pss_rss_pages / 16;
+
+        if (want & (CGROUP_SAMPLE_MEMORY_ANON | CGROUP_SAMPLE_MEMORY_FILE))
+                return true;
+        if (w->pss_usec == 0 || now - w->pss_usec >= CGROUP_PSS_MAX_AGE_USEC || n != w->pss_pids)
+                return true;
+        if (rss_pages > w->pss_rss_pages + drift || rss_pages + drift < w->pss_rss_pages)
+                return true;
+        /* Within 1/16 of the limit: the kernel's resident counters are per-CPU and may lag a little. */
+        return m->pss_exact_from > 0 && rss_pages + rss_pages / 16 >= m->pss_exact_from / m->page_size;
+}
+
+/* Memory of a tree of processes as PSS, afresh or the last figures (pss_due()), and with want_cpu its CPU
+ * time, into s. tree: the processes' stat added up, NULL to read it here. Returns 0 or -errno. */
+static int sample_pss(CgroupWorker *w, const pid_t *pids, size_t n, const ProcTreeStat *tree, unsigned want,
+                      bool want_cpu, CgroupSample *s) {
+        usec_t now = now_usec(CLOCK_MONOTONIC);
+        ProcTreeStat st;
+        CgroupSample pss = {};
+        int r;
+
+        if (tree)
+                st = *tree;
+        else {
+                r = proc_tree_stat(w->manager->proc_fd, pids, n, &st);
+                if (r < 0)
+                        return r;
+        }
+        if (pss_due(w, st.rss_pages, n, want, now)) {
+                r = proc_tree_pss(w->manager->proc_fd, pids, n, &pss);
+                if (r < 0)
+                        return r;
+                w->pss = pss;
+                w->pss_rss_pages = st.rss_pages;
+                w->pss_pids = n;
+                w->pss_usec = now;
+        } else {
+                uint64_t rss = st.rss_pages * w->manager->page_size;
+
+                pss = w->pss;
+                pss.memory_current = MIN(pss.memory_current, rss);
+                pss.memory_anon = MIN(pss.memory_anon, rss);
+                pss.memory_file = MIN(pss.memory_file, rss);
+        }
+        s->memory_current = pss.memory_current;
+        s->memory_anon = pss.memory_anon;
+        s->memory_file = pss.memory_file;
+        s->flags |= pss.flags & (CGROUP_SAMPLE_MEMORY_CURRENT | CGROUP_SAMPLE_MEMORY_ANON | CGROUP_SAMPLE_MEMORY_FILE);
+        if (want_cpu) {
+                s->cpu_usage_usec = proc_ticks_to_usec(st.ticks, w->manager->hz);
+                s->flags |= CGROUP_SAMPLE_CPU_USAGE;
+        }
+        return 0;
+}
+
 static int sample_cgroup(CgroupWorker *w, unsigned want, CgroupSample *s) {
         _cleanup_free_ char *pressure = NULL;
         char cpu[KEPT_FILE_MAX];
@@ -117,7 +177,7 @@ static int sample_cgroup(CgroupWorker *w, unsigned want, CgroupSample *s) {
                 r = dir_read_pids(worker_procs_dir(w), "cgroup.procs", &pids);
                 if (r < 0)
                         return leaf_missing(worker_procs_dir(w), r);
-                r = proc_tree_sum(w->manager->proc_fd, w->manager->hz, pids, (size_t) r, false, s);
+                r = sample_pss(w, pids, (size_t) r, NULL, want, /* want_cpu= */ false, s);
                 if (r >= 0)
                         r = 1;
         } else
@@ -212,15 +272,16 @@ int cgroup_worker_sample(CgroupWorker *w, unsigned want, CgroupSample *ret) {
 
         if (w->manager->backend == CGROUP_BACKEND_PROC) {
                 _cleanup_free_ pid_t *pids = NULL, *roots = NULL;
+                ProcTreeStat tree;
 
                 if (w->pid <= 0)
                         return -ESRCH;
                 r = cgroup_worker_proc_roots(w, /* fresh= */ false, &roots);
                 if (r > 0)
-                        r = proc_trees_collect(w->manager->proc_fd, roots, (size_t) r, &pids);
+                        r = proc_trees_collect(w->manager->proc_fd, roots, (size_t) r, &pids, &tree);
                 /* The worker comes first, or it is gone (0): what it left is no longer counted for it. */
                 if (r > 0 && pids[0] == w->pid) {
-                        r = proc_tree_sum(w->manager->proc_fd, w->manager->hz, pids, (size_t) r, true, &s);
+                        r = sample_pss(w, pids, (size_t) r, &tree, want, /* want_cpu= */ true, &s);
                         if (r >= 0)
                                 r = 1;
                 } else if (r >= 0)

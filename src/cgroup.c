@@ -486,6 +486,7 @@ int cgroup_manager_new(
         };
         hz = sysconf(_SC_CLK_TCK);
         m->hz = hz > 0 ? (uint64_t) hz : 100;
+        m->page_size = (uint64_t) MAX(sysconf(_SC_PAGESIZE), 1L);
 
         m->proc_fd = open(proc_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (m->proc_fd < 0)
@@ -788,6 +789,11 @@ int cgroup_worker_attach_pid(CgroupWorker *w, pid_t pid) {
                 return -EINVAL;
         w->pid = pid;
         return 0;
+}
+
+void cgroup_manager_set_pss_exact_from(CgroupManager *m, uint64_t bytes) {
+        if (m)
+                m->pss_exact_from = bytes;
 }
 
 void cgroup_manager_set_keep_below(CgroupManager *m, uint64_t fd) {

@@ -690,8 +690,11 @@ bool manager_sample(Manager *m) {
         usec_t start = now_usec(CLOCK_MONOTONIC), took;
         bool more = false;
 
-        if (first == 0)
+        if (first == 0) {
                 manager_sample_keep_files(m);
+                /* PSS is read afresh for every worker resident near the memory limit: the verdicts stay exact. */
+                cgroup_manager_set_pss_exact_from(m->cgroups, generation_recycle_policy(m->target).memory_max);
+        }
         for (PoolWorker *pw = pool_workers(m->pool); pw; pw = pw->next) {
                 if (!pw->process)
                         continue;

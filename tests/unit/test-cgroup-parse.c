@@ -193,6 +193,10 @@ Test(cgroup_parse, parse_proc_stat) {
         cr_assert_eq(st.stime, 75);
         cr_assert_eq(st.cutime, 3);
         cr_assert_eq(st.cstime, 4);
+        cr_assert_eq(st.rss_pages, 100);
+        /* priority and nice may be negative (real-time, niced). */
+        cr_assert_eq(proc_parse_stat("1 (x) S 0 1 1 0 -1 0 0 0 0 0 1 2 3 4 -2 -20 1 0 5 4096 7\n", &st), 0);
+        cr_assert_eq(st.rss_pages, 7);
 
         cr_assert_eq(proc_parse_stat("1 (init S 0 1\n", &st), -EINVAL);
         cr_assert_eq(proc_parse_stat("1 (x) S 0 1 1 0 -1 0 0 0 0 0 x 0 0 0\n", &st), -EINVAL);

@@ -664,20 +664,34 @@ Test(cgroup, kill_without_cgroup_kill_signals_every_listed_pid) {
 
 /* ---- /proc backend, fake ---- */
 
-static void fake_proc(const Tree *t, int pid, char state, int utime, int stime, int pss_kb, const char *children) {
+/* A process of the fake /proc resident in rss_kb (stat's field 24, in pages) with pss_kb of PSS. */
+static void fake_proc_rss(const Tree *t, int pid, char state, int utime, int stime, int pss_kb, int rss_kb,
+                          const char *children) {
         char rel[128], content[512];
 
         snprintf(rel, sizeof(rel), "proc/%d/stat", pid);
         snprintf(content, sizeof(content),
-                 "%d (srv (x)) %c 1 %d %d 0 -1 4194560 100 0 0 0 %d %d 1 1 20 0 1 0 5 4096 10\n", pid, state, pid,
-                 pid, utime, stime);
+                 "%d (srv (x)) %c 1 %d %d 0 -1 4194560 100 0 0 0 %d %d 1 1 20 0 1 0 5 4096 %ld\n", pid, state, pid,
+                 pid, utime, stime, rss_kb * 1024L / sysconf(_SC_PAGESIZE));
         put(t, rel, content);
         snprintf(rel, sizeof(rel), "proc/%d/smaps_rollup", pid);
         snprintf(content, sizeof(content), "0-1 ---p 0 00:00 0 [rollup]\nRss: %d kB\nPss: %d kB\nPss_Anon: %d kB\n"
-                 "Pss_File: 0 kB\n", pss_kb * 2, pss_kb, pss_kb);
+                 "Pss_File: 0 kB\n", rss_kb, pss_kb, pss_kb);
         put(t, rel, content);
         snprintf(rel, sizeof(rel), "proc/%d/task/%d/children", pid, pid);
         put(t, rel, children);
+}
+
+/* A proc backend manager for corral (pid 4242) on a fresh fake tree. */
+static CgroupManager *fake_proc_manager(Tree *t, char **reason) {
+        tree_init(t);
+        put(t, "proc/4242/cgroup", "0::/svc\n");
+        return manager_new_ok(t, CGROUP_BACKEND_PROC, reason);
+}
+
+/* Resident in twice its PSS, as a worker that shares half of what it maps with others. */
+static void fake_proc(const Tree *t, int pid, char state, int utime, int stime, int pss_kb, const char *children) {
+        fake_proc_rss(t, pid, state, utime, stime, pss_kb, pss_kb * 2, children);
 }
 
 Test(cgroup, proc_backend_sums_the_tree) {
@@ -699,6 +713,9 @@ Test(cgroup, proc_backend_sums_the_tree) {
          * exited before it could be read. */
         fake_proc(&t, 100, 'S', 10, 5, 1000, "101 ");
         put(&t, "proc/100/task/105/children", "102 104");
+        /* 100 has two threads (stat's field 20): its task directory is listed. The others have one: their
+         * main thread's children file is read directly, without a listing. */
+        put(&t, "proc/100/stat", "100 (srv) S 1 100 100 0 -1 4194560 100 0 0 0 10 5 1 1 20 0 2 0 5 4096 500\n");
         fake_proc(&t, 101, 'R', 20, 0, 2000, "103");
         fake_proc(&t, 102, 'S', 0, 1, 300, "");
         fake_proc(&t, 103, 'S', 4, 0, 24, "");
@@ -736,6 +753,66 @@ Test(cgroup, proc_backend_sums_the_tree) {
         tree_done(&t);
 }
 
+/* PSS is read again only when it may have moved: the tree's resident set or processes changed, or it is
+ * near the limit set for exactness; otherwise the last figure stands (never above the resident set). */
+Test(cgroup, proc_backend_reads_pss_again_only_when_it_may_have_moved) {
+        _cleanup_free_ char *reason = NULL;
+        CgroupWorker *w = NULL;
+        CgroupManager *m;
+        CgroupSample s;
+        Tree t;
+
+        m = fake_proc_manager(&t, &reason);
+        fake_proc_rss(&t, 100, 'S', 10, 5, 1000, 4096, "101");
+        fake_proc_rss(&t, 101, 'S', 1, 1, 2000, 4096, "");
+        cr_assert_eq(cgroup_worker_new(m, 0, 1, &w), 0);
+        cr_assert_eq(cgroup_worker_attach_pid(w, 100), 0);
+        cr_assert_eq(cgroup_worker_sample(w, 0, &s), 1);
+        cr_assert_eq(s.memory_current, 3000 * 1024);
+
+        /* PSS moved, the resident set did not: the last figure stands, CPU time is fresh. */
+        fake_proc_rss(&t, 101, 'S', 7, 1, 2500, 4096, "");
+        cr_assert_eq(cgroup_worker_sample(w, 0, &s), 1);
+        cr_assert_eq(s.memory_current, 3000 * 1024);
+        cr_assert_eq(s.cpu_usage_usec, proc_ticks_to_usec(10 + 5 + 7 + 1 + 4 * 1, (uint64_t) sysconf(_SC_CLK_TCK)));
+        /* A report that asks for anon/file reads it. */
+        cr_assert_eq(cgroup_worker_sample(w, CGROUP_SAMPLE_MEMORY_ANON, &s), 1);
+        cr_assert_eq(s.memory_current, 3500 * 1024);
+
+        /* A limit within 1/16 of the resident set (8 MiB): read every time. */
+        fake_proc_rss(&t, 101, 'S', 7, 1, 2600, 4096, "");
+        cgroup_manager_set_pss_exact_from(m, 8500 * 1024);
+        cr_assert_eq(cgroup_worker_sample(w, 0, &s), 1);
+        cr_assert_eq(s.memory_current, 3600 * 1024);
+        /* ... and not with the limit well above it. */
+        cgroup_manager_set_pss_exact_from(m, 16384 * 1024);
+        fake_proc_rss(&t, 101, 'S', 7, 1, 2700, 4096, "");
+        cr_assert_eq(cgroup_worker_sample(w, 0, &s), 1);
+        cr_assert_eq(s.memory_current, 3600 * 1024);
+
+        /* The resident set grew by more than 1/16: read. */
+        fake_proc_rss(&t, 101, 'S', 7, 1, 2800, 6000, "");
+        cr_assert_eq(cgroup_worker_sample(w, 0, &s), 1);
+        cr_assert_eq(s.memory_current, 3800 * 1024);
+
+        /* A process left the tree: read. */
+        fake_proc_rss(&t, 100, 'S', 10, 5, 1000, 4096, "");
+        cr_assert_eq(cgroup_worker_sample(w, 0, &s), 1);
+        cr_assert_eq(s.memory_current, 1000 * 1024);
+
+        /* Shrunk by less than 1/16 with the last PSS above it: never reported above the resident set. */
+        put(&t, "proc/100/smaps_rollup", "Rss: 4096 kB\nPss: 4096 kB\nPss_Anon: 4096 kB\nPss_File: 0 kB\n");
+        cr_assert_eq(cgroup_worker_sample(w, CGROUP_SAMPLE_MEMORY_ANON, &s), 1);
+        cr_assert_eq(s.memory_current, 4096 * 1024);
+        fake_proc_rss(&t, 100, 'S', 10, 5, 1000, 4000, "");
+        cr_assert_eq(cgroup_worker_sample(w, 0, &s), 1);
+        cr_assert_eq(s.memory_current, (uint64_t) (4000 * 1024L / sysconf(_SC_PAGESIZE)) * (uint64_t) sysconf(_SC_PAGESIZE));
+
+        cgroup_worker_free(w);
+        cgroup_manager_free(m);
+        tree_done(&t);
+}
+
 /* Like fake_proc(), for a process in session's session (not its leader): an orphan a worker left. */
 static void fake_orphan(const Tree *t, int pid, int session, int pss_kb, const char *children) {
         char rel[128], content[512];
@@ -754,9 +831,7 @@ Test(cgroup, proc_backend_counts_the_orphans_of_a_worker) {
         CgroupSample s;
         Tree t;
 
-        tree_init(&t);
-        put(&t, "proc/4242/cgroup", "0::/svc\n");
-        m = manager_new_ok(&t, CGROUP_BACKEND_PROC, &reason);
+        m = fake_proc_manager(&t, &reason);
         /* corral (4242) has the workers 100 and 300 as children, and three orphans re-parented to it: 200
          * (with a child 201) and 202 left by worker 100, 400 by worker 300; 500 is a zombie left by 100.
          * (Killing them is tested with real processes: test_orphans.py; these pids are fake.) */
