@@ -394,7 +394,8 @@ static int manager_setup_sockets(Manager *m, SocketSet *sockets) {
                                              "needs CAP_BPF, e.g. root): new connections are spread by the "
                                              "kernel's hash, unevenly, steered only away from slots that are down");
                 else
-                        log_info("Balance=reuseport: new connections go to the ready slots in turn (eBPF)");
+                        log_info("Balance=reuseport: new connections go to the ready slots in turn (eBPF)%s",
+                                 r > 0 ? "; what waits in a slot's sockets when they close moves to a ready slot" : "");
         }
         return 0;
 }

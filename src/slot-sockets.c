@@ -142,7 +142,7 @@ int slot_sockets_even(SlotSockets *s) {
         }
         free(s->steered); /* steer again, with it */
         s->steered = NULL;
-        return 0;
+        return steer_bpf_migrates(s->even) ? 1 : 0;
 }
 
 /* The eBPF round robin over the ready slots, in slot order (beyond what it can steer: the kernel's hash). */

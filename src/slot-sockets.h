@@ -22,7 +22,9 @@ int slot_sockets_get(SlotSockets *s, unsigned slot, const int **ret);
 unsigned slot_sockets_n(const SlotSockets *s);
 
 /* Loads and attaches the even steering (steer-bpf.h: the ready slots in turn, eBPF, needs CAP_BPF) for
- * slot_sockets_steer() to use from now on. Returns 0, or -errno (then it steers with classic BPF). */
+ * slot_sockets_steer() to use from now on. Returns 1 when it also moves what waits in a slot's sockets to a
+ * ready slot's as they close (steer_bpf_migrates()), 0 when it cannot, or -errno (then it steers with
+ * classic BPF). */
 int slot_sockets_even(SlotSockets *s);
 
 /* Steers new connections to the ready slots: ready[k] (n entries) says whether slot k has a worker that
@@ -46,6 +48,7 @@ int slot_sockets_queue(const SlotSockets *s, unsigned slot, uint32_t *ret_queued
  * -EOPNOTSUPP without the even steering (the kernel's hash and the classic program count nothing). */
 int slot_sockets_connections(const SlotSockets *s, unsigned slot, uint64_t *ret);
 
-/* Closes the slot's sockets (not slot 0's, which are the group's): connections still waiting in them are
- * reset, unless net.ipv4.tcp_migrate_req=1 moves them to another socket of the group. */
+/* Closes the slot's sockets (not slot 0's, which are the group's): connections still waiting in them move
+ * to a ready slot's where the even steering migrates (slot_sockets_even() returned 1), or to another socket
+ * of the group by hash with net.ipv4.tcp_migrate_req=1; otherwise the kernel resets them. */
 void slot_sockets_close(SlotSockets *s, unsigned slot);

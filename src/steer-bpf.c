@@ -37,6 +37,7 @@ struct SteerBpf {
         int state_fd; /* BPF_MAP_TYPE_ARRAY, one SteerState */
         int ready_fd; /* BPF_MAP_TYPE_ARRAY of slot numbers */
         unsigned n_ready;
+        bool migrates; /* loaded as SELECT_OR_MIGRATE */
         SteerGroup *groups;
         size_t n_groups;
 };
@@ -87,7 +88,7 @@ static int map_update(int map_fd, uint32_t key, const void *value) {
 #define EXIT() INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0)
 #define LD_MAP_FD(d, fd) INSN(BPF_LD | BPF_DW | BPF_IMM, d, BPF_PSEUDO_MAP_FD, 0, fd), INSN(0, 0, 0, 0, 0)
 
-static int prog_load(int state_fd, int ready_fd, int sockets_fd, int counts_fd) {
+static int prog_load(int state_fd, int ready_fd, int sockets_fd, int counts_fd, uint32_t attach) {
         /* Jumps count instructions after the jump (LD_MAP_FD is two); every "pass" below lands on the
          * MOV64_IMM(BPF_REG_0, SK_PASS) at index 38. */
         const struct bpf_insn insns[] = {
@@ -132,11 +133,29 @@ static int prog_load(int state_fd, int ready_fd, int sockets_fd, int counts_fd) 
 
         memset(&a, 0, sizeof(a));
         a.prog_type = BPF_PROG_TYPE_SK_REUSEPORT;
-        a.expected_attach_type = BPF_SK_REUSEPORT_SELECT;
+        a.expected_attach_type = attach;
         a.insns = (uint64_t) (uintptr_t) insns;
         a.insn_cnt = ELEMENTSOF(insns);
         a.license = (uint64_t) (uintptr_t) "Dual MIT/GPL";
         return sys_bpf(BPF_PROG_LOAD, &a);
+}
+
+/* As SELECT_OR_MIGRATE where the kernel has it (5.14): then, when a socket of the group closes, the kernel
+ * runs the program for each connection waiting in it (accepted by the kernel, or still in the handshake)
+ * and moves it to the socket chosen, whatever net.ipv4.tcp_migrate_req says; the closed socket is out of
+ * its array by then, so the choice is a ready slot's (or the hash's). Else as SELECT. */
+static int prog_load_migrating(SteerBpf *s, int sockets_fd, int counts_fd) {
+        int r = prog_load(s->state_fd, s->ready_fd, sockets_fd, counts_fd, BPF_SK_REUSEPORT_SELECT_OR_MIGRATE);
+
+        if (r == -EINVAL) {
+                s->migrates = false;
+                r = prog_load(s->state_fd, s->ready_fd, sockets_fd, counts_fd, BPF_SK_REUSEPORT_SELECT);
+        }
+        return r;
+}
+
+bool steer_bpf_migrates(const SteerBpf *s) {
+        return s->migrates;
 }
 
 int steer_bpf_new(size_t n_groups, SteerBpf **ret) {
@@ -154,6 +173,7 @@ int steer_bpf_new(size_t n_groups, SteerBpf **ret) {
                 return -ENOMEM;
         }
         s->n_groups = n_groups;
+        s->migrates = true;
         for (size_t g = 0; g < n_groups; g++)
                 s->groups[g] = (SteerGroup) { .sockets_fd = -EBADF, .counts_fd = -EBADF, .prog_fd = -EBADF };
         s->ready_fd = -EBADF;
@@ -169,7 +189,7 @@ int steer_bpf_new(size_t n_groups, SteerBpf **ret) {
                         r = sg->counts_fd = map_create(BPF_MAP_TYPE_ARRAY, sizeof(uint64_t), STEER_BPF_SLOTS_MAX,
                                                        BPF_F_MMAPABLE);
                 if (r >= 0)
-                        r = sg->prog_fd = prog_load(s->state_fd, s->ready_fd, sg->sockets_fd, sg->counts_fd);
+                        r = sg->prog_fd = prog_load_migrating(s, sg->sockets_fd, sg->counts_fd);
                 if (r >= 0) {
                         void *p = mmap(NULL, COUNTS_SIZE, PROT_READ, MAP_SHARED, sg->counts_fd, 0);
 

@@ -5,6 +5,7 @@
  * keeps no state and cannot place connections evenly. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,3 +35,7 @@ int steer_bpf_set_ready(SteerBpf *s, const unsigned *slots, unsigned n);
 /* The new connections group's program handed to slot's socket so far (they only grow; a slot keeps its
  * count across its workers, as it keeps its socket). */
 uint64_t steer_bpf_count(const SteerBpf *s, size_t group, unsigned slot);
+
+/* Whether the programs also place what waits in a socket of the group when it closes (Linux 5.14:
+ * BPF_SK_REUSEPORT_SELECT_OR_MIGRATE): a slot closed at a scale-down hands its queue to a ready slot. */
+bool steer_bpf_migrates(const SteerBpf *s);

@@ -4,7 +4,8 @@ corral in the group of the one it bound first; a slot's replacement (crash, relo
 the kernel spreads new connections over the slots; under load, reloads fail no request; connections that
 waited in a dead worker's queue are served by its replacement, none reset; while a slot has no ready
 worker, a steering program sends new connections to the slots that have one; a scale-down closes the sockets
-of the slots that are gone. With sockets from systemd (ReusePort=yes), slot 0 keeps systemd's own and the
+of the slots that are gone, and with the even steering what waited in them goes to a ready slot. Each slot's
+queue and the connections steered to it show in status and /metrics. With sockets from systemd (ReusePort=yes), slot 0 keeps systemd's own and the
 other slots join its group. UDP, systemd's sockets without SO_REUSEPORT or of another owner, and
 `corral upgrade` are refused with a message that says why."""
 
@@ -51,6 +52,23 @@ def socket_inodes(pid):
     return out
 
 
+def read_answer(s):
+    """Reads S to its end and closes it: the answer's head."""
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    return data.split(b"\r\n\r\n", 1)[0].decode(errors="replace")
+
+
+def header(head, name):
+    """The value of header NAME (lower case) in HEAD."""
+    return [l.split(":", 1)[1].strip() for l in head.split("\r\n") if l.lower().startswith(name + ":")][0]
+
+
 def ss_queue_by_inode(port):
     """{socket inode: Recv-Q} of the listeners on 127.0.0.1:PORT, as ss -lnte shows them."""
     p = subprocess.run(["ss", "-lnteH", f"sport = :{port}"], capture_output=True, text=True, timeout=10)
@@ -88,6 +106,23 @@ class Balance(h.CorralTestCase):
         """{slot: (pid, inode of its fd 3)} of the ready workers."""
         _, st = h.control_status(self.control)
         return {w["slot"]: (w["pid"], socket_inode(w["pid"])) for w in st["workers"] if w["state"] == "ready"}
+
+    def start_config(self, count):
+        """corral with Balance=reuseport from a config file with Count=COUNT (set_count() changes it)."""
+        self.conf, self.port = os.path.join(self.tmp, "corral.conf"), h.free_port()
+        self.write_config(count)
+        return self.start(count, config=self.conf)
+
+    def write_config(self, count):
+        with open(self.conf, "w") as f:
+            f.write(f"[Worker]\nExecStart={h.worker_bin()}\nCount={count}\n[Socket]\nListen=127.0.0.1:{self.port}\n"
+                    "Balance=reuseport\n")
+
+    def set_count(self, count):
+        """Count=COUNT by a reload of the config file, waited for."""
+        self.write_config(count)
+        p = self.ctl("reload", "--wait")
+        self.assertEqual(p.returncode, 0, p.stderr)
 
     def ctl(self, *args, timeout=60):
         return subprocess.run([h.corral_bin(), *args, "--control", self.control], capture_output=True, text=True,
@@ -144,41 +179,44 @@ class Balance(h.CorralTestCase):
             thread.join(h.scaled(30))
         return load.result
 
+    def ready_pids(self):
+        """{slot: pid} of the ready workers."""
+        _, st = h.control_status(self.control)
+        return {w["slot"]: w["pid"] for w in st["workers"] if w["state"] == "ready"}
+
     def crash_one(self, rng):
         """SIGKILLs the worker of a random ready slot and waits until the slot has a ready replacement."""
-        slots = self.slots()
-        slot = rng.choice(sorted(slots))
-        victim = slots[slot][0]
+        pids = self.ready_pids()
+        slot = rng.choice(sorted(pids))
+        victim = pids[slot]
         h.sigkill(victim)
-        h.wait_until(lambda: self.slots().get(slot, (victim,))[0] != victim, 10,
-                     message=f"slot {slot} not replaced")
+        h.wait_until(lambda: self.ready_pids().get(slot, victim) != victim, 10, message=f"slot {slot} not replaced")
 
-    def test_reloads_and_crashes_under_load_fail_nothing(self):
-        # 20 reloads, then 20 SIGKILLs of random workers, 32 keep-alive clients throughout: every request
-        # answered (a crashed worker's keep-alive connections close, and the client opens a new one).
+    def test_reloads_and_crashes_under_load(self):
+        # 20 reloads under 32 keep-alive clients: every request answered.
         self.start(4)
-        rng = random.Random(16)
-        result = self.under_load(32, 20, then=[lambda: self.crash_one(rng) for _ in range(20)])
+        result = self.under_load(32, 20)
         self.assertEqual(result["failed"], 0, result)
         self.assertEqual(len(result["generations"]), 21, result)
+        # 20 SIGKILLs of random workers: a SIGKILL takes the requests in flight on its worker with it (reset,
+        # or closed without an answer; docs/performance.md section 8), nothing else fails and nothing is
+        # refused: what waited in a dead worker's socket is served by its replacement.
+        rng = random.Random(16)
+        result = self.under_load(32, 0, then=[lambda: self.crash_one(rng) for _ in range(20)])
+        self.assertLessEqual(result["failed"], 20, result)
+        self.assertEqual(result["refused"], 0, result)
+        for error in result["errors"]:
+            self.assertRegex(error, r"RemoteDisconnected|ConnectionResetError", result)
         _, st = h.control_status(self.control)
         self.assertEqual(sum(w["restarts"] for w in st["workers"]), 20, st["workers"])
 
     def test_scale_down_and_up_under_load_fail_nothing(self):
         # Count=4 -> 2 -> 4 by config reloads under load: slots 2 and 3 close their sockets and open new ones.
-        conf = os.path.join(self.tmp, "corral.conf")
-        body = "[Worker]\nExecStart={}\nCount={}\n[Socket]\nListen=127.0.0.1:{}\nBalance=reuseport\n"
-        self.port = h.free_port()
-        with open(conf, "w") as f:
-            f.write(body.format(h.worker_bin(), 4, self.port))
-        self.start(4, config=conf)
+        self.start_config(4)
 
         def scale(n):
             def step():
-                with open(conf, "w") as f:
-                    f.write(body.format(h.worker_bin(), n, self.port))
-                p = self.ctl("reload", "--wait")
-                self.assertEqual(p.returncode, 0, p.stderr)
+                self.set_count(n)
                 h.wait_until(lambda: sorted(self.slots()) == list(range(n)), 10, message=f"not {n} slots")
             return step
         result = self.under_load(32, 0, then=[scale(2), scale(4), scale(1), scale(4)])
@@ -210,18 +248,9 @@ class Balance(h.CorralTestCase):
             # Slot 1's socket outlives its worker: the replacement accepts what waited there; none is reset.
             answered = {}
             for s in conns:
-                data = b""
-                while True:
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-                s.close()
-                head = data.split(b"\r\n\r\n", 1)[0].decode(errors="replace")
+                head = read_answer(s)
                 self.assertTrue(head.startswith("HTTP/1.1 200"), head)
-                slot = [l.split(":", 1)[1].strip() for l in head.split("\r\n") if l.lower().startswith("x-worker-slot:")]
-                pid = [l.split(":", 1)[1].strip() for l in head.split("\r\n") if l.lower().startswith("x-worker-pid:")]
-                answered.setdefault(slot[0], set()).add(int(pid[0]))
+                answered.setdefault(header(head, "x-worker-slot"), set()).add(int(header(head, "x-worker-pid")))
         finally:
             try:
                 os.kill(stopped, signal.SIGCONT)
@@ -284,8 +313,8 @@ class Balance(h.CorralTestCase):
                 conns.append(s)
                 s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
                 head = s.recv(4096).decode(errors="replace")
-                slot = [l.split(":", 1)[1].strip() for l in head.split("\r\n") if l.lower().startswith("x-worker-slot:")]
-                seen[slot[0]] = seen.get(slot[0], 0) + 1
+                slot = header(head, "x-worker-slot")
+                seen[slot] = seen.get(slot, 0) + 1
         finally:
             for s in conns:
                 s.close()
@@ -327,17 +356,9 @@ class Balance(h.CorralTestCase):
                      message="slot 1's queue was never drained")
 
     def test_scale_down_closes_the_slots_sockets(self):
-        conf = os.path.join(self.tmp, "corral.conf")
-        body = "[Worker]\nExecStart={}\nCount={}\n[Socket]\nListen=127.0.0.1:{}\nBalance=reuseport\n"
-        self.port = h.free_port()
-        with open(conf, "w") as f:
-            f.write(body.format(h.worker_bin(), 4, self.port))
-        c = self.start(4, config=conf)
+        c = self.start_config(4)
         before = self.slots()
-        with open(conf, "w") as f:
-            f.write(body.format(h.worker_bin(), 2, self.port))
-        p = self.ctl("reload", "--wait")
-        self.assertEqual(p.returncode, 0, p.stderr)
+        self.set_count(2)
         h.wait_until(lambda: sorted(self.slots()) == [0, 1], 10, message="slots 2 and 3 still there")
         held = socket_inodes(c.pid)
         self.assertNotIn(before[2][1], held)
@@ -345,6 +366,46 @@ class Balance(h.CorralTestCase):
         self.assertIn(before[0][1], held)
         self.assertIn(before[1][1], held)
         h.collect_workers(self.port, 2, corral=c)
+
+    def test_scale_down_hands_what_waits_in_a_closing_slot_to_a_ready_one(self):
+        # Slot 3's worker hangs (GET /hang: it accepts nothing more, and SIGTERM kills it at once): of 8 new
+        # connections the round robin puts 2 in slot 3's socket. Count=4 -> 2: slot 3's socket closes with
+        # them in it, and the eBPF program (SELECT_OR_MIGRATE) moves them to a ready slot, which answers them:
+        # none reset, whatever net.ipv4.tcp_migrate_req says.
+        c = self.start_config(4)
+        c.wait_for_line(r"what waits in a slot's sockets when they close moves to a ready slot", timeout=1)
+
+        def request(path="/"):
+            s = socket.create_connection(("127.0.0.1", self.port), timeout=h.scaled(10))
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+            return s
+
+        def answer(s):
+            head = read_answer(s)
+            self.assertTrue(head.startswith("HTTP/1.1 200"), head)
+            return header(head, "x-worker-slot")
+
+        # The round robin hands connection K to slot K % 4: fill up to slot 3's turn, then hang it.
+        handed = sum(x.get("connections", 0) for x in h.control_status(self.control)[1]["slots"])
+        for _ in range((3 - handed % 4) % 4):
+            self.assertNotEqual(answer(request()), "3")
+        hung = request("/hang")
+        c.wait_for_line(r"test-worker 3: hanging", timeout=10)
+        conns = [request() for _ in range(8)]
+        h.wait_until(lambda: [x["queued"] for x in h.control_status(self.control)[1]["slots"]][3] == 2, 5,
+                     message="slot 3's queue never filled")
+        self.set_count(2)
+        answered = []
+        for s in conns:
+            try:
+                answered.append(answer(s))
+            except ConnectionResetError:
+                self.fail(f"a connection waiting in slot 3's socket was reset; answered before it: {answered}")
+        hung.close()
+        # Slot 3's two were answered by slot 0 or 1 (slot 2's worker answered its own before it stopped).
+        self.assertEqual(len(answered), 8)
+        self.assertNotIn("3", answered)
+        self.assertEqual(sorted(self.slots()), [0, 1])
 
     def test_sockets_from_systemd_with_reuseport_yes(self):
         # What ReusePort=yes in a .socket unit gives: a listener with SO_REUSEPORT, owned by corral's user.
