@@ -22,6 +22,8 @@ typedef enum CgroupFile {
         CGROUP_FILE_MEMORY_EVENTS,  /* v2 memory.events, when no events watch is open to read instead */
         CGROUP_FILE_OOM_CONTROL,    /* v1 memory.oom_control */
         CGROUP_FILE_CPU_STAT,       /* cgroup2 cpu.stat */
+        CGROUP_FILE_PROC_STAT,      /* proc backend: the worker's /proc/PID/stat */
+        CGROUP_FILE_PROC_CHILDREN,  /* proc backend: its main thread's children */
         _CGROUP_FILE_MAX,
 } CgroupFile;
 

@@ -84,7 +84,8 @@ static int proc_read_children(int proc_fd, pid_t pid, unsigned threads, pid_t **
         return 0;
 }
 
-int proc_trees_collect(int proc_fd, const pid_t *roots, size_t n_roots, pid_t **ret, ProcTreeStat *ret_stat) {
+int proc_trees_collect(int proc_fd, const pid_t *roots, size_t n_roots, const ProcRootRead *first, pid_t **ret,
+                       ProcTreeStat *ret_stat) {
         _cleanup_free_ pid_t *seen = NULL, *pids = NULL;
         size_t n_seen = 0, n = 0;
         ProcTreeStat sum = {};
@@ -102,9 +103,10 @@ int proc_trees_collect(int proc_fd, const pid_t *roots, size_t n_roots, pid_t **
         }
         n_roots = n_seen;
         for (size_t i = 0; i < n_seen; i++) {
+                bool known = i == 0 && first;
                 ProcStat st;
 
-                r = proc_read_stat(proc_fd, seen[i], &st);
+                r = known ? (st = first->stat, 0) : proc_read_stat(proc_fd, seen[i], &st);
                 if (errno_is_gone(r) || (r >= 0 && proc_state_dead(st.state)))
                         continue;
                 if (r < 0)
@@ -117,15 +119,22 @@ int proc_trees_collect(int proc_fd, const pid_t *roots, size_t n_roots, pid_t **
                 sum.ticks += st.utime + st.stime + st.cutime + st.cstime;
                 sum.rss_pages += st.rss_pages;
                 {
-                        _cleanup_free_ pid_t *children = NULL;
+                        _cleanup_free_ pid_t *read = NULL;
+                        const pid_t *children;
                         size_t n_children = 0;
 
-                        r = proc_read_children(proc_fd, seen[i], (unsigned) MIN(st.threads, UINT_MAX), &children,
-                                               &n_children);
-                        if (errno_is_gone(r))
-                                continue;
-                        if (r < 0)
-                                return r;
+                        if (known && first->n_children >= 0) {
+                                children = first->children;
+                                n_children = (size_t) first->n_children;
+                        } else {
+                                r = proc_read_children(proc_fd, seen[i], (unsigned) MIN(st.threads, UINT_MAX), &read,
+                                                       &n_children);
+                                if (errno_is_gone(r))
+                                        continue;
+                                if (r < 0)
+                                        return r;
+                                children = read;
+                        }
                         for (size_t k = 0; k < n_children; k++) {
                                 if (pid_set_contains(seen, n_seen, children[k]))
                                         continue;
@@ -251,7 +260,7 @@ int proc_trees_kill(int proc_fd, const pid_t *roots, size_t n_roots) {
                 _cleanup_free_ pid_t *pids = NULL;
                 bool fresh = false;
 
-                r = proc_trees_collect(proc_fd, roots, n_roots, &pids, NULL);
+                r = proc_trees_collect(proc_fd, roots, n_roots, NULL, &pids, NULL);
                 if (r < 0) {
                         error = r;
                         break;

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "cgroup-parse.h"
 #include "cgroup.h"
 
 /* What /proc/PID/stat says of pids, added up: CPU time (utime+stime+cutime+cstime, in clock ticks) and
@@ -16,12 +17,23 @@ typedef struct ProcTreeStat {
         uint64_t rss_pages;
 } ProcTreeStat;
 
+/* What a caller read of roots[0] already (through fds it keeps open), for proc_trees_collect() to use
+ * instead of reading it again: its stat (it runs), and its children when it has one thread. */
+struct ProcRootRead {
+        ProcStat stat;
+        const pid_t *children; /* borrowed */
+        int n_children;        /* < 0: not read */
+};
+
 /* The trees rooted at roots (a worker, then the orphans it left: see proc_children_sessions()), following
  * /proc/PID/task/TID/children; the roots that run come first, in their order. Returns the number of pids
  * and the array in *ret (owned by the caller), or 0 and NULL when no root runs (a zombie's children, if
  * any, already belong to someone else). Processes that exit during the walk, and zombies, are skipped.
- * With ret_stat, the stat of the pids returned, added up (read on the way: one read per process). */
-int proc_trees_collect(int proc_fd, const pid_t *roots, size_t n_roots, pid_t **ret, ProcTreeStat *ret_stat);
+ * With ret_stat, the stat of the pids returned, added up (read on the way: one read per process). first, if
+ * not NULL, is what the caller read of roots[0], which runs. */
+typedef struct ProcRootRead ProcRootRead;
+int proc_trees_collect(int proc_fd, const pid_t *roots, size_t n_roots, const ProcRootRead *first, pid_t **ret,
+                       ProcTreeStat *ret_stat);
 
 /* A child of corral's that is not a worker: an orphan re-parented to corral (the child subreaper, or PID 1),
  * with the session it kept from the worker that started its tree. */

@@ -5,6 +5,7 @@
  * read again only when the resident set says it may have moved or a limit is near (pss_due()). */
 
 #include <fcntl.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #include "cgroup-internal.h"
@@ -266,19 +267,54 @@ int cgroup_worker_proc_roots(CgroupWorker *w, bool fresh, pid_t **ret) {
         return (int) n;
 }
 
+/* Proc backend: the worker's stat and, with one thread, its children, through fds kept open (a /proc file
+ * of a pid stays that process's: it cannot read a later process that reuses the pid). Returns 1, 0 when the
+ * worker is gone or a zombie, or -errno. */
+static int read_proc_root(CgroupWorker *w, ProcRootRead *ret, pid_t **children) {
+        int proc_fd = w->manager->proc_fd;
+        char name[64], buf[KEPT_FILE_MAX];
+        int r;
+
+        (void) snprintf(name, sizeof(name), "%d/stat", (int) w->pid);
+        r = read_kept(w, CGROUP_FILE_PROC_STAT, proc_fd, name, buf, sizeof(buf));
+        if (r >= 0)
+                r = proc_parse_stat(buf, &ret->stat);
+        if (errno_is_gone(r) || (r >= 0 && (ret->stat.state == 'Z' || ret->stat.state == 'X')))
+                return 0;
+        if (r < 0)
+                return r;
+        ret->children = NULL;
+        ret->n_children = -1;
+        if (ret->stat.threads != 1)
+                return 1;
+        (void) snprintf(name, sizeof(name), "%d/task/%d/children", (int) w->pid, (int) w->pid);
+        /* A list too long for the buffer (-EFBIG), or any other failure: proc_trees_collect() reads it. */
+        r = read_kept(w, CGROUP_FILE_PROC_CHILDREN, proc_fd, name, buf, sizeof(buf));
+        if (r >= 0)
+                r = cgroup_parse_pids(buf, children);
+        if (r >= 0) {
+                ret->children = *children;
+                ret->n_children = r;
+        }
+        return 1;
+}
+
 int cgroup_worker_sample(CgroupWorker *w, unsigned want, CgroupSample *ret) {
         CgroupSample s = {};
         int r;
 
         if (w->manager->backend == CGROUP_BACKEND_PROC) {
-                _cleanup_free_ pid_t *pids = NULL, *roots = NULL;
+                _cleanup_free_ pid_t *pids = NULL, *roots = NULL, *children = NULL;
                 ProcTreeStat tree;
+                ProcRootRead first;
 
                 if (w->pid <= 0)
                         return -ESRCH;
-                r = cgroup_worker_proc_roots(w, /* fresh= */ false, &roots);
+                r = read_proc_root(w, &first, &children);
                 if (r > 0)
-                        r = proc_trees_collect(w->manager->proc_fd, roots, (size_t) r, &pids, &tree);
+                        r = cgroup_worker_proc_roots(w, /* fresh= */ false, &roots);
+                if (r > 0)
+                        r = proc_trees_collect(w->manager->proc_fd, roots, (size_t) r, &first, &pids, &tree);
                 /* The worker comes first, or it is gone (0): what it left is no longer counted for it. */
                 if (r > 0 && pids[0] == w->pid) {
                         r = sample_pss(w, pids, (size_t) r, &tree, want, /* want_cpu= */ true, &s);
