@@ -232,7 +232,8 @@ class Checkers(unittest.TestCase):
         for path, value, message in [
                 (("workers", 0, "last_exit", "signal"), "KILL", r"/workers/0/last_exit: .* not valid"),
                 (("workers", 0, "state"), "gone", r"/workers/0/state: 'gone' is not one of"),
-                (("slots",), [], r"/: Additional properties are not allowed \('slots' was unexpected\)"),
+                (("slot_sockets",), [], r"/: Additional properties are not allowed \('slot_sockets' was unexpected\)"),
+                (("slots",), [{"slot": 0}], r"/slots/0: 'queued' is a required property"),
                 (("accounting",), {"backend": "cgroup-v2"}, r"/accounting: .* not valid"),
                 (("pid",), "1", r"/pid: '1' is not of type 'integer'"),
                 (("name",), "a/b", r"/name: 'a/b' does not match")]:
