@@ -45,6 +45,7 @@ struct CgroupManager {
         bool gc_pending; /* a leaf could not be removed yet: cgroup_manager_gc() has work */
         uint64_t keep_below; /* sampling files are kept open only on fds below this */
         uint64_t page_size;
+        uint64_t rss_lag_pages; /* how far below the truth /proc/PID/stat's resident set may read, per CPU counters */
         uint64_t pss_exact_from; /* bytes: a tree resident at or above this has its PSS read afresh; 0: none */
 };
 

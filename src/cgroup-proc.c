@@ -107,17 +107,21 @@ int proc_trees_collect(int proc_fd, const pid_t *roots, size_t n_roots, const Pr
                 ProcStat st;
 
                 r = known ? (st = first->stat, 0) : proc_read_stat(proc_fd, seen[i], &st);
-                if (errno_is_gone(r) || (r >= 0 && proc_state_dead(st.state)))
+                /* A root that is a zombie is gone (its children belong to someone else by now); a descendant
+                 * that is one still holds its CPU time until its parent reaps it (then the parent's cutime
+                 * does): it stays in, childless, or the tree's CPU time would drop for a moment. */
+                if (errno_is_gone(r) || (r >= 0 && i < n_roots && proc_state_dead(st.state)))
                         continue;
                 if (r < 0)
                         return r;
-                if (i >= n_roots && n == 0)
-                        break; /* no root runs: what a zombie's children are is someone else's business */
                 r = pid_set_add(&pids, &n, seen[i]);
                 if (r < 0)
                         return r;
                 sum.ticks += st.utime + st.stime + st.cutime + st.cstime;
                 sum.rss_pages += st.rss_pages;
+                sum.threads += st.threads;
+                if (proc_state_dead(st.state))
+                        continue;
                 {
                         _cleanup_free_ pid_t *read = NULL;
                         const pid_t *children;
@@ -166,6 +170,7 @@ int proc_tree_stat(int proc_fd, const pid_t *pids, size_t n, ProcTreeStat *ret) 
                  * short-lived helpers is charged for them. */
                 sum.ticks += st.utime + st.stime + st.cutime + st.cstime;
                 sum.rss_pages += st.rss_pages;
+                sum.threads += st.threads;
         }
         *ret = sum;
         return 0;

@@ -10,11 +10,12 @@
 #include "cgroup-parse.h"
 #include "cgroup.h"
 
-/* What /proc/PID/stat says of pids, added up: CPU time (utime+stime+cutime+cstime, in clock ticks) and
- * the resident set (pages). Cheap: counters, no walk of the address space. */
+/* What /proc/PID/stat says of pids, added up: CPU time (utime+stime+cutime+cstime, in clock ticks), the
+ * resident set (pages) and the threads. Cheap: counters, no walk of the address space. */
 typedef struct ProcTreeStat {
         uint64_t ticks;
         uint64_t rss_pages;
+        uint64_t threads;
 } ProcTreeStat;
 
 /* What a caller read of roots[0] already (through fds it keeps open), for proc_trees_collect() to use
@@ -28,7 +29,8 @@ struct ProcRootRead {
 /* The trees rooted at roots (a worker, then the orphans it left: see proc_children_sessions()), following
  * /proc/PID/task/TID/children; the roots that run come first, in their order. Returns the number of pids
  * and the array in *ret (owned by the caller), or 0 and NULL when no root runs (a zombie's children, if
- * any, already belong to someone else). Processes that exit during the walk, and zombies, are skipped.
+ * any, already belong to someone else). Processes that exit during the walk are skipped; a zombie below a
+ * root is kept (its CPU time counts until it is reaped).
  * With ret_stat, the stat of the pids returned, added up (read on the way: one read per process). first, if
  * not NULL, is what the caller read of roots[0], which runs. */
 typedef struct ProcRootRead ProcRootRead;

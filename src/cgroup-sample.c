@@ -107,11 +107,16 @@ static int sample_memory_cgroup(CgroupWorker *w, unsigned want, CgroupSample *s)
         return 1;
 }
 
-/* Whether the PSS of a tree of n processes resident in rss_pages must be read afresh (cgroup.h,
+/* How far below the truth the tree's resident set may read, in pages. */
+static uint64_t rss_lag(const CgroupWorker *w, const ProcTreeStat *st) {
+        return w->manager->rss_lag_pages + 3 * 64 * st->threads;
+}
+
+/* Whether the PSS of a tree of n processes (their stat added up in st) must be read afresh (cgroup.h,
  * cgroup_manager_set_pss_exact_from()). */
-static bool pss_due(const CgroupWorker *w, uint64_t rss_pages, size_t n, unsigned want, usec_t now) {
+static bool pss_due(const CgroupWorker *w, const ProcTreeStat *st, size_t n, unsigned want, usec_t now) {
         const CgroupManager *m = w->manager;
-        uint64_t drift = w->pss_rss_pages / 16;
+        uint64_t rss_pages = st->rss_pages, drift = w->pss_rss_pages / 16;
 
         if (want & (CGROUP_SAMPLE_MEMORY_ANON | CGROUP_SAMPLE_MEMORY_FILE))
                 return true;
@@ -119,8 +124,10 @@ static bool pss_due(const CgroupWorker *w, uint64_t rss_pages, size_t n, unsigne
                 return true;
         if (rss_pages > w->pss_rss_pages + drift || rss_pages + drift < w->pss_rss_pages)
                 return true;
-        /* Within 1/16 of the limit: the kernel's resident counters are per-CPU and may lag a little. */
-        return m->pss_exact_from > 0 && rss_pages + rss_pages / 16 >= m->pss_exact_from / m->page_size;
+        /* Near the limit: within 1/16 of it, or within what the kernel's resident counters may read low
+         * (per CPU on 6.2+; before, up to 64 pages per thread and counter). */
+        return m->pss_exact_from > 0 &&
+               rss_pages + rss_pages / 16 + rss_lag(w, st) >= m->pss_exact_from / m->page_size;
 }
 
 /* Memory of a tree of processes as PSS, afresh or the last figures (pss_due()), and with want_cpu its CPU
@@ -139,7 +146,7 @@ static int sample_pss(CgroupWorker *w, const pid_t *pids, size_t n, const ProcTr
                 if (r < 0)
                         return r;
         }
-        if (pss_due(w, st.rss_pages, n, want, now)) {
+        if (pss_due(w, &st, n, want, now)) {
                 r = proc_tree_pss(w->manager->proc_fd, pids, n, &pss);
                 if (r < 0)
                         return r;
@@ -148,7 +155,7 @@ static int sample_pss(CgroupWorker *w, const pid_t *pids, size_t n, const ProcTr
                 w->pss_pids = n;
                 w->pss_usec = now;
         } else {
-                uint64_t rss = st.rss_pages * w->manager->page_size;
+                uint64_t rss = (st.rss_pages + rss_lag(w, &st)) * w->manager->page_size;
 
                 pss = w->pss;
                 pss.memory_current = MIN(pss.memory_current, rss);
@@ -288,8 +295,12 @@ static int read_proc_root(CgroupWorker *w, ProcRootRead *ret, pid_t **children) 
         if (ret->stat.threads != 1)
                 return 1;
         (void) snprintf(name, sizeof(name), "%d/task/%d/children", (int) w->pid, (int) w->pid);
-        /* A list too long for the buffer (-EFBIG), or any other failure: proc_trees_collect() reads it. */
+        /* One pread gets what fits in the kernel's page of the seq_file, records whole: a list that fills
+         * more than half the buffer may go on, and proc_trees_collect() reads it to its end; so it does
+         * after any failure. */
         r = read_kept(w, CGROUP_FILE_PROC_CHILDREN, proc_fd, name, buf, sizeof(buf));
+        if (r >= 0 && (size_t) r > sizeof(buf) / 2)
+                r = -EFBIG;
         if (r >= 0)
                 r = cgroup_parse_pids(buf, children);
         if (r >= 0) {

@@ -487,6 +487,13 @@ int cgroup_manager_new(
         hz = sysconf(_SC_CLK_TCK);
         m->hz = hz > 0 ? (uint64_t) hz : 100;
         m->page_size = (uint64_t) MAX(sysconf(_SC_PAGESIZE), 1L);
+        {
+                /* Linux 6.2+ keeps the resident counters (file, anon, shmem) per CPU and reads them without
+                 * summing: each may read up to batch x CPUs low, batch = max(32, 2 x CPUs). */
+                uint64_t cpus = (uint64_t) MAX(sysconf(_SC_NPROCESSORS_CONF), 1L);
+
+                m->rss_lag_pages = 3 * MAX(32U, 2 * cpus) * cpus;
+        }
 
         m->proc_fd = open(proc_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (m->proc_fd < 0)

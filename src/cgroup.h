@@ -72,10 +72,11 @@ void cgroup_manager_set_keep_below(CgroupManager *m, uint64_t fd);
 
 /* Where memory is PSS (the proc backend, or cgroups without a memory controller), reading it makes the
  * kernel walk every page table of every process: the dearest part of a sample by far. A sample reads it
- * afresh when the tree's resident set (from /proc/PID/stat, cheap) is within 1/16 of bytes or above (0:
- * never for this reason), its processes or resident set changed (by more than 1/16), it is older than
- * CGROUP_PSS_MAX_AGE_USEC, or a report asks for anon/file; otherwise the last figures stand, capped by the
- * resident set (PSS never exceeds it). With bytes the memory limit of a policy, the policy's verdict is
+ * afresh when the tree's resident set (from /proc/PID/stat, cheap) is within 1/16 of bytes or above, or
+ * within what the kernel's per-CPU counters may read low (0: never for this reason), its processes or
+ * resident set changed (by more than 1/16), it is older than CGROUP_PSS_MAX_AGE_USEC, or a report asks for
+ * anon/file; otherwise the last figures stand, capped by the resident set and that margin (PSS never
+ * exceeds the resident set). With bytes the memory limit of a policy, the policy's verdict is
  * the same as if PSS were read every time: below the limit in resident set is below it in PSS. */
 void cgroup_manager_set_pss_exact_from(CgroupManager *m, uint64_t bytes);
 #define CGROUP_PSS_MAX_AGE_USEC (10 * USEC_PER_SEC)

@@ -631,6 +631,8 @@ static void manager_sample_worker(Manager *m, Worker *w, PoolWorker *pw) {
         CgroupSample cs;
         LogFields f = {};
 
+        /* PSS is read afresh for a worker resident near the limit it is judged by: the verdicts stay exact. */
+        cgroup_manager_set_pss_exact_from(m->cgroups, policy.memory_max);
         if (!pw || manager_read_accounting(pw, &cs) <= 0)
                 return;
         /* A worker caught between fork and exec may have nothing charged yet: not a figure to show. */
@@ -690,11 +692,8 @@ bool manager_sample(Manager *m) {
         usec_t start = now_usec(CLOCK_MONOTONIC), took;
         bool more = false;
 
-        if (first == 0) {
+        if (first == 0)
                 manager_sample_keep_files(m);
-                /* PSS is read afresh for every worker resident near the memory limit: the verdicts stay exact. */
-                cgroup_manager_set_pss_exact_from(m->cgroups, generation_recycle_policy(m->target).memory_max);
-        }
         for (PoolWorker *pw = pool_workers(m->pool); pw; pw = pw->next) {
                 if (!pw->process)
                         continue;

@@ -6,6 +6,7 @@
  * ready slot, is handed to the slot's socket of its group by bpf_sk_select_reuseport() and, if that took,
  * counted. corral reads the counts from a read-only mapping of their map: no system call per read. */
 #include <linux/bpf.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +81,7 @@ static int map_update(int map_fd, uint32_t key, const void *value) {
 #define ST_W(d, o, i) INSN(BPF_ST | BPF_MEM | BPF_W, d, 0, o, i)
 #define STX_W(d, s, o) INSN(BPF_STX | BPF_MEM | BPF_W, d, s, o, 0)
 #define LDX_W(d, s, o) INSN(BPF_LDX | BPF_MEM | BPF_W, d, s, o, 0)
+#define LDX_DW(d, s, o) INSN(BPF_LDX | BPF_MEM | BPF_DW, d, s, o, 0)
 #define FETCH_ADD_W(d, s, o) INSN(BPF_STX | BPF_ATOMIC | BPF_W, d, s, o, BPF_ADD | BPF_FETCH)
 #define ADD_DW(d, s, o) INSN(BPF_STX | BPF_ATOMIC | BPF_DW, d, s, o, BPF_ADD)
 #define JEQ_IMM(d, i, o) INSN(BPF_JMP | BPF_JEQ | BPF_K, d, 0, o, i)
@@ -88,9 +90,13 @@ static int map_update(int map_fd, uint32_t key, const void *value) {
 #define EXIT() INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0)
 #define LD_MAP_FD(d, fd) INSN(BPF_LD | BPF_DW | BPF_IMM, d, BPF_PSEUDO_MAP_FD, 0, fd), INSN(0, 0, 0, 0, 0)
 
-static int prog_load(int state_fd, int ready_fd, int sockets_fd, int counts_fd, uint32_t attach) {
+/* migrate: the program for BPF_SK_REUSEPORT_SELECT_OR_MIGRATE, which leaves a connection that moves from a
+ * closing socket uncounted (it was counted where it first went) by reading ctx->migrating_sk; a kernel
+ * before 5.14 has no such field, and its verifier refuses the program (while it would load it with any
+ * expected_attach_type: that alone proves nothing). Without migrate, instruction 30 zeroes r1 instead. */
+static int prog_load(int state_fd, int ready_fd, int sockets_fd, int counts_fd, bool migrate) {
         /* Jumps count instructions after the jump (LD_MAP_FD is two); every "pass" below lands on the
-         * MOV64_IMM(BPF_REG_0, SK_PASS) at index 38. */
+         * MOV64_IMM(BPF_REG_0, SK_PASS) at index 40. */
         const struct bpf_insn insns[] = {
                 MOV64_REG(BPF_REG_6, BPF_REG_1),              /*  0: r6 = ctx */
                 ST_W(BPF_REG_10, -4, 0),                      /*  1: key = 0 */
@@ -98,9 +104,9 @@ static int prog_load(int state_fd, int ready_fd, int sockets_fd, int counts_fd, 
                 ADD64_IMM(BPF_REG_2, -4),
                 LD_MAP_FD(BPF_REG_1, state_fd),               /*  4 */
                 CALL(BPF_FUNC_map_lookup_elem),               /*  6: r0 = &state */
-                JEQ_IMM(BPF_REG_0, 0, 30),                    /*  7: none: pass */
+                JEQ_IMM(BPF_REG_0, 0, 32),                    /*  7: none: pass */
                 LDX_W(BPF_REG_8, BPF_REG_0, 4),               /*  8: r8 = n */
-                JEQ_IMM(BPF_REG_8, 0, 28),                    /*  9: no ready slot: the kernel's hash */
+                JEQ_IMM(BPF_REG_8, 0, 30),                    /*  9: no ready slot: the kernel's hash */
                 MOV64_IMM(BPF_REG_7, 1),
                 FETCH_ADD_W(BPF_REG_0, BPF_REG_7, 0),         /* 11: r7 = next++ */
                 MOD32_REG(BPF_REG_7, BPF_REG_8),              /* 12: r7 = r7 % n */
@@ -109,7 +115,7 @@ static int prog_load(int state_fd, int ready_fd, int sockets_fd, int counts_fd, 
                 ADD64_IMM(BPF_REG_2, -8),
                 LD_MAP_FD(BPF_REG_1, ready_fd),               /* 16 */
                 CALL(BPF_FUNC_map_lookup_elem),               /* 18: r0 = &ready[r7] */
-                JEQ_IMM(BPF_REG_0, 0, 18),                    /* 19: pass */
+                JEQ_IMM(BPF_REG_0, 0, 20),                    /* 19: pass */
                 LDX_W(BPF_REG_7, BPF_REG_0, 0),               /* 20: r7 = that slot */
                 STX_W(BPF_REG_10, BPF_REG_7, -12),            /* 21: key = that slot */
                 MOV64_REG(BPF_REG_1, BPF_REG_6),
@@ -118,22 +124,25 @@ static int prog_load(int state_fd, int ready_fd, int sockets_fd, int counts_fd, 
                 ADD64_IMM(BPF_REG_3, -12),
                 MOV64_IMM(BPF_REG_4, 0),
                 CALL(BPF_FUNC_sk_select_reuseport),           /* 28: an error leaves the choice to the hash */
-                JNE_IMM(BPF_REG_0, 0, 8),                     /* 29: not taken: pass, uncounted */
+                JNE_IMM(BPF_REG_0, 0, 10),                    /* 29: not taken: pass, uncounted */
+                migrate ? LDX_DW(BPF_REG_1, BPF_REG_6, (int16_t) offsetof(struct sk_reuseport_md, migrating_sk))
+                        : MOV64_IMM(BPF_REG_1, 0),            /* 30: r1 = ctx->migrating_sk */
+                JNE_IMM(BPF_REG_1, 0, 8),                     /* 31: moved from a closing socket: pass */
                 MOV64_REG(BPF_REG_2, BPF_REG_10),
                 ADD64_IMM(BPF_REG_2, -12),
-                LD_MAP_FD(BPF_REG_1, counts_fd),              /* 32 */
-                CALL(BPF_FUNC_map_lookup_elem),               /* 34: r0 = &counts[that slot] */
-                JEQ_IMM(BPF_REG_0, 0, 2),                     /* 35: pass */
+                LD_MAP_FD(BPF_REG_1, counts_fd),              /* 34 */
+                CALL(BPF_FUNC_map_lookup_elem),               /* 36: r0 = &counts[that slot] */
+                JEQ_IMM(BPF_REG_0, 0, 2),                     /* 37: pass */
                 MOV64_IMM(BPF_REG_1, 1),
-                ADD_DW(BPF_REG_0, BPF_REG_1, 0),              /* 37: counts[that slot] += 1 */
-                MOV64_IMM(BPF_REG_0, SK_PASS),                /* 38 */
+                ADD_DW(BPF_REG_0, BPF_REG_1, 0),              /* 39: counts[that slot] += 1 */
+                MOV64_IMM(BPF_REG_0, SK_PASS),                /* 40 */
                 EXIT(),
         };
         union bpf_attr a;
 
         memset(&a, 0, sizeof(a));
         a.prog_type = BPF_PROG_TYPE_SK_REUSEPORT;
-        a.expected_attach_type = attach;
+        a.expected_attach_type = migrate ? BPF_SK_REUSEPORT_SELECT_OR_MIGRATE : BPF_SK_REUSEPORT_SELECT;
         a.insns = (uint64_t) (uintptr_t) insns;
         a.insn_cnt = ELEMENTSOF(insns);
         a.license = (uint64_t) (uintptr_t) "Dual MIT/GPL";
@@ -143,13 +152,14 @@ static int prog_load(int state_fd, int ready_fd, int sockets_fd, int counts_fd, 
 /* As SELECT_OR_MIGRATE where the kernel has it (5.14): then, when a socket of the group closes, the kernel
  * runs the program for each connection waiting in it (accepted by the kernel, or still in the handshake)
  * and moves it to the socket chosen, whatever net.ipv4.tcp_migrate_req says; the closed socket is out of
- * its array by then, so the choice is a ready slot's (or the hash's). Else as SELECT. */
+ * its array by then, so the choice is a ready slot's (or the hash's). Else as SELECT: the verifier refuses
+ * the migrating program (EACCES for the unknown field, EINVAL for the attach type). */
 static int prog_load_migrating(SteerBpf *s, int sockets_fd, int counts_fd) {
-        int r = prog_load(s->state_fd, s->ready_fd, sockets_fd, counts_fd, BPF_SK_REUSEPORT_SELECT_OR_MIGRATE);
+        int r = s->migrates ? prog_load(s->state_fd, s->ready_fd, sockets_fd, counts_fd, true) : -EINVAL;
 
-        if (r == -EINVAL) {
+        if (r == -EINVAL || r == -EACCES) {
                 s->migrates = false;
-                r = prog_load(s->state_fd, s->ready_fd, sockets_fd, counts_fd, BPF_SK_REUSEPORT_SELECT);
+                r = prog_load(s->state_fd, s->ready_fd, sockets_fd, counts_fd, false);
         }
         return r;
 }
