@@ -92,8 +92,7 @@ def main():
     wrk = B.require_tool("wrk", "wrk")
     h = B.setup(args.build_dir)
     B.raise_nofile(4096)
-    out = {"benchmark": "backoff", "machine": B.machine(), "corral": B.corral_version(h.corral_bin()),
-           "command": " ".join([os.path.relpath(sys.argv[0], B.ROOT)] + sys.argv[1:]), "runs": {m: [] for m in modes}}
+    out = B.result("backoff", h, runs={m: [] for m in modes})
     fc = B.ForeignCpu()
     for i in range(args.runs):
         for mode in (modes if i % 2 == 0 else modes[::-1]):
@@ -104,26 +103,21 @@ def main():
             B.log(f"run {i + 1}/{args.runs} {mode:17}: steady {s['rps']:.0f} req/s p99 {B.ms(s['p99'], 2)} ms; "
                   f"slot 1 down {d['rps']:.0f} req/s p99 {B.ms(d['p99'], 2)} ms (x{r['p99_ratio']:.2f}), "
                   f"errors {d['socket_errors']}, non-2xx {d['non_2xx']}, held throughout: {r['held_throughout']}")
-    out["machine_use"] = fc.stop(0.0)
-    out["busy"] = out["machine_use"]["busy"]
     B.log(f"\n== {args.workers} workers, wrk: {out['wrk_command']} ({args.runs} runs per mode)")
     B.log(f"{'mode':17} {'steady p99 ms':>20} {'down p99 ms':>20} {'ratio':>18} {'errors':>8}   median (min-max)")
     out["summary"] = {}
     for mode in modes:
         runs = out["runs"][mode]
-
-        def spread(values):
-            return {"median": B.median(values), "min": min(values), "max": max(values)}
-        s = {"steady_p99": spread([r["steady"]["p99"] for r in runs]), "down_p99": spread([r["down"]["p99"] for r in runs]),
-             "p99_ratio": spread([r["p99_ratio"] for r in runs]),
+        s = {"steady_p99": B.stats([r["steady"]["p99"] for r in runs]),
+             "down_p99": B.stats([r["down"]["p99"] for r in runs]),
+             "p99_ratio": B.stats([r["p99_ratio"] for r in runs]),
              "errors": sum(r["down"]["socket_errors"] + r["down"]["non_2xx"] for r in runs)}
         out["summary"][mode] = s
         B.log(f"{mode:17} {B.ms(s['steady_p99']['median'], 2):>7} ({B.ms(s['steady_p99']['min'], 2)}-"
               f"{B.ms(s['steady_p99']['max'], 2)}) {B.ms(s['down_p99']['median'], 2):>7} ({B.ms(s['down_p99']['min'], 2)}-"
               f"{B.ms(s['down_p99']['max'], 2)}) {s['p99_ratio']['median']:>6.2f} ({s['p99_ratio']['min']:.2f}-"
               f"{s['p99_ratio']['max']:.2f}) {s['errors']:>8}")
-    B.log(f"machine: others kept {out['machine_use']['background_cores_before']:.2f} cores busy before the run"
-          + (f"  ** {out['busy']}" if out["busy"] else ""))
+    B.machine_use_done(out, fc)
     B.emit(out, args.json)
     return 0
 

@@ -150,8 +150,7 @@ def main():
     script = os.path.join(tmp, "count-slots.lua")
     with open(script, "w") as f:
         f.write(COUNT_SLOTS)
-    out = {"benchmark": "balance", "machine": B.machine(), "corral": B.corral_version(h.corral_bin()),
-           "command": " ".join([os.path.relpath(sys.argv[0], B.ROOT)] + sys.argv[1:]), "runs": {m: [] for m in modes}}
+    out = B.result("balance", h, runs={m: [] for m in modes})
     fc = B.ForeignCpu()
     try:
         for i in range(args.runs):
@@ -164,8 +163,6 @@ def main():
                       f"per slot {r['per_slot']}, connections per worker {r['connections_per_worker']}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    out["machine_use"] = fc.stop(0.0)
-    out["busy"] = out["machine_use"]["busy"]
     B.log(f"\n== {args.workers} workers, wrk: {out['wrk_command']} ({args.runs} runs per mode)")
     B.log(f"{'mode':9} {'req/s':>16} {'p99 ms':>16} {'max/min':>16} {'Jain':>18} {'idle slots':>11}   median (min-max)")
     out["summary"] = {}
@@ -179,8 +176,7 @@ def main():
               f"{s['max_min']['median']:>6.2f} ({s['max_min']['min']:.2f}-{s['max_min']['max']:.2f}) "
               f"{s['jain']['median']:>6.3f} ({s['jain']['min']:.3f}-{s['jain']['max']:.3f}) "
               f"{s['idle_slots']['median']:>5} ({s['idle_slots']['min']}-{s['idle_slots']['max']})")
-    B.log(f"machine: others kept {out['machine_use']['background_cores_before']:.2f} cores busy before the run"
-          + (f"  ** {out['busy']}" if out["busy"] else ""))
+    B.machine_use_done(out, fc)
     B.emit(out, args.json)
     return 0
 

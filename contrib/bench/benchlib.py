@@ -201,6 +201,21 @@ def ms(x, digits=1):
     return "-" if x is None else f"{x * 1000:.{digits}f}"
 
 
+def result(name, h, **fields):
+    """The head of a benchmark's JSON result: its name, the machine, corral's version (of the harness H) and
+    the command line as run, then FIELDS."""
+    return {"benchmark": name, "machine": machine(), "corral": corral_version(h.corral_bin()),
+            "command": " ".join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:]), **fields}
+
+
+def machine_use_done(out, fc):
+    """Stops ForeignCpu FC into OUT ("machine_use", "busy") and logs how busy the others kept the machine."""
+    out["machine_use"] = fc.stop(0.0)
+    out["busy"] = out["machine_use"]["busy"]
+    log(f"machine: others kept {out['machine_use']['background_cores_before']:.2f} cores busy before the run"
+        + (f"  ** {out['busy']}" if out["busy"] else ""))
+
+
 def emit(result, as_json):
     if as_json:
         json.dump(result, sys.stdout, indent=2, sort_keys=True)

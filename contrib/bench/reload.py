@@ -203,8 +203,7 @@ def main():
     if not counts or min(counts) < 1 or args.reloads < 1 or args.connections < 1 or args.max_surge < 1:
         ap.error("bad arguments")
     h = B.setup(args.build_dir)
-    out = {"benchmark": "reload", "machine": B.machine(), "corral": B.corral_version(h.corral_bin()),
-           "command": " ".join([os.path.relpath(sys.argv[0], B.ROOT)] + sys.argv[1:]), "runs": []}
+    out = B.result("reload", h, runs=[])
     for n in counts:
         r = run_one(h, n, args)
         report(r)

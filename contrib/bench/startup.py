@@ -381,9 +381,7 @@ def main():
         ap.error("bad arguments")
     h = B.setup(args.build_dir)
     nofile = B.raise_nofile(max(4096, 8 * max(counts + scale_counts) + 1024))
-    out = {"benchmark": "startup", "machine": B.machine(), "corral": B.corral_version(h.corral_bin()),
-           "command": " ".join([os.path.relpath(sys.argv[0], B.ROOT)] + sys.argv[1:]), "rlimit_nofile": nofile,
-           "counts": []}
+    out = B.result("startup", h, rlimit_nofile=nofile, counts=[])
     fc = B.ForeignCpu()
     for n in counts:
         out["counts"].append(measure_count(h, n, args))

@@ -165,9 +165,7 @@ def main():
         ap.error("bad arguments")
     wrk = B.require_tool("wrk", "wrk")
     h = B.setup(args.build_dir)
-    out = {"benchmark": "throughput", "machine": B.machine(), "corral": B.corral_version(h.corral_bin()),
-           "command": " ".join([os.path.relpath(sys.argv[0], B.ROOT)] + sys.argv[1:]),
-           "with_corral": [], "without_corral": []}
+    out = B.result("throughput", h, with_corral=[], without_corral=[])
     fc = B.ForeignCpu()
     for i in range(args.runs):
         order = [("with_corral", with_corral), ("without_corral", without_corral)]
