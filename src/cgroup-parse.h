@@ -75,6 +75,11 @@ typedef struct ProcStat {
 } ProcStat;
 int proc_parse_stat(const char *s, ProcStat *ret);
 
+/* A zombie, or dead: nothing left of it but its entry. */
+static inline bool proc_stat_dead(const ProcStat *st) {
+        return st->state == 'Z' || st->state == 'X' || st->state == 'x';
+}
+
 /* Clock ticks (sysconf(_SC_CLK_TCK) per second) to microseconds, without overflow for any tick count
  * that fits in usec_t after conversion; saturates otherwise. */
 usec_t proc_ticks_to_usec(uint64_t ticks, uint64_t hz);

@@ -28,8 +28,27 @@ static int proc_read_stat(int proc_fd, pid_t pid, ProcStat *ret) {
         return proc_parse_stat(s, ret);
 }
 
-static bool proc_state_dead(char state) {
-        return state == 'Z' || state == 'X' || state == 'x';
+/* Adds to the tree's stat what stat says of one of its processes. cutime/cstime hold the time of children
+ * the process has reaped: a worker that forks short-lived helpers is charged for them. */
+static void tree_stat_add(ProcTreeStat *sum, const ProcStat *st) {
+        sum->ticks += st->utime + st->stime + st->cutime + st->cstime;
+        sum->rss_pages += st->rss_pages;
+        sum->threads += st->threads;
+}
+
+/* Appends those of more that *pids does not hold yet (a process re-parented during a walk could be listed
+ * twice). */
+static int pids_append_new(pid_t **pids, size_t *n, const pid_t *more, size_t n_more) {
+        for (size_t i = 0; i < n_more; i++) {
+                int r;
+
+                if (pid_set_contains(*pids, *n, more[i]))
+                        continue;
+                r = pid_set_add(pids, n, more[i]);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
 }
 
 static int pids_append(pid_t **pids, size_t *n, const pid_t *more, size_t n_more) {
@@ -91,16 +110,12 @@ int proc_trees_collect(int proc_fd, const pid_t *roots, size_t n_roots, const Pr
         ProcTreeStat sum = {};
         int r;
 
-        /* seen: every pid met, roots first, each once (a process re-parented during the walk could be listed
-         * twice); pids: those that run, in the same order. Each one's stat is read once: whether it runs,
-         * its threads (where its children are listed), and its CPU time and resident set for ret_stat. */
-        for (size_t i = 0; i < n_roots; i++) {
-                if (pid_set_contains(seen, n_seen, roots[i]))
-                        continue;
-                r = pid_set_add(&seen, &n_seen, roots[i]);
-                if (r < 0)
-                        return r;
-        }
+        /* seen: every pid met, roots first, each once; pids: those that run, in the same order. Each one's
+         * stat is read once: whether it runs, its threads (where its children are listed), and its CPU time
+         * and resident set for ret_stat. */
+        r = pids_append_new(&seen, &n_seen, roots, n_roots);
+        if (r < 0)
+                return r;
         n_roots = n_seen;
         for (size_t i = 0; i < n_seen; i++) {
                 bool known = i == 0 && first;
@@ -110,17 +125,15 @@ int proc_trees_collect(int proc_fd, const pid_t *roots, size_t n_roots, const Pr
                 /* A root that is a zombie is gone (its children belong to someone else by now); a descendant
                  * that is one still holds its CPU time until its parent reaps it (then the parent's cutime
                  * does): it stays in, childless, or the tree's CPU time would drop for a moment. */
-                if (errno_is_gone(r) || (r >= 0 && i < n_roots && proc_state_dead(st.state)))
+                if (errno_is_gone(r) || (r >= 0 && i < n_roots && proc_stat_dead(&st)))
                         continue;
                 if (r < 0)
                         return r;
                 r = pid_set_add(&pids, &n, seen[i]);
                 if (r < 0)
                         return r;
-                sum.ticks += st.utime + st.stime + st.cutime + st.cstime;
-                sum.rss_pages += st.rss_pages;
-                sum.threads += st.threads;
-                if (proc_state_dead(st.state))
+                tree_stat_add(&sum, &st);
+                if (proc_stat_dead(&st))
                         continue;
                 {
                         _cleanup_free_ pid_t *read = NULL;
@@ -139,13 +152,9 @@ int proc_trees_collect(int proc_fd, const pid_t *roots, size_t n_roots, const Pr
                                         return r;
                                 children = read;
                         }
-                        for (size_t k = 0; k < n_children; k++) {
-                                if (pid_set_contains(seen, n_seen, children[k]))
-                                        continue;
-                                r = pid_set_add(&seen, &n_seen, children[k]);
-                                if (r < 0)
-                                        return r;
-                        }
+                        r = pids_append_new(&seen, &n_seen, children, n_children);
+                        if (r < 0)
+                                return r;
                 }
         }
         if (ret_stat)
@@ -166,11 +175,7 @@ int proc_tree_stat(int proc_fd, const pid_t *pids, size_t n, ProcTreeStat *ret) 
                         continue;
                 if (r < 0)
                         return r;
-                /* cutime/cstime hold the time of children this process has reaped: a worker that forks
-                 * short-lived helpers is charged for them. */
-                sum.ticks += st.utime + st.stime + st.cutime + st.cstime;
-                sum.rss_pages += st.rss_pages;
-                sum.threads += st.threads;
+                tree_stat_add(&sum, &st);
         }
         *ret = sum;
         return 0;
@@ -237,7 +242,7 @@ int proc_children_sessions(int proc_fd, pid_t parent, const pid_t *skip, size_t 
                 if (n_skip > 0 && bsearch(&children[i], skip, n_skip, sizeof(pid_t), pid_compare))
                         continue;
                 r = proc_read_stat(proc_fd, children[i], &st);
-                if (errno_is_gone(r) || (r >= 0 && proc_state_dead(st.state)))
+                if (errno_is_gone(r) || (r >= 0 && proc_stat_dead(&st)))
                         continue;
                 if (r < 0)
                         return r;
@@ -303,7 +308,7 @@ int proc_pid_running(int proc_fd, pid_t pid) {
         r = proc_read_stat(proc_fd, pid, &st);
         if (errno_is_gone(r))
                 return 0;
-        return r < 0 ? r : !proc_state_dead(st.state);
+        return r < 0 ? r : !proc_stat_dead(&st);
 }
 
 int proc_pid_get_ppid(int proc_fd, pid_t pid, pid_t *ret) {

@@ -286,7 +286,7 @@ static int read_proc_root(CgroupWorker *w, ProcRootRead *ret, pid_t **children) 
         r = read_kept(w, CGROUP_FILE_PROC_STAT, proc_fd, name, buf, sizeof(buf));
         if (r >= 0)
                 r = proc_parse_stat(buf, &ret->stat);
-        if (errno_is_gone(r) || (r >= 0 && (ret->stat.state == 'Z' || ret->stat.state == 'X')))
+        if (errno_is_gone(r) || (r >= 0 && proc_stat_dead(&ret->stat)))
                 return 0;
         if (r < 0)
                 return r;
