@@ -33,20 +33,38 @@ static void snapshot_done(Snapshot *s) {
         free(s->addresses);
 }
 
-/* Balance=reuseport: every slot's own sockets' queue, and what the even steering handed them. */
+/* Balance=reuseport: every slot's own sockets' queues, and what the even steering handed them. An address's
+ * queue is all its slots' sockets' together: slot 0's (the group's own, in s->sockets already) and the
+ * others', added here from the same read. */
 static void manager_snapshot_slots(Manager *m, Snapshot *s) {
-        size_t n;
+        _cleanup_free_ uint32_t *queued = NULL, *backlog = NULL;
+        size_t n, n_sockets = m->sockets.n;
 
         if (!m->slot_sockets)
                 return;
         n = MAX(slot_sockets_n(m->slot_sockets), 1U); /* slot 0 has the group's sockets from the start */
         s->slots = calloc(n, sizeof(StatusSlot));
-        if (!s->slots)
+        queued = calloc(MAX(n_sockets, 1U), sizeof(uint32_t));
+        backlog = calloc(MAX(n_sockets, 1U), sizeof(uint32_t));
+        if (!s->slots || !queued || !backlog)
                 return;
         for (size_t k = 0; k < n; k++) {
                 StatusSlot *sl = &s->slots[k];
 
-                sl->has_sockets = slot_sockets_queue(m->slot_sockets, (unsigned) k, &sl->queued) >= 0;
+                if (k == 0) {
+                        sl->has_sockets = true;
+                        for (size_t i = 0; i < n_sockets; i++)
+                                sl->queued += s->sockets[i].queued;
+                } else if (slot_sockets_queues(m->slot_sockets, (unsigned) k, queued, backlog) >= 0) {
+                        sl->has_sockets = true;
+                        for (size_t i = 0; i < n_sockets; i++) {
+                                sl->queued += queued[i];
+                                if (s->sockets[i].has_queue) {
+                                        s->sockets[i].queued += queued[i];
+                                        s->sockets[i].backlog += backlog[i];
+                                }
+                        }
+                }
                 sl->has_connections = sl->has_sockets &&
                                       slot_sockets_connections(m->slot_sockets, (unsigned) k, &sl->connections) >= 0;
         }
@@ -72,9 +90,6 @@ static void manager_snapshot_sockets(Manager *m, Snapshot *s) {
                         .type = listen_socket_type(l),
                 };
                 s->sockets[i].has_queue = listen_socket_queue(l, &s->sockets[i].queued, &s->sockets[i].backlog) >= 0;
-                /* Balance=reuseport: the address's queue is all its slots' sockets' together. */
-                if (s->sockets[i].has_queue && m->slot_sockets)
-                        slot_sockets_add_queues(m->slot_sockets, i, &s->sockets[i].queued, &s->sockets[i].backlog);
         }
         s->pool.sockets = s->sockets;
         s->pool.n_sockets = n;

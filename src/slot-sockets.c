@@ -242,38 +242,22 @@ done:
         return 0;
 }
 
-void slot_sockets_add_queues(const SlotSockets *s, size_t i, uint32_t *queued, uint32_t *backlog) {
-        for (unsigned k = 1; k < s->n; k++) {
-                uint32_t q, b;
-
-                if (s->slots[k] && i < s->group->n && listen_fd_queue(s->slots[k][i], &q, &b) >= 0) {
-                        *queued += q;
-                        *backlog += b;
-                }
-        }
-}
-
-
 /* The slot's fds (group->n of them), or NULL when it has none. */
 static const int *slot_fds(const SlotSockets *s, unsigned slot) {
         return slot == 0 ? s->group_fds : slot < s->n ? s->slots[slot] : NULL;
 }
 
-int slot_sockets_queue(const SlotSockets *s, unsigned slot, uint32_t *ret_queued) {
+int slot_sockets_queues(const SlotSockets *s, unsigned slot, uint32_t *queued, uint32_t *backlog) {
         const int *fds = slot_fds(s, slot);
-        uint32_t sum = 0;
 
         if (!fds)
                 return -ENOENT;
         for (size_t i = 0; i < s->group->n; i++) {
-                uint32_t q, b;
-                int r = listen_fd_queue(fds[i], &q, &b);
+                int r = listen_fd_queue(fds[i], &queued[i], &backlog[i]);
 
                 if (r < 0)
                         return r;
-                sum += q;
         }
-        *ret_queued = sum;
         return 0;
 }
 

@@ -36,13 +36,9 @@ int slot_sockets_even(SlotSockets *s);
  * one already steered to. Returns 0 or -errno (the groups keep the program they had). */
 int slot_sockets_steer(SlotSockets *s, const bool *ready, unsigned n);
 
-/* Adds the accept queues and their limits of every slot's socket i but slot 0's (the group's own, which
- * listen_socket_queue() reads) to *queued and *backlog. */
-void slot_sockets_add_queues(const SlotSockets *s, size_t i, uint32_t *queued, uint32_t *backlog);
-
-/* The connections waiting in the accept queues of the slot's sockets, all together (the queue its worker,
- * or the next one, takes them from). Returns 0, -ENOENT when the slot has no sockets, or -errno. */
-int slot_sockets_queue(const SlotSockets *s, unsigned slot, uint32_t *ret_queued);
+/* The accept queues of the slot's sockets and their limits, into queued[i] and backlog[i] for each socket
+ * i of the group (group->n of them). Returns 0, -ENOENT when the slot has no sockets, or -errno. */
+int slot_sockets_queues(const SlotSockets *s, unsigned slot, uint32_t *queued, uint32_t *backlog);
 
 /* The new connections the even steering handed to the slot's sockets so far, all together. Returns 0, or
  * -EOPNOTSUPP without the even steering (the kernel's hash and the classic program count nothing). */
