@@ -10,6 +10,9 @@
 #include "json.h"
 #include "log.h"
 
+/* The longest message, formatted, with its NUL: longer ones are cut (the JSON line is sized by it). */
+#define LOG_MESSAGE_MAX 2048
+
 static int max_level = LOG_INFO;
 static LogFormat line_format = LOG_FORMAT_TEXT;
 static bool use_journal = false;
@@ -125,8 +128,8 @@ static size_t format_json(char *out, int level, const char *message_id, const Lo
 
 static void write_stderr(int level, const char *message_id, const LogFields *fields, const char *message) {
         const char *prefix = level <= LOG_ERR ? "error: " : level == LOG_WARNING ? "warning: " : "";
-        /* JSON: the message (under 2 KiB) and every field (under LOG_FIELD_SIZE) escaped, and the rest. */
-        static char line[JSON_ESCAPE_MAX(2048 + LOG_FIELDS_MAX * LOG_FIELD_SIZE) + 1024];
+        /* JSON: the message and every field escaped, and the rest. */
+        static char line[JSON_ESCAPE_MAX(LOG_MESSAGE_MAX + LOG_FIELDS_MAX * LOG_FIELD_SIZE) + 1024];
         size_t n;
 
         if (line_format == LOG_FORMAT_JSON)
@@ -174,7 +177,7 @@ static void log_dispatch(int level, const char *message_id, const LogFields *fie
 }
 
 int log_internal(int level, int error, const char *format, ...) {
-        char buf[2048];
+        char buf[LOG_MESSAGE_MAX];
         va_list ap;
 
         if (error < 0)
@@ -204,7 +207,7 @@ void log_fields_add(LogFields *f, const char *format, ...) {
 }
 
 int log_event(int level, const char *message_id, const LogFields *fields, const char *format, ...) {
-        char buf[2048];
+        char buf[LOG_MESSAGE_MAX];
         va_list ap;
 
         if (level > max_level)
