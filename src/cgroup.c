@@ -869,15 +869,18 @@ int cgroup_worker_set_memory_limits(CgroupWorker *w, uint64_t high, uint64_t max
         }
 }
 
-int cgroup_worker_kill(CgroupWorker *w) {
+/* The worker's trees, its own (with_root) and those it left: see cgroup_worker_kill(). */
+static int worker_kill(CgroupWorker *w, bool with_root) {
         int r;
 
-        if (w->manager->backend == CGROUP_BACKEND_PROC)
-        {
+        if (w->manager->backend == CGROUP_BACKEND_PROC) {
                 _cleanup_free_ pid_t *roots = NULL;
                 int n = cgroup_worker_proc_roots(w, /* fresh= */ true, &roots);
+                size_t skip = with_root ? 0 : 1; /* the worker is the first root */
 
-                return n < 0 ? n : proc_trees_kill(w->manager->proc_fd, roots, (size_t) n);
+                if (n < 0)
+                        return n;
+                return proc_trees_kill(w->manager->proc_fd, roots + skip, (size_t) n - skip);
         }
 
         if (w->v2_fd >= 0) {
@@ -892,6 +895,18 @@ int cgroup_worker_kill(CgroupWorker *w) {
                         return r;
         }
         return kill_procs_of(worker_procs_dir(w));
+}
+
+int cgroup_worker_kill(CgroupWorker *w) {
+        return worker_kill(w, /* with_root= */ true);
+}
+
+int cgroup_worker_kill_left(CgroupWorker *w) {
+        return worker_kill(w, /* with_root= */ false);
+}
+
+bool cgroup_worker_kill_is_slow(const CgroupWorker *w) {
+        return w->manager->backend == CGROUP_BACKEND_PROC;
 }
 
 int cgroup_worker_populated(CgroupWorker *w) {

@@ -178,6 +178,15 @@ int cgroup_worker_set_memory_limits(CgroupWorker *w, uint64_t high, uint64_t max
  * been signalled anyway. */
 int cgroup_worker_kill(CgroupWorker *w);
 
+/* cgroup_worker_kill() once the worker's own process has been reaped: what it left behind (its leaf's
+ * processes, or the orphans of its session), never its pid, which may be another process's by now. */
+int cgroup_worker_kill_left(CgroupWorker *w);
+
+/* Whether killing what an exited worker left is worth putting off until its replacement has been started:
+ * the proc backend's look through all of corral's children for the orphans of the worker's session costs
+ * about 5 ms at 4,096 workers (docs/performance.md, section 15); a leaf's cgroup.kill is one write. */
+bool cgroup_worker_kill_is_slow(const CgroupWorker *w);
+
 /* Whether any process is left: cgroup.events "populated" (cgroup2), cgroup.procs non-empty (v1), the main
  * pid alive and not a zombie (proc). Returns 1, 0, or -errno. */
 int cgroup_worker_populated(CgroupWorker *w);

@@ -44,23 +44,19 @@ void manager_kill_workers(Manager *m) {
                 worker_kill(w);
 }
 
-void manager_reap_orphans(Manager *m) {
-        _cleanup_free_ pid_t *keep = NULL;
+/* Every process a child source waits for: the workers (also those being freed) and the sentinel. */
+static int manager_keep_children(void *userdata, pid_t **ret) {
+        Manager *m = userdata;
         size_t n = 0, max = 1;
-        unsigned reaped;
-        pid_t pid;
-        int r;
+        pid_t *keep, pid;
 
-        /* Every process a child source waits for: the workers (also those being freed) and the sentinel. */
         for (Worker *w = m->workers; w; w = w->next)
                 max++;
         for (Worker *w = m->gone; w; w = w->next)
                 max++;
         keep = malloc(max * sizeof(pid_t));
-        if (!keep) {
-                log_oom(); /* the next SIGCHLD tries again */
-                return;
-        }
+        if (!keep)
+                return -ENOMEM;
         for (Worker *w = m->workers; w; w = w->next)
                 keep[n++] = w->pid;
         for (Worker *w = m->gone; w; w = w->next)
@@ -69,8 +65,18 @@ void manager_reap_orphans(Manager *m) {
         if (m->upgrade_sentinel && sd_event_source_get_child_pid(m->upgrade_sentinel, &pid) >= 0)
                 keep[n++] = pid;
         reaper_sort(keep, n);
-        r = reaper_reap(keep, n, &reaped);
-        if (r < 0)
+        *ret = keep;
+        return (int) n;
+}
+
+void manager_reap_orphans(Manager *m) {
+        unsigned reaped;
+        int r;
+
+        r = reaper_reap(manager_keep_children, m, &reaped);
+        if (r == -ENOMEM)
+                log_oom(); /* the next SIGCHLD tries again */
+        else if (r < 0)
                 log_debug_errno(r, "Failed to reap orphans: %m");
         m->counters.orphans_reaped += reaped;
 }

@@ -29,10 +29,12 @@ static int reap_one(pid_t pid) {
         return si.si_pid != 0;
 }
 
-int reaper_reap(const pid_t *keep, size_t n_keep, unsigned *ret_reaped) {
+int reaper_reap(ReaperKeepFunc keep_func, void *userdata, unsigned *ret_reaped) {
         _cleanup_free_ char *children = NULL, *path = NULL;
+        _cleanup_free_ pid_t *keep = NULL;
         unsigned reaped = 0;
-        size_t size;
+        size_t size, n_keep = 0;
+        bool have_keep = false;
         int r;
 
         *ret_reaped = 0;
@@ -48,6 +50,13 @@ int reaper_reap(const pid_t *keep, size_t n_keep, unsigned *ret_reaped) {
                 }
                 if (si.si_pid == 0)
                         break; /* nothing to reap */
+                if (!have_keep) {
+                        r = keep_func(userdata, &keep);
+                        if (r < 0)
+                                return r;
+                        n_keep = (size_t) r;
+                        have_keep = true;
+                }
                 if (kept(si.si_pid, keep, n_keep))
                         goto scan;
                 r = reap_one(si.si_pid);

@@ -11,12 +11,18 @@
 
 #include "util.h"
 
-/* Sorts pids for reaper_reap()'s keep. */
+/* Sorts pids for a ReaperKeepFunc's list. */
 void reaper_sort(pid_t *pids, size_t n);
 
-/* Reaps every child of corral that has exited and is not in keep (sorted: the workers and any other child
- * with a child source). Returns 0 and how many were reaped, or -errno. */
-int reaper_reap(const pid_t *keep, size_t n_keep, unsigned *ret_reaped);
+/* The children reaper_reap() must leave alone (the workers and any other child with a child source), sorted
+ * (reaper_sort()): their number, with the array in *ret (the caller's to free), or -errno. */
+typedef int (*ReaperKeepFunc)(void *userdata, pid_t **ret);
+
+/* Reaps every child of corral that has exited and is not one that keep lists. The list is asked for only
+ * once a waitable child is seen: a SIGCHLD whose zombie a child source has reaped already (a worker's exit,
+ * the common case) costs one waitid(), however large the pool. Returns 0 and how many were reaped, or
+ * -errno. */
+int reaper_reap(ReaperKeepFunc keep, void *userdata, unsigned *ret_reaped);
 
 /* Makes corral the reaper of its descendants' orphans: 1, or 0 as PID 1 (it is theirs already), or
  * -errno. */

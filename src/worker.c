@@ -213,7 +213,12 @@ static void worker_exited(Worker *w, const siginfo_t *si) {
          * stranger. This takes down whatever it left behind in its session, and the leaf whatever left
          * the session but stayed in the worker's cgroup. */
         (void) kill(-w->pid, SIGKILL);
-        if (w->cgroup)
+        /* What left the session too: the leaf's at once; the proc backend's when the worker is freed, after
+         * the manager has started its replacement (manager.c, on_post()), so a crash is not answered later
+         * the larger the pool. Until then the orphans of its session keep its pid from being reused. */
+        if (w->cgroup && cgroup_worker_kill_is_slow(w->cgroup))
+                w->kill_left = true;
+        else if (w->cgroup)
                 (void) cgroup_worker_kill(w->cgroup);
 
         w->exited = true;
@@ -469,6 +474,8 @@ Worker *worker_free(Worker *w) {
         /* Kills and reaps a process still there. */
         sd_event_source_disable_unref(w->child_source);
         worker_output_free(w->output);
+        if (w->kill_left)
+                (void) cgroup_worker_kill_left(w->cgroup);
         cgroup_worker_free(w->cgroup);
         generation_unref(w->generation);
         worker_unlink(w);

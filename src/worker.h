@@ -55,6 +55,7 @@ struct Worker {
         bool oom_killed;      /* its SIGKILL came with a new OOM kill in its leaf */
         bool abort_on_stop;   /* stop it with SIGABRT, for a core dump (its watchdog expired) */
         bool reap_check;      /* killed: the timer now checks that its exit was seen */
+        bool kill_left;       /* exited: what it left is killed when it is freed (cgroup_worker_kill_is_slow()) */
         RecycleState recycle; /* the recycling policy's view of it */
 
         WorkerOutput *output;           /* its own stdout and stderr, owned; NULL: corral's */
