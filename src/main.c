@@ -23,6 +23,7 @@
 #include "parse.h"
 #include "sockets.h"
 #include "upgrade-state.h"
+#include "unit-check.h"
 #include "upgrade.h"
 
 enum {
@@ -32,6 +33,7 @@ enum {
         ARG_CONTROL,
         ARG_PID_FILE,
         ARG_CGROUP_ROOT,
+        ARG_UNIT,
         ARG_KEY_BASE = 0x200, /* + index into the config key table */
 };
 
@@ -40,6 +42,7 @@ typedef struct Args {
         const char *control_path;
         const char *pid_file;
         const char *cgroup_root;
+        const char *unit; /* check: the service unit whose sockets to look at */
         ConfigArg *config_args;
         size_t n_config_args;
         char **command;
@@ -53,7 +56,7 @@ static void help(void) {
 
         keys = config_key_table(&n);
         printf("Usage: corral [OPTIONS] [--config FILE] [-- COMMAND [ARGS...]]\n"
-               "       corral check [OPTIONS] [--config FILE] [-- COMMAND [ARGS...]]\n"
+               "       corral check [--unit UNIT] [OPTIONS] [--config FILE] [-- COMMAND [ARGS...]]\n"
                "       corral list\n"
                "       corral status [--json] [NAME]\n"
                "       corral reload [--wait] [NAME]\n"
@@ -77,7 +80,9 @@ static void help(void) {
                "     --log-format text|json  corral's lines on stderr outside the journal: plain, or one JSON\n"
                "                             object each (default: text)\n\n"
                "check validates what a start would (the configuration, ExecStart=, Count=) and prints one\n"
-               "line; it starts nothing. list shows the running instances. The other verbs talk to one\n"
+               "line; it starts nothing. With --unit UNIT it also asks systemd for the service's .socket\n"
+               "units and checks them against the configuration (Balance=reuseport needs ReusePort=yes,\n"
+               "TCP only, and corral as root). list shows the running instances. The other verbs talk to one\n"
                "instance: by NAME, by --control PATH, or the only one running; each waits at most\n"
                "--timeout DURATION (default 5s) for an answer. reload rolls every worker to a new generation\n"
                "after re-reading the configuration (like SIGHUP); with --wait it returns when the roll is\n"
@@ -109,6 +114,7 @@ static int parse_argv(int argc, char *argv[], Args *a) {
                 { "control", required_argument, NULL, ARG_CONTROL },
                 { "pid-file", required_argument, NULL, ARG_PID_FILE },
                 { "cgroup-root", required_argument, NULL, ARG_CGROUP_ROOT },
+                { "unit", required_argument, NULL, ARG_UNIT },
         };
         const ConfigKeyInfo *keys;
         _cleanup_free_ struct option *options = NULL;
@@ -165,6 +171,9 @@ static int parse_argv(int argc, char *argv[], Args *a) {
                         break;
                 case ARG_CGROUP_ROOT:
                         a->cgroup_root = optarg;
+                        break;
+                case ARG_UNIT:
+                        a->unit = optarg;
                         break;
                 case ARG_LOG_LEVEL:
                         r = log_level_from_string(optarg);
@@ -529,12 +538,39 @@ static int run_manager(const Args *a, Generation *generation, SocketSet *sockets
         return r;
 }
 
+/* check --unit: the problems a start of the unit would meet with its sockets (unit-check.h), each said on
+ * stderr. Returns 0 with the sockets described in *ret_sockets, or the exit code. */
+static int check_unit(const Args *a, const Config *c, char **ret_sockets) {
+        _cleanup_(unit_info_freep) UnitInfo *u = NULL;
+        _cleanup_strv_free_ char **problems = NULL;
+        _cleanup_free_ char *error = NULL;
+        int r;
+
+        r = unit_query(a->unit, &u, &error);
+        if (r == -ENOMEM)
+                return log_oom(), EXIT_OSERR;
+        if (r < 0) {
+                log_error("%s", error);
+                return EXIT_FAILURE;
+        }
+        r = unit_check(u, c->listen && c->listen[0], c->balance == BALANCE_REUSEPORT, &problems);
+        if (r < 0)
+                return log_oom(), EXIT_OSERR;
+        for (char **p = problems; p && *p; p++)
+                log_error("%s", *p);
+        if (r > 0)
+                return EXIT_CONFIG;
+        *ret_sockets = unit_describe_sockets(u);
+        return *ret_sockets ? 0 : (log_oom(), EXIT_OSERR);
+}
+
 /* `corral check`: everything a start validates, without starting: the config, ExecStart=, Count= against
- * the fd limit. One line on stdout; 0, or 64/78 as a start would exit. */
+ * the fd limit, and with --unit the unit's sockets. One line on stdout; 0, or 1/64/78 as a start would
+ * exit. */
 static int run_check(int argc, char *argv[]) {
         _cleanup_(generation_unrefp) Generation *g = NULL;
         _cleanup_free_ ConfigArg *config_args = NULL;
-        _cleanup_free_ char *name = NULL;
+        _cleanup_free_ char *name = NULL, *unit_sockets = NULL;
         const Config *c;
         Args a = {};
         int r;
@@ -551,13 +587,21 @@ static int run_check(int argc, char *argv[]) {
         if (r != 0)
                 return r;
         c = g->config;
+        if (a.unit) {
+                r = check_unit(&a, c, &unit_sockets);
+                if (r != 0)
+                        return r;
+        }
         name = c->name ? strdup(c->name) : instance_default_name(c->exec_start);
         if (!name)
                 return log_oom(), EXIT_OSERR;
         printf("%s: ok: %s, %u workers of %s, ready by %s; sockets: ", c->path ?: "command line", name,
                config_worker_count(c, usable_cpus()), g->exec_path, ready_mode_to_string(c->ready_mode));
-        if (!c->listen || !c->listen[0])
-                fputs("from systemd (no Listen=)", stdout);
+        if (!isempty(unit_sockets))
+                printf("from %s: %s%s", a.unit, unit_sockets, c->listen && c->listen[0] ? "; else " : "");
+        else if (!c->listen || !c->listen[0])
+                fputs(a.unit ? "from systemd (no Listen=)" : "from systemd (no Listen=; --unit UNIT checks them)",
+                      stdout);
         for (char **l = c->listen; l && *l; l++)
                 printf("%s%s", l == c->listen ? "" : " ", *l);
         printf("; health: %s", c->status_listen ?: "none");
@@ -741,6 +785,10 @@ static int run(int argc, char *argv[]) {
         config_args = a.config_args;
         if (r != 0 || a.exit_now)
                 return r;
+        if (a.unit) {
+                log_error("--unit is for corral check; a start takes its sockets from systemd as they are passed");
+                return EXIT_USAGE;
+        }
         r = load_generation(&a, &generation);
         if (r != 0)
                 return r;

@@ -39,6 +39,12 @@ const char *startswith(const char *s, const char *prefix) {
         return s + n;
 }
 
+bool endswith(const char *s, const char *suffix) {
+        size_t n = strlen(s), k = strlen(suffix);
+
+        return n >= k && memcmp(s + n - k, suffix, k) == 0;
+}
+
 char **strv_free(char **l) {
         if (!l)
                 return NULL;

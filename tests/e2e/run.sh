@@ -632,6 +632,16 @@ sc_restart() {
 sc_reuseport() {
     local name=$1
     begin
+    # Before a start, `corral check --unit` asks systemd over D-Bus and says what a start would refuse: the
+    # shipped socket is a UNIX one without ReusePort=, the shipped service runs with DynamicUser=yes.
+    local out rc
+    write_config && ct sh -c "printf '\n[Socket]\nBalance=reuseport\n' >> /etc/corral/app.conf"
+    out=$(ct corral check --config /etc/corral/app.conf --unit "$UNIT" 2>&1)
+    rc=$?
+    check "check --unit with the shipped units exits 78 (got $rc: $out)" eq "$rc" 78
+    check "it names the socket's ReusePort=no" grep -q "$SOCKET: ReusePort=no" <<<"$out"
+    check "it names the UNIX ListenStream=" grep -q "$SOCKET: ListenStream=/run/corral-app.sock: Balance=reuseport works with TCP sockets only" <<<"$out"
+    check "it names DynamicUser=yes" grep -q "$UNIT: DynamicUser=yes" <<<"$out"
     ct mkdir -p "/etc/systemd/system/$UNIT.d" "/etc/systemd/system/$SOCKET.d" &&
         ct install -m 0644 /opt/corral-src/contrib/reuseport.conf "/etc/systemd/system/$UNIT.d/reuseport.conf" &&
         ct sh -c "printf '[Socket]\nListenStream=\nListenStream=127.0.0.1:$PORT\nReusePort=yes\n' > /etc/systemd/system/$SOCKET.d/reuseport.conf" &&
@@ -641,6 +651,10 @@ sc_reuseport() {
         ct systemctl start "$SOCKET"
     check "ReusePort=yes on the socket, corral's config Balance=reuseport" test $? -eq 0
     check "ReusePort=yes" eq "$(prop "$SOCKET" ReusePort)" yes
+    out=$(ct corral check --config /etc/corral/app.conf --unit "$UNIT" 2>&1)
+    rc=$?
+    check "check --unit with the supported set-up exits 0 (got $rc: $out)" eq "$rc" 0
+    check "it shows systemd's socket with ReusePort=yes" grep -qF "from $UNIT: $SOCKET (127.0.0.1:$PORT, ReusePort=yes)" <<<"$out"
     local first
     first=$(ctnet python3 "$here/load.py" --port "$PORT" --once --timeout 30)
     check "first connection answered ($first)" eq "$(pyjson 'j["ok"]' <<<"$first")" True
