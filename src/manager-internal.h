@@ -188,7 +188,8 @@ int manager_read_accounting(PoolWorker *pw, CgroupSample *ret);
 /* A sampling pass goes over the pool in batches of slots, each one turn of the loop, so that a worker's exit,
  * a notification or a control request waits for one batch, not for the pass. Each batch takes as many slots
  * as the last one's pace says fit in SAMPLE_BATCH_USEC (the first SAMPLE_BATCH_SLOTS_FIRST; within MIN and
- * MAX: a batch walks the pool's list once, so thousands of tiny batches would cost more than they save). */
+ * MAX: a batch walks the pool's list once, so thousands of tiny batches would cost more than they save), and
+ * ends early when it has run that long already. */
 #define SAMPLE_BATCH_USEC (2 * USEC_PER_MSEC)
 #define SAMPLE_BATCH_SLOTS_FIRST 64U
 #define SAMPLE_BATCH_SLOTS_MIN 16U

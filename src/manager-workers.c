@@ -694,26 +694,35 @@ static void manager_sample_keep_files(Manager *m) {
 
 bool manager_sample(Manager *m) {
         unsigned first = m->sample_next_slot, slots = m->sample_batch_slots ?: SAMPLE_BATCH_SLOTS_FIRST;
-        unsigned end = first + slots;
+        unsigned end = first + slots, last = first;
         usec_t start = now_usec(CLOCK_MONOTONIC), took;
-        bool more = false;
+        bool more = false, cut = false;
 
         if (first == 0)
                 manager_sample_keep_files(m);
         for (PoolWorker *pw = pool_workers(m->pool); pw; pw = pw->next) {
-                if (!pw->process)
+                if (!pw->process || pw->slot < first)
                         continue;
-                if (pw->slot >= end)
+                if (pw->slot >= end) {
                         more = true;
-                else if (pw->slot >= first)
-                        manager_sample_worker(m, pw->process, pw);
+                        continue;
+                }
+                manager_sample_worker(m, pw->process, pw);
+                last = MAX(last, pw->slot);
+                /* A batch dearer than the last one's pace said (PSS due for many workers at once, the orphans
+                 * looked at again) ends early: past the highest slot sampled so far, so that no worker is
+                 * sampled twice in a pass. Those below it that come later in the list are still sampled. */
+                if (!cut && now_usec(CLOCK_MONOTONIC) - start >= SAMPLE_BATCH_USEC) {
+                        cut = true;
+                        end = last + 1;
+                }
         }
         if (!more)
                 (void) cgroup_manager_gc(m->cgroups);
 
         took = now_usec(CLOCK_MONOTONIC) - start;
         /* The next batch at this one's pace: as many slots as take about SAMPLE_BATCH_USEC. */
-        m->sample_batch_slots = (unsigned) CLAMP((uint64_t) slots * SAMPLE_BATCH_USEC / MAX(took, 1U),
+        m->sample_batch_slots = (unsigned) CLAMP((uint64_t) (end - first) * SAMPLE_BATCH_USEC / MAX(took, 1U),
                                                  (uint64_t) SAMPLE_BATCH_SLOTS_MIN, (uint64_t) SAMPLE_BATCH_SLOTS_MAX);
         m->sample_pass.busy_usec += took;
         m->sample_pass.longest_usec = MAX(m->sample_pass.longest_usec, took);

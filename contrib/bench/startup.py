@@ -274,14 +274,18 @@ def timed_requests(pid, count, request):
 
 
 def kill_to_started(h, c, slot, pid, timeout=30):
-    """SIGKILLs the worker PID of SLOT and returns the seconds until corral logs its replacement's start."""
+    """SIGKILLs the worker PID of SLOT. Returns the seconds until corral logs its replacement's start (the
+    fork), the seconds until it logs the replacement ready (READY=1, which the test worker sends first thing
+    after exec: an upper bound of crash-to-exec), and the replacement's pid."""
     mark = len(c.log.lines())
     c.tracker.track(pid)
     t0 = h.sigkill(pid)
     m = c.log.wait_for_line(rf"worker {slot} \(pid (\d+), generation \d+\) started", timeout=timeout, start=mark)
     t = time.monotonic() - t0
-    c.tracker.track(int(m.group(1)))
-    return t, int(m.group(1))
+    new = int(m.group(1))
+    c.tracker.track(new)
+    c.log.wait_for_line(rf"worker {slot} \(pid {new}\) ready after", timeout=timeout, start=mark)
+    return t, time.monotonic() - t0, new
 
 
 # Scrapes /metrics back to back until killed (bounded by the bench's kill, and by 60 s in any case).
@@ -330,7 +334,7 @@ def measure_scale(h, n, args):
               f"{res['metrics_bytes']} bytes")
 
         pids = {w["pid"]: w["slot"] for w in h.control_status(control)[1]["workers"]}
-        quiet, scraped = [], []
+        quiet, scraped, quiet_ready, scraped_ready = [], [], [], []
         for i, (pid, slot) in enumerate(list(pids.items())[:2 * args.scale_kills]):
             scraper = None
             if i % 2:
@@ -338,16 +342,21 @@ def measure_scale(h, n, args):
                 scraper = subprocess.Popen([sys.executable, "-c", SCRAPER, str(hport)], stdout=subprocess.DEVNULL)
                 time.sleep(0.1)
             try:
-                t, new = kill_to_started(h, c, slot, pid)
+                t, t_ready, new = kill_to_started(h, c, slot, pid)
             finally:
                 if scraper:
                     scraper.kill()
                     scraper.wait(10)
             (scraped if scraper else quiet).append(t * 1000)
+            (scraped_ready if scraper else quiet_ready).append(t_ready * 1000)
             time.sleep(args.min_uptime + 0.3)
         res["kill_to_started_ms"], res["kill_to_started_scraping_ms"] = B.stats(quiet), B.stats(scraped)
+        res["kill_to_ready_ms"], res["kill_to_ready_scraping_ms"] = B.stats(quiet_ready), B.stats(scraped_ready)
         B.log(f"N={n}: kill -> 'started' logged: median {B.median(quiet):.2f} ms (max {max(quiet):.2f}); with a "
               f"/metrics scraper running: median {B.median(scraped):.2f} ms (max {max(scraped):.2f})")
+        B.log(f"N={n}: kill -> 'ready' logged (exec and READY=1 included): median {B.median(quiet_ready):.2f} ms "
+              f"(max {max(quiet_ready):.2f}); with the scraper: median {B.median(scraped_ready):.2f} ms "
+              f"(max {max(scraped_ready):.2f})")
     finally:
         c.close()
         shutil.rmtree(tmp, ignore_errors=True)
