@@ -10,12 +10,14 @@
 #   CORRAL_VM_TIMEOUT=3000 tests/vm/run.sh --job tests/vm/job-bench.sh --with contrib/bench \
 #       --with tests/integration/corral_harness.py --keep-logs DIR BUILD_DIR
 #
-# CORRAL_VM_JOB_PAIRS, _COUNTS, _IDLE, _SCALE_N, _SCRAPES, _SCALE_KILLS, _RUN_TIMEOUT change the defaults
+# CORRAL_VM_JOB_PAIRS, _ORDER, _COUNTS, _IDLE, _SCALE_N, _SCRAPES, _SCALE_KILLS, _RUN_TIMEOUT change the defaults
 # below. Prints `vm: bench-<backend>-<pair>: PASS|FAIL (<figures>)` per run and `bench-json <backend>
 # <pair> <JSON>` with startup.py's whole result, also left in the job folder's out/ (--keep-logs copies it).
 set -u
 J=/job
 PAIRS=2
+# The backends of each pair, in order ("proc v2" checks that the first run of a boot is not favoured).
+ORDER='v2 proc'
 COUNTS=256,1024
 IDLE=10
 SCALE_N=1024
@@ -70,7 +72,7 @@ EOF
 chmod 0755 /usr/local/bin/corral-bench-unit /usr/local/bin/corral-pool
 
 note "guest: kernel $(uname -r), $(systemctl --version | head -n 1), $(nproc) CPUs, $(awk '/MemTotal/ { print int($2 / 1024) " MiB" }' /proc/meminfo), controllers '$(cat /sys/fs/cgroup/cgroup.controllers)', $(corral --version | head -n 1)"
-note "parameters: pairs $PAIRS, counts $COUNTS, idle $IDLE s, scale $SCALE_N (scrapes $SCRAPES, kills $SCALE_KILLS), harness timeouts x$HARNESS_SCALE, $RUN_TIMEOUT s per run"
+note "parameters: pairs $PAIRS of '$ORDER', counts $COUNTS, idle $IDLE s, scale $SCALE_N (scrapes $SCRAPES, kills $SCALE_KILLS), harness timeouts x$HARNESS_SCALE, $RUN_TIMEOUT s per run"
 
 # bench-summary JSON: one line of the figures per pool.
 cat >/usr/local/bin/bench-summary <<'EOF'
@@ -126,7 +128,8 @@ run() {
 }
 
 for pair in $(seq 1 "$PAIRS"); do
-    run v2 "$pair"
-    run proc "$pair"
+    for backend in $ORDER; do
+        run "$backend" "$pair"
+    done
 done
 exit "$failed"
