@@ -19,8 +19,12 @@ tests/corral-test-worker). Needs root, qemu-system-x86_64, mmdebstrap and mkfs.e
 (scripts/setup.sh --deps-only --vm installs them).
 
 Options:
-  --keep-logs DIR  copy the guest's console log, the job's output and its journal into DIR
+  --keep-logs DIR  copy the guest's console log, the job's output and its journal into DIR (and the
+                   job folder's out/, where a job leaves files)
   --rebuild        rebuild the cached image even when it is up to date
+  --job FILE       run FILE in the guest instead of tests/vm/job.sh (e.g. tests/vm/job-bench.sh)
+  --with PATH      also copy PATH (a file or directory of the repository) into the job folder, at the
+                   same relative path; repeatable
   -h, --help       show this help
 
 Environment:
@@ -31,12 +35,17 @@ Environment:
                            TCG being 3-30x slower than the host)
   CORRAL_VM_SMP, CORRAL_VM_MEM  guest CPUs (default 2) and MiB of memory (default 1024)
   CORRAL_VM_ORPHANS        double-forks the podman-orphans check makes (default 10000)
+  CORRAL_VM_EXTRA_PACKAGES more packages for the image, comma-separated (a separate image: use its own
+                           CORRAL_VM_CACHE, since a build removes the cache's other images)
+  CORRAL_VM_JOB_NAME=VALUE passed to the job as NAME=VALUE in job.env
 EOF_USAGE
 }
 
 keep_logs=''
 rebuild=0
 build_dir=''
+job_file=''
+with_paths=()
 while (($# > 0)); do
     case $1 in
         --keep-logs)
@@ -46,6 +55,14 @@ while (($# > 0)); do
         --rebuild)
             rebuild=1
             shift
+            ;;
+        --job)
+            job_file=${2:?--job needs a file}
+            shift 2
+            ;;
+        --with)
+            with_paths+=("${2:?--with needs a path}")
+            shift 2
             ;;
         -h | --help)
             usage
@@ -83,6 +100,7 @@ VM_ORPHANS=${CORRAL_VM_ORPHANS:-10000}
 # podman, crun (the OCI runtime), netavark (the network stack podman needs installed, though --network host
 # uses none of it) and haproxy for the podman checks (job-podman.sh).
 VM_PACKAGES=systemd,systemd-sysv,dbus,udev,kmod,linux-image-amd64,initramfs-tools,libinih1,curl,procps,podman,crun,netavark,haproxy
+VM_PACKAGES+=${CORRAL_VM_EXTRA_PACKAGES:+,$CORRAL_VM_EXTRA_PACKAGES}
 # The initramfs only has to find the root disk: virtio-pci, virtio-blk and ext4 (plus what they depend
 # on). 9p for the job folder is loaded from the root fs later.
 VM_INITRD_MODULES='virtio_pci virtio_blk ext4'
@@ -118,6 +136,11 @@ if [[ ! -f $service_unit ]]; then
     service_unit=$repo_root/units/corral@.service.in # unconfigured: job.sh substitutes @BINDIR@
 fi
 socket_unit=$repo_root/units/corral@.socket
+job_file=${job_file:-$here/job.sh}
+[[ -f $job_file ]] || die "no job script '$job_file'"
+for p in "${with_paths[@]}"; do
+    [[ -e $repo_root/$p ]] || die "--with '$p': no such path in $repo_root"
+done
 
 # ---- the image ------------------------------------------------------------------------------------
 # build_image DEST: a bookworm rootfs (mmdebstrap minbase) turned into an ext4 image, with its kernel and
@@ -209,10 +232,18 @@ if ! { cp "$corral_bin" "$job_dir/corral" &&
     cp "$service_unit" "$job_dir/corral@.service" &&
     cp "$socket_unit" "$job_dir/corral@.socket" &&
     cp "$repo_root/src/message-ids.h" "$job_dir/message-ids.h" &&
-    cp "$here/job.sh" "$here/job-podman.sh" "$job_dir/"; }; then
+    cp "$job_file" "$job_dir/job.sh" &&
+    cp "$here/job-podman.sh" "$job_dir/"; }; then
     die "could not fill the job folder $job_dir"
 fi
+for p in "${with_paths[@]}"; do
+    (cd "$repo_root" && cp -a --parents "$p" "$job_dir/") || die "could not copy '$p' into the job folder"
+done
 printf 'SCALE=%s\nORPHANS=%s\n' "$VM_SCALE" "$VM_ORPHANS" >"$job_dir/job.env"
+# CORRAL_VM_JOB_NAME=VALUE: NAME=VALUE for the job.
+while IFS='=' read -r -d '' name value; do
+    [[ $name == CORRAL_VM_JOB_* ]] && printf '%s=%q\n' "${name#CORRAL_VM_JOB_}" "$value" >>"$job_dir/job.env"
+done < <(env -0)
 
 # ---- boot -------------------------------------------------------------------------------------------
 console=$job_dir/console.log
@@ -259,6 +290,7 @@ if [[ -n $keep_logs ]]; then
     mkdir -p "$keep_logs" &&
         cp "$console" "$job_dir/qemu.log" "$keep_logs/" 2>/dev/null
     cp "$job_dir/job.log" "$job_dir/journal.txt" "$keep_logs/" 2>/dev/null
+    [[ -d $job_dir/out ]] && cp -r "$job_dir/out" "$keep_logs/"
 fi
 
 passed=0 failed=0 skipped=0
