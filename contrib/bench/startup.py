@@ -20,7 +20,8 @@ as "ran long enough" and is respawned at once (no backoff).
 With --scale N[,N...], one more pool of each N, with a control socket and /metrics: the last sampling pass
 over it as /metrics reports it (its duration, batches and longest batch: the longest the sampler held the
 event loop), the master's CPU (schedstat) for each of --scrapes `corral status --json` and /metrics
-requests, and kill-to-"started" for --scale-kills workers, then as many again while another process scrapes
+requests, and kill-to-"started" (the fork) and kill-to-"ready" (exec and READY=1: an upper bound of
+crash-to-exec) for --scale-kills workers (0: none), then as many again while another process scrapes
 /metrics back to back. --corral-args passes more arguments to every corral ('--cgroup-root none': the /proc
 accounting backend).
 
@@ -273,6 +274,11 @@ def timed_requests(pid, count, request):
     return cpu, wall
 
 
+def ms_or_dash(v):
+    """A figure already in ms, with 2 digits, or "-" when there is none."""
+    return "-" if v is None else f"{v:.2f}"
+
+
 def kill_to_started(h, c, slot, pid, timeout=30):
     """SIGKILLs the worker PID of SLOT. Returns the seconds until corral logs its replacement's start (the
     fork), the seconds until it logs the replacement ready (READY=1, which the test worker sends first thing
@@ -352,11 +358,12 @@ def measure_scale(h, n, args):
             time.sleep(args.min_uptime + 0.3)
         res["kill_to_started_ms"], res["kill_to_started_scraping_ms"] = B.stats(quiet), B.stats(scraped)
         res["kill_to_ready_ms"], res["kill_to_ready_scraping_ms"] = B.stats(quiet_ready), B.stats(scraped_ready)
-        B.log(f"N={n}: kill -> 'started' logged: median {B.median(quiet):.2f} ms (max {max(quiet):.2f}); with a "
-              f"/metrics scraper running: median {B.median(scraped):.2f} ms (max {max(scraped):.2f})")
-        B.log(f"N={n}: kill -> 'ready' logged (exec and READY=1 included): median {B.median(quiet_ready):.2f} ms "
-              f"(max {max(quiet_ready):.2f}); with the scraper: median {B.median(scraped_ready):.2f} ms "
-              f"(max {max(scraped_ready):.2f})")
+        if quiet and scraped:  # --scale-kills 0: no kills
+            B.log(f"N={n}: kill -> 'started' logged: median {B.median(quiet):.2f} ms (max {max(quiet):.2f}); with a "
+                  f"/metrics scraper running: median {B.median(scraped):.2f} ms (max {max(scraped):.2f})")
+            B.log(f"N={n}: kill -> 'ready' logged (exec and READY=1 included): median {B.median(quiet_ready):.2f} ms "
+                  f"(max {max(quiet_ready):.2f}); with the scraper: median {B.median(scraped_ready):.2f} ms "
+                  f"(max {max(scraped_ready):.2f})")
     finally:
         c.close()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -424,8 +431,9 @@ def main():
               f"{r['sample_pass_ms']} ms in {r['sample_batches']} batches (longest {r['sample_batch_max_ms']} ms); "
               f"master CPU per status --json {B.ms(r['status_json_cpu_ms']['median'] / 1000, 2)} ms, per /metrics "
               f"{B.ms(r['metrics_cpu_ms']['median'] / 1000, 2)} ms (medians); kill -> started "
-              f"{B.ms(r['kill_to_started_ms']['median'] / 1000, 2)} ms, while scraping "
-              f"{B.ms(r['kill_to_started_scraping_ms']['median'] / 1000, 2)} ms; VmRSS {r['master_vmrss_kb']} kB, "
+              f"{ms_or_dash(r['kill_to_started_ms']['median'])} ms, while scraping "
+              f"{ms_or_dash(r['kill_to_started_scraping_ms']['median'])} ms, kill -> ready "
+              f"{ms_or_dash(r['kill_to_ready_ms']['median'])} ms; VmRSS {r['master_vmrss_kb']} kB, "
               f"{r['master_fds']} fds")
     mu = out["machine_use"]
     B.log(f"machine: others kept {mu['background_cores_before']:.2f} cores busy before the run; load average "
