@@ -105,7 +105,7 @@ int unit_query(const char *name, UnitInfo **ret, char **ret_error) {
         u = calloc(1, sizeof(UnitInfo));
         if (!u)
                 return -ENOMEM;
-        u->name = strchr(name, '.') ? strdup(name) : strdup_printf("%s.service", name);
+        u->name = endswith(name, ".service") ? strdup(name) : strdup_printf("%s.service", name);
         if (!u->name || unit_path(u->name, &path) < 0)
                 return -ENOMEM;
         r = bus_open(&bus);

@@ -32,7 +32,7 @@ typedef struct UnitInfo {
         size_t n_sockets;
 } UnitInfo;
 
-/* Reads name (a ".service" is added to a name without a unit type) and its sockets from systemd: the system
+/* Reads name (".service" is added to a name that does not end in it) and its sockets from systemd: the system
  * bus, or as root systemd's private socket when no bus daemon runs. Returns 0, or -errno with a message in
  * *ret_error naming what failed. */
 int unit_query(const char *name, UnitInfo **ret, char **ret_error);
