@@ -287,6 +287,17 @@ int manager_count_connections(Manager *m, uint64_t *ret) {
         return r;
 }
 
+/* corral_connections for /metrics: a count at most a second old, so that back-to-back scrapes do not have
+ * the kernel walk its TCP table for each (corral drain --wait counts afresh). Returns whether there is one. */
+static bool manager_metrics_connections(Manager *m, uint64_t *ret) {
+        usec_t now = now_usec(CLOCK_MONOTONIC);
+
+        if (m->metrics_connections_usec == 0 || now - m->metrics_connections_usec >= METRICS_CONNECTIONS_MAX_AGE_USEC)
+                m->metrics_connections_usec = manager_count_connections(m, &m->metrics_connections) >= 0 ? now : 0;
+        *ret = m->metrics_connections;
+        return m->metrics_connections_usec != 0;
+}
+
 void manager_on_http(Httpd *h, const HttpRequest *req, HttpdResponse *resp, void *userdata) {
         Manager *m = userdata;
         _cleanup_(snapshot_done) Snapshot snap = {};
@@ -305,7 +316,7 @@ void manager_on_http(Httpd *h, const HttpRequest *req, HttpdResponse *resp, void
                 (void) httpd_respond(resp, body ? code : 500, "application/json", body ?: "{}\n");
                 return;
         }
-        snap.pool.has_connections = manager_count_connections(m, &snap.pool.connections) >= 0;
+        snap.pool.has_connections = manager_metrics_connections(m, &snap.pool.connections);
         body = status_format_metrics(&snap.pool, snap.rows, snap.n_rows);
         (void) httpd_respond(resp, body ? 200 : 500, "text/plain; version=0.0.4; charset=utf-8", body ?: "");
 }

@@ -76,6 +76,10 @@ struct Manager {
         SocketSet status_sockets; /* corral's own endpoints: "corral-agent", and the health endpoint's */
         Httpd *httpd;
         AgentServer *agent;
+        /* /metrics' corral_connections, counted at most once per METRICS_CONNECTIONS_MAX_AGE_USEC: the kernel
+         * walks its whole table of TCP connections for a count, whatever the pool's size. */
+        uint64_t metrics_connections;
+        usec_t metrics_connections_usec; /* CLOCK_MONOTONIC of the count; 0: none yet, or it failed */
         bool drained;
         bool stop_pending;                 /* DrainDelaySec=: a stop signal came, the delay runs */
         sd_event_source *drain_stop_timer; /* its end */
@@ -224,4 +228,5 @@ void manager_on_http(Httpd *h, const HttpRequest *req, HttpdResponse *resp, void
 char *manager_agent_answer(AgentServer *a, void *userdata);
 /* The connections open on the workers' TCP addresses (sock-diag.h). Returns 0 or -errno. */
 int manager_count_connections(Manager *m, uint64_t *ret);
+#define METRICS_CONNECTIONS_MAX_AGE_USEC USEC_PER_SEC
 void manager_on_control(ControlServer *s, ControlConnection *c, ControlCommand cmd, unsigned arg, void *userdata);
