@@ -3,10 +3,13 @@
  * snapshots, and the reload counters. */
 
 #include <criterion/criterion.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <time.h>
 
+#include "config.h"
+#include "httpd.h"
 #include "status.h"
 
 /* The table shows corral's start in local time: make that UTC. */
@@ -698,4 +701,34 @@ Test(status, slots_of_reuseport_in_table_json_and_metrics) {
                                            "corral_slot_connections_total{slot=\"0\"} 10\n"
                                            "corral_slot_connections_total{slot=\"1\"} 9\n# HELP corral_worker_info"),
                            "%s", metrics);
+}
+
+/* The largest pool corral allows fits in one /metrics response: COUNT_MAX slots, each with a worker starting
+ * beside a ready one and an old one stopping (one series per slot all the same), every figure at its widest,
+ * and with Balance=reuseport the two series per slot of the slots' sockets. */
+Test(status, metrics_of_the_largest_pool_fit_in_a_response) {
+        size_t n = 3 * COUNT_MAX;
+        _cleanup_free_ StatusWorker *rows = calloc(n, sizeof(StatusWorker));
+        _cleanup_free_ StatusSlot *slots = calloc(COUNT_MAX, sizeof(StatusSlot));
+        _cleanup_free_ char *text = NULL;
+        Snapshot x = snapshot(SCENARIO_RELOADING);
+
+        cr_assert(rows && slots);
+        for (size_t i = 0; i < n; i++)
+                rows[i] = (StatusWorker) { .slot = (unsigned) (i / 3), .pid = 4194304 - (pid_t) i,
+                                           .generation = UINT_MAX - (unsigned) (i % 3),
+                                           .state = i % 3 == 0 ? WORKER_STOPPING : i % 3 == 1 ? WORKER_READY :
+                                                                                               WORKER_STARTING,
+                                           .uptime_usec = UINT64_MAX, .ready_after_usec = UINT64_MAX,
+                                           .memory_bytes = UINT64_MAX, .cpu_usec = UINT64_MAX / 3,
+                                           .restarts = UINT_MAX };
+        for (size_t k = 0; k < COUNT_MAX; k++)
+                slots[k] = (StatusSlot) { .has_sockets = true, .queued = UINT32_MAX, .has_connections = true,
+                                          .connections = UINT64_MAX };
+        x.pool.slots = slots;
+        x.pool.n_slots = COUNT_MAX;
+        text = status_format_metrics(&x.pool, rows, n);
+        cr_assert_not_null(text);
+        cr_assert_not_null(strstr(text, "corral_worker_memory_bytes{slot=\"4095\"} 18446744073709551615\n"));
+        cr_assert_lt(strlen(text), (size_t) HTTPD_BODY_MAX, "%zu bytes", strlen(text));
 }
