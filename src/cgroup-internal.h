@@ -79,8 +79,9 @@ static inline int leaf_missing(int dir_fd, int r) {
 }
 
 /* Proc backend: the roots of the worker's processes, its pid and then the orphans it left in its session
- * (from the manager's list of them, looked at again when older than half a second, or now if fresh).
- * Returns their number (at least 1) and the array in *ret (owned), or -errno. */
+ * (from the manager's list of them, looked at again when older than half a second, or now if fresh: then
+ * a failed look is an error, not the last list). Returns their number (at least 1) and the array in *ret
+ * (owned), or -errno. */
 int cgroup_worker_proc_roots(CgroupWorker *w, bool fresh, pid_t **ret);
 
 /* Closes the sampling files kept open (cgroup-sample.c); the worker's other fds are cgroup.c's. */

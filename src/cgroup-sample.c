@@ -249,9 +249,13 @@ int cgroup_worker_proc_roots(CgroupWorker *w, bool fresh, pid_t **ret) {
         CgroupManager *m = w->manager;
         size_t lo = 0, hi, n = 0;
         pid_t *roots;
+        int r;
 
-        /* A failed look keeps the last list: the worker itself is always there. */
-        (void) orphans_refresh(m, fresh);
+        /* A failed look keeps the last list for a sample (the worker itself is always there); a kill, which
+         * asks for a fresh one, must not signal pids of a stale list, which may be other processes' now. */
+        r = orphans_refresh(m, fresh);
+        if (r < 0 && fresh)
+                return r;
         hi = m->n_orphans;
         while (lo < hi) { /* the first orphan of the worker's session */
                 size_t mid = lo + (hi - lo) / 2;

@@ -182,7 +182,7 @@ int cgroup_worker_kill(CgroupWorker *w);
  * processes, or the orphans of its session), never its pid, which may be another process's by now. */
 int cgroup_worker_kill_left(CgroupWorker *w);
 
-/* Whether killing what an exited worker left is worth putting off until its replacement has been started:
+/* Whether killing what an exited worker left is worth putting off until its replacement may have started:
  * the proc backend's look through all of corral's children for the orphans of the worker's session costs
  * about 5 ms at 4,096 workers (docs/performance.md, section 15); a leaf's cgroup.kill is one write. */
 bool cgroup_worker_kill_is_slow(const CgroupWorker *w);

@@ -550,7 +550,7 @@ static int check_unit(const Args *a, const Config *c, char **ret_sockets) {
         if (r == -ENOMEM)
                 return log_oom(), EXIT_OSERR;
         if (r < 0) {
-                log_error("%s", error);
+                log_error("%s", error ?: "Failed to ask systemd about the unit");
                 return EXIT_FAILURE;
         }
         r = unit_check(u, c->listen && c->listen[0], c->balance == BALANCE_REUSEPORT, &problems);

@@ -18,11 +18,11 @@ void reaper_sort(pid_t *pids, size_t n);
  * (reaper_sort()): their number, with the array in *ret (the caller's to free), or -errno. */
 typedef int (*ReaperKeepFunc)(void *userdata, pid_t **ret);
 
-/* Reaps every child of corral that has exited and is not one that keep lists. The list is asked for only
+/* Reaps every child of corral that has exited and is not one that keep_func lists. The list is asked for only
  * once a waitable child is seen: a SIGCHLD whose zombie a child source has reaped already (a worker's exit,
  * the common case) costs one waitid(), however large the pool. Returns 0 and how many were reaped, or
  * -errno. */
-int reaper_reap(ReaperKeepFunc keep, void *userdata, unsigned *ret_reaped);
+int reaper_reap(ReaperKeepFunc keep_func, void *userdata, unsigned *ret_reaped);
 
 /* Makes corral the reaper of its descendants' orphans: 1, or 0 as PID 1 (it is theirs already), or
  * -errno. */

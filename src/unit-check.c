@@ -30,6 +30,19 @@ static bool listen_is_tcp(const UnitListen *l) {
                !startswith(l->address, "vsock:");
 }
 
+/* A socket corral keeps for itself (main.c, take_sockets()): the health or agent-check endpoint. */
+static bool socket_is_endpoint(const UnitSocket *s) {
+        return streq_ptr(s->fd_name, "corral-status") || streq_ptr(s->fd_name, "corral-agent");
+}
+
+static size_t worker_sockets(const UnitInfo *u) {
+        size_t n = 0;
+
+        for (size_t i = 0; i < u->n_sockets; i++)
+                n += !socket_is_endpoint(&u->sockets[i]);
+        return n;
+}
+
 static int add(char ***problems, char *message) {
         return message ? strv_consume(problems, message) : -ENOMEM;
 }
@@ -40,6 +53,8 @@ static int check_reuseport(const UnitInfo *u, char ***problems) {
         for (size_t i = 0; i < u->n_sockets; i++) {
                 const UnitSocket *s = &u->sockets[i];
 
+                if (socket_is_endpoint(s))
+                        continue;
                 if (!s->reuse_port) {
                         r = add(problems, strdup_printf("%s: ReusePort=no: Balance=reuseport joins the SO_REUSEPORT "
                                                         "group of systemd's socket, which needs ReusePort=yes "
@@ -60,8 +75,10 @@ static int check_reuseport(const UnitInfo *u, char ***problems) {
                         n++;
                 }
         }
-        /* The kernel lets only a socket's owner join its group, and systemd binds as root. */
-        if (u->dynamic_user || (!isempty(u->user) && !streq(u->user, "root") && !streq(u->user, "0"))) {
+        /* The kernel lets only a socket's owner join its group, and systemd binds as root (sockets corral binds
+         * itself from Listen= are its own). */
+        if (worker_sockets(u) > 0 &&
+            (u->dynamic_user || (!isempty(u->user) && !streq(u->user, "root") && !streq(u->user, "0")))) {
                 r = add(problems, strdup_printf("%s: %s%s: corral would not run as root, which owns systemd's "
                                                 "sockets, and the kernel lets only a socket's owner join its "
                                                 "SO_REUSEPORT group: run corral as root with [Worker] User= for the "
@@ -83,9 +100,10 @@ int unit_check(const UnitInfo *u, bool has_listen, bool reuseport, char ***probl
                                                 u->load_state ?: "unknown"));
                 return r < 0 ? r : 1;
         }
-        if (u->n_sockets == 0 && !has_listen) {
-                r = add(problems, strdup_printf("%s: no .socket unit passes it sockets, and the configuration has "
-                                                "no Listen=: a start would have no socket to serve",
+        if (worker_sockets(u) == 0 && !has_listen) {
+                r = add(problems, strdup_printf("%s: no .socket unit passes its workers sockets, and the "
+                                                "configuration has no Listen=: a start would have no socket to "
+                                                "serve",
                                                 u->name));
                 return r < 0 ? r : 1;
         }
@@ -97,12 +115,14 @@ char *unit_describe_sockets(const UnitInfo *u) {
 
         for (size_t i = 0; s && i < u->n_sockets; i++) {
                 const UnitSocket *k = &u->sockets[i];
-                char *t = strdup_printf("%s%s%s (", s, i > 0 ? " " : "", k->name);
+                char *t = strdup_printf("%s%s%s (%s", s, i > 0 ? " " : "", k->name,
+                                        socket_is_endpoint(k) ? k->fd_name : "");
 
                 free(s);
                 s = t;
                 for (size_t j = 0; s && j < k->n_listen; j++) {
-                        t = strdup_printf("%s%s, ", s, k->listen[j].address);
+                        t = strdup_printf("%s%s%s, ", s, socket_is_endpoint(k) && j == 0 ? ": " : "",
+                                          k->listen[j].address);
                         free(s);
                         s = t;
                 }

@@ -85,6 +85,9 @@ static int read_socket(sd_bus *bus, const char *name, UnitSocket *s, char **ret_
         r = sd_bus_get_property_trivial(bus, SYSTEMD_DESTINATION, path, SOCKET_INTERFACE, "ReusePort", &e, 'b',
                                         &reuse_port);
         if (r >= 0)
+                r = sd_bus_get_property_string(bus, SYSTEMD_DESTINATION, path, SOCKET_INTERFACE,
+                                               "FileDescriptorName", &e, &s->fd_name);
+        if (r >= 0)
                 r = read_listen(bus, path, s, &e);
         if (r < 0) {
                 *ret_error = bus_error_message(&e, r, name);
@@ -163,6 +166,7 @@ UnitInfo *unit_info_free(UnitInfo *u) {
                         free(u->sockets[i].listen[k].address);
                 }
                 free(u->sockets[i].listen);
+                free(u->sockets[i].fd_name);
                 free(u->sockets[i].name);
         }
         free(u->sockets);

@@ -17,7 +17,8 @@ typedef struct UnitListen {
 } UnitListen;
 
 typedef struct UnitSocket {
-        char *name; /* "app.socket" */
+        char *name;    /* "app.socket" */
+        char *fd_name; /* FileDescriptorName=: "corral-status" and "corral-agent" are corral's own endpoints */
         bool reuse_port;
         UnitListen *listen;
         size_t n_listen;

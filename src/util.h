@@ -83,6 +83,7 @@ static inline bool isempty(const char *s) {
 }
 /* Returns a pointer just past prefix in s, or NULL when s does not start with prefix. */
 const char *startswith(const char *s, const char *prefix);
+/* Whether s ends with suffix. */
 bool endswith(const char *s, const char *suffix);
 
 /* NULL-terminated string vectors ("strv"). */

@@ -214,8 +214,8 @@ static void worker_exited(Worker *w, const siginfo_t *si) {
          * the session but stayed in the worker's cgroup. */
         (void) kill(-w->pid, SIGKILL);
         /* What left the session too: the leaf's at once; the proc backend's when the worker is freed, after
-         * the manager has started its replacement (manager.c, on_post()), so a crash is not answered later
-         * the larger the pool. Until then the orphans of its session keep its pid from being reused. */
+         * the manager's next plan, which starts its replacement when one is due (manager.c, on_post()), so a
+         * crash is not answered later the larger the pool. */
         if (w->cgroup && cgroup_worker_kill_is_slow(w->cgroup))
                 w->kill_left = true;
         else if (w->cgroup)

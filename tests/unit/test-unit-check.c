@@ -24,7 +24,7 @@ static int check(const UnitInfo *u, bool has_listen, bool reuseport, char ***pro
 
 Test(unit_check, reuseport_with_reuseport_tcp_sockets_and_root_is_fine) {
         UnitListen l[] = { tcp, tcp6 };
-        UnitSocket s = { "corral@app.socket", true, l, 2 };
+        UnitSocket s = { .name = "corral@app.socket", .reuse_port = true, .listen = l, .n_listen = 2 };
         UnitInfo u = service(&s, 1);
         char **p;
 
@@ -36,7 +36,7 @@ Test(unit_check, reuseport_with_reuseport_tcp_sockets_and_root_is_fine) {
 
 Test(unit_check, shared_takes_any_socket) {
         UnitListen l[] = { unix_path, udp };
-        UnitSocket s = { "corral@app.socket", false, l, 2 };
+        UnitSocket s = { .name = "corral@app.socket", .reuse_port = false, .listen = l, .n_listen = 2 };
         UnitInfo u = service(&s, 1);
         char **p;
 
@@ -46,7 +46,7 @@ Test(unit_check, shared_takes_any_socket) {
 
 Test(unit_check, reuseport_names_each_problem) {
         UnitListen l[] = { tcp, unix_path, abstract, udp, vsock };
-        UnitSocket s = { "corral@app.socket", false, l, 5 };
+        UnitSocket s = { .name = "corral@app.socket", .reuse_port = false, .listen = l, .n_listen = 5 };
         UnitInfo u = service(&s, 1);
         char **p;
 
@@ -64,7 +64,7 @@ Test(unit_check, reuseport_names_each_problem) {
 
 Test(unit_check, reuseport_refuses_another_user) {
         UnitListen l[] = { tcp };
-        UnitSocket s = { "corral@app.socket", true, l, 1 };
+        UnitSocket s = { .name = "corral@app.socket", .reuse_port = true, .listen = l, .n_listen = 1 };
         UnitInfo u = service(&s, 1);
         char **p;
 
@@ -91,14 +91,42 @@ Test(unit_check, no_socket_is_fine_only_with_listen) {
         char **p;
 
         cr_assert_eq(check(&u, true, true, &p), 0);
+        /* corral binds Listen= itself, as its own user: nobody else's socket to join. */
+        u.user = "www-data";
+        cr_assert_eq(check(&u, true, true, &p), 0);
         cr_assert_eq(check(&u, false, false, &p), 1);
         cr_assert(strstr(p[0], "no .socket unit") && strstr(p[0], "no Listen="), "%s", p[0]);
         strv_free(p);
 }
 
+/* A socket named corral-status or corral-agent is corral's own endpoint: neither a worker socket nor one
+ * Balance=reuseport needs anything of. */
+Test(unit_check, corrals_own_endpoints_are_left_out) {
+        UnitListen l[] = { tcp }, h[] = { { "Stream", "127.0.0.1:9100" } }, un[] = { unix_path };
+        UnitSocket s[] = { { .name = "app.socket", .reuse_port = true, .listen = l, .n_listen = 1 },
+                           { .name = "app-status.socket", .fd_name = "corral-status", .listen = h, .n_listen = 1 },
+                           { .name = "app-agent.socket", .fd_name = "corral-agent", .listen = un, .n_listen = 1 } };
+        UnitInfo u = service(s, 3);
+        char **p;
+        char *d;
+
+        cr_assert_eq(check(&u, false, true, &p), 0);
+        d = unit_describe_sockets(&u);
+        cr_assert_str_eq(d, "app.socket (127.0.0.1:8080, ReusePort=yes) app-status.socket (corral-status: "
+                            "127.0.0.1:9100, ReusePort=no) app-agent.socket (corral-agent: /run/corral-app.sock, "
+                            "ReusePort=no)");
+        free(d);
+        /* Only endpoints: no socket for the workers. */
+        u.sockets = s + 1;
+        u.n_sockets = 2;
+        cr_assert_eq(check(&u, false, false, &p), 1);
+        cr_assert(strstr(p[0], "no .socket unit"), "%s", p[0]);
+        strv_free(p);
+}
+
 Test(unit_check, describe_lists_sockets_addresses_and_reuseport) {
         UnitListen a[] = { tcp, tcp6 }, b[] = { unix_path };
-        UnitSocket s[] = { { "one.socket", true, a, 2 }, { "two.socket", false, b, 1 } };
+        UnitSocket s[] = { { .name = "one.socket", .reuse_port = true, .listen = a, .n_listen = 2 }, { .name = "two.socket", .reuse_port = false, .listen = b, .n_listen = 1 } };
         UnitInfo u = service(s, 2);
         char *d = unit_describe_sockets(&u);
 
