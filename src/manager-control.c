@@ -292,8 +292,12 @@ int manager_count_connections(Manager *m, uint64_t *ret) {
 static bool manager_metrics_connections(Manager *m, uint64_t *ret) {
         usec_t now = now_usec(CLOCK_MONOTONIC);
 
-        if (m->metrics_connections_usec == 0 || now - m->metrics_connections_usec >= METRICS_CONNECTIONS_MAX_AGE_USEC)
-                m->metrics_connections_usec = manager_count_connections(m, &m->metrics_connections) >= 0 ? now : 0;
+        if (m->metrics_connections_usec == 0 ||
+            now - m->metrics_connections_usec >= METRICS_CONNECTIONS_MAX_AGE_USEC) {
+                int r = manager_count_connections(m, &m->metrics_connections);
+
+                m->metrics_connections_usec = r >= 0 ? now : 0;
+        }
         *ret = m->metrics_connections;
         return m->metrics_connections_usec != 0;
 }

@@ -723,7 +723,8 @@ bool manager_sample(Manager *m) {
         took = now_usec(CLOCK_MONOTONIC) - start;
         /* The next batch at this one's pace: as many slots as take about SAMPLE_BATCH_USEC. */
         m->sample_batch_slots = (unsigned) CLAMP((uint64_t) (end - first) * SAMPLE_BATCH_USEC / MAX(took, 1U),
-                                                 (uint64_t) SAMPLE_BATCH_SLOTS_MIN, (uint64_t) SAMPLE_BATCH_SLOTS_MAX);
+                                                 (uint64_t) SAMPLE_BATCH_SLOTS_MIN,
+                                                 (uint64_t) SAMPLE_BATCH_SLOTS_MAX);
         m->sample_pass.busy_usec += took;
         m->sample_pass.longest_usec = MAX(m->sample_pass.longest_usec, took);
         m->sample_pass.batches++;

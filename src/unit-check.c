@@ -11,10 +11,14 @@ static const char *listen_directive(const char *type) {
         static const struct {
                 const char *type, *directive;
         } table[] = {
-                { "Stream", "ListenStream" },       { "Datagram", "ListenDatagram" },
-                { "SequentialPacket", "ListenSequentialPacket" }, { "FIFO", "ListenFIFO" },
-                { "Special", "ListenSpecial" },     { "Netlink", "ListenNetlink" },
-                { "MessageQueue", "ListenMessageQueue" }, { "USBFunction", "ListenUSBFunction" },
+                { "Stream", "ListenStream" },
+                { "Datagram", "ListenDatagram" },
+                { "SequentialPacket", "ListenSequentialPacket" },
+                { "FIFO", "ListenFIFO" },
+                { "Special", "ListenSpecial" },
+                { "Netlink", "ListenNetlink" },
+                { "MessageQueue", "ListenMessageQueue" },
+                { "USBFunction", "ListenUSBFunction" },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(table); i++)
@@ -27,7 +31,7 @@ static const char *listen_directive(const char *type) {
  * with "vsock:". */
 static bool listen_is_tcp(const UnitListen *l) {
         return streq(l->type, "Stream") && l->address[0] != '/' && l->address[0] != '@' &&
-               !startswith(l->address, "vsock:");
+                !startswith(l->address, "vsock:");
 }
 
 /* A socket corral keeps for itself (main.c, take_sockets()): the health or agent-check endpoint. */
@@ -56,10 +60,11 @@ static int check_reuseport(const UnitInfo *u, char ***problems) {
                 if (socket_is_endpoint(s))
                         continue;
                 if (!s->reuse_port) {
-                        r = add(problems, strdup_printf("%s: ReusePort=no: Balance=reuseport joins the SO_REUSEPORT "
-                                                        "group of systemd's socket, which needs ReusePort=yes "
-                                                        "(systemctl edit %s, then restart the socket)",
-                                                        s->name, s->name));
+                        r = add(problems,
+                                strdup_printf("%s: ReusePort=no: Balance=reuseport joins the SO_REUSEPORT "
+                                              "group of systemd's socket, which needs ReusePort=yes "
+                                              "(systemctl edit %s, then restart the socket)",
+                                              s->name, s->name));
                         if (r < 0)
                                 return r;
                         n++;
@@ -67,24 +72,26 @@ static int check_reuseport(const UnitInfo *u, char ***problems) {
                 for (size_t k = 0; k < s->n_listen; k++) {
                         if (listen_is_tcp(&s->listen[k]))
                                 continue;
-                        r = add(problems, strdup_printf("%s: %s=%s: Balance=reuseport works with TCP sockets only",
-                                                        s->name, listen_directive(s->listen[k].type),
-                                                        s->listen[k].address));
+                        r = add(problems,
+                                strdup_printf("%s: %s=%s: Balance=reuseport works with TCP sockets only",
+                                              s->name, listen_directive(s->listen[k].type),
+                                              s->listen[k].address));
                         if (r < 0)
                                 return r;
                         n++;
                 }
         }
-        /* The kernel lets only a socket's owner join its group, and systemd binds as root (sockets corral binds
-         * itself from Listen= are its own). */
+        /* The kernel lets only a socket's owner join its group, and systemd binds as root (sockets corral
+         * binds itself from Listen= are its own). */
         if (worker_sockets(u) > 0 &&
             (u->dynamic_user || (!isempty(u->user) && !streq(u->user, "root") && !streq(u->user, "0")))) {
-                r = add(problems, strdup_printf("%s: %s%s: corral would not run as root, which owns systemd's "
-                                                "sockets, and the kernel lets only a socket's owner join its "
-                                                "SO_REUSEPORT group: run corral as root with [Worker] User= for the "
-                                                "workers (contrib/reuseport.conf), or use Balance=shared",
-                                                u->name, u->dynamic_user ? "DynamicUser=yes" : "User=",
-                                                u->dynamic_user ? "" : u->user));
+                r = add(problems,
+                        strdup_printf("%s: %s%s: corral would not run as root, which owns systemd's "
+                                      "sockets, and the kernel lets only a socket's owner join its "
+                                      "SO_REUSEPORT group: run corral as root with [Worker] User= for the "
+                                      "workers (contrib/reuseport.conf), or use Balance=shared",
+                                      u->name, u->dynamic_user ? "DynamicUser=yes" : "User=",
+                                      u->dynamic_user ? "" : u->user));
                 if (r < 0)
                         return r;
                 n++;
@@ -96,15 +103,17 @@ int unit_check(const UnitInfo *u, bool has_listen, bool reuseport, char ***probl
         int r;
 
         if (!streq_ptr(u->load_state, "loaded")) {
-                r = add(problems, strdup_printf("%s: not loaded by systemd (LoadState=%s)", u->name,
-                                                u->load_state ?: "unknown"));
+                r = add(problems,
+                        strdup_printf("%s: not loaded by systemd (LoadState=%s)", u->name,
+                                      u->load_state ?: "unknown"));
                 return r < 0 ? r : 1;
         }
         if (worker_sockets(u) == 0 && !has_listen) {
-                r = add(problems, strdup_printf("%s: no .socket unit passes its workers sockets, and the "
-                                                "configuration has no Listen=: a start would have no socket to "
-                                                "serve",
-                                                u->name));
+                r = add(problems,
+                        strdup_printf("%s: no .socket unit passes its workers sockets, and the "
+                                      "configuration has no Listen=: a start would have no socket to "
+                                      "serve",
+                                      u->name));
                 return r < 0 ? r : 1;
         }
         return reuseport ? check_reuseport(u, problems) : 0;

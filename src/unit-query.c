@@ -51,7 +51,8 @@ static int read_listen(sd_bus *bus, const char *path, UnitSocket *s, sd_bus_erro
         const char *type, *address;
         int r;
 
-        r = sd_bus_get_property(bus, SYSTEMD_DESTINATION, path, SOCKET_INTERFACE, "Listen", e, &reply, "a(ss)");
+        r = sd_bus_get_property(bus, SYSTEMD_DESTINATION, path, SOCKET_INTERFACE, "Listen", e, &reply,
+                                "a(ss)");
         if (r < 0)
                 return r;
         r = sd_bus_message_enter_container(reply, 'a', "(ss)");
@@ -63,7 +64,7 @@ static int read_listen(sd_bus *bus, const char *path, UnitSocket *s, sd_bus_erro
                 if (!l)
                         return -ENOMEM;
                 s->listen = l;
-                l[s->n_listen] = (UnitListen) { strdup(type), strdup(address) };
+                l[s->n_listen] = (UnitListen){ strdup(type), strdup(address) };
                 if (!l[s->n_listen].type || !l[s->n_listen].address) {
                         free(l[s->n_listen].type);
                         free(l[s->n_listen].address);
@@ -82,8 +83,8 @@ static int read_socket(sd_bus *bus, const char *name, UnitSocket *s, char **ret_
         s->name = strdup(name);
         if (!s->name || unit_path(name, &path) < 0)
                 return -ENOMEM;
-        r = sd_bus_get_property_trivial(bus, SYSTEMD_DESTINATION, path, SOCKET_INTERFACE, "ReusePort", &e, 'b',
-                                        &reuse_port);
+        r = sd_bus_get_property_trivial(bus, SYSTEMD_DESTINATION, path, SOCKET_INTERFACE, "ReusePort", &e,
+                                        'b', &reuse_port);
         if (r >= 0)
                 r = sd_bus_get_property_string(bus, SYSTEMD_DESTINATION, path, SOCKET_INTERFACE,
                                                "FileDescriptorName", &e, &s->fd_name);
@@ -129,8 +130,8 @@ int unit_query(const char *name, UnitInfo **ret, char **ret_error) {
         r = sd_bus_get_property_strv(bus, SYSTEMD_DESTINATION, path, UNIT_INTERFACE, "TriggeredBy", &e,
                                      &triggered_by);
         if (r >= 0)
-                r = sd_bus_get_property_trivial(bus, SYSTEMD_DESTINATION, path, SERVICE_INTERFACE, "DynamicUser", &e,
-                                                'b', &dynamic_user);
+                r = sd_bus_get_property_trivial(bus, SYSTEMD_DESTINATION, path, SERVICE_INTERFACE,
+                                                "DynamicUser", &e, 'b', &dynamic_user);
         if (r >= 0)
                 r = sd_bus_get_property_string(bus, SYSTEMD_DESTINATION, path, SERVICE_INTERFACE, "User", &e,
                                                &u->user);
@@ -148,7 +149,7 @@ int unit_query(const char *name, UnitInfo **ret, char **ret_error) {
                 if (!s)
                         return -ENOMEM;
                 u->sockets = s;
-                s[u->n_sockets] = (UnitSocket) {};
+                s[u->n_sockets] = (UnitSocket){};
                 r = read_socket(bus, *t, &s[u->n_sockets++], ret_error);
                 if (r < 0)
                         return r;

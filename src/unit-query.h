@@ -28,14 +28,14 @@ typedef struct UnitInfo {
         char *name;       /* "app.service" */
         char *load_state; /* "loaded", "not-found", "bad-setting", ... */
         bool dynamic_user;
-        char *user; /* User=, "" when unset */
+        char *user;          /* User=, "" when unset */
         UnitSocket *sockets; /* the .socket units it is TriggeredBy */
         size_t n_sockets;
 } UnitInfo;
 
-/* Reads name (".service" is added to a name that does not end in it) and its sockets from systemd: the system
- * bus, or as root systemd's private socket when no bus daemon runs. Returns 0, or -errno with a message in
- * *ret_error naming what failed. */
+/* Reads name (".service" is added to a name that does not end in it) and its sockets from systemd: the
+ * system bus, or as root systemd's private socket when no bus daemon runs. Returns 0, or -errno with a
+ * message in *ret_error naming what failed. */
 int unit_query(const char *name, UnitInfo **ret, char **ret_error);
 
 UnitInfo *unit_info_free(UnitInfo *u);

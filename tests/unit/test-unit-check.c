@@ -13,8 +13,11 @@ static UnitListen tcp = { "Stream", "127.0.0.1:8080" }, tcp6 = { "Stream", "[::]
                   udp = { "Datagram", "0.0.0.0:53" }, vsock = { "Stream", "vsock:2:80" };
 
 static UnitInfo service(UnitSocket *sockets, size_t n) {
-        return (UnitInfo) { .name = "corral@app.service", .load_state = "loaded", .user = "",
-                            .sockets = sockets, .n_sockets = n };
+        return (UnitInfo){ .name = "corral@app.service",
+                           .load_state = "loaded",
+                           .user = "",
+                           .sockets = sockets,
+                           .n_sockets = n };
 }
 
 static int check(const UnitInfo *u, bool has_listen, bool reuseport, char ***problems) {
@@ -52,8 +55,10 @@ Test(unit_check, reuseport_names_each_problem) {
 
         u.dynamic_user = true;
         cr_assert_eq(check(&u, false, true, &p), 6);
-        cr_assert(strstr(p[0], "corral@app.socket: ReusePort=no") && strstr(p[0], "ReusePort=yes"), "%s", p[0]);
-        cr_assert(strstr(p[1], "ListenStream=/run/corral-app.sock") && strstr(p[1], "TCP sockets only"), "%s", p[1]);
+        cr_assert(strstr(p[0], "corral@app.socket: ReusePort=no") && strstr(p[0], "ReusePort=yes"), "%s",
+                  p[0]);
+        cr_assert(strstr(p[1], "ListenStream=/run/corral-app.sock") && strstr(p[1], "TCP sockets only"),
+                  "%s", p[1]);
         cr_assert(strstr(p[2], "ListenStream=@app"), "%s", p[2]);
         cr_assert(strstr(p[3], "ListenDatagram=0.0.0.0:53"), "%s", p[3]);
         cr_assert(strstr(p[4], "ListenStream=vsock:2:80"), "%s", p[4]);
@@ -103,18 +108,21 @@ Test(unit_check, no_socket_is_fine_only_with_listen) {
  * Balance=reuseport needs anything of. */
 Test(unit_check, corrals_own_endpoints_are_left_out) {
         UnitListen l[] = { tcp }, h[] = { { "Stream", "127.0.0.1:9100" } }, un[] = { unix_path };
-        UnitSocket s[] = { { .name = "app.socket", .reuse_port = true, .listen = l, .n_listen = 1 },
-                           { .name = "app-status.socket", .fd_name = "corral-status", .listen = h, .n_listen = 1 },
-                           { .name = "app-agent.socket", .fd_name = "corral-agent", .listen = un, .n_listen = 1 } };
+        UnitSocket s[] = {
+                { .name = "app.socket", .reuse_port = true, .listen = l, .n_listen = 1 },
+                { .name = "app-status.socket", .fd_name = "corral-status", .listen = h, .n_listen = 1 },
+                { .name = "app-agent.socket", .fd_name = "corral-agent", .listen = un, .n_listen = 1 }
+        };
         UnitInfo u = service(s, 3);
         char **p;
         char *d;
 
         cr_assert_eq(check(&u, false, true, &p), 0);
         d = unit_describe_sockets(&u);
-        cr_assert_str_eq(d, "app.socket (127.0.0.1:8080, ReusePort=yes) app-status.socket (corral-status: "
-                            "127.0.0.1:9100, ReusePort=no) app-agent.socket (corral-agent: /run/corral-app.sock, "
-                            "ReusePort=no)");
+        cr_assert_str_eq(d,
+                         "app.socket (127.0.0.1:8080, ReusePort=yes) app-status.socket (corral-status: "
+                         "127.0.0.1:9100, ReusePort=no) app-agent.socket (corral-agent: /run/corral-app.sock, "
+                         "ReusePort=no)");
         free(d);
         /* Only endpoints: no socket for the workers. */
         u.sockets = s + 1;
@@ -126,12 +134,14 @@ Test(unit_check, corrals_own_endpoints_are_left_out) {
 
 Test(unit_check, describe_lists_sockets_addresses_and_reuseport) {
         UnitListen a[] = { tcp, tcp6 }, b[] = { unix_path };
-        UnitSocket s[] = { { .name = "one.socket", .reuse_port = true, .listen = a, .n_listen = 2 }, { .name = "two.socket", .reuse_port = false, .listen = b, .n_listen = 1 } };
+        UnitSocket s[] = { { .name = "one.socket", .reuse_port = true, .listen = a, .n_listen = 2 },
+                           { .name = "two.socket", .reuse_port = false, .listen = b, .n_listen = 1 } };
         UnitInfo u = service(s, 2);
         char *d = unit_describe_sockets(&u);
 
-        cr_assert_str_eq(d, "one.socket (127.0.0.1:8080, [::]:8080, ReusePort=yes) two.socket "
-                            "(/run/corral-app.sock, ReusePort=no)");
+        cr_assert_str_eq(d,
+                         "one.socket (127.0.0.1:8080, [::]:8080, ReusePort=yes) two.socket "
+                         "(/run/corral-app.sock, ReusePort=no)");
         free(d);
         u.n_sockets = 0;
         d = unit_describe_sockets(&u);
