@@ -71,6 +71,8 @@ struct Manager {
         sd_event_source *sample_more; /* a defer source: the pass's next batch, on the next turn */
         unsigned sample_next_slot;    /* where the pass's next batch starts; 0: a new pass */
         unsigned sample_batch_slots;  /* how many slots the next batch takes; 0: none was taken yet */
+        PoolWorker **sample_batch;     /* a batch's records in slot order (valid during the batch only) */
+        size_t sample_batch_size;      /* room in it */
         SamplePass sample_pass;       /* the pass under way */
         SamplePass sample_last;       /* the last complete pass, for /metrics */
         SocketSet status_sockets; /* corral's own endpoints: "corral-agent", and the health endpoint's */

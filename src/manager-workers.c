@@ -692,30 +692,67 @@ static void manager_sample_keep_files(Manager *m) {
         cgroup_manager_set_keep_below(m->cgroups, limit + held > need ? limit + held - need : 0);
 }
 
-bool manager_sample(Manager *m) {
-        unsigned first = m->sample_next_slot, slots = m->sample_batch_slots ?: SAMPLE_BATCH_SLOTS_FIRST;
-        unsigned end = first + slots, last = first;
-        usec_t start = now_usec(CLOCK_MONOTONIC), took;
-        bool more = false, cut = false;
+static int compare_slots(const void *a, const void *b) {
+        const PoolWorker *x = *(PoolWorker *const *) a, *y = *(PoolWorker *const *) b;
 
-        if (first == 0)
-                manager_sample_keep_files(m);
+        return x->slot < y->slot ? -1 : x->slot > y->slot;
+}
+
+/* The records of slots [first, end) with a process, in slot order, into m->sample_batch (the pool's list is in
+ * spawn order: respawns and recycles go to its tail). Sets *more when a record lies beyond. Returns their
+ * number, or -ENOMEM. */
+static int manager_sample_collect(Manager *m, unsigned first, unsigned end, bool *more) {
+        size_t n = 0;
+
         for (PoolWorker *pw = pool_workers(m->pool); pw; pw = pw->next) {
                 if (!pw->process || pw->slot < first)
                         continue;
                 if (pw->slot >= end) {
-                        more = true;
+                        *more = true;
                         continue;
                 }
-                manager_sample_worker(m, pw->process, pw);
-                last = MAX(last, pw->slot);
-                /* A batch dearer than the last one's pace said (PSS due for many workers at once, the orphans
-                 * looked at again) ends early: past the highest slot sampled so far, so that no worker is
-                 * sampled twice in a pass. Those below it that come later in the list are still sampled. */
-                if (!cut && now_usec(CLOCK_MONOTONIC) - start >= SAMPLE_BATCH_USEC) {
-                        cut = true;
-                        end = last + 1;
+                if (n == m->sample_batch_size) {
+                        size_t size = MAX(2 * m->sample_batch_size, 64U);
+                        PoolWorker **b = reallocarray(m->sample_batch, size, sizeof(PoolWorker *));
+
+                        if (!b)
+                                return -ENOMEM;
+                        m->sample_batch = b;
+                        m->sample_batch_size = size;
                 }
+                m->sample_batch[n++] = pw;
+        }
+        qsort(m->sample_batch, n, sizeof(PoolWorker *), compare_slots);
+        return (int) n;
+}
+
+bool manager_sample(Manager *m) {
+        unsigned first = m->sample_next_slot, slots = m->sample_batch_slots ?: SAMPLE_BATCH_SLOTS_FIRST;
+        unsigned end = first + slots;
+        usec_t start = now_usec(CLOCK_MONOTONIC), took;
+        bool more = false;
+        int n;
+
+        if (first == 0)
+                manager_sample_keep_files(m);
+        n = manager_sample_collect(m, first, end, &more);
+        if (n < 0) {
+                log_oom(); /* the pass goes on at the next tick */
+                return false;
+        }
+        for (int i = 0; i < n; i++) {
+                PoolWorker *pw = m->sample_batch[i];
+
+                /* A batch dearer than the last one's pace said (PSS due for many workers at once, the orphans
+                 * looked at again) ends once it has run SAMPLE_BATCH_USEC, after the slot it is in: the next
+                 * batch starts at the next slot, so no worker is sampled twice in a pass. */
+                if (pw->slot >= end) {
+                        more = true;
+                        break;
+                }
+                manager_sample_worker(m, pw->process, pw);
+                if (end > pw->slot + 1 && now_usec(CLOCK_MONOTONIC) - start >= SAMPLE_BATCH_USEC)
+                        end = pw->slot + 1;
         }
         if (!more)
                 (void) cgroup_manager_gc(m->cgroups);

@@ -689,6 +689,7 @@ Manager *manager_free(Manager *m) {
         generation_unref(m->first);
         slot_sockets_free(m->slot_sockets); /* before the group it borrows */
         socket_set_done(&m->sockets);
+        free(m->sample_batch);
         free(m->fds);
         free(m->fd_names);
         free(m->status);

@@ -752,7 +752,12 @@ Test(cgroup, proc_backend_sums_the_tree) {
         /* ... and reaped. */
         rm_rel(&t, "proc/100");
         cr_assert_eq(cgroup_worker_sample(w, WANT_ALL, &s), 0);
+        /* A kill looks through corral's children afresh, and a look that fails is an error: the last list's
+         * pids may be other processes' by now. */
+        cr_assert_eq(cgroup_worker_kill(w), -ENOENT);
+        put(&t, "proc/4242/task/4242/children", "100 ");
         cr_assert_eq(cgroup_worker_kill(w), 0);
+        cr_assert_eq(cgroup_worker_kill_left(w), 0);
 
         cgroup_worker_free(w);
         cgroup_manager_free(m);
