@@ -113,10 +113,8 @@ def main():
              "p99_ratio": B.stats([r["p99_ratio"] for r in runs]),
              "errors": sum(r["down"]["socket_errors"] + r["down"]["non_2xx"] for r in runs)}
         out["summary"][mode] = s
-        B.log(f"{mode:17} {B.ms(s['steady_p99']['median'], 2):>7} ({B.ms(s['steady_p99']['min'], 2)}-"
-              f"{B.ms(s['steady_p99']['max'], 2)}) {B.ms(s['down_p99']['median'], 2):>7} ({B.ms(s['down_p99']['min'], 2)}-"
-              f"{B.ms(s['down_p99']['max'], 2)}) {s['p99_ratio']['median']:>6.2f} ({s['p99_ratio']['min']:.2f}-"
-              f"{s['p99_ratio']['max']:.2f}) {s['errors']:>8}")
+        B.log(f"{mode:17} {B.span(s['steady_p99'], '.2f', 1000, 7)} {B.span(s['down_p99'], '.2f', 1000, 7)} "
+              f"{B.span(s['p99_ratio'], '.2f', width=6)} {s['errors']:>8}")
     B.machine_use_done(out, fc)
     B.emit(out, args.json)
     return 0

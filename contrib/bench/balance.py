@@ -171,11 +171,9 @@ def main():
         s = {k: {"median": B.median([r[k] for r in runs]), "min": min(r[k] for r in runs),
                  "max": max(r[k] for r in runs)} for k in ("rps", "p99", "max_min", "jain", "idle_slots")}
         out["summary"][mode] = s
-        B.log(f"{mode:9} {s['rps']['median']:>7.0f} ({s['rps']['min']:.0f}-{s['rps']['max']:.0f}) "
-              f"{B.ms(s['p99']['median'], 1):>6} ({B.ms(s['p99']['min'], 1)}-{B.ms(s['p99']['max'], 1)}) "
-              f"{s['max_min']['median']:>6.2f} ({s['max_min']['min']:.2f}-{s['max_min']['max']:.2f}) "
-              f"{s['jain']['median']:>6.3f} ({s['jain']['min']:.3f}-{s['jain']['max']:.3f}) "
-              f"{s['idle_slots']['median']:>5} ({s['idle_slots']['min']}-{s['idle_slots']['max']})")
+        B.log(f"{mode:9} {B.span(s['rps'], '.0f', width=7)} {B.span(s['p99'], '.1f', 1000, 6)} "
+              f"{B.span(s['max_min'], '.2f', width=6)} {B.span(s['jain'], '.3f', width=6)} "
+              f"{B.span(s['idle_slots'], width=5)}")
     B.machine_use_done(out, fc)
     B.emit(out, args.json)
     return 0

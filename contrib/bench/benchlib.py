@@ -201,6 +201,14 @@ def ms(x, digits=1):
     return "-" if x is None else f"{x * 1000:.{digits}f}"
 
 
+def span(s, spec="", scale=1, width=0):
+    """A summary cell "median (min-max)" from s (stats() or a dict with those keys): each figure times scale
+    (1000: seconds as ms) in format spec, the median right-aligned in width; "-" for a missing figure."""
+    def f(x):
+        return "-" if x is None else format(x * scale, spec)
+    return f"{f(s['median']):>{width}} ({f(s['min'])}-{f(s['max'])})"
+
+
 def result(name, h, **fields):
     """The head of a benchmark's JSON result: its name, the machine, corral's version (of the harness H) and
     the command line as run, then FIELDS."""
