@@ -870,7 +870,7 @@ int cgroup_worker_set_memory_limits(CgroupWorker *w, uint64_t high, uint64_t max
 }
 
 /* The worker's trees, its own (with_root) and those it left: see cgroup_worker_kill(). */
-static int worker_kill(CgroupWorker *w, bool with_root) {
+static int kill_trees(CgroupWorker *w, bool with_root) {
         int r;
 
         if (w->manager->backend == CGROUP_BACKEND_PROC) {
@@ -898,11 +898,11 @@ static int worker_kill(CgroupWorker *w, bool with_root) {
 }
 
 int cgroup_worker_kill(CgroupWorker *w) {
-        return worker_kill(w, /* with_root= */ true);
+        return kill_trees(w, /* with_root= */ true);
 }
 
 int cgroup_worker_kill_left(CgroupWorker *w) {
-        return worker_kill(w, /* with_root= */ false);
+        return kill_trees(w, /* with_root= */ false);
 }
 
 bool cgroup_worker_kill_is_slow(const CgroupWorker *w) {
